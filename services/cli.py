@@ -1,0 +1,55 @@
+"""The ``disposisi`` command."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from shared.settings import Settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="disposisi", description="Disposisi complaint routing")
+    commands = parser.add_subparsers(dest="command", required=True)
+    dev = commands.add_parser("dev", help="run everything on the embedded broker and store")
+    dev.add_argument("--data-dir", type=Path, default=Path(".disposisi"))
+    dev.add_argument("--kafka-port", type=int, default=9092)
+    dev.add_argument("--mongo-port", type=int, default=27017)
+    dev.add_argument("--intake-port", type=int, default=8080)
+    dev.add_argument("--sla-port", type=int, default=8081)
+    dev.add_argument("--router-port", type=int, default=8082)
+    for name in ("intake", "router", "sla"):
+        commands.add_parser(name, help=f"run the {name} service alone (settings from DISPOSISI_*)")
+    spec = commands.add_parser("asyncapi", help="print the AsyncAPI document of all topics")
+    spec.add_argument("--format", choices=["yaml", "json"], default="yaml")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "dev":
+        from services.dev import DevOptions, run_dev
+
+        return run_dev(DevOptions(args.data_dir, args.kafka_port, args.mongo_port,
+                                  args.intake_port, args.sla_port, args.router_port))
+    if args.command == "asyncapi":
+        from shared.asyncapi import document
+
+        print(document(args.format))
+        return 0
+    return _run_service(args.command)
+
+
+def _run_service(name: str) -> int:
+    settings = Settings()
+    if name == "intake":
+        from services.intake.app import run
+    elif name == "router":
+        from services.router.app import run
+    else:
+        from services.sla.app import run
+    run(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""Intake wiring: the one place that connects settings, Kafka, MongoDB, handlers and HTTP."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+
+from services.intake import api, handlers
+from services.intake.flows import Intake
+from services.intake.store import ComplaintStore
+from shared import mongo
+from shared.contracts import Topics
+from shared.kafka import ensure_topics, make_broker
+from shared.outbox import OutboxRelay
+from shared.runtime import add_health, background, every, serve, validation_error
+from shared.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    broker = make_broker(settings, handlers.SERVICE)
+    client = mongo.connect(settings)
+    db = mongo.database(client, settings)
+    complaints = ComplaintStore(db, settings)
+    relay = OutboxRelay(complaints.collection, broker, lease_seconds=settings.outbox_lease_seconds,
+                        owner=settings.instance_id)
+    intake = Intake(settings, complaints, relay)
+    handlers.register(broker, intake)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await ensure_topics(settings, [Topics.SUBMITTED, Topics.RECEIVED, Topics.DEADLETTER])
+        await complaints.ensure_indexes()
+        await relay.ensure_indexes()
+        await broker.start()
+        async with background(lambda: every(settings.outbox_sweep_seconds, relay.sweep,
+                                            "intake outbox sweep")):
+            yield
+        await broker.stop()
+        await client.close()
+
+    app = FastAPI(title="Disposisi intake", version="1", lifespan=lifespan,
+                  description="Accepts citizens' complaints from every channel.")
+    app.state.intake = intake
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.include_router(api.build_router())
+    add_health(app, broker, lambda: db, handlers.SERVICE)
+    return app
+
+
+def run(settings: Settings) -> None:
+    serve(create_app(settings), settings.http_host, settings.intake_port)

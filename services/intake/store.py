@@ -1,0 +1,81 @@
+"""Intake's MongoDB collection ``complaints``: each accepted complaint with its outbox event."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.contracts import Complaint, EventType, Topics, derived_event_id, envelope, utc_now
+from shared.mongo import Document, insert_new
+from shared.outbox import outbox_fields
+from shared.settings import Settings
+
+COMPLAINTS = "complaints"
+TICKETS = "tickets"  # owned by the SLA service; intake only reads it for the tracking view
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A complaint to store under an idempotency key (a fresh random key when it has none)."""
+
+    key: str
+    complaint: Complaint
+    fingerprint: str
+
+
+class ComplaintStore:
+    def __init__(self, db: AsyncDatabase[Document], settings: Settings) -> None:
+        self.collection = db[COMPLAINTS]
+        self.tickets = db[TICKETS]
+        self.settings = settings
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index([("ticket_id", ASCENDING)], unique=True)
+
+    def _document(self, item: Accepted) -> Document:
+        complaint = item.complaint
+        event = envelope(complaint, type=EventType.COMPLAINT_RECEIVED, tenant=self.settings.tenant,
+                         ticket_id=complaint.ticket_id,
+                         event_id=derived_event_id("received", complaint.ticket_id))
+        now = utc_now()
+        return {
+            "_id": item.key, "ticket_id": complaint.ticket_id, "fingerprint": item.fingerprint,
+            "submitted_at": complaint.submitted_at, "created_at": now,
+            **outbox_fields(Topics.RECEIVED, event, lease_seconds=self.settings.outbox_lease_seconds,
+                            owner=self.settings.instance_id, now=now),
+        }
+
+    async def save(self, items: Sequence[Accepted],
+                   reissue: Callable[[Accepted], Accepted]) -> dict[str, Document]:
+        """Store new complaints; return the stored document of every key, new or earlier.
+
+        A tracking number that collides with an existing one is reissued and stored again.
+        """
+        stored: dict[str, Document] = {}
+        pending = list(items)
+        for _ in range(5):
+            await insert_new(self.collection, [self._document(i) for i in pending])
+            found = await self.collection.find(
+                {"_id": {"$in": [i.key for i in pending]}}).to_list(None)
+            mine = {i.key: i.complaint.ticket_id for i in pending}
+            for doc in found:
+                # Not persisted: tells the caller this key had been stored before.
+                doc["duplicate"] = doc["ticket_id"] != mine[doc["_id"]]
+                stored[doc["_id"]] = doc
+            pending = [reissue(i) for i in pending if i.key not in stored]
+            if not pending:
+                return stored
+        raise RuntimeError("could not allocate unique tracking numbers")
+
+    async def by_ticket(self, ticket_id: str) -> Document | None:
+        return await self.collection.find_one({"ticket_id": ticket_id})
+
+    async def ticket(self, ticket_id: str) -> Document | None:
+        return await self.tickets.find_one({"_id": ticket_id})
+
+
+def complaint_of(doc: Document) -> dict[str, Any]:
+    data: dict[str, Any] = doc["event"]["data"]
+    return data

