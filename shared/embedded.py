@@ -84,9 +84,11 @@ def start_kafka(port: int, log_dir: Path) -> EmbeddedServer:
 
 
 def start_mongo(port: int, data_dir: Path) -> EmbeddedServer:
-    """NX-27017 over a SQLite file in ``data_dir``: tickets survive restarts."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    command = [*nx_27017_command(), "--db", str(data_dir / "store.sqlite"), "--host", LOOPBACK,
+    """NX-27017 over SQLite files in ``data_dir``: tickets survive restarts. ``--data-dir``
+    keeps one file per database; with a single ``--db`` file every database name would share
+    the same collections."""
+    (data_dir / "mongo").mkdir(parents=True, exist_ok=True)
+    command = [*nx_27017_command(), "--data-dir", str(data_dir / "mongo"), "--host", LOOPBACK,
                "-p", str(port), "--pid-file", str(data_dir / f"nx-27017-{port}.pid"),
                "--log-file", str(data_dir / "nx-27017.log")]
     return _start("mongodb (nx-27017)", command, port, data_dir / "nx-27017.out")

@@ -1,0 +1,75 @@
+"""Helpers for integration tests: serve an app on a real port, read and write topics."""
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import uvicorn
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from fastapi import FastAPI
+
+
+@contextlib.asynccontextmanager
+async def serving(app: FastAPI, port: int) -> AsyncIterator[str]:
+    """Run the app (lifespan included: broker, store, loops) on a loopback port."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on"))
+    task = asyncio.create_task(server.serve())
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if task.done():
+            task.result()
+            raise RuntimeError("server stopped during start-up")
+        if time.monotonic() > deadline:
+            raise TimeoutError("server did not start within 60 s")
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def produce(bootstrap: str, topic: str, messages: list[tuple[str | None, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send_and_wait(topic, value, key=key.encode() if key else None)
+    finally:
+        await producer.stop()
+
+
+async def read_topic(bootstrap: str, topic: str, *, expect: int, timeout: float = 30.0,
+                     settle: float = 0.0) -> list[dict[str, Any]]:
+    """Read a topic from the start until ``expect`` messages arrived (or time ran out); with
+    ``settle``, keep reading that long afterwards to catch any extra (duplicate) message."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    found: list[dict[str, Any]] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(found) < expect and time.monotonic() < deadline:
+            batches = await consumer.getmany(timeout_ms=500)
+            found.extend(json.loads(r.value) for rs in batches.values() for r in rs)
+        settle_until = time.monotonic() + settle
+        while time.monotonic() < settle_until:
+            batches = await consumer.getmany(timeout_ms=300)
+            found.extend(json.loads(r.value) for rs in batches.values() for r in rs)
+    finally:
+        await consumer.stop()
+    return found
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 30.0) -> Any:
+    """Poll until ``check`` returns something truthy; the last value is returned or raised."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.2)
