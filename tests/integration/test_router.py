@@ -1,0 +1,87 @@
+"""Router against the embedded broker: decisions on two topics, identity never leaks to an
+agency queue, redelivery yields the same event ids, poison goes to dead letters."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from services.router.app import create_app
+from shared.contracts import Topics
+from shared.settings import Settings
+from tests.integration.support import produce, read_topic, serving
+
+pytestmark = pytest.mark.integration
+
+RULEBOOK = """
+tenant: kota-bengkulu
+fallback: TRIAGE
+urgent_phrases: [kebakaran]
+agencies:
+  - {code: TRIAGE, name: Meja Pengaduan, authority: internal}
+  - code: DLH
+    name: Dinas Lingkungan Hidup
+    authority: kota
+    rules: [{id: dlh.sampah, any: [sampah, tps], category: Sampah}]
+  - code: DAMKAR
+    name: Dinas Pemadam Kebakaran
+    authority: kota
+    rules: [{id: damkar.api, any: [kebakaran, sarang tawon]}]
+"""
+
+
+def received(ticket_id: str, text: str, **extra: object) -> bytes:
+    data = {"ticket_id": ticket_id, "channel": "whatsapp", "text": text,
+            "submitted_at": "2026-11-27T03:00:00Z", **extra}
+    return json.dumps({"id": f"evt-{ticket_id}", "type": "complaint.received",
+                       "tenant": "kota-bengkulu", "ticket_id": ticket_id, "data": data}).encode()
+
+
+@pytest.fixture
+def router_settings(settings: Settings, tmp_path: Path) -> Settings:
+    rulebook = tmp_path / "rulebook.yaml"
+    rulebook.write_text(RULEBOOK)
+    return settings.model_copy(update={"rulebook": rulebook})
+
+
+async def test_routes_to_agency_queue_without_hidden_identity(router_settings: Settings) -> None:
+    bootstrap = router_settings.kafka_bootstrap_servers
+    reporter = {"name": "Budi", "phone": "+6281234567890"}
+    async with serving(create_app(router_settings), router_settings.router_port):
+        await produce(bootstrap, Topics.RECEIVED, [
+            ("T-1", received("T-1", "Sampah di TPS belum diangkut", reporter=reporter)),
+            ("T-2", received("T-2", "Sampah numpuk, hubungi saya 0812-3456-7890 ya",
+                             reporter=reporter, anonymous=True)),
+            ("T-3", received("T-3", "Ada kebakaran di pasar", reporter=reporter, confidential=True)),
+            ("T-4", received("T-4", "Tolong ditindaklanjuti segera pak")),
+            ("T-5", b"\xff\xfe not json"),
+        ])
+        routed = await read_topic(bootstrap, Topics.ROUTED, expect=4)
+        dlh = await read_topic(bootstrap, Topics.agency("DLH"), expect=2)
+        damkar = await read_topic(bootstrap, Topics.agency("DAMKAR"), expect=1)
+        triage = await read_topic(bootstrap, Topics.agency("TRIAGE"), expect=1)
+        [letter] = await read_topic(bootstrap, Topics.DEADLETTER, expect=1)
+
+    by_ticket = {e["ticket_id"]: e["data"] for e in routed}
+    assert {t: d["agency"] for t, d in by_ticket.items()} == {
+        "T-1": "DLH", "T-2": "DLH", "T-3": "DAMKAR", "T-4": "TRIAGE"}
+    assert by_ticket["T-1"]["routing"]["rule_ids"] == ["dlh.sampah"]
+    assert by_ticket["T-3"]["priority"] == "urgent"
+    assigned = {e["ticket_id"]: e["data"] for e in dlh + damkar + triage}
+    assert assigned["T-1"]["reporter"]["name"] == "Budi"
+    assert assigned["T-2"]["reporter"] is None
+    assert "0812" not in assigned["T-2"]["text"]
+    assert assigned["T-3"]["reporter"] is None
+    assert all(e["type"] == "ticket.assigned" for e in dlh + damkar + triage)
+    assert letter["data"]["source_topic"] == Topics.RECEIVED
+    assert letter["data"]["service"] == "router"
+
+
+async def test_redelivered_complaint_gets_the_same_event_ids(router_settings: Settings) -> None:
+    bootstrap = router_settings.kafka_bootstrap_servers
+    async with serving(create_app(router_settings), router_settings.router_port):
+        message = received("T-9", "Sampah di TPS belum diangkut")
+        await produce(bootstrap, Topics.RECEIVED, [("T-9", message), ("T-9", message)])
+        routed = await read_topic(bootstrap, Topics.ROUTED, expect=2)
+    assert len(routed) == 2
+    assert routed[0]["id"] == routed[1]["id"], "consumers dedupe on the id: it must be stable"
