@@ -38,6 +38,7 @@ class Decision:
 @dataclass
 class _Tally:
     score: float = 0.0
+    best_rule_score: float = 0.0
     rule_ids: list[str] = field(default_factory=list)
     terms: list[str] = field(default_factory=list)
     category: str | None = None
@@ -74,8 +75,9 @@ def _tally(rulebook: Rulebook, body: str, title: str) -> dict[str, _Tally]:
                 continue
             tally = tallies.setdefault(agency.code, _Tally())
             score = _score(rule, hits, title)
-            if tally.category is None or score > tally.score:
-                tally.category = rule.category or tally.category
+            if rule.category and score > tally.best_rule_score:
+                tally.category = rule.category  # the strongest rule names the category
+            tally.best_rule_score = max(tally.best_rule_score, score)
             tally.score += score
             tally.rule_ids.append(rule.id)
             tally.terms.extend(h for h in hits if h not in tally.terms)

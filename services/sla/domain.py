@@ -41,7 +41,7 @@ def new_ticket(ticket_id: str, routed: TicketRouted, policy: Policy, *, now: dat
     target = policy.target_for(fields)
     calendar = policy.calendar(target.calendar)
     start = routed.submitted_at
-    clocks = {
+    clocks: dict[str, dict[str, Any]] = {
         "response": {"started_at": start, "target_seconds": target.response,
                      "due_at": calendar.add(start, target.response), "stopped_at": None},
         "resolution": {"started_at": start, "target_seconds": target.resolution,

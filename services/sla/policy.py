@@ -1,6 +1,7 @@
 """The SLA policy file: calendars, targets per ticket (first match wins), escalation ladder."""
 
 import re
+from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
@@ -48,7 +49,7 @@ class Match(_Strict):
     channel: list[str] | None = None
     category: list[str] | None = None
 
-    def accepts(self, ticket: dict[str, object]) -> bool:
+    def accepts(self, ticket: Mapping[str, object]) -> bool:
         checks = {"agency": self.agency, "priority": self.priority, "channel": self.channel,
                   "category": self.category}
         return all(allowed is None or ticket.get(name) in allowed for name, allowed in checks.items())
@@ -86,7 +87,7 @@ class Policy(_Strict):
             raise ValueError("escalation: each (clock, level) may appear once")
         return self
 
-    def target_for(self, ticket: dict[str, object]) -> Target:
+    def target_for(self, ticket: Mapping[str, object]) -> Target:
         for target in self.targets:
             if target.when.accepts(ticket):
                 return target
