@@ -6,6 +6,7 @@ No Kafka, no MongoDB: unit-tested without I/O.
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import cache
 
 import phonenumbers
 
@@ -23,8 +24,14 @@ def normalise(text: str) -> str:
     return " " + " ".join(_NON_WORD.sub(" ", folded).split()) + " "
 
 
+@cache
+def _normalised_phrase(phrase: str) -> str:
+    return normalise(phrase)
+
+
 def contains(normalised_text: str, phrase: str) -> bool:
-    return normalise(phrase) in normalised_text
+    # Phrases come from the rulebook, a small fixed set: normalise each once, not per complaint.
+    return _normalised_phrase(phrase) in normalised_text
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ class Calendar(Protocol):
 
 
 class AlwaysOpen:
-    """24×7: every second counts (emergency agencies such as DAMKAR and BPBD)."""
+    """24x7: every second counts (emergency agencies such as DAMKAR and BPBD)."""
 
     def add(self, start: datetime, seconds: float) -> datetime:
         return start + timedelta(seconds=seconds)

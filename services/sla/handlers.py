@@ -28,11 +28,9 @@ def parse(record: Incoming, model: type[Data], expected: EventType) -> Envelope[
 
 
 def register(broker: KafkaBroker, sla: Sla) -> None:
-    common = {"batch": True, "auto_offset_reset": "earliest", "decoder": raw_bodies,
-              "max_records": sla.settings.consume_batch_size,
-              "ack_policy": AckPolicy.NACK_ON_ERROR}
-
-    @broker.subscriber(Topics.ROUTED, group_id="disposisi-sla", **common,  # type: ignore[call-overload]
+    @broker.subscriber(Topics.ROUTED, group_id="disposisi-sla", batch=True,
+                       auto_offset_reset="earliest", decoder=raw_bodies,
+                       max_records=sla.settings.consume_batch_size, ack_policy=AckPolicy.NACK_ON_ERROR,
                        description="Routing decisions: each opens a ticket with its clocks.")
     async def on_tickets_routed(body: list[bytes], message: KafkaMessage) -> None:
         routed, rejected = [], []
@@ -44,7 +42,9 @@ def register(broker: KafkaBroker, sla: Sla) -> None:
         await publish_all(broker, rejected)
         await sla.open_tickets(routed)
 
-    @broker.subscriber(Topics.UPDATES, group_id="disposisi-sla-updates", **common,  # type: ignore[call-overload]
+    @broker.subscriber(Topics.UPDATES, group_id="disposisi-sla-updates", batch=True,
+                       auto_offset_reset="earliest", decoder=raw_bodies,
+                       max_records=sla.settings.consume_batch_size, ack_policy=AckPolicy.NACK_ON_ERROR,
                        description="Agencies' actions: acknowledged, responded, resolved, ...")
     async def on_tickets_updates(body: list[bytes], message: KafkaMessage) -> None:
         rejected: list[Outgoing] = []

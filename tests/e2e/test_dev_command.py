@@ -1,11 +1,12 @@
 """`disposisi dev` from the outside: the five steps a city IT officer sees, then a clean stop."""
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -79,16 +80,14 @@ async def test_dev_runs_the_whole_pipeline_and_stops_cleanly(dev: DevSystem) -> 
     finally:
         code = stop(dev.process, signal.SIGTERM)
     assert code == 0
-    time.sleep(0.5)
+    await asyncio.sleep(0.5)
     still_open = [name for name, port in dev.ports.items() if port_is_open(port)]
     assert still_open == [], f"left running after SIGTERM: {still_open}"
 
 
-async def _eventually_routed(http: httpx.AsyncClient, url: str) -> dict[str, object]:
-    import asyncio
-
+async def _eventually_routed(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
     for _ in range(100):
-        view: dict[str, object] = (await http.get(url)).json()
+        view: dict[str, Any] = (await http.get(url)).json()
         if view.get("agency"):
             return view
         await asyncio.sleep(0.2)

@@ -9,7 +9,8 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.intake.app import create_app
-from shared.contracts import Topics, utc_now
+from services.intake.flows import Submission
+from shared.contracts import ComplaintSubmission, Topics, utc_now
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.integration.support import eventually, produce, read_topic, serving
@@ -69,8 +70,8 @@ async def test_invalid_complaints_get_422_naming_each_field(settings: Settings) 
         assert [e["field"] for e in missing.json()["errors"]] == ["text"]
 
 
-async def test_submitted_topic_accepts_valid_and_dead_letters_poison(settings: Settings,
-                                                                    mongo: AsyncMongoClient[Document]) -> None:
+async def test_submitted_topic_accepts_valid_and_dead_letters_poison(
+        settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
     valid = {"id": "0b9c1f1e-0000-4000-8000-000000000001", "type": "complaint.submitted",
              "tenant": "kota-bengkulu", "data": {**COMPLAINT, "channel": "whatsapp"}}
     async with serving(create_app(settings), settings.intake_port):
@@ -113,8 +114,5 @@ async def test_unpublished_complaints_are_republished_by_the_sweep(
         assert await eventually(published)
 
 
-def _submission() -> "object":
-    from services.intake.flows import Submission
-    from shared.contracts import ComplaintSubmission
-
+def _submission() -> Submission:
     return Submission(ComplaintSubmission.model_validate(COMPLAINT), key=None)

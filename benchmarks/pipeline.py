@@ -1,0 +1,149 @@
+"""Pipeline benchmark: N complaints published to `disposisi.complaints.submitted` until N
+tickets are stored, next to raw aiokafka produce+consume of N same-sized messages on the same
+broker in the same run.
+
+    python -m benchmarks.pipeline --n 10000
+
+Starts the embedded broker and store (or uses DISPOSISI_KAFKA_BOOTSTRAP_SERVERS /
+DISPOSISI_MONGODB_URL) and the three services as processes, as `disposisi dev` does.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pymongo import AsyncMongoClient
+
+from services.dev import create_topics, service_command
+from shared.contracts import Topics
+from shared.embedded import EmbeddedServer, die_with_parent, free_port, start_kafka, start_mongo
+from shared.mongo import Document
+from shared.settings import Settings
+
+TEXTS = ["Sampah di TPS Jl. Suprapto sudah seminggu tidak diangkut, baunya menyengat",
+         "Jalan berlubang besar di depan SD 5, sudah ada motor jatuh",
+         "Air PDAM mati sejak kemarin pagi di perumahan kami",
+         "Lampu jalan mati total di gang Mawar, rawan begal"]
+
+
+def submissions(n: int) -> list[bytes]:
+    return [json.dumps({"id": str(uuid.uuid4()), "type": "complaint.submitted",
+                        "tenant": "kota-bengkulu",
+                        "data": {"channel": "whatsapp", "external_id": f"bench-{i}",
+                                 "text": TEXTS[i % len(TEXTS)]}}).encode() for i in range(n)]
+
+
+async def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, v, key=str(i).encode()) for i, v in enumerate(values)]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def raw_baseline(bootstrap: str, values: list[bytes]) -> float:
+    """Raw aiokafka: produce N messages and consume them all back, on the same broker."""
+    topic = f"bench.raw.{uuid.uuid4().hex[:8]}"
+    settings = Settings(kafka_bootstrap_servers=bootstrap)
+    from shared.kafka import ensure_topics
+
+    await ensure_topics(settings, [topic])
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    started = time.perf_counter()
+    await produce(bootstrap, topic, values)
+    seen = 0
+    while seen < len(values):
+        batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+        seen += sum(len(records) for records in batches.values())
+    elapsed = time.perf_counter() - started
+    await consumer.stop()
+    return elapsed
+
+
+async def pipeline(settings: Settings, values: list[bytes]) -> float:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url)
+    tickets = client[settings.mongodb_database]["tickets"]
+    started = time.perf_counter()
+    await produce(settings.kafka_bootstrap_servers, Topics.SUBMITTED, values)
+    while await tickets.count_documents({}) < len(values):
+        await asyncio.sleep(0.2)
+    elapsed = time.perf_counter() - started
+    await client.close()
+    return elapsed
+
+
+def start_services(settings: Settings, log_dir: Path) -> list[subprocess.Popen[bytes]]:
+    env = {**os.environ, **{f"DISPOSISI_{k.upper()}": str(v)
+                            for k, v in settings.model_dump(mode="json").items()}}
+    processes = [subprocess.Popen(service_command(name), env=env, preexec_fn=die_with_parent,
+                                  stdout=(log_dir / f"{name}.log").open("wb"),
+                                  stderr=subprocess.STDOUT) for name in ("intake", "router", "sla")]
+    for port in (settings.intake_port, settings.router_port, settings.sla_port):
+        _wait_healthy(f"http://127.0.0.1:{port}/healthz")
+    return processes
+
+
+def _wait_healthy(url: str) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(url)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--n", type=int, default=10_000)
+    n = parser.parse_args().n
+    work = Path(tempfile.mkdtemp(prefix="disposisi-bench-"))
+    servers: list[EmbeddedServer] = []
+    bootstrap = os.environ.get("DISPOSISI_KAFKA_BOOTSTRAP_SERVERS")
+    mongo_url = os.environ.get("DISPOSISI_MONGODB_URL")
+    if not bootstrap:
+        servers.append(start_kafka(free_port(), work))
+        bootstrap = servers[-1].address
+    if not mongo_url:
+        servers.append(start_mongo(free_port(), work))
+        mongo_url = f"mongodb://{servers[-1].address}/?directConnection=true"
+    settings = Settings(kafka_bootstrap_servers=bootstrap, mongodb_url=mongo_url,
+                        mongodb_database=f"bench_{uuid.uuid4().hex[:8]}", intake_port=free_port(),
+                        router_port=free_port(), sla_port=free_port())
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        asyncio.run(create_topics(settings))
+        processes = start_services(settings, work)
+        values = submissions(n)
+        baseline = asyncio.run(raw_baseline(bootstrap, values))
+        elapsed = asyncio.run(pipeline(settings, values))
+    finally:
+        for process in processes:
+            process.terminate()
+            process.wait()
+        for server in servers:
+            server.stop()
+    print(f"N = {n} complaints, {sum(map(len, values)) / n:.0f} bytes each")
+    print(f"raw aiokafka produce+consume : {baseline:8.2f} s  {n / baseline:9.0f} msg/s")
+    print(f"disposisi submitted->ticket  : {elapsed:8.2f} s  {n / elapsed:9.0f} complaints/s")
+    print(f"ratio pipeline / raw         : {elapsed / baseline:8.1f} x")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
