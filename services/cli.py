@@ -4,6 +4,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
+from services.router.rulebook import RulebookError
+from services.sla.policy import PolicyError
+from shared.embedded import EmbeddedServerError
 from shared.settings import Settings
 
 
@@ -26,6 +31,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except (RulebookError, PolicyError, EmbeddedServerError, ValidationError) as error:
+        print(f"disposisi: {error}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "dev":
         from services.dev import DevOptions, run_dev
 

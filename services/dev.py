@@ -11,6 +11,7 @@ from pathlib import Path
 from types import FrameType
 
 from services.router.rulebook import load_rulebook
+from services.sla.policy import load_policy
 from shared.contracts import Topics
 from shared.embedded import EmbeddedServer, die_with_parent, start_kafka, start_mongo
 from shared.kafka import ensure_topics
@@ -84,6 +85,7 @@ def service_env(options: DevOptions, server_env: dict[str, str]) -> dict[str, st
 
 
 async def create_topics(settings: Settings) -> None:
+    load_policy(settings.sla_policy)  # refuse to start on a broken policy, before any child
     codes = load_rulebook(settings.rulebook).codes
     await ensure_topics(settings, [*Topics.fixed(), *(Topics.agency(c) for c in codes)])
 

@@ -48,6 +48,7 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
         acks="all",
         enable_idempotence=False,
         logger=logging.getLogger(f"disposisi.{service}.kafka"),
+        log_level=logging.DEBUG,  # a line per consumed batch is noise at INFO
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
@@ -20,7 +21,6 @@ log = logging.getLogger(__name__)
 
 def configure_logging(level: str = "INFO") -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # faststream logs every processed batch at INFO; keep the console for what matters.
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
@@ -30,21 +30,18 @@ async def validation_error(request: Request, error: Exception) -> JSONResponse:
     errors = [{"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body",
                "problem": e["msg"]} for e in error.errors()]
     return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-                        content={"errors": errors, "detail": jsonable(error.errors())})
+                        content={"errors": errors, "detail": jsonable_encoder(error.errors())})
 
 
-def jsonable(errors: Any) -> Any:
-    from fastapi.encoders import jsonable_encoder
-
-    return jsonable_encoder(errors)
-
-
-def add_health(app: FastAPI, broker: KafkaBroker, db: Callable[[], AsyncDatabase[Document]],
-               service: str) -> None:
+def add_health(app: FastAPI, broker: KafkaBroker, service: str,
+               db: AsyncDatabase[Document] | None = None) -> None:
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:
-        """200 when this service reaches both Kafka and MongoDB, else 503 saying which failed."""
-        checks = {"kafka": await broker.ping(timeout=2.0), "mongodb": await _mongo_ok(db())}
+        """200 when this service reaches Kafka (and MongoDB, if it uses it), else 503 saying
+        which failed."""
+        checks = {"kafka": await broker.ping(timeout=2.0)}
+        if db is not None:
+            checks["mongodb"] = await _mongo_ok(db)
         ok = all(checks.values())
         return JSONResponse(status_code=200 if ok else 503,
                             content={"service": service, "ok": ok, "checks": checks})

@@ -8,7 +8,6 @@ from fastapi import FastAPI
 from services.router import handlers
 from services.router.flows import Router
 from services.router.rulebook import load_rulebook
-from shared import mongo
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.runtime import add_health, serve
@@ -20,8 +19,6 @@ def create_app(settings: Settings) -> FastAPI:
     broker = make_broker(settings, handlers.SERVICE)
     router = Router(settings, rulebook)
     handlers.register(broker, router)
-    client = mongo.connect(settings)
-    db = mongo.database(client, settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -30,11 +27,10 @@ def create_app(settings: Settings) -> FastAPI:
         await broker.start()
         yield
         await broker.stop()
-        await client.close()
 
     app = FastAPI(title="Disposisi router", version="1", lifespan=lifespan,
                   description="Routes complaints to the agency whose Tupoksi covers them.")
-    add_health(app, broker, lambda: db, handlers.SERVICE)
+    add_health(app, broker, handlers.SERVICE)
     return app
 
 
