@@ -39,11 +39,12 @@ class OutboxRelay:
     """Publishes a collection's unpublished events and marks them published."""
 
     def __init__(self, collection: AsyncCollection[Document], broker: KafkaBroker, *,
-                 lease_seconds: float, owner: str) -> None:
+                 lease_seconds: float, owner: str, publish_timeout: float = 30.0) -> None:
         self.collection = collection
         self.broker = broker
         self.lease = timedelta(seconds=lease_seconds)
         self.owner = owner
+        self.publish_timeout = publish_timeout
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index([("published", ASCENDING), ("lease_until", ASCENDING)])
@@ -53,16 +54,19 @@ class OutboxRelay:
         pending = [d for d in docs if not d.get("published")]
         if not pending:
             return
-        futures = []
-        for doc in pending:
-            key = doc["key"].encode() if doc.get("key") else None
-            futures.append(await self.broker.publish(
-                json.dumps(doc["event"], separators=(",", ":")).encode(), doc["topic"], key=key,
-                headers={"content-type": "application/json",
-                         "event-type": str(doc["event"]["type"])},
-                no_confirm=True,
-            ))
-        await asyncio.gather(*futures)
+        # Bounded: with the broker down a send can wait indefinitely, and a stuck publish
+        # would stall the sweep that is meant to retry it.
+        async with asyncio.timeout(self.publish_timeout):
+            futures = []
+            for doc in pending:
+                key = doc["key"].encode() if doc.get("key") else None
+                futures.append(await self.broker.publish(
+                    json.dumps(doc["event"], separators=(",", ":")).encode(), doc["topic"], key=key,
+                    headers={"content-type": "application/json",
+                             "event-type": str(doc["event"]["type"])},
+                    no_confirm=True,
+                ))
+            await asyncio.gather(*futures)
         await self.collection.update_many(
             {"_id": {"$in": [d["_id"] for d in pending]}},
             {"$set": {"published": True, "published_at": utc_now()},

@@ -11,10 +11,11 @@ from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from faststream.kafka import KafkaBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
+from shared.kafka import kafka_reachable
 from shared.mongo import Document
+from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +34,13 @@ async def validation_error(request: Request, error: Exception) -> JSONResponse:
                         content={"errors": errors, "detail": jsonable_encoder(error.errors())})
 
 
-def add_health(app: FastAPI, broker: KafkaBroker, service: str,
+def add_health(app: FastAPI, settings: Settings, service: str,
                db: AsyncDatabase[Document] | None = None) -> None:
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:
         """200 when this service reaches Kafka (and MongoDB, if it uses it), else 503 saying
         which failed."""
-        checks = {"kafka": await broker.ping(timeout=2.0)}
+        checks = {"kafka": await kafka_reachable(settings)}
         if db is not None:
             checks["mongodb"] = await _mongo_ok(db)
         ok = all(checks.values())

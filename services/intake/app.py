@@ -44,7 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.intake = intake
     app.add_exception_handler(RequestValidationError, validation_error)
     app.include_router(api.build_router())
-    add_health(app, broker, handlers.SERVICE, db)
+    add_health(app, settings, handlers.SERVICE, db)
     return app
 
 

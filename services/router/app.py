@@ -30,7 +30,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Disposisi router", version="1", lifespan=lifespan,
                   description="Routes complaints to the agency whose Tupoksi covers them.")
-    add_health(app, broker, handlers.SERVICE)
+    add_health(app, settings, handlers.SERVICE)
     return app
 
 

@@ -3,6 +3,7 @@ clear 422s, poison to dead letters, unpublished complaints republished after an 
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -11,6 +12,8 @@ from pymongo import AsyncMongoClient
 from services.intake.app import create_app
 from services.intake.flows import Submission
 from shared.contracts import ComplaintSubmission, Topics, utc_now
+from shared.embedded import EmbeddedServer, start_kafka
+from shared.kafka import ensure_topics
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.integration.support import eventually, produce, read_topic, serving
@@ -116,3 +119,22 @@ async def test_unpublished_complaints_are_republished_by_the_sweep(
 
 def _submission() -> Submission:
     return Submission(ComplaintSubmission.model_validate(COMPLAINT), key=None)
+
+
+async def test_complaints_accepted_during_a_broker_outage_are_published_after_it(
+        settings: Settings, kafka_server: EmbeddedServer | None, tmp_path: Path) -> None:
+    if kafka_server is None:
+        pytest.fail("this test stops and restarts the broker: run it on the embedded one")
+    async with serving(create_app(settings), settings.intake_port) as url, httpx.AsyncClient() as http:
+        kafka_server.stop()
+        response = await http.post(f"{url}/v1/complaints", json=COMPLAINT, timeout=30)
+        assert response.status_code == 202, "accepting must not depend on the broker"
+        assert (await http.get(f"{url}/healthz", timeout=30)).status_code == 503
+        restarted = start_kafka(kafka_server.port, tmp_path)  # memory storage: topics are gone
+        try:
+            await ensure_topics(settings, [Topics.RECEIVED])
+            events = await read_topic(settings.kafka_bootstrap_servers, Topics.RECEIVED, expect=1,
+                                      timeout=60)
+        finally:
+            restarted.stop()
+    assert [e["ticket_id"] for e in events] == [response.json()["ticket_id"]]
