@@ -122,18 +122,18 @@ async def _create_missing(settings: Settings, names: list[str]) -> None:
         await admin.close()
 
 
-async def kafka_reachable(settings: Settings, timeout: float = 3.0) -> bool:
+async def kafka_reachable(settings: Settings, within: float = 3.0) -> bool:
     """Health probe on a client of its own: a probe cancelled mid-request must not leave the
     service's producer or consumers in a broken state (faststream's ping shares their client,
     and after a timed-out ping during an outage the producer never recovered)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                client_id="disposisi-health", request_timeout_ms=int(timeout * 1000))
+                                client_id="disposisi-health", request_timeout_ms=int(within * 1000))
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(within):
             await admin.start()
             await admin.list_topics()
         return True
-    except Exception:  # noqa: BLE001 - any failure means "not reachable"
+    except Exception:
         return False
     finally:
         with contextlib.suppress(Exception):
