@@ -87,6 +87,28 @@ async def pipeline(settings: Settings, values: list[bytes]) -> float:
     return elapsed
 
 
+async def latency(settings: Settings, count: int) -> list[float]:
+    """Seconds from `POST /v1/complaints` to the ticket on the agency's queue, one complaint at
+    a time (the pipeline idle otherwise): what a citizen and an agency wait in normal use."""
+    consumer = AIOKafkaConsumer(Topics.agency("DLH"), bootstrap_servers=settings.kafka_bootstrap_servers,
+                                auto_offset_reset="latest", group_id=None, fetch_max_wait_ms=10)
+    await consumer.start()
+    await consumer.seek_to_end()
+    waits: list[float] = []
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.intake_port}") as http:
+        for _ in range(count):
+            started = time.perf_counter()
+            response = await http.post("/v1/complaints", json={"channel": "web", "text": TEXTS[0]})
+            ticket_id = response.json()["ticket_id"]
+            while True:
+                record = await consumer.getone()
+                if record.key == ticket_id.encode():
+                    waits.append(time.perf_counter() - started)
+                    break
+    await consumer.stop()
+    return sorted(waits)
+
+
 def start_services(settings: Settings, log_dir: Path) -> list[subprocess.Popen[bytes]]:
     env = {**os.environ, **{f"DISPOSISI_{k.upper()}": str(v)
                             for k, v in settings.model_dump(mode="json").items()}}
@@ -113,7 +135,9 @@ def _wait_healthy(url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--n", type=int, default=10_000)
-    n = parser.parse_args().n
+    parser.add_argument("--latency-samples", type=int, default=200)
+    args = parser.parse_args()
+    n = args.n
     work = Path(tempfile.mkdtemp(prefix="disposisi-bench-"))
     servers: list[EmbeddedServer] = []
     bootstrap = os.environ.get("DISPOSISI_KAFKA_BOOTSTRAP_SERVERS")
@@ -134,6 +158,7 @@ def main() -> None:
         values = submissions(n)
         baseline = asyncio.run(raw_baseline(bootstrap, values))
         elapsed = asyncio.run(pipeline(settings, values))
+        waits = asyncio.run(latency(settings, args.latency_samples))
     finally:
         for process in processes:
             process.terminate()
@@ -144,6 +169,9 @@ def main() -> None:
     print(f"raw aiokafka produce+consume : {baseline:8.2f} s  {n / baseline:9.0f} msg/s")
     print(f"disposisi submitted->ticket  : {elapsed:8.2f} s  {n / elapsed:9.0f} complaints/s")
     print(f"ratio pipeline / raw         : {elapsed / baseline:8.1f} x")
+    p50, p99 = waits[len(waits) // 2], waits[min(len(waits) - 1, int(len(waits) * 0.99))]
+    print(f"HTTP POST -> agency queue    : p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms "
+          f"({len(waits)} complaints one at a time)")
     sys.stdout.flush()
 
 

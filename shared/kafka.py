@@ -3,13 +3,14 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from faststream.kafka import KafkaBroker
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.message import StreamMessage
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
@@ -138,3 +139,22 @@ async def kafka_reachable(settings: Settings, within: float = 3.0) -> bool:
     finally:
         with contextlib.suppress(Exception):
             await admin.close()
+
+
+BatchHandler = Callable[[list[bytes], KafkaMessage], Awaitable[None]]
+
+
+def batch_subscriber(broker: KafkaBroker, topic: str, *, group_id: str, settings: Settings,
+                     description: str) -> Callable[[BatchHandler], object]:
+    """How every Disposisi consumer subscribes: in batches of raw records (each validated on
+    its own), from the earliest offset (a new group must not skip what was published before
+    it joined), redelivered on failure (NACK) instead of committed past."""
+    subscriber: Callable[[BatchHandler], object] = broker.subscriber(
+        topic, group_id=group_id, batch=True, auto_offset_reset="earliest", decoder=raw_bodies,
+        max_records=settings.consume_batch_size, ack_policy=AckPolicy.NACK_ON_ERROR,
+        # The embedded broker answers a fetch only when its wait expires; a short wait keeps
+        # the time from submission to the agency's queue low when traffic is light.
+        fetch_max_wait_ms=settings.fetch_max_wait_ms, batch_timeout_ms=settings.fetch_max_wait_ms,
+        description=description,
+    )
+    return subscriber

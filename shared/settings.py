@@ -40,6 +40,7 @@ class Settings(BaseSettings):
     router_port: int = 8082
 
     consume_batch_size: int = Field(500, ge=1, description="Most records one handler call takes.")
+    fetch_max_wait_ms: int = Field(50, ge=1, description="Longest a consumer waits for records.")
     outbox_lease_seconds: float = Field(
         15.0, gt=0, description="How long a publisher owns an unpublished record before others retry."
     )

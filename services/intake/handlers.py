@@ -1,14 +1,13 @@
 """Intake's Kafka subscriber: raw submissions from channel adapters."""
 
 
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import ValidationError
 
 from services.intake.domain import idempotency_key
 from services.intake.flows import Intake, Submission
 from shared.contracts import ComplaintSubmission, Envelope, EventType, Topics, describe_errors
-from shared.kafka import Incoming, Outgoing, dead_letter, incoming_records, publish_all, raw_bodies
+from shared.kafka import Incoming, Outgoing, batch_subscriber, dead_letter, incoming_records, publish_all
 
 SERVICE = "intake"
 
@@ -25,10 +24,8 @@ def parse_submission(record: Incoming) -> Submission:
 
 
 def register(broker: KafkaBroker, intake: Intake) -> None:
-    @broker.subscriber(
-        Topics.SUBMITTED, group_id="disposisi-intake", batch=True, auto_offset_reset="earliest",
-        max_records=intake.settings.consume_batch_size, decoder=raw_bodies,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+    @batch_subscriber(
+        broker, Topics.SUBMITTED, group_id="disposisi-intake", settings=intake.settings,
         description="Raw complaints from channel adapters; invalid ones go to the dead letters.",
     )
     async def on_complaints_submitted(body: list[bytes], message: KafkaMessage) -> None:

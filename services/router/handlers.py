@@ -1,12 +1,11 @@
 """Router's Kafka subscriber: received complaints in, decisions out."""
 
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import ValidationError
 
 from services.router.flows import Router
 from shared.contracts import Complaint, Envelope, EventType, Topics, describe_errors
-from shared.kafka import Incoming, Outgoing, dead_letter, incoming_records, publish_all, raw_bodies
+from shared.kafka import Incoming, Outgoing, batch_subscriber, dead_letter, incoming_records, publish_all
 
 SERVICE = "router"
 
@@ -22,12 +21,8 @@ def parse_received(record: Incoming) -> Envelope[Complaint]:
 
 
 def register(broker: KafkaBroker, router: Router) -> None:
-    @broker.subscriber(
-        Topics.RECEIVED, group_id="disposisi-router", batch=True, auto_offset_reset="earliest",
-        max_records=router.settings.consume_batch_size, decoder=raw_bodies,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        description="Accepted complaints to route by Tupoksi.",
-    )
+    @batch_subscriber(broker, Topics.RECEIVED, group_id="disposisi-router", settings=router.settings,
+                      description="Accepted complaints to route by Tupoksi.")
     async def on_complaints_received(body: list[bytes], message: KafkaMessage) -> None:
         outgoing: list[Outgoing] = []
         for record in incoming_records(message.raw_message):

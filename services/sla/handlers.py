@@ -2,13 +2,12 @@
 
 from typing import TypeVar
 
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from pydantic import BaseModel, ValidationError
 
 from services.sla.flows import Sla, UnknownTicket, UpdateRefused
 from shared.contracts import Envelope, EventType, TicketRouted, TicketUpdate, Topics, describe_errors
-from shared.kafka import Incoming, Outgoing, dead_letter, incoming_records, publish_all, raw_bodies
+from shared.kafka import Incoming, Outgoing, batch_subscriber, dead_letter, incoming_records, publish_all
 
 SERVICE = "sla"
 Data = TypeVar("Data", bound=BaseModel)
@@ -28,10 +27,8 @@ def parse(record: Incoming, model: type[Data], expected: EventType) -> Envelope[
 
 
 def register(broker: KafkaBroker, sla: Sla) -> None:
-    @broker.subscriber(Topics.ROUTED, group_id="disposisi-sla", batch=True,
-                       auto_offset_reset="earliest", decoder=raw_bodies,
-                       max_records=sla.settings.consume_batch_size, ack_policy=AckPolicy.NACK_ON_ERROR,
-                       description="Routing decisions: each opens a ticket with its clocks.")
+    @batch_subscriber(broker, Topics.ROUTED, group_id="disposisi-sla", settings=sla.settings,
+                      description="Routing decisions: each opens a ticket with its clocks.")
     async def on_tickets_routed(body: list[bytes], message: KafkaMessage) -> None:
         routed, rejected = [], []
         for record in incoming_records(message.raw_message):
@@ -42,10 +39,8 @@ def register(broker: KafkaBroker, sla: Sla) -> None:
         await publish_all(broker, rejected)
         await sla.open_tickets(routed)
 
-    @broker.subscriber(Topics.UPDATES, group_id="disposisi-sla-updates", batch=True,
-                       auto_offset_reset="earliest", decoder=raw_bodies,
-                       max_records=sla.settings.consume_batch_size, ack_policy=AckPolicy.NACK_ON_ERROR,
-                       description="Agencies' actions: acknowledged, responded, resolved, ...")
+    @batch_subscriber(broker, Topics.UPDATES, group_id="disposisi-sla-updates", settings=sla.settings,
+                      description="Agencies' actions: acknowledged, responded, resolved, ...")
     async def on_tickets_updates(body: list[bytes], message: KafkaMessage) -> None:
         rejected: list[Outgoing] = []
         for record in incoming_records(message.raw_message):
