@@ -5,19 +5,21 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.message import StreamMessage
+from pydantic import BaseModel, ValidationError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from shared.contracts import DeadLetter, Envelope, EventType, Topics, derived_event_id
+from shared.contracts import DeadLetter, Envelope, EventType, Topics, derived_event_id, describe_errors
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
+Data = TypeVar("Data", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -69,16 +71,49 @@ def incoming_records(raw_message: Any) -> list[Incoming]:
 
 
 async def publish_all(broker: KafkaBroker, outgoing: Sequence[Outgoing]) -> None:
-    """Publish in flight together and wait for every acknowledgement (raise if any failed)."""
+    await publish_raw(broker, [(o.topic, o.event.ticket_id, o.event.to_bytes(), o.event.type.value)
+                               for o in outgoing])
+
+
+async def publish_raw(broker: KafkaBroker, messages: Sequence[tuple[str, str | None, bytes, str]]) -> None:
+    """Publish (topic, key, JSON bytes, event type) messages in flight together and wait for
+    every acknowledgement; raise if any failed."""
     pending = []
-    for item in outgoing:
-        key = item.event.ticket_id.encode() if item.event.ticket_id else None
+    for topic, key, value, event_type in messages:
         pending.append(await broker.publish(
-            item.event.to_bytes(), item.topic, key=key,
-            headers={"content-type": "application/json", "event-type": item.event.type.value},
+            value, topic, key=key.encode() if key else None,
+            headers={"content-type": "application/json", "event-type": event_type},
             no_confirm=True,
         ))
     await asyncio.gather(*pending)
+
+
+def decode_event(record: Incoming, model: type[Data], expected: EventType, *,
+                 needs_ticket: bool = True) -> Envelope[Data]:
+    """Decode one record; raise ValueError naming the problem (the dead-letter reason)."""
+    try:
+        event = Envelope[model].model_validate_json(record.value)  # type: ignore[valid-type]
+    except ValidationError as error:
+        raise ValueError(f"invalid {expected.value}: {describe_errors(error.errors())}") from error
+    if event.type is not expected:
+        raise ValueError(f"type: expected {expected.value!r}, got {event.type.value!r}")
+    if needs_ticket and not event.ticket_id:
+        raise ValueError("ticket_id: required")
+    return event
+
+
+def decode_batch(message: KafkaMessage, model: type[Data], expected: EventType, *,
+                 settings: Settings, service: str, needs_ticket: bool = True,
+                 ) -> tuple[list[Envelope[Data]], list[Outgoing]]:
+    """The batch's valid events, and a dead letter for each record that is not one."""
+    events: list[Envelope[Data]] = []
+    rejected: list[Outgoing] = []
+    for record in incoming_records(message.raw_message):
+        try:
+            events.append(decode_event(record, model, expected, needs_ticket=needs_ticket))
+        except ValueError as error:
+            rejected.append(dead_letter(settings, service, record, str(error)))
+    return events, rejected
 
 
 def dead_letter(settings: Settings, service: str, record: Incoming, reason: str) -> Outgoing:

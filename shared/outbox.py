@@ -19,6 +19,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.contracts import Envelope, utc_now
+from shared.kafka import publish_raw
 from shared.mongo import Document
 
 log = logging.getLogger(__name__)
@@ -57,16 +58,9 @@ class OutboxRelay:
         # Bounded: with the broker down a send can wait indefinitely, and a stuck publish
         # would stall the sweep that is meant to retry it.
         async with asyncio.timeout(self.publish_timeout):
-            futures = []
-            for doc in pending:
-                key = doc["key"].encode() if doc.get("key") else None
-                futures.append(await self.broker.publish(
-                    json.dumps(doc["event"], separators=(",", ":")).encode(), doc["topic"], key=key,
-                    headers={"content-type": "application/json",
-                             "event-type": str(doc["event"]["type"])},
-                    no_confirm=True,
-                ))
-            await asyncio.gather(*futures)
+            await publish_raw(self.broker, [
+                (d["topic"], d.get("key"), json.dumps(d["event"], separators=(",", ":")).encode(),
+                 str(d["event"]["type"])) for d in pending])
         await self.collection.update_many(
             {"_id": {"$in": [d["_id"] for d in pending]}},
             {"$set": {"published": True, "published_at": utc_now()},

@@ -1,26 +1,13 @@
 """Intake's Kafka subscriber: raw submissions from channel adapters."""
 
-
 from faststream.kafka import KafkaBroker, KafkaMessage
-from pydantic import ValidationError
 
 from services.intake.domain import idempotency_key
 from services.intake.flows import Intake, Submission
-from shared.contracts import ComplaintSubmission, Envelope, EventType, Topics, describe_errors
-from shared.kafka import Incoming, Outgoing, batch_subscriber, dead_letter, incoming_records, publish_all
+from shared.contracts import ComplaintSubmission, EventType, Topics
+from shared.kafka import batch_subscriber, decode_batch, publish_all
 
 SERVICE = "intake"
-
-
-def parse_submission(record: Incoming) -> Submission:
-    """Decode one record; raise ValueError naming the problem (the dead-letter reason)."""
-    try:
-        event = Envelope[ComplaintSubmission].model_validate_json(record.value)
-    except ValidationError as error:
-        raise ValueError(f"invalid submission: {describe_errors(error.errors())}") from error
-    if event.type is not EventType.COMPLAINT_SUBMITTED:
-        raise ValueError(f"type: expected {EventType.COMPLAINT_SUBMITTED.value!r}, got {event.type.value!r}")
-    return Submission(event.data, idempotency_key(event.data, event_id=event.id))
 
 
 def register(broker: KafkaBroker, intake: Intake) -> None:
@@ -29,17 +16,11 @@ def register(broker: KafkaBroker, intake: Intake) -> None:
         description="Raw complaints from channel adapters; invalid ones go to the dead letters.",
     )
     async def on_complaints_submitted(body: list[bytes], message: KafkaMessage) -> None:
-        submissions: list[Submission] = []
-        rejected: list[Outgoing] = []
-        for record in incoming_records(message.raw_message):
-            try:
-                submissions.append(parse_submission(record))
-            except ValueError as error:
-                rejected.append(dead_letter(intake.settings, SERVICE, record, str(error)))
+        events, rejected = decode_batch(message, ComplaintSubmission, EventType.COMPLAINT_SUBMITTED,
+                                        settings=intake.settings, service=SERVICE, needs_ticket=False)
         await publish_all(broker, rejected)
-        if submissions:
+        if events:
+            submissions = [Submission(e.data, idempotency_key(e.data, event_id=e.id)) for e in events]
             await intake.publish(await intake.store(submissions))
 
     _ = on_complaints_submitted
-
-
