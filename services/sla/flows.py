@@ -66,14 +66,16 @@ class Sla:
         this replica fired."""
         now = utc_now()
         tickets = await self.store.due(now, self.settings.scheduler_batch_size)
-        claims: list[Document] = []
-        for ticket in tickets:
-            due = due_escalations(ticket, now, late_after_seconds=self.settings.late_after_seconds)
-            claims.extend(self._escalation_doc(ticket, claim_id(ticket, d), d.escalation, now)
-                          for d in due)
+        dues = [(t, due_escalations(t, now, late_after_seconds=self.settings.late_after_seconds))
+                for t in tickets]
+        # Escalations are stored before tickets are marked: a crash in between leaves them due,
+        # and the next turn's claim of the same ids is a no-op; the other order could lose one.
+        mine = await self.store.claim(
+            [self._escalation_doc(t, claim_id(t, d), d.escalation, now) for t, due in dues for d in due],
+            self.settings.instance_id)
+        for ticket, due in dues:
             # Another replica may have moved the ticket on; then it did this same work.
             await self.store.save_if_unchanged(mark_fired(ticket, due, now), ticket["version"])
-        mine = await self.store.claim(claims, self.settings.instance_id)
         await self.relay.publish(mine)
         return len(mine)
 

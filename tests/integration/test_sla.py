@@ -3,6 +3,7 @@ exactly one escalation per level with two replicas, late escalations after downt
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import httpx
@@ -10,9 +11,14 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.sla.app import create_app
-from shared.contracts import Topics, utc_now
+from services.sla.flows import Sla
+from services.sla.policy import load_policy
+from services.sla.store import TicketStore
+from shared.contracts import Envelope, TicketRouted, Topics, utc_now
 from shared.embedded import free_port
+from shared.kafka import ensure_topics, make_broker
 from shared.mongo import Document
+from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from tests.integration.support import eventually, produce, read_topic, serving
 
@@ -111,3 +117,38 @@ async def test_escalations_missed_during_downtime_fire_once_marked_late(
     assert sorted((e["data"]["clock"], e["data"]["level"]) for e in events) == [
         ("resolution", 1), ("response", 1), ("response", 2)]
     assert all(e["data"]["late"] for e in events)
+
+
+class CrashingStore(TicketStore):
+    """A real store that dies once right before storing escalations (a crash mid-turn)."""
+
+    crashed = False
+
+    async def claim(self, escalations: Sequence[Document], owner: str) -> list[Document]:
+        if not self.crashed:
+            self.crashed = True
+            raise ConnectionError("simulated crash before the escalations were stored")
+        return await super().claim(escalations, owner)
+
+
+async def test_a_crash_mid_turn_loses_no_escalation(settings: Settings,
+                                                    mongo: AsyncMongoClient[Document]) -> None:
+    db = mongo[settings.mongodb_database]
+    store = CrashingStore(db)
+    await store.ensure_indexes()
+    broker = make_broker(settings, "sla-test")
+    await ensure_topics(settings, [Topics.ESCALATIONS])
+    await broker.connect()
+    try:
+        relay = OutboxRelay(store.escalations, broker, lease_seconds=5, owner="sla-test")
+        sla = Sla(settings, load_policy(settings.sla_policy), store, relay)
+        [event] = [json.loads(routed("T-crash", utc_now() - timedelta(seconds=4.5))[1])]
+        await sla.open_tickets([Envelope[TicketRouted].model_validate(event)])
+        with pytest.raises(ConnectionError):
+            await sla.escalate_due()
+        assert await sla.escalate_due() == 1, "the level due at the crash must still fire"
+        assert await sla.escalate_due() == 0
+    finally:
+        await broker.stop()
+    [fired] = await db["escalations"].find().to_list(None)
+    assert (fired["ticket_id"], fired["clock"], fired["level"]) == ("T-crash", "response", 1)
