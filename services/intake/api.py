@@ -1,5 +1,6 @@
 """Intake's HTTP API: submit a complaint, look it up by tracking number."""
 
+import logging
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -11,6 +12,8 @@ from services.intake.flows import Intake, Submission
 from services.intake.store import complaint_of
 from shared.contracts import ComplaintSubmission
 from shared.mongo import Document
+
+log = logging.getLogger(__name__)
 
 
 class Accepted(BaseModel):
@@ -83,8 +86,8 @@ async def _publish_quietly(intake: Intake, doc: Document) -> None:
     # The complaint is already stored: if the broker is down, the outbox sweep publishes later.
     try:
         await intake.publish([doc])
-    except Exception:
-        return
+    except Exception as error:
+        log.warning("publishing %s failed, the outbox sweep will retry: %s", doc["ticket_id"], error)
 
 
 def tracking_view(doc: Document, ticket: Document | None) -> TrackingView:

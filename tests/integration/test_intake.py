@@ -12,7 +12,7 @@ from pymongo import AsyncMongoClient
 from services.intake.app import create_app
 from services.intake.flows import Submission
 from shared.contracts import ComplaintSubmission, Topics, utc_now
-from shared.embedded import EmbeddedServer, start_kafka
+from shared.embedded import free_port, start_kafka
 from shared.kafka import ensure_topics
 from shared.mongo import Document
 from shared.settings import Settings
@@ -122,19 +122,20 @@ def _submission() -> Submission:
 
 
 async def test_complaints_accepted_during_a_broker_outage_are_published_after_it(
-        settings: Settings, kafka_server: EmbeddedServer | None, tmp_path: Path) -> None:
-    if kafka_server is None:
-        pytest.fail("this test stops and restarts the broker: run it on the embedded one")
+        settings: Settings, tmp_path: Path) -> None:
+    # A broker of its own (even when the suite runs against real Kafka): the test stops it.
+    broker = start_kafka(free_port(), tmp_path)
+    settings = settings.model_copy(update={"kafka_bootstrap_servers": broker.address})
     async with serving(create_app(settings), settings.intake_port) as url, httpx.AsyncClient() as http:
-        kafka_server.stop()
+        broker.stop()
         response = await http.post(f"{url}/v1/complaints", json=COMPLAINT, timeout=30)
         assert response.status_code == 202, "accepting must not depend on the broker"
         assert (await http.get(f"{url}/healthz", timeout=30)).status_code == 503
-        restarted = start_kafka(kafka_server.port, tmp_path)  # memory storage: topics are gone
+        broker = start_kafka(broker.port, tmp_path)  # memory storage: the topics are gone
         try:
             await ensure_topics(settings, [Topics.RECEIVED])
             events = await read_topic(settings.kafka_bootstrap_servers, Topics.RECEIVED, expect=1,
                                       timeout=60)
         finally:
-            restarted.stop()
+            broker.stop()
     assert [e["ticket_id"] for e in events] == [response.json()["ticket_id"]]
