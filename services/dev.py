@@ -6,14 +6,21 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 from services.router.rulebook import load_rulebook
 from services.sla.policy import load_policy
 from shared.contracts import Topics
-from shared.embedded import EmbeddedServer, die_with_parent, start_kafka, start_mongo
+from shared.embedded import (
+    EmbeddedServer,
+    EmbeddedServerError,
+    die_with_parent,
+    port_is_open,
+    start_kafka,
+    start_mongo,
+)
 from shared.kafka import ensure_topics
 from shared.settings import Settings
 
@@ -38,7 +45,7 @@ class Child:
     command: list[str]
     env: dict[str, str]
     process: subprocess.Popen[bytes] | None = None
-    restarts: int = field(default=0)
+    restarts: int = 0
 
     def start(self) -> None:
         self.process = subprocess.Popen(self.command, env=self.env, stdin=subprocess.DEVNULL,
@@ -112,7 +119,16 @@ def supervise(children: list[Child]) -> None:
                 child.start()
 
 
+def check_service_ports(options: DevOptions) -> None:
+    """Fail at once with the flag to change, instead of a service crash-looping on a busy port."""
+    for flag, port in (("--intake-port", options.intake_port), ("--sla-port", options.sla_port),
+                       ("--router-port", options.router_port)):
+        if port_is_open(port):
+            raise EmbeddedServerError(f"port {port} is already in use; choose another with {flag}")
+
+
 def run_dev(options: DevOptions) -> int:
+    check_service_ports(options)
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
     servers: list[EmbeddedServer] = []

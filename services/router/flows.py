@@ -48,12 +48,13 @@ class Router:
 
 
 def routed_event(complaint: Complaint, decision: Decision) -> TicketRouted:
-    text = mask_contacts(complaint.text) if complaint.identity_hidden else complaint.text
+    hide = mask_contacts if complaint.identity_hidden else str
     return TicketRouted(
         agency=decision.agency.code, agency_name=decision.agency.name,
         authority=decision.agency.authority, priority=decision.priority,
         category=decision.category, routing=decision.explanation, channel=complaint.channel,
-        title=complaint.title, text=text, location=complaint.location,
+        title=hide(complaint.title) if complaint.title else None, text=hide(complaint.text),
+        location=complaint.location,
         anonymous=complaint.anonymous, confidential=complaint.confidential,
         submitted_at=complaint.submitted_at,
     )

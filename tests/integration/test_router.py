@@ -51,7 +51,7 @@ async def test_routes_to_agency_queue_without_hidden_identity(router_settings: S
         await produce(bootstrap, Topics.RECEIVED, [
             ("T-1", received("T-1", "Sampah di TPS belum diangkut", reporter=reporter)),
             ("T-2", received("T-2", "Sampah numpuk, hubungi saya 0812-3456-7890 ya",
-                             reporter=reporter, anonymous=True)),
+                             reporter=reporter, anonymous=True, title="Sampah - Budi 081234567890")),
             ("T-3", received("T-3", "Ada kebakaran di pasar", reporter=reporter, confidential=True)),
             ("T-4", received("T-4", "Tolong ditindaklanjuti segera pak")),
             ("T-5", b"\xff\xfe not json"),
@@ -71,6 +71,7 @@ async def test_routes_to_agency_queue_without_hidden_identity(router_settings: S
     assert assigned["T-1"]["reporter"]["name"] == "Budi"
     assert assigned["T-2"]["reporter"] is None
     assert "0812" not in assigned["T-2"]["text"]
+    assert assigned["T-2"]["title"] == "Sampah - Budi [nomor disembunyikan]"
     assert assigned["T-3"]["reporter"] is None
     assert all(e["type"] == "ticket.assigned" for e in dlh + damkar + triage)
     assert letter["data"]["source_topic"] == Topics.RECEIVED
