@@ -1,7 +1,6 @@
 """A router killed with SIGKILL in the middle of a burst, two SLA instances side by side:
 afterwards every complaint has exactly one ticket and no escalation is duplicated."""
 
-import asyncio
 import json
 import signal
 import uuid
@@ -17,7 +16,7 @@ from shared.embedded import free_port
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.e2e.support import spawn, stop, wait_healthy
-from tests.integration.support import eventually, produce, read_topic
+from tests.integration.support import at_least, eventually, produce, read_topic
 
 pytestmark = pytest.mark.e2e
 
@@ -45,10 +44,10 @@ async def test_router_sigkill_mid_burst_loses_and_duplicates_nothing(
         wait_healthy(f"http://127.0.0.1:{settings.router_port}", router)
         await produce(settings.kafka_bootstrap_servers, Topics.SUBMITTED,
                       [submission(i) for i in range(BURST)])
-        assert await eventually(lambda: _at_least(db["tickets"], 20), timeout=90)
+        assert await eventually(lambda: at_least(db["tickets"], 20), timeout=90)
         stop(router, signal.SIGKILL)
         router = spawn("router", settings, tmp_path)
-        assert await eventually(lambda: _at_least(db["tickets"], BURST), timeout=180)
+        assert await eventually(lambda: at_least(db["tickets"], BURST), timeout=180)
         escalations = await read_topic(settings.kafka_bootstrap_servers, Topics.ESCALATIONS,
                                        expect=2 * BURST, timeout=120, settle=3)
     finally:
@@ -62,11 +61,3 @@ async def test_router_sigkill_mid_burst_loses_and_duplicates_nothing(
     fired = Counter((e["ticket_id"], e["data"]["clock"], e["data"]["level"]) for e in escalations)
     assert [k for k, n in fired.items() if n > 1] == []
     assert len(fired) == 2 * BURST  # response levels 1 and 2 of the demo policy, for each ticket
-
-
-async def _at_least(collection: object, n: int) -> bool:
-    from pymongo.asynchronous.collection import AsyncCollection
-
-    assert isinstance(collection, AsyncCollection)
-    await asyncio.sleep(0)
-    return bool(await collection.count_documents({}) >= n)

@@ -10,6 +10,9 @@ from typing import Any
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
+from pymongo.asynchronous.collection import AsyncCollection
+
+from shared.mongo import Document
 
 
 @contextlib.asynccontextmanager
@@ -73,3 +76,8 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 30
         if value or time.monotonic() > deadline:
             return value
         await asyncio.sleep(0.2)
+
+
+async def at_least(collection: AsyncCollection[Document], n: int) -> bool:
+    """For `eventually`: has the collection reached ``n`` documents?"""
+    return await collection.count_documents({}) >= n

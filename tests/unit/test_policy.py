@@ -5,10 +5,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from services.sla.calendar import AlwaysOpen, WorkingDays
 from services.sla.policy import Policy, PolicyError, load_policy, parse_duration
+from tests.unit.support import refusal, write_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "services" / "sla" / "policies" / "default.yaml"
@@ -121,17 +121,11 @@ def policy_content(**overrides: Any) -> dict[str, Any]:
 
 
 def write(tmp_path: Path, data: Any) -> Path:
-    path = tmp_path / "policy.yaml"
-    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
-    return path
+    return write_yaml(tmp_path, data, "policy.yaml")
 
 
 def refused(path: Path) -> str:
-    with pytest.raises(PolicyError) as caught:
-        load_policy(path)
-    message = str(caught.value)
-    assert message.startswith(f"{path}: "), message
-    return message
+    return refusal(load_policy, PolicyError, path)
 
 
 def test_valid_file_loads(tmp_path: Path) -> None:

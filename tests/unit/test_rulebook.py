@@ -5,9 +5,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from services.router.rulebook import Rulebook, RulebookError, load_rulebook
+from tests.unit.support import refusal, write_yaml
 
 
 def content(**overrides: Any) -> dict[str, Any]:
@@ -24,17 +24,11 @@ def content(**overrides: Any) -> dict[str, Any]:
 
 
 def write(tmp_path: Path, data: Any, name: str = "rules.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
-    return path
+    return write_yaml(tmp_path, data, name)
 
 
 def refused(path: Path) -> str:
-    with pytest.raises(RulebookError) as caught:
-        load_rulebook(path)
-    message = str(caught.value)
-    assert message.startswith(f"{path}: "), message
-    return message
+    return refusal(load_rulebook, RulebookError, path)
 
 
 def test_valid_rulebook_loads(tmp_path: Path) -> None:
