@@ -12,8 +12,10 @@ from shared.contracts import (
     DeadLetter,
     Envelope,
     Escalation,
+    RerouteRequest,
     TicketRouted,
     TicketUpdate,
+    TicketWithdrawn,
     Topics,
 )
 
@@ -24,12 +26,15 @@ CHANNELS: list[tuple[str, Any, str]] = [
      "Accepted complaints with their tracking number (type complaint.received)."),
     (Topics.ROUTED, Envelope[TicketRouted],
      "The router's decision with its explanation (type ticket.routed)."),
-    (Topics.agency("<CODE>"), Envelope[AgencyTicket],
-     "One queue per agency code (type ticket.assigned). Never carries the identity of an "
-     "anonymous or confidential reporter."),
+    (Topics.agency("<CODE>"), Envelope[AgencyTicket] | Envelope[TicketWithdrawn],
+     "One queue per agency code: ticket.assigned (never with the identity of an anonymous or "
+     "confidential reporter) and ticket.withdrawn when a ticket is re-routed elsewhere."),
     (Topics.UPDATES, Envelope[TicketUpdate],
      "Agencies' actions (type ticket.update): acknowledged, responded, resolved, rejected, "
-     "needs_info."),
+     "needs_info, citizen_replied, note."),
+    (Topics.REROUTE, Envelope[RerouteRequest],
+     "Requests for a new routing decision (type ticket.reroute_requested), from the SLA "
+     "service after a rejection or a manual assignment by the triage desk."),
     (Topics.ESCALATIONS, Envelope[Escalation],
      "Supervisor alerts (type ticket.escalated), at most one per ticket, clock and level."),
     (Topics.DEADLETTER, Envelope[DeadLetter],

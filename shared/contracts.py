@@ -32,6 +32,7 @@ class Topics:
     RECEIVED = "disposisi.complaints.received"
     ROUTED = "disposisi.tickets.routed"
     UPDATES = "disposisi.tickets.updates"
+    REROUTE = "disposisi.tickets.reroute"
     ESCALATIONS = "disposisi.escalations"
     DEADLETTER = "disposisi.deadletter"
     AGENCY_PREFIX = "disposisi.agency."
@@ -42,8 +43,8 @@ class Topics:
 
     @classmethod
     def fixed(cls) -> list[str]:
-        return [cls.SUBMITTED, cls.RECEIVED, cls.ROUTED, cls.UPDATES, cls.ESCALATIONS,
-                cls.DEADLETTER]
+        return [cls.SUBMITTED, cls.RECEIVED, cls.ROUTED, cls.UPDATES, cls.REROUTE,
+                cls.ESCALATIONS, cls.DEADLETTER]
 
 
 class EventType(StrEnum):
@@ -52,6 +53,8 @@ class EventType(StrEnum):
     TICKET_ROUTED = "ticket.routed"
     TICKET_ASSIGNED = "ticket.assigned"
     TICKET_UPDATE = "ticket.update"
+    TICKET_WITHDRAWN = "ticket.withdrawn"
+    REROUTE_REQUESTED = "ticket.reroute_requested"
     TICKET_ESCALATED = "ticket.escalated"
     DEAD_LETTER = "deadletter"
 
@@ -184,7 +187,11 @@ class RoutingExplanation(BaseModel):
 
 
 class TicketRouted(BaseModel):
-    """The router's decision (`ticket.routed` on `disposisi.tickets.routed`)."""
+    """The router's decision (`ticket.routed` on `disposisi.tickets.routed`).
+
+    A ticket is routed once per assignment: re-routing after a rejection, or by hand from the
+    triage desk, publishes a new `ticket.routed` with the next ``assignment`` number.
+    """
 
     agency: str = Field(description="Agency code, e.g. DLH, EXT_PLN or TRIAGE.")
     agency_name: str
@@ -199,20 +206,34 @@ class TicketRouted(BaseModel):
     anonymous: bool = False
     confidential: bool = False
     submitted_at: datetime
-
-
-class AgencyTicket(TicketRouted):
-    """What an agency receives on its queue (`ticket.assigned`): never the identity of a
-    reporter who asked for anonymity or confidentiality."""
-
     attachments: list[str] = Field(default_factory=list)
     reporter: Reporter | None = Field(None, description="Absent when anonymous or confidential.")
+    assignment: int = Field(1, ge=1, description="1 for the first decision, +1 per re-routing.")
+    previous_agency: str | None = Field(None, description="The agency this ticket was taken from.")
+    rejected_by: list[str] = Field(
+        default_factory=list, description="Agencies that rejected this ticket so far.")
+    assigned_by: str | None = Field(
+        None, description="Who assigned it by hand (triage desk); null for the router.")
 
     @model_validator(mode="after")
-    def _identity_stays_hidden(self) -> "AgencyTicket":
+    def _identity_stays_hidden(self) -> "TicketRouted":
         if (self.anonymous or self.confidential) and self.reporter is not None:
             raise ValueError("an anonymous or confidential complaint cannot carry its reporter")
         return self
+
+
+class AgencyTicket(TicketRouted):
+    """What an agency receives on its queue (`ticket.assigned`): the decision and the complaint,
+    never the identity of a reporter who asked for anonymity or confidentiality."""
+
+
+class TicketWithdrawn(BaseModel):
+    """Sent to an agency's queue when a ticket is taken from it (`ticket.withdrawn`)."""
+
+    agency: str = Field(description="The agency that loses the ticket.")
+    assignment: int = Field(ge=1, description="The assignment that ends.")
+    new_agency: str = Field(description="Where the ticket went.")
+    reason: str
 
 
 class UpdateAction(StrEnum):
@@ -221,10 +242,17 @@ class UpdateAction(StrEnum):
     RESOLVED = "resolved"
     REJECTED = "rejected"
     NEEDS_INFO = "needs_info"
+    CITIZEN_REPLIED = "citizen_replied"
+    NOTE = "note"
 
 
 class TicketUpdate(Strict):
-    """An agency's action on a ticket (`ticket.update` on `disposisi.tickets.updates`)."""
+    """An action on a ticket (`ticket.update` on `disposisi.tickets.updates`).
+
+    ``responded`` is a reply the citizen can see and stops the response clock;
+    ``acknowledged`` and ``note`` (internal) never stop a clock; ``needs_info`` pauses the
+    clocks until ``citizen_replied``.
+    """
 
     action: UpdateAction
     actor: str | None = Field(None, max_length=120, description="Who acted (officer or system).")
@@ -239,18 +267,40 @@ class TicketUpdate(Strict):
         return self
 
 
+class Recipient(BaseModel):
+    role: str = Field(description="Escalation role, e.g. agency_head, inspektorat, ombudsman.")
+    name: str | None = Field(None, description="Who holds the role, from the rulebook.")
+
+
 class Escalation(BaseModel):
     """A supervisor alert (`ticket.escalated` on `disposisi.escalations`)."""
 
     agency: str
+    assignment: int = Field(1, ge=1)
     level: int = Field(ge=1)
-    clock: Literal["response", "resolution"]
+    clock: str = Field(description="Which clock: e.g. response, update, resolution, routing.")
     trigger: str = Field(description="What fired, e.g. '75% of response target'.")
-    due_at: datetime = Field(description="When the clock's target runs out.")
+    target_seconds: float | None = Field(None, description="The clock's target, working seconds.")
+    elapsed_seconds: float | None = Field(None, description="Working seconds elapsed, pauses excluded.")
+    due_at: datetime | None = Field(None, description="When the clock's target runs out.")
     triggered_at: datetime = Field(description="When this level was due to fire.")
     fired_at: datetime
     late: bool = Field(description="True when fired well after its trigger (service was down).")
-    recipients: list[str] = Field(description="Roles to notify.")
+    repeat: int = Field(0, ge=0, description="0 for the first notice, n for the n-th re-notify.")
+    recipients: list[Recipient] = Field(description="Who to notify, by role.")
+
+
+class RerouteRequest(BaseModel):
+    """The SLA service asks the router for a new decision (`ticket.reroute_requested` on
+    `disposisi.tickets.reroute`): after an agency's rejection, or when the triage desk
+    assigns an agency by hand."""
+
+    ticket: TicketRouted = Field(description="The ticket as currently assigned.")
+    cause: Literal["rejected", "manual"]
+    actor: str | None = None
+    reason: str
+    suggested_agency: str | None = Field(None, description="The rejecting agency's suggestion.")
+    agency: str | None = Field(None, description="Manual: the agency the triage desk chose.")
 
 
 class DeadLetter(BaseModel):

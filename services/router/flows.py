@@ -32,10 +32,7 @@ class Router:
         complaint = received.data
         decision = route(self.rulebook, complaint.text, complaint.title)
         routed = routed_event(complaint, decision)
-        assigned = AgencyTicket(
-            **routed.model_dump(), attachments=complaint.attachments,
-            reporter=None if complaint.identity_hidden else complaint.reporter,
-        )
+        assigned = AgencyTicket(**routed.model_dump())
         ticket_id, tenant = complaint.ticket_id, self.settings.tenant
         return [
             Outgoing(Topics.ROUTED, envelope(
@@ -54,7 +51,8 @@ def routed_event(complaint: Complaint, decision: Decision) -> TicketRouted:
         authority=decision.agency.authority, priority=decision.priority,
         category=decision.category, routing=decision.explanation, channel=complaint.channel,
         title=hide(complaint.title) if complaint.title else None, text=hide(complaint.text),
-        location=complaint.location,
+        location=complaint.location, attachments=complaint.attachments,
+        reporter=None if complaint.identity_hidden else complaint.reporter,
         anonymous=complaint.anonymous, confidential=complaint.confidential,
         submitted_at=complaint.submitted_at,
     )

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.sla.policy import Policy
-from shared.contracts import Escalation, TicketRouted, TicketUpdate, UpdateAction
+from shared.contracts import Escalation, Recipient, TicketRouted, TicketUpdate, UpdateAction
 
 Ticket = dict[str, Any]
 CLOCKS = ("response", "resolution")
@@ -16,8 +16,9 @@ TERMINAL = {"resolved"}
 
 # Which actions each status accepts. A rejected ticket waits for re-routing.
 ALLOWED: dict[str, set[UpdateAction]] = {
-    "assigned": set(UpdateAction),
-    "acknowledged": set(UpdateAction) - {UpdateAction.ACKNOWLEDGED},
+    "assigned": set(UpdateAction) - {UpdateAction.CITIZEN_REPLIED, UpdateAction.NOTE},
+    "acknowledged": set(UpdateAction) - {UpdateAction.ACKNOWLEDGED, UpdateAction.CITIZEN_REPLIED,
+                                         UpdateAction.NOTE},
     "needs_info": {UpdateAction.RESPONDED, UpdateAction.RESOLVED, UpdateAction.REJECTED},
     "responded": {UpdateAction.RESPONDED, UpdateAction.RESOLVED, UpdateAction.NEEDS_INFO},
     "rejected": set(),
@@ -112,7 +113,7 @@ def due_escalations(ticket: Ticket, now: datetime, *, late_after_seconds: float)
             agency=ticket["agency"], level=step["level"], clock=step["clock"],
             trigger=f"{step['at']:.0%} of {step['clock']} target",
             due_at=ticket["clocks"][step["clock"]]["due_at"], triggered_at=step["trigger_at"],
-            fired_at=now, late=late, recipients=list(step["notify"]),
+            fired_at=now, late=late, recipients=[Recipient(role=r) for r in step["notify"]],
         )))
     return due
 

@@ -92,7 +92,7 @@ async def test_two_replicas_fire_each_level_exactly_once(settings: Settings) -> 
     fired = Counter((e["ticket_id"], e["data"]["clock"], e["data"]["level"]) for e in events)
     assert len(fired) == 60
     assert set(fired.values()) == {1}, [k for k, v in fired.items() if v > 1]
-    assert {e["data"]["recipients"][0] for e in events} == {"agency_head"}
+    assert {e["data"]["recipients"][0]["role"] for e in events} == {"agency_head"}
 
 
 async def test_escalations_missed_during_downtime_fire_once_marked_late(

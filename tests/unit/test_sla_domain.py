@@ -149,7 +149,7 @@ def test_first_step_due_after_its_trigger() -> None:
     assert escalation.due_at == seconds(5)
     assert escalation.triggered_at == seconds(3.75)
     assert escalation.fired_at == seconds(4)
-    assert escalation.recipients == ["agency_head"]
+    assert [r.role for r in escalation.recipients] == ["agency_head"]
     assert escalation.late is False
 
 
