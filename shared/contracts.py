@@ -244,6 +244,7 @@ class UpdateAction(StrEnum):
     NEEDS_INFO = "needs_info"
     CITIZEN_REPLIED = "citizen_replied"
     NOTE = "note"
+    REPRIORITISED = "reprioritised"
 
 
 class TicketUpdate(Strict):
@@ -259,11 +260,14 @@ class TicketUpdate(Strict):
     note: str | None = Field(None, max_length=4000, description="Message for the citizen.")
     reason: str | None = Field(None, max_length=1000, description="Why rejected.")
     suggested_agency: str | None = Field(None, max_length=40, description="Who should take it.")
+    priority: Priority | None = Field(None, description="The new priority (reprioritised only).")
 
     @model_validator(mode="after")
-    def _rejection_needs_reason(self) -> "TicketUpdate":
+    def _fields_fit_the_action(self) -> "TicketUpdate":
         if self.action is UpdateAction.REJECTED and not self.reason:
             raise ValueError("a rejection must give a reason")
+        if (self.action is UpdateAction.REPRIORITISED) != (self.priority is not None):
+            raise ValueError("priority is given with, and only with, action reprioritised")
         return self
 
 

@@ -16,9 +16,10 @@ TERMINAL = {"resolved"}
 
 # Which actions each status accepts. A rejected ticket waits for re-routing.
 ALLOWED: dict[str, set[UpdateAction]] = {
-    "assigned": set(UpdateAction) - {UpdateAction.CITIZEN_REPLIED, UpdateAction.NOTE},
+    "assigned": set(UpdateAction) - {UpdateAction.CITIZEN_REPLIED, UpdateAction.NOTE,
+                                     UpdateAction.REPRIORITISED},
     "acknowledged": set(UpdateAction) - {UpdateAction.ACKNOWLEDGED, UpdateAction.CITIZEN_REPLIED,
-                                         UpdateAction.NOTE},
+                                         UpdateAction.NOTE, UpdateAction.REPRIORITISED},
     "needs_info": {UpdateAction.RESPONDED, UpdateAction.RESOLVED, UpdateAction.REJECTED},
     "responded": {UpdateAction.RESPONDED, UpdateAction.RESOLVED, UpdateAction.NEEDS_INFO},
     "rejected": set(),
