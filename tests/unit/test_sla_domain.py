@@ -290,7 +290,8 @@ def test_update_does_not_mutate_the_input() -> None:
 @pytest.mark.parametrize("action", [a.value for a in UpdateAction])
 def test_nothing_is_accepted_after_resolved(action: str) -> None:
     resolved = apply_update(demo_ticket(), update("resolved"), event_id="e1", now=seconds(2))
-    fields = {"reason": "x"} if action == "rejected" else {}
+    required = {"rejected": {"reason": "x"}, "reprioritised": {"priority": "high"}}
+    fields = required.get(action, {})
     with pytest.raises(UpdateRefused, match="is resolved") as caught:
         apply_update(resolved, update(action, **fields), event_id="e2", now=seconds(3))
     assert action in str(caught.value)
