@@ -50,4 +50,8 @@ class Settings(BaseSettings):
     late_after_seconds: float = Field(
         30.0, ge=0, description="An escalation fired this long after its trigger is marked late."
     )
+    reroute_max_bounces: int = Field(
+        2, ge=1, description="Rejections after which a ticket goes to the triage desk.")
+    rulebook_reload_seconds: float = Field(
+        5.0, gt=0, description="How often the router checks the rulebook file for changes.")
     instance_id: str = Field(default_factory=_instance_id)

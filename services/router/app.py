@@ -1,16 +1,17 @@
-"""Router wiring: rulebook, Kafka subscriber, health endpoint."""
+"""Router wiring: rulebook and its reloader, Kafka subscribers, HTTP."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from services.router import handlers
+from services.router import api, handlers
 from services.router.flows import Router
-from services.router.rulebook import load_rulebook
+from services.router.reload import RulebookReloader
+from services.router.rulebook import Rulebook, load_rulebook
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
-from shared.runtime import add_health, serve
+from shared.runtime import add_health, background, every, serve
 from shared.settings import Settings
 
 
@@ -20,16 +21,26 @@ def create_app(settings: Settings) -> FastAPI:
     router = Router(settings, rulebook)
     handlers.register(broker, router)
 
+    async def create_queues(book: Rulebook) -> None:
+        await ensure_topics(settings, [Topics.agency(code) for code in book.codes])
+
+    reloader = RulebookReloader(settings.rulebook, router, create_queues)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        agency_topics = [Topics.agency(code) for code in rulebook.codes]
-        await ensure_topics(settings, [*Topics.fixed(), *agency_topics])
+        await ensure_topics(settings, Topics.fixed())
+        await create_queues(rulebook)
         await broker.start()
-        yield
+        async with background(
+            lambda: every(settings.rulebook_reload_seconds, reloader.check, "rulebook reload"),
+        ):
+            yield
         await broker.stop()
 
     app = FastAPI(title="Disposisi router", version="1", lifespan=lifespan,
                   description="Routes complaints to the agency whose Tupoksi covers them.")
+    app.state.reloader = reloader
+    app.include_router(api.build_router())
     add_health(app, settings, handlers.SERVICE)
     return app
 

@@ -11,7 +11,7 @@ from functools import cache
 import phonenumbers
 
 from services.router.rulebook import Agency, Rule, Rulebook
-from shared.contracts import Candidate, Priority, RoutingExplanation
+from shared.contracts import Candidate, Channel, Location, Priority, RoutingExplanation
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
@@ -99,11 +99,15 @@ def _higher(a: Priority | None, b: Priority | None) -> Priority | None:
     return a if order.index(a) >= order.index(b) else b
 
 
-def route(rulebook: Rulebook, text: str, title: str | None = None) -> Decision:
-    """Pick the agency whose rules score highest; below the rulebook's minimum, triage."""
+def route(rulebook: Rulebook, text: str, title: str | None = None, *,
+          location: Location | None = None, channel: Channel | None = None,
+          exclude: frozenset[str] = frozenset()) -> Decision:
+    """Pick the agency whose rules score highest; below the rulebook's minimum, triage.
+    Agencies in ``exclude`` (they rejected the ticket already) are never chosen."""
     norm_title = normalise(title or "")
     body = normalise(f"{title or ''} {text}")
-    tallies = _tally(rulebook, body, norm_title)
+    tallies = {code: tally for code, tally in _tally(rulebook, body, norm_title).items()
+               if code not in exclude}
     ranked = sorted(tallies.items(), key=lambda item: (-item[1].score, item[0]))
     total = sum(t.score for _, t in ranked) or 1.0
     candidates = [Candidate(agency=code, score=round(t.score, 3), rule_ids=t.rule_ids)

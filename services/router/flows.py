@@ -1,18 +1,27 @@
 """Router flows: decide each received complaint and say so on two topics."""
 
 from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
 
 from services.router.domain import Decision, mask_contacts, route
+from services.router.rerouting import reroute
 from services.router.rulebook import Rulebook
 from shared.contracts import (
     AgencyTicket,
     Complaint,
     Envelope,
+    Escalation,
     EventType,
+    Recipient,
+    RerouteRequest,
     TicketRouted,
+    TicketWithdrawn,
     Topics,
     derived_event_id,
     envelope,
+    utc_now,
 )
 from shared.kafka import Outgoing
 from shared.settings import Settings
@@ -24,24 +33,62 @@ class Router:
     rulebook: Rulebook
 
     def decide(self, received: Envelope[Complaint]) -> list[Outgoing]:
-        """The routed event (for SLA) and the assignment (for the agency's queue).
-
-        Event ids derive from the received event's id: a redelivered complaint produces the
-        same ids, so downstream consumers see a duplicate, never a second ticket.
-        """
+        """First assignment of an accepted complaint."""
         complaint = received.data
-        decision = route(self.rulebook, complaint.text, complaint.title)
-        routed = routed_event(complaint, decision)
+        decision = route(self.rulebook, complaint.text, complaint.title,
+                         location=complaint.location, channel=complaint.channel)
+        return self._assign(complaint.ticket_id, routed_event(complaint, decision), received.id)
+
+    def reroute(self, requested: Envelope[RerouteRequest]) -> list[Outgoing]:
+        """A new assignment after a rejection or by hand: the new agency's queue gets the
+        ticket, the old one a withdrawal; too many rejections also alert a supervisor."""
+        request, ticket_id = requested.data, str(requested.ticket_id)
+        outcome = reroute(self.rulebook, request, max_bounces=self.settings.reroute_max_bounces)
+        old = request.ticket
+        routed = TicketRouted(**{
+            **old.model_dump(), "agency": outcome.decision.agency.code,
+            "agency_name": outcome.decision.agency.name,
+            "authority": outcome.decision.agency.authority, "category": outcome.decision.category,
+            "routing": outcome.decision.explanation, "assignment": old.assignment + 1,
+            "previous_agency": old.agency,
+            "assigned_by": request.actor if request.cause == "manual" else None})
+        withdrawn = TicketWithdrawn(agency=old.agency, assignment=old.assignment,
+                                    new_agency=routed.agency, reason=routed.routing.reason)
+        out = [*self._assign(ticket_id, routed, requested.id), Outgoing(
+            Topics.agency(old.agency), self._event(withdrawn, EventType.TICKET_WITHDRAWN, ticket_id,
+                                                   derived_event_id("withdrawn", requested.id)))]
+        if outcome.bounced_out:
+            out.append(Outgoing(Topics.ESCALATIONS, self._event(
+                self._bounce_alert(routed), EventType.TICKET_ESCALATED, ticket_id,
+                derived_event_id("bounced", requested.id))))
+        return out
+
+    def _assign(self, ticket_id: str, routed: TicketRouted, cause_id: str) -> list[Outgoing]:
+        """The decision (for SLA) and the assignment (for the agency's queue).
+
+        Event ids derive from the causing event's id: a redelivered input produces the same
+        ids, so downstream consumers see a duplicate, never a second ticket.
+        """
         assigned = AgencyTicket(**routed.model_dump())
-        ticket_id, tenant = complaint.ticket_id, self.settings.tenant
         return [
-            Outgoing(Topics.ROUTED, envelope(
-                routed, type=EventType.TICKET_ROUTED, tenant=tenant, ticket_id=ticket_id,
-                event_id=derived_event_id("routed", received.id))),
-            Outgoing(Topics.agency(decision.agency.code), envelope(
-                assigned, type=EventType.TICKET_ASSIGNED, tenant=tenant, ticket_id=ticket_id,
-                event_id=derived_event_id("assigned", received.id))),
+            Outgoing(Topics.ROUTED, self._event(routed, EventType.TICKET_ROUTED, ticket_id,
+                                                derived_event_id("routed", cause_id))),
+            Outgoing(Topics.agency(routed.agency), self._event(
+                assigned, EventType.TICKET_ASSIGNED, ticket_id, derived_event_id("assigned", cause_id))),
         ]
+
+    def _event(self, data: BaseModel, kind: EventType, ticket_id: str, event_id: str) -> Envelope[Any]:
+        return envelope(data, type=kind, tenant=self.settings.tenant, ticket_id=ticket_id,
+                        event_id=event_id)
+
+    def _bounce_alert(self, routed: TicketRouted) -> Escalation:
+        head = self.rulebook.agency(routed.agency).supervisors.get("agency_head")
+        now = utc_now()
+        return Escalation(
+            agency=routed.agency, assignment=routed.assignment, level=1, clock="routing",
+            trigger=f"rejected by {len(routed.rejected_by)} agencies: {', '.join(routed.rejected_by)}",
+            triggered_at=now, fired_at=now, late=False,
+            recipients=[Recipient(role="agency_head", name=head)])
 
 
 def routed_event(complaint: Complaint, decision: Decision) -> TicketRouted:

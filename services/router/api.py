@@ -1,0 +1,36 @@
+"""Router's HTTP API: which rulebook is serving, and a reload on demand."""
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.encoders import jsonable_encoder
+
+from services.router.reload import RulebookReloader
+
+
+def _reloader(request: Request) -> RulebookReloader:
+    reloader: RulebookReloader = request.app.state.reloader
+    return reloader
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(prefix="/v1")
+
+    @router.get("/rulebook")
+    async def get_rulebook(request: Request) -> dict[str, Any]:
+        """The serving rulebook: version (content hash), size, when loaded, last refusal."""
+        encoded: dict[str, Any] = jsonable_encoder(_reloader(request).status())
+        return encoded
+
+    @router.post("/rulebook/reload", responses={422: {"description": "Rulebook refused; old one serves"}})
+    async def reload_rulebook(request: Request) -> dict[str, Any]:
+        """Read the rulebook file now. An invalid file is refused with its reason (422) and
+        the rulebook already loaded keeps serving."""
+        reloader = _reloader(request)
+        await reloader.reload()
+        if reloader.last_error:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, reloader.last_error)
+        encoded: dict[str, Any] = jsonable_encoder(reloader.status())
+        return encoded
+
+    return router

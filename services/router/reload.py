@@ -1,0 +1,66 @@
+"""Hot reload of the rulebook: a changed file is validated and swapped in whole; an invalid
+one is refused with its reason while the rulebook already loaded keeps serving."""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from services.router.flows import Router
+from services.router.rulebook import Rulebook, RulebookError, load_rulebook
+from shared.contracts import utc_now
+
+log = logging.getLogger("disposisi.router.reload")
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
+@dataclass
+class RulebookReloader:
+    path: Path
+    router: Router
+    on_loaded: Callable[[Rulebook], Awaitable[None]]  # e.g. create queues of new agencies
+    loaded_at: datetime = field(default_factory=utc_now)
+    last_error: str | None = None
+    _seen: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        self._seen = _stamp(self.path)
+
+    async def check(self) -> bool:
+        """Reload when the file changed since last seen; True when a new rulebook is serving."""
+        stamp = _stamp(self.path)
+        if stamp == self._seen:
+            return False
+        self._seen = stamp  # a broken file is reported once, not on every turn
+        return await self.reload()
+
+    async def reload(self) -> bool:
+        try:
+            # Parsing and compiling a large rulebook takes a while: keep serving meanwhile.
+            rulebook = await asyncio.to_thread(load_rulebook, self.path)
+        except RulebookError as error:
+            self.last_error = str(error)
+            log.error("rulebook refused, still serving %s: %s", self.router.rulebook.version, error)
+            return False
+        if rulebook.version == self.router.rulebook.version:
+            return False
+        await self.on_loaded(rulebook)
+        # One reference swap: a decision in progress keeps the rulebook it started with.
+        self.router.rulebook, self.loaded_at, self.last_error = rulebook, utc_now(), None
+        log.info("rulebook %s now serving (%d agencies)", rulebook.version, len(rulebook.codes))
+        return True
+
+    def status(self) -> dict[str, object]:
+        book = self.router.rulebook
+        return {"version": book.version, "path": str(self.path), "loaded_at": self.loaded_at,
+                "agencies": len(book.codes), "rules": sum(len(a.rules) for a in book.agencies),
+                "last_error": self.last_error}
