@@ -2,6 +2,7 @@
 agency queue, redelivery yields the same event ids, poison goes to dead letters."""
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
@@ -89,7 +90,7 @@ async def test_redelivered_complaint_gets_the_same_event_ids(router_settings: Se
     assert routed[0]["id"] == routed[1]["id"], "consumers dedupe on the id: it must be stable"
 
 
-def reroute_request(ticket_id: str, request: dict[str, object], *, agency: str,
+def reroute_request(ticket_id: str, request: Mapping[str, object], *, agency: str,
                     rejected_by: list[str], reporter: dict[str, str] | None = None) -> bytes:
     ticket = {"agency": agency, "agency_name": agency, "authority": "kota", "priority": "normal",
               "routing": {"rulebook_version": "v0"}, "channel": "whatsapp",

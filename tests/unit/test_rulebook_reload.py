@@ -14,7 +14,7 @@ from tests.unit.support import write_yaml
 
 
 def book(*codes: str) -> dict[str, object]:
-    agencies = [{"code": "TRIAGE", "name": "Meja", "authority": "internal"}]
+    agencies: list[dict[str, object]] = [{"code": "TRIAGE", "name": "Meja", "authority": "internal"}]
     agencies += [{"code": c, "name": c, "authority": "kota",
                   "rules": [{"id": f"{c.lower()}.r", "any": [c.lower()]}]} for c in codes]
     return {"tenant": "test", "agencies": agencies}
