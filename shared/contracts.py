@@ -264,8 +264,9 @@ class TicketUpdate(Strict):
 
     @model_validator(mode="after")
     def _fields_fit_the_action(self) -> "TicketUpdate":
-        if self.action is UpdateAction.REJECTED and not self.reason:
-            raise ValueError("a rejection must give a reason")
+        # "Not our responsibility" alone reads as a brush-off: say why, and who should own it.
+        if self.action is UpdateAction.REJECTED and not (self.reason and self.suggested_agency):
+            raise ValueError("a rejection must give a reason and a suggested_agency")
         if (self.action is UpdateAction.REPRIORITISED) != (self.priority is not None):
             raise ValueError("priority is given with, and only with, action reprioritised")
         return self

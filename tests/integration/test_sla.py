@@ -76,7 +76,8 @@ async def test_tickets_are_idempotent_and_follow_updates(
     assert responded.status_code == 200 and responded.json()["status"] == "responded"
     assert len(repeat.json()["history"]) == len(responded.json()["history"])
     assert (refused.status_code, unknown.status_code, invalid.status_code) == (409, 404, 422)
-    assert invalid.json()["errors"][0]["problem"].endswith("a rejection must give a reason")
+    assert invalid.json()["errors"][0]["problem"].endswith(
+        "a rejection must give a reason and a suggested_agency")
 
 
 async def test_two_replicas_fire_each_level_exactly_once(settings: Settings) -> None:

@@ -213,8 +213,13 @@ def test_complaint_identity_hidden_property() -> None:
 
 @pytest.mark.parametrize("reason", [None, "", "   "])
 def test_rejection_without_reason_fails(reason: str | None) -> None:
-    with pytest.raises(ValidationError, match="a rejection must give a reason"):
-        TicketUpdate.model_validate({"action": "rejected", "reason": reason})
+    with pytest.raises(ValidationError, match="a rejection must give a reason and a suggested_agency"):
+        TicketUpdate.model_validate({"action": "rejected", "reason": reason, "suggested_agency": "PUPR"})
+
+
+def test_rejection_without_suggested_owner_fails() -> None:
+    with pytest.raises(ValidationError, match="a rejection must give a reason and a suggested_agency"):
+        TicketUpdate.model_validate({"action": "rejected", "reason": "bukan Tupoksi kami"})
 
 
 def test_rejection_with_reason_is_accepted() -> None:

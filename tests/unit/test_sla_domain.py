@@ -290,7 +290,8 @@ def test_update_does_not_mutate_the_input() -> None:
 @pytest.mark.parametrize("action", [a.value for a in UpdateAction])
 def test_nothing_is_accepted_after_resolved(action: str) -> None:
     resolved = apply_update(demo_ticket(), update("resolved"), event_id="e1", now=seconds(2))
-    required = {"rejected": {"reason": "x"}, "reprioritised": {"priority": "high"}}
+    required = {"rejected": {"reason": "x", "suggested_agency": "PUPR"},
+                "reprioritised": {"priority": "high"}}
     fields = required.get(action, {})
     with pytest.raises(UpdateRefused, match="is resolved") as caught:
         apply_update(resolved, update(action, **fields), event_id="e2", now=seconds(3))
@@ -305,8 +306,8 @@ def test_acknowledged_twice_is_refused() -> None:
 
 
 def test_nothing_is_accepted_after_rejected() -> None:
-    rejected = apply_update(demo_ticket(), update("rejected", reason="bukan Tupoksi"), event_id="e1",
-                            now=seconds(1))
+    rejection = update("rejected", reason="bukan Tupoksi", suggested_agency="PUPR")
+    rejected = apply_update(demo_ticket(), rejection, event_id="e1", now=seconds(1))
     with pytest.raises(UpdateRefused, match="is rejected"):
         apply_update(rejected, update("responded"), event_id="e2", now=seconds(2))
 
