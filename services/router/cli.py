@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -68,19 +69,28 @@ def run(args: argparse.Namespace) -> int:
     rulebook = load_rulebook(args.rulebook or Settings().rulebook)
     if args.command == "rules":
         return _check(rulebook)
-    if args.exclude and "exclude" not in inspect.signature(route).parameters:
-        print("disposisi route: --exclude needs a router whose route() accepts 'exclude'", file=sys.stderr)
+    if problem := _misused(args):
+        print(f"disposisi route: {problem}", file=sys.stderr)
         return 2
     if args.jsonl is not None:
         return _route_lines(rulebook, args)
-    if args.text is None:
-        print("disposisi route: give the complaint TEXT or --jsonl FILE", file=sys.stderr)
-        return 2
     request = RouteRequest(text=args.text, title=args.title)
     decision = decide(rulebook, request, exclude=frozenset(args.exclude))
     print(json.dumps(decision_json(rulebook, decision), ensure_ascii=False, indent=2) if args.json
           else render(rulebook, decision))
     return 0
+
+
+def _misused(args: argparse.Namespace) -> str | None:
+    if (args.text is None) == (args.jsonl is None):
+        return "give the complaint TEXT or --jsonl FILE (one of them)"
+    if args.jsonl is None and (args.expect or args.report_only or args.misses):
+        return "--expect, --report-only and --misses need --jsonl"
+    if (args.report_only or args.misses) and not args.expect:
+        return "--report-only and --misses need --expect FIELD"
+    if args.exclude and "exclude" not in _accepted_by_route():
+        return "--exclude needs a router whose route() accepts 'exclude'"
+    return None
 
 
 # ------------------------------------------------------------------ one decision
@@ -102,7 +112,7 @@ def decide(rulebook: Rulebook, request: RouteRequest, *, exclude: frozenset[str]
 
     The engine grows these keyword-only arguments; until it has them they are left out.
     """
-    accepted = inspect.signature(route).parameters
+    accepted = _accepted_by_route()
     context: dict[str, Any] = {"location": request.location, "channel": request.channel}
     if exclude:
         context["exclude"] = exclude
@@ -111,11 +121,16 @@ def decide(rulebook: Rulebook, request: RouteRequest, *, exclude: frozenset[str]
                   **{name: value for name, value in context.items() if name in accepted})
 
 
+@cache
+def _accepted_by_route() -> frozenset[str]:
+    return frozenset(inspect.signature(route).parameters)
+
+
 def decision_json(rulebook: Rulebook, decision: Decision) -> dict[str, Any]:
     return {
         "agency": decision.agency.code, "agency_name": decision.agency.name,
         "authority": decision.agency.authority, "priority": decision.priority.value,
-        "category": decision.category, "rulebook": rulebook.tenant,
+        "category": decision.category, "tenant": rulebook.tenant,
         "explanation": decision.explanation.model_dump(mode="json"),
     }
 

@@ -100,10 +100,17 @@ def test_route_uses_the_settings_rulebook_by_default(capsys: Capture, rulebook_p
     assert json.loads(out)["explanation"]["rulebook_version"] == load_rulebook(rulebook_path).version
 
 
-def test_route_needs_text_or_a_file(capsys: Capture, rulebook_path: Path) -> None:
-    status, out, err = run(capsys, "route", "--rulebook", str(rulebook_path))
+@pytest.mark.parametrize("argv, problem", [
+    ([], "TEXT or --jsonl"),
+    (["sampah", "--jsonl", "-"], "TEXT or --jsonl"),
+    (["sampah", "--expect", "agency"], "need --jsonl"),
+    (["--jsonl", "-", "--report-only"], "need --expect"),
+])
+def test_route_refuses_options_that_do_not_fit(capsys: Capture, rulebook_path: Path, argv: list[str],
+                                               problem: str) -> None:
+    status, out, err = run(capsys, "route", *argv, "--rulebook", str(rulebook_path))
     assert (status, out) == (2, "")
-    assert "TEXT or --jsonl" in err
+    assert problem in err
 
 
 def test_route_exclude_follows_what_the_router_supports(capsys: Capture,
