@@ -1,0 +1,379 @@
+"""`disposisi route` and `disposisi rules check`: the router's decisions and rulebook from a terminal.
+
+Only the router's public API is used: ``load_rulebook``, the ``Rulebook`` model and
+``domain.route``; so the command explains exactly what the service would decide.
+"""
+
+import argparse
+import inspect
+import json
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, TextIO
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from services.router.domain import Decision, normalise, route
+from services.router.rulebook import Rulebook, load_rulebook
+from shared.contracts import Channel, Location, describe_errors
+from shared.settings import Settings
+
+EXPECTABLE = ("agency", "priority", "category")
+
+_ROUTE_EPILOG = """\
+Batch mode: --jsonl FILE (or - for stdin) reads one JSON object per line with "id", "text" and
+optional "title", "location", "channel"; it writes one JSON object per line to stdout with "id",
+"agency", "priority", "category", "confidence", "candidates" and "explanation". A bad line is
+reported on stderr with its line number and the run goes on; the exit status is then 1.
+
+With --expect FIELD (agency, priority or category) every input line must also carry FIELD, the
+expected answer, and a report follows: accuracy, triage rate and a per-label precision / recall /
+support table. The report goes to stderr, so stdout stays pure JSON lines; with --report-only the
+JSON lines are not written and the report goes to stdout (as JSON with --json).
+"""
+
+
+# ------------------------------------------------------------------ the parser
+
+def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Register `route` and `rules` on the `disposisi` command."""
+    route_cmd = commands.add_parser(
+        "route", help="route a complaint (or a JSON-lines file) and explain the decision",
+        epilog=_ROUTE_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    route_cmd.add_argument("text", nargs="?", help="the complaint text")
+    route_cmd.add_argument("--title", help="the complaint's title")
+    route_cmd.add_argument("--rulebook", type=Path, help="rulebook YAML (default: the settings')")
+    route_cmd.add_argument("--json", action="store_true", help="print JSON instead of text")
+    route_cmd.add_argument("--jsonl", metavar="FILE", help="route every line of FILE ('-' = stdin)")
+    route_cmd.add_argument("--expect", choices=EXPECTABLE, help="compare with this field of each line")
+    route_cmd.add_argument("--report-only", action="store_true",
+                           help="with --expect: print only the report, to stdout")
+    route_cmd.add_argument("--misses", action="store_true",
+                           help="with --expect: list every line whose answer differs")
+    route_cmd.add_argument("--exclude", action="append", default=[], metavar="CODE",
+                           help="agency that must not be chosen (a re-route); repeatable")
+    rules_cmd = commands.add_parser("rules", help="inspect a rulebook")
+    rules_sub = rules_cmd.add_subparsers(dest="rules_command", required=True)
+    check = rules_sub.add_parser(
+        "check", help="lint a rulebook; exit 0 without errors, 1 with errors, 2 if it cannot load")
+    check.add_argument("--rulebook", type=Path, help="rulebook YAML (default: the settings')")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run `route` or `rules check`; a RulebookError propagates to the caller (exit 2)."""
+    rulebook = load_rulebook(args.rulebook or Settings().rulebook)
+    if args.command == "rules":
+        return _check(rulebook)
+    if problem := _misused(args):
+        print(f"disposisi route: {problem}", file=sys.stderr)
+        return 2
+    if args.jsonl is not None:
+        return _route_lines(rulebook, args)
+    request = RouteRequest(text=args.text, title=args.title)
+    decision = decide(rulebook, request, exclude=frozenset(args.exclude))
+    print(json.dumps(decision_json(rulebook, decision), ensure_ascii=False, indent=2) if args.json
+          else render(rulebook, decision))
+    return 0
+
+
+def _misused(args: argparse.Namespace) -> str | None:
+    if (args.text is None) == (args.jsonl is None):
+        return "give the complaint TEXT or --jsonl FILE (one of them)"
+    if args.jsonl is None and (args.expect or args.report_only or args.misses):
+        return "--expect, --report-only and --misses need --jsonl"
+    if (args.report_only or args.misses) and not args.expect:
+        return "--report-only and --misses need --expect FIELD"
+    if args.exclude and "exclude" not in _accepted_by_route():
+        return "--exclude needs a router whose route() accepts 'exclude'"
+    return None
+
+
+# ------------------------------------------------------------------ one decision
+
+class RouteRequest(BaseModel):
+    """One complaint to route; fields other than these (expected answers, notes) are ignored."""
+
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    id: str | int | None = None
+    text: str = Field(min_length=1, max_length=4000)
+    title: str | None = None
+    location: Location | None = None
+    channel: Channel | None = None
+
+
+def decide(rulebook: Rulebook, request: RouteRequest, *, exclude: frozenset[str] = frozenset()) -> Decision:
+    """Call the router with whatever context its `route` accepts (location, channel, exclude).
+
+    The engine grows these keyword-only arguments; until it has them they are left out.
+    """
+    accepted = _accepted_by_route()
+    context: dict[str, Any] = {"location": request.location, "channel": request.channel}
+    if exclude:
+        context["exclude"] = exclude
+    router: Callable[..., Decision] = route
+    return router(rulebook, request.text, request.title,
+                  **{name: value for name, value in context.items() if name in accepted})
+
+
+@cache
+def _accepted_by_route() -> frozenset[str]:
+    return frozenset(inspect.signature(route).parameters)
+
+
+def decision_json(rulebook: Rulebook, decision: Decision) -> dict[str, Any]:
+    return {
+        "agency": decision.agency.code, "agency_name": decision.agency.name,
+        "authority": decision.agency.authority, "priority": decision.priority.value,
+        "category": decision.category, "tenant": rulebook.tenant,
+        "explanation": decision.explanation.model_dump(mode="json"),
+    }
+
+
+def render(rulebook: Rulebook, decision: Decision) -> str:
+    """The decision as a civil servant would read it."""
+    why = decision.explanation
+    candidates = [f"{c.agency} {c.score:g}" + (f" ({', '.join(c.rule_ids)})" if c.rule_ids else "")
+                  for c in why.candidates[:3]]
+    lines = [
+        ("Agency", f"{decision.agency.code} - {decision.agency.name}"),
+        ("Authority", decision.agency.authority),
+        ("Priority", decision.priority.value),
+        ("Category", decision.category or "-"),
+        ("Confidence", f"{why.confidence:.2f} (score {why.score:g})"),
+        ("Matched", ", ".join(repr(t) for t in why.matched_terms) or "-"),
+        ("Rules", ", ".join(why.rule_ids) or "-"),
+        ("Candidates", "; ".join(candidates) or "-"),
+        ("Reason", why.reason or "-"),
+        ("Rulebook", f"{rulebook.tenant} version {rulebook.version}"),
+    ]
+    return "\n".join(f"{label + ':':<12} {value}" for label, value in lines)
+
+
+# ------------------------------------------------------------------ JSON lines
+
+@dataclass
+class _Line:
+    number: int
+    request: RouteRequest | None = None
+    expected: str | None = None
+    problem: str | None = None
+
+
+def read_lines(stream: Iterable[str], expect: str | None) -> Iterator[_Line]:
+    """Parse each non-blank line; a bad one carries its problem instead of a request."""
+    for number, raw in enumerate(stream, 1):
+        if not raw.strip():
+            continue
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as error:
+            yield _Line(number, problem=f"not valid JSON: {error.msg} (column {error.colno})")
+            continue
+        if not isinstance(data, dict):
+            yield _Line(number, problem=f"expected a JSON object, got {type(data).__name__}")
+            continue
+        try:
+            request = RouteRequest.model_validate(data)
+        except ValidationError as error:
+            yield _Line(number, problem=describe_errors(error.errors()))
+            continue
+        if expect is not None and expect not in data:
+            yield _Line(number, problem=f"{expect}: missing (--expect {expect})")
+        elif expect is not None and not isinstance(data[expect], str | None):
+            yield _Line(number, problem=f"{expect}: expected a string or null to compare with")
+        else:
+            yield _Line(number, request, data.get(expect) if expect else None)
+
+
+def _route_lines(rulebook: Rulebook, args: argparse.Namespace) -> int:
+    exclude = frozenset(args.exclude)
+    tally = Tally(fallback=rulebook.fallback)
+    bad = 0
+    try:
+        stream_context = _open(args.jsonl)
+    except OSError as error:
+        print(f"disposisi route: cannot read {args.jsonl}: {error.strerror}", file=sys.stderr)
+        return 2
+    with stream_context as stream:
+        for line in read_lines(stream, args.expect):
+            if line.request is None:
+                bad += 1
+                print(f"disposisi route: line {line.number}: {line.problem}", file=sys.stderr)
+                continue
+            decision = decide(rulebook, line.request, exclude=exclude)
+            if not args.report_only:
+                print(json.dumps(_line_json(line.request, decision), ensure_ascii=False))
+            if args.expect:
+                tally.add(line.request.id, line.expected, _answer(decision, args.expect),
+                          agency=decision.agency.code)
+    if args.expect:
+        report = tally.report(show_misses=args.misses)
+        if args.report_only and args.json:
+            print(json.dumps(tally.as_json(), ensure_ascii=False, indent=2))
+        else:
+            print(report, file=sys.stdout if args.report_only else sys.stderr)
+    return 1 if bad else 0
+
+
+def _open(name: str) -> AbstractContextManager[TextIO]:
+    # stdin is borrowed, not owned: the with-block must not close it
+    return nullcontext(sys.stdin) if name == "-" else open(name, encoding="utf-8")
+
+
+def _answer(decision: Decision, expect: str) -> str | None:
+    if expect == "agency":
+        return decision.agency.code
+    if expect == "priority":
+        return decision.priority.value
+    return decision.category
+
+
+def _line_json(request: RouteRequest, decision: Decision) -> dict[str, Any]:
+    why = decision.explanation
+    return {
+        "id": request.id, "agency": decision.agency.code, "priority": decision.priority.value,
+        "category": decision.category, "confidence": why.confidence,
+        "candidates": [c.model_dump(mode="json") for c in why.candidates],
+        "explanation": why.model_dump(mode="json", exclude={"candidates"}),
+    }
+
+
+# ------------------------------------------------------------------ accuracy report
+
+NO_ANSWER = "-"  # how a missing category (or expectation) shows in the report
+
+
+@dataclass
+class Tally:
+    """Expected against given answers, for accuracy and a per-label table."""
+
+    fallback: str
+    pairs: list[tuple[str, str, str]] = field(default_factory=list)  # (id, expected, given)
+    triaged: int = 0
+
+    def add(self, row_id: object, expected: str | None, given: str | None, *, agency: str) -> None:
+        self.pairs.append((str(row_id), expected or NO_ANSWER, given or NO_ANSWER))
+        self.triaged += agency == self.fallback
+
+    @property
+    def accuracy(self) -> float:
+        return sum(e == g for _, e, g in self.pairs) / len(self.pairs) if self.pairs else 0.0
+
+    @property
+    def triage_rate(self) -> float:
+        return self.triaged / len(self.pairs) if self.pairs else 0.0
+
+    def per_label(self) -> dict[str, tuple[float, float, int]]:
+        """label -> (precision, recall, support); a label never right scores 0, not undefined."""
+        expected = Counter(e for _, e, _ in self.pairs)
+        given = Counter(g for _, _, g in self.pairs)
+        right = Counter(e for _, e, g in self.pairs if e == g)
+        return {label: (right[label] / given[label] if given[label] else 0.0,
+                        right[label] / expected[label] if expected[label] else 0.0, expected[label])
+                for label in sorted({*expected, *given})}
+
+    def misses(self) -> list[tuple[str, str, str]]:
+        return [pair for pair in self.pairs if pair[1] != pair[2]]
+
+    def report(self, *, show_misses: bool) -> str:
+        lines = [f"lines: {len(self.pairs)}  accuracy: {self.accuracy:.3f}  "
+                 f"triage rate: {self.triage_rate:.3f} ({self.triaged} to {self.fallback})",
+                 f"{'label':<14} {'precision':>9} {'recall':>7} {'support':>8}"]
+        lines += [f"{label:<14} {p:>9.2f} {r:>7.2f} {n:>8}" for label, (p, r, n) in self.per_label().items()]
+        if show_misses:
+            lines.append("misses (id: expected -> given):")
+            lines += [f"  {row_id}: {e} -> {g}" for row_id, e, g in self.misses()]
+        return "\n".join(lines)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "lines": len(self.pairs), "accuracy": round(self.accuracy, 4),
+            "triage_rate": round(self.triage_rate, 4),
+            "labels": {label: {"precision": round(p, 4), "recall": round(r, 4), "support": n}
+                       for label, (p, r, n) in self.per_label().items()},
+            "misses": [{"id": i, "expected": e, "given": g} for i, e, g in self.misses()],
+        }
+
+
+# ------------------------------------------------------------------ rulebook lint
+
+@dataclass(frozen=True)
+class Finding:
+    severity: str  # "error" or "warning"
+    subject: str  # a rule id, an agency code or a phrase
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.severity.upper():<7} {self.subject}: {self.message}"
+
+
+def lint(rulebook: Rulebook) -> list[Finding]:
+    """What makes a rulebook route badly: unknown codes, contested phrases, dead rules."""
+    return [*_unknown_codes(rulebook), *_agencies_without_rules(rulebook),
+            *_contested_phrases(rulebook), *_dead_rules(rulebook)]
+
+
+def _unknown_codes(rulebook: Rulebook) -> Iterator[Finding]:
+    if rulebook.fallback not in rulebook.codes:
+        yield Finding("error", "fallback", f"names {rulebook.fallback!r}, which is not an agency")
+
+
+def _agencies_without_rules(rulebook: Rulebook) -> Iterator[Finding]:
+    for agency in rulebook.agencies:
+        if not agency.rules and agency.code != rulebook.fallback:
+            yield Finding("warning", agency.code, "has no rules: nothing can route to it")
+
+
+def _contested_phrases(rulebook: Rulebook) -> Iterator[Finding]:
+    owners: dict[str, dict[str, list[str]]] = {}
+    for agency in rulebook.agencies:
+        for rule in agency.rules:
+            for phrase in {normalise(p).strip() for p in (*rule.any, *rule.all)}:
+                owners.setdefault(phrase, {}).setdefault(agency.code, []).append(rule.id)
+    for phrase, by_agency in sorted(owners.items()):
+        if len(by_agency) > 1:
+            claims = "; ".join(f"{code} ({', '.join(ids)})" for code, ids in sorted(by_agency.items()))
+            yield Finding("warning", repr(phrase), f"claimed by {claims}")
+
+
+def _dead_rules(rulebook: Rulebook) -> Iterator[Finding]:
+    for agency in rulebook.agencies:
+        for rule in agency.rules:
+            vetoed = {normalise(p) for p in rule.none}
+            if any(normalise(p) in vetoed for p in rule.all):
+                yield Finding("error", rule.id, "vetoes one of its own 'all' phrases: it never fires")
+                continue
+            winner = _winner(rulebook, [*rule.all, *rule.any])
+            if winner == rulebook.fallback != agency.code:
+                yield Finding("warning", rule.id, "too weak to win alone: its phrases together score "
+                              "below min_score (a tie-breaker at best)")
+                continue
+            if winner != agency.code:
+                yield Finding("error", rule.id,
+                              f"can never win: its phrases together route to {winner}, not {agency.code}")
+                continue
+            for phrase in rule.any:
+                winner = _winner(rulebook, [*rule.all, phrase])
+                if winner != agency.code:
+                    yield Finding("warning", rule.id, f"{phrase!r} alone routes to {winner}")
+
+
+def _winner(rulebook: Rulebook, phrases: list[str]) -> str:
+    # A full stop between phrases keeps each one whole to a reader; the router sees plain words.
+    return decide(rulebook, RouteRequest(text=" . ".join(phrases))).agency.code
+
+
+def _check(rulebook: Rulebook) -> int:
+    findings = lint(rulebook)
+    for finding in findings:
+        print(finding)
+    errors = sum(f.severity == "error" for f in findings)
+    print(f"{rulebook.tenant} version {rulebook.version}: {errors} error(s), "
+          f"{len(findings) - errors} warning(s)")
+    return 1 if errors else 0
