@@ -4,7 +4,7 @@
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import Document, insert_new
@@ -13,6 +13,10 @@ TICKETS = "tickets"
 ESCALATIONS = "escalations"
 REROUTES = "reroutes"
 CLAIM = "claim"  # the scheduler's lease token; never written by ticket updates
+
+# Tickets are written whole (replace, guarded by their version), never with $set: NX-27017 0.8
+# stores a top-level datetime given to $set as a string, which breaks the next_check_at index
+# order. Replacing the document keeps every instant a BSON date.
 
 
 class TicketStore:
@@ -38,7 +42,7 @@ class TicketStore:
 
     async def save_if_unchanged(self, ticket: Document, version: int) -> bool:
         """Write the ticket only if nobody wrote it since ``version`` was read."""
-        result = await self.tickets.update_one(*_versioned_write(ticket, version))
+        result = await self.tickets.replace_one(*_versioned_write(ticket, version))
         return result.modified_count == 1
 
     async def save_with_outbox(self, ticket: Document, version: int,
@@ -69,16 +73,21 @@ class TicketStore:
                         lease_seconds: float) -> list[Document]:
         """Lease up to ``limit`` due tickets to ``token``: their next_check_at moves to the end
         of the lease, so no other replica sees them due until then (or until a crash makes
-        the lease run out). Three round trips, whatever the batch size."""
-        candidates = await self.tickets.find(
-            {"next_check_at": {"$lte": now}}, {"_id": 1}).sort("next_check_at", 1).limit(limit).to_list(None)
-        ids = [c["_id"] for c in candidates]
-        if not ids:
+        the lease run out). Each claim is a conditional write (still due, same version), so
+        of two replicas reading the same ticket only one gets it. At most three round trips."""
+        candidates = await self.tickets.find({"next_check_at": {"$lte": now}}).sort(
+            "next_check_at", ASCENDING).limit(limit).to_list(None)
+        if not candidates:
             return []
-        await self.tickets.update_many(
-            {"_id": {"$in": ids}, "next_check_at": {"$lte": now}},
-            {"$set": {"next_check_at": now + timedelta(seconds=lease_seconds), CLAIM: token}})
-        return await self.tickets.find({"_id": {"$in": ids}, CLAIM: token}).to_list(None)
+        lease_end = now + timedelta(seconds=lease_seconds)
+        result = await self.tickets.bulk_write([
+            ReplaceOne({"_id": doc["_id"], "version": doc["version"], "next_check_at": {"$lte": now}},
+                       {**doc, "next_check_at": lease_end, CLAIM: token})
+            for doc in candidates], ordered=False)
+        if result.modified_count == len(candidates):
+            return [{**doc, "next_check_at": lease_end, CLAIM: token} for doc in candidates]
+        return await self.tickets.find(
+            {"_id": {"$in": [doc["_id"] for doc in candidates]}, CLAIM: token}).to_list(None)
 
     async def store_escalations(self, escalations: Sequence[Document], owner: str) -> list[Document]:
         """Insert escalations by their unique id; return those this owner stored and has yet to
@@ -96,8 +105,8 @@ class TicketStore:
             return 0
         writes = []
         for ticket, version in tickets:
-            where, change = _versioned_write(ticket, version)
-            writes.append(UpdateOne({**where, CLAIM: token}, {**change, "$unset": {CLAIM: ""}}))
+            where, whole = _versioned_write(ticket, version)
+            writes.append(ReplaceOne({**where, CLAIM: token}, whole))
         result = await self.tickets.bulk_write(writes, ordered=False)
         return result.modified_count
 
@@ -109,5 +118,6 @@ class TicketStore:
 
 
 def _versioned_write(ticket: Document, version: int) -> tuple[Document, Document]:
-    fields = {k: v for k, v in ticket.items() if k not in ("_id", "version", CLAIM)}
-    return {"_id": ticket["_id"], "version": version}, {"$set": {**fields, "version": version + 1}}
+    """Filter and replacement: the whole ticket, one version on, without any lease."""
+    fields = {k: v for k, v in ticket.items() if k not in ("version", CLAIM)}
+    return {"_id": ticket["_id"], "version": version}, {**fields, "version": version + 1}
