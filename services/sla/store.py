@@ -49,15 +49,15 @@ class TicketStore:
                                outbox: Sequence[Document]) -> bool:
         """The ticket change and the events it causes in one transaction: both or neither."""
         async with self.db.client.start_session() as session, await session.start_transaction():
-            result = await self.tickets.update_one(*_versioned_write(ticket, version),
-                                                   session=session)
+            result = await self.tickets.replace_one(*_versioned_write(ticket, version),
+                                                    session=session)
             if result.modified_count != 1:
                 await session.abort_transaction()
                 return False
-            for doc in outbox:
-                fields = {k: v for k, v in doc.items() if k != "_id"}
-                await self.reroutes.update_one({"_id": doc["_id"]}, {"$setOnInsert": fields},
-                                               upsert=True, session=session)
+            for doc in outbox:  # ids are derived: a second writer finds the first one's
+                if await self.reroutes.find_one({"_id": doc["_id"]}, {"_id": 1},
+                                                session=session) is None:
+                    await self.reroutes.insert_one(doc, session=session)
         return True
 
     async def add_reroute(self, doc: Document) -> Document:
