@@ -182,7 +182,7 @@ class Sla:
                 claimed = (await self.turn()).claimed
                 wait = interval
                 if claimed < self.settings.scheduler_batch_size:
-                    wait = _until(await self.store.earliest_check(), utc_now(), interval)
+                    wait = idle_wait(await self.store.earliest_check(), utc_now(), interval)
                 else:
                     wait = 0.0  # a full batch: more is due right now
             except asyncio.CancelledError:
@@ -214,7 +214,9 @@ def _assigned_at(event: Envelope[TicketRouted]) -> datetime:
     return max(event.time, event.data.submitted_at)
 
 
-def _until(earliest: datetime | None, now: datetime, cap: float) -> float:
+def idle_wait(earliest: datetime | None, now: datetime, cap: float) -> float:
+    """Seconds to sleep before the next turn: until the earliest next check, at most ``cap``
+    (a ticket opened meanwhile may come due sooner), never a busy loop."""
     if earliest is None:
         return cap
     return min(cap, max(0.01, (earliest - now).total_seconds()))
