@@ -1,7 +1,7 @@
 """SLA scheduler benchmark: N tickets whose response levels are all due, drained by R replicas
 taking turns at the same time; then the cost of an idle turn (nothing due).
 
-    python -m benchmarks.sla_scheduler --n 2000 --replicas 2 --batch 200
+    python -m benchmarks.sla_scheduler --n 2000 --replicas 2 --batch 200 --waiting 10000
 
 Starts the embedded broker and store (or uses DISPOSISI_KAFKA_BOOTSTRAP_SERVERS /
 DISPOSISI_MONGODB_URL); uses the demo policy (levels at 3.75 s and 5 s, 24x7).
@@ -15,7 +15,7 @@ import tempfile
 import time
 import uuid
 from contextlib import AsyncExitStack
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from pymongo import AsyncMongoClient
@@ -42,17 +42,24 @@ async def drain(replicas: list[Sla]) -> tuple[list[float], int]:
             return durations[:-1], fired
 
 
-async def run(settings: Settings, n: int, replicas: int) -> None:
+async def open_many(sla: Sla, prefix: str, n: int, routed_at: datetime) -> float:
+    started = time.perf_counter()
+    for start in range(0, n, 1000):
+        await sla.open_tickets([routed_envelope(f"{prefix}-{i}", routed_at)
+                                for i in range(start, min(n, start + 1000))])
+    return time.perf_counter() - started
+
+
+async def run(settings: Settings, n: int, replicas: int, waiting: int) -> None:
     client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
     async with AsyncExitStack() as stack:
         slas = [await stack.enter_async_context(sla_instance(
             settings.model_copy(update={"instance_id": f"bench-{i}"}), client)) for i in range(replicas)]
-        routed_at = utc_now() - timedelta(seconds=10)
-        started = time.perf_counter()
-        for start in range(0, n, 1000):
-            await slas[0].open_tickets([routed_envelope(f"B-{i}", routed_at)
-                                        for i in range(start, min(n, start + 1000))])
-        print(f"opened {n} tickets in {time.perf_counter() - started:.1f} s")
+        # Tickets routed tomorrow: open, indexed, not due; an idle turn must not read them.
+        took = await open_many(slas[0], "W", waiting, utc_now() + timedelta(days=1))
+        print(f"opened {waiting} not-yet-due tickets in {took:.1f} s")
+        took = await open_many(slas[0], "B", n, utc_now() - timedelta(seconds=10))
+        print(f"opened {n} due tickets in {took:.1f} s")
         started = time.perf_counter()
         durations, fired = await drain(slas)
         total = time.perf_counter() - started
@@ -65,7 +72,8 @@ async def run(settings: Settings, n: int, replicas: int) -> None:
             await slas[0].turn()
             await slas[0].store.earliest_check()
             idle.append(time.perf_counter() - started)
-        print(f"idle turn + next-check lookup: median {statistics.median(idle) * 1000:.1f} ms")
+        print(f"idle turn + next-check lookup with {n + waiting} open tickets: "
+              f"median {statistics.median(idle) * 1000:.1f} ms")
     await client.drop_database(settings.mongodb_database)
     await client.close()
 
@@ -75,6 +83,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=2000)
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--batch", type=int, default=200)
+    parser.add_argument("--waiting", type=int, default=10000, help="open tickets not yet due")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         kafka = os.environ.get("DISPOSISI_KAFKA_BOOTSTRAP_SERVERS")
@@ -91,7 +100,7 @@ def main() -> None:
                             sla_policy=ROOT / "examples" / "policy-demo.yaml",
                             scheduler_batch_size=args.batch, outbox_lease_seconds=30.0)
         try:
-            asyncio.run(run(settings, args.n, args.replicas))
+            asyncio.run(run(settings, args.n, args.replicas, args.waiting))
         finally:
             for server in servers:
                 server.stop()

@@ -64,10 +64,11 @@ def _clock(policy: Policy, calendar: str, start: datetime, duration: WorkDuratio
 
 def _retarget(clock: dict[str, Any], policy: Policy, calendar: str,
               duration: WorkDuration) -> dict[str, Any]:
-    """Same start (and so the same pauses), the target and calendar of the new policy match."""
+    """The new target and calendar from the same start, so every pause still counts; a
+    stopped clock keeps its verdict."""
     if clock["stopped_at"] is not None:
         return clock
-    return {**_clock(policy, calendar, clock["started_at"], duration)}
+    return _clock(policy, calendar, clock["started_at"], duration)
 
 
 def _stop(clock: dict[str, Any] | None, policy: Policy, now: datetime, pauses: list[Pause], *,
@@ -76,6 +77,8 @@ def _stop(clock: dict[str, Any] | None, policy: Policy, now: datetime, pauses: l
         return
     calendar = policy.calendar(clock["calendar"])
     clock["stopped_at"] = now
+    clock["due_at"] = instant_at(calendar, clock["started_at"], clock["target_seconds"],
+                                 closed_at(pauses, now))  # frozen from here on
     clock["working_seconds"] = working_elapsed(calendar, clock["started_at"], now, pauses)
     if judge:
         clock["met"] = clock["working_seconds"] <= clock["target_seconds"]
@@ -111,7 +114,7 @@ def refresh(ticket: Ticket, policy: Policy, now: datetime) -> Ticket:
     pauses = pause_intervals(ticket["pauses"])
     as_of_now = closed_at(pauses, now)  # a running pause is assumed to end now
     for clock in [*ticket["clocks"].values(), *ticket["citizen_clocks"].values()]:
-        if clock is not None:
+        if clock is not None and clock["stopped_at"] is None:
             clock["due_at"] = instant_at(policy.calendar(clock["calendar"]), clock["started_at"],
                                          clock["target_seconds"], as_of_now)
     running = ticket["status"] not in ("resolved", "rejected")

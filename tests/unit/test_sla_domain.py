@@ -332,3 +332,10 @@ def test_manual_request_is_refused_when_resolved() -> None:
     assert (request.cause, request.agency, request.actor) == ("manual", "PUPR", "meja")
     with pytest.raises(UpdateRefused, match="resolved"):
         manual_request(act(ticket(), "resolved", 5), agency="PUPR", actor="meja", reason="x")
+
+
+def test_a_stopped_clock_keeps_its_due_instant() -> None:
+    responded = act(ticket(), "responded", 40)
+    later = act(act(responded, "needs_info", 50), "citizen_replied", 80)
+    assert later["response_due_at"] == at(100)  # a pause after the reply changes nothing
+    assert later["resolution_due_at"] == at(530)  # but shifts the running resolution clock
