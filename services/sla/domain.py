@@ -3,13 +3,14 @@
 Two clocks per target. The citizen's clock (``citizen_clocks``) runs from submission and is
 never reset. The agency's clock (``clocks``: response, update, resolution) runs from the
 assignment to the current agency and restarts on re-routing; the escalation ladder watches
-it, and the legal ceiling (``clocks.ceiling``, from submission). Only ``responded`` (a reply
+it, the legal ceiling (``clocks.ceiling``, from submission) and, while a rejected ticket waits
+for a new agency, ``clocks.routing`` (the triage desk's). Only ``responded`` (a reply
 the citizen sees) or ``resolved`` stops a response clock. ``needs_info`` pauses every clock
 until ``citizen_replied``; pauses live on the ticket, so they survive re-targeting.
 """
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,16 @@ from services.sla.clocks import (
     span_seconds,
     working_elapsed,
 )
-from services.sla.ladder import Notice, Step, advance, build_steps, due_notices, schedule
+from services.sla.ladder import (
+    ROUTING,
+    Notice,
+    Step,
+    advance,
+    build_steps,
+    clock_pauses,
+    due_notices,
+    schedule,
+)
 from services.sla.policy import Policy, Target, WorkDuration
 from shared.contracts import (
     RerouteRequest,
@@ -113,13 +123,13 @@ def refresh(ticket: Ticket, policy: Policy, now: datetime) -> Ticket:
     from the clocks and pauses. Called after every change."""
     pauses = pause_intervals(ticket["pauses"])
     as_of_now = closed_at(pauses, now)  # a running pause is assumed to end now
-    for clock in [*ticket["clocks"].values(), *ticket["citizen_clocks"].values()]:
+    clocks = [*ticket["clocks"].items(), *ticket["citizen_clocks"].items()]
+    for name, clock in clocks:
         if clock is not None and clock["stopped_at"] is None:
             clock["due_at"] = instant_at(policy.calendar(clock["calendar"]), clock["started_at"],
-                                         clock["target_seconds"], as_of_now)
-    running = ticket["status"] not in ("resolved", "rejected")
+                                         clock["target_seconds"], clock_pauses(name, as_of_now))
     ticket["next_check_at"] = schedule(ticket["ladder"], ticket["clocks"], pauses, policy,
-                                       running=running)
+                                       status=ticket["status"])
     citizen = ticket["citizen_clocks"]
     ticket.update({
         "response_due_at": citizen["response"]["due_at"],
@@ -195,6 +205,7 @@ def reassign(ticket: Ticket, routed: TicketRouted, policy: Policy, *, assigned_a
         previous.update(ended_at=assigned_at, outcome="manual" if routed.assigned_by else "rerouted")
         for name in AGENCY_CLOCKS:
             _stop(changed["clocks"][name], policy, assigned_at, pauses, judge=False)
+    _stop(changed["clocks"].get(ROUTING), policy, assigned_at, [])  # met: re-routed in time
     changed.update(_routed_fields(routed))
     changed["assigned_at"] = assigned_at
     changed["rejected_by"] = sorted(set(changed["rejected_by"]) | set(routed.rejected_by))
@@ -316,6 +327,11 @@ def _reject(ticket: Ticket, update: TicketUpdate, policy: Policy, now: datetime,
         ticket["rejected_by"].append(ticket["agency"])
     for name in AGENCY_CLOCKS:  # the assignment ended: its clocks are not judged
         _stop(ticket["clocks"][name], policy, now, pauses, judge=False)
+    if policy.routing is not None:  # now the triage desk and the router owe a new agency
+        routing = _clock(policy, policy.routing.calendar, now, policy.routing.within)
+        ticket["clocks"][ROUTING] = routing
+        others = [s for s in ticket["ladder"] if s["clock"] != ROUTING]
+        ticket["ladder"] = [*others, *build_steps(policy.levels(ROUTING), routing, policy, {})]
 
 
 def _pause(ticket: Ticket, policy: Policy, now: datetime) -> None:
@@ -360,17 +376,20 @@ def _reprioritise(ticket: Ticket, policy: Policy, priority: str) -> None:
         duration = getattr(target, name)
         if clocks[name] is not None and duration is not None:
             clocks[name] = _retarget(clocks[name], policy, target.calendar, duration)
-    ceiling = [s for s in ticket["ladder"] if s["clock"] == "ceiling"]
-    ticket["ladder"] = [*_steps_for(policy, clocks, AGENCY_CLOCKS, _carry(ticket)), *ceiling]
+    kept = [s for s in ticket["ladder"] if s["clock"] in ("ceiling", ROUTING)]
+    ticket["ladder"] = [*_steps_for(policy, clocks, AGENCY_CLOCKS, _carry(ticket)), *kept]
 
 
 # --- escalations ---------------------------------------------------------------------------
 
 def escalations_due(ticket: Ticket, policy: Policy, now: datetime, *, late_after_seconds: float,
-                    supervisors: Mapping[str, str]) -> list[Notice]:
-    """The notices due now, by the ladder's stored schedule."""
+                    supervisors: Callable[[str], Mapping[str, str]],
+                    routing_desk: str = "TRIAGE") -> list[Notice]:
+    """The notices due now, by the ladder's stored schedule; ``supervisors`` gives an agency's
+    role holders, ``routing_desk`` is who re-routes a rejected ticket."""
     return due_notices(ticket, policy, now, late_after_seconds=late_after_seconds,
-                       supervisors=supervisors, pauses=pause_intervals(ticket["pauses"]))
+                       supervisors=supervisors, routing_desk=routing_desk,
+                       pauses=pause_intervals(ticket["pauses"]))
 
 
 def mark_fired(ticket: Ticket, notices: list[Notice], policy: Policy, now: datetime) -> Ticket:

@@ -163,7 +163,8 @@ class Sla:
         for ticket in tickets:
             notices = escalations_due(ticket, self.policy, now,
                                       late_after_seconds=self.settings.late_after_seconds,
-                                      supervisors=self.supervisors(ticket["agency"]))
+                                      supervisors=self.supervisors,
+                                      routing_desk=self.rulebook.fallback)
             docs += [self._escalation_doc(ticket, n, now) for n in notices]
             finished.append((mark_fired(ticket, notices, self.policy, now), ticket["version"]))
         mine = await self.store.store_escalations(docs, self.settings.instance_id)

@@ -10,7 +10,7 @@ late notice, not a burst.
 """
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +22,18 @@ from shared.contracts import Escalation, Recipient
 Step = dict[str, Any]
 ClockDoc = dict[str, Any]
 StepKey = tuple[str, int]
+ROUTING = "routing"  # runs only while a rejected ticket waits for a new agency
+
+
+def clock_pauses(clock: str, pauses: list[Pause]) -> list[Pause]:
+    """Pauses that hold this clock: waiting for the citizen does not hold re-routing."""
+    return [] if clock == ROUTING else pauses
+
+
+def runs_in(clock: str, status: str) -> bool:
+    if status == "resolved":
+        return False
+    return (clock == ROUTING) == (status == "rejected")
 
 
 def build_steps(levels: list[Level], clock: ClockDoc, policy: Policy,
@@ -60,16 +72,17 @@ def step_offset(step: Step) -> float:
 
 
 def schedule(steps: list[Step], clocks: Mapping[str, ClockDoc | None], pauses: list[Pause],
-             policy: Policy, *, running: bool) -> datetime | None:
-    """Set each step's ``next_at`` (None when its clock stopped, it is done, or a pause is
-    running) and return the earliest: the ticket's next check."""
+             policy: Policy, *, status: str) -> datetime | None:
+    """Set each step's ``next_at`` (None when its clock stopped or does not run in this
+    status, it is done, or a pause is running) and return the earliest: the next check."""
     for step in steps:
         clock = clocks.get(step["clock"])
         step["next_at"] = None
-        if not running or clock is None or clock["stopped_at"] is not None or is_done(step):
+        if (not runs_in(step["clock"], status) or clock is None or clock["stopped_at"] is not None
+                or is_done(step)):
             continue
         step["next_at"] = instant_at(policy.calendar(clock["calendar"]), clock["started_at"],
-                                     step_offset(step), pauses)
+                                     step_offset(step), clock_pauses(step["clock"], pauses))
     return min((s["next_at"] for s in steps if s["next_at"] is not None), default=None)
 
 
@@ -87,9 +100,11 @@ def notice_id(ticket_id: str, assignment: int, step: Step) -> str:
 
 
 def due_notices(ticket: Mapping[str, Any], policy: Policy, now: datetime, *,
-                late_after_seconds: float, supervisors: Mapping[str, str],
-                pauses: list[Pause]) -> list[Notice]:
-    """Notices whose step is due at ``now``: one per step, however many slots were missed."""
+                late_after_seconds: float, supervisors: Callable[[str], Mapping[str, str]],
+                routing_desk: str, pauses: list[Pause]) -> list[Notice]:
+    """Notices whose step is due at ``now``: one per step, however many slots were missed.
+    Recipients are the supervisors of the agency concerned: the ticket's, or for the routing
+    clock the triage desk's (the agency that rejected it hears no more)."""
     notices = []
     for index, step in enumerate(ticket["ladder"]):
         if step["next_at"] is None or step["next_at"] > now:
@@ -97,14 +112,17 @@ def due_notices(ticket: Mapping[str, Any], policy: Policy, now: datetime, *,
         clock = ticket["clocks"][step["clock"]]
         calendar = policy.calendar(clock["calendar"])
         repeat = step["fired"]
+        agency = routing_desk if step["clock"] == ROUTING else ticket["agency"]
+        holders = supervisors(agency)
         trigger = step["trigger"] if repeat == 0 else f"{step['trigger']}, re-notify {repeat}"
         notices.append(Notice(notice_id(ticket["_id"], ticket["assignment"], step), index, Escalation(
-            agency=ticket["agency"], assignment=ticket["assignment"], level=step["level"],
+            agency=agency, assignment=ticket["assignment"], level=step["level"],
             clock=step["clock"], trigger=trigger, target_seconds=clock["target_seconds"],
-            elapsed_seconds=working_elapsed(calendar, clock["started_at"], now, pauses),
+            elapsed_seconds=working_elapsed(calendar, clock["started_at"], now,
+                                            clock_pauses(step["clock"], pauses)),
             due_at=clock["due_at"], triggered_at=step["next_at"], fired_at=now,
             late=(now - step["next_at"]).total_seconds() > late_after_seconds, repeat=repeat,
-            recipients=[Recipient(role=role, name=supervisors.get(role)) for role in step["notify"]],
+            recipients=[Recipient(role=role, name=holders.get(role)) for role in step["notify"]],
         )))
     return notices
 
@@ -117,6 +135,7 @@ def advance(step: Step, clock: ClockDoc, policy: Policy, now: datetime,
     if renotify is None:
         step["slot"] += 1
         return
-    elapsed = working_elapsed(policy.calendar(clock["calendar"]), clock["started_at"], now, pauses)
+    elapsed = working_elapsed(policy.calendar(clock["calendar"]), clock["started_at"], now,
+                              clock_pauses(step["clock"], pauses))
     passed = math.floor((elapsed - step["offset_seconds"]) / renotify) + 1
     step["slot"] = max(step["slot"] + 1, passed)

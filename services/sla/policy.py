@@ -31,7 +31,7 @@ __all__ = ["Calendar", "Level", "Policy", "PolicyError", "Target", "WorkDuration
 
 Duration = Annotated[WorkDuration, BeforeValidator(parse_duration)]
 AgencyClock = Literal["response", "update", "resolution"]
-ClockName = Literal["response", "update", "resolution", "ceiling"]
+ClockName = Literal["response", "update", "resolution", "ceiling", "routing"]
 
 
 class PolicyError(ValueError):
@@ -112,11 +112,24 @@ class Ceiling(_Strict):
     after: Duration = Field(description="Perpres 76/2013: settle within 60 days.")
 
 
+class Routing(_Strict):
+    """A rejected ticket must have a new agency within this; the triage desk is escalated to."""
+
+    calendar: str
+    within: Duration
+
+    @model_validator(mode="after")
+    def _positive_within(self) -> "Routing":
+        _positive(self.within, "within")
+        return self
+
+
 class Policy(_Strict):
     timezone: str = "Asia/Jakarta"
     calendars: dict[str, CalendarSpec]
     ceiling: Ceiling
     pauses: Pauses = Field(default_factory=Pauses)
+    routing: Routing | None = Field(None, description="Re-routing after a rejection.")
     targets: list[Target] = Field(min_length=1)
     escalation: list[Level] = Field(default_factory=list)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -125,6 +138,8 @@ class Policy(_Strict):
     @model_validator(mode="after")
     def _references_resolve(self) -> "Policy":
         uses = [(f"target {t.name!r}", t.calendar) for t in self.targets]
+        if self.routing is not None:
+            uses.append(("routing", self.routing.calendar))
         for owner, name in [*uses, ("ceiling", self.ceiling.calendar)]:
             if name not in self.calendars:
                 raise ValueError(f"{owner} uses unknown calendar {name!r}")

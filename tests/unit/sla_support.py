@@ -15,6 +15,7 @@ POLICY = Policy.model_validate({
     "calendars": {"always": {"type": "24x7"}},
     "ceiling": {"calendar": "always", "after": "1000s"},
     "pauses": {"max_per_ticket": 2, "quick_repause_within": "60s"},
+    "routing": {"calendar": "always", "within": "40s"},
     "targets": [
         {"name": "fast", "when": {"priority": ["urgent"]}, "calendar": "always",
          "response": "10s", "update": "20s", "resolution": "100s"},
@@ -29,6 +30,7 @@ POLICY = Policy.model_validate({
         {"clock": "update", "level": 1, "at": 1.0, "notify": ["agency_head"]},
         {"clock": "resolution", "level": 1, "at": 1.0, "notify": ["agency_head", "ombudsman"]},
         {"clock": "ceiling", "level": 1, "at": 1.0, "notify": ["ombudsman"]},
+        {"clock": "routing", "level": 1, "at": 1.0, "notify": ["agency_head"], "renotify": "20s"},
     ],
 })
 

@@ -45,6 +45,18 @@ def test_default_ladder_ends_with_the_ombudsman() -> None:
     assert policy.levels("response")[2].after_breach is not None
 
 
+def test_default_policy_watches_rerouting() -> None:
+    policy = load_policy(DEFAULT)
+    assert policy.routing is not None
+    assert policy.routing.within == WorkDuration(1, "d")
+    assert [lvl.notify for lvl in policy.levels("routing")] == [["agency_head"]]
+
+
+def test_unknown_routing_calendar(tmp_path: Path) -> None:
+    data = policy_content(routing={"calendar": "kalender", "within": "1d"})
+    assert "routing uses unknown calendar 'kalender'" in refused(write(tmp_path, data))
+
+
 def test_demo_policy_is_24x7_with_a_five_second_response() -> None:
     policy = load_policy(DEMO)
     target = policy.target_for({"agency": "DLH", "priority": "normal"})

@@ -258,7 +258,9 @@ def test_rejection_ends_the_assignment_and_stops_the_agencys_clock() -> None:
                                                 "ended_at": at(30), "outcome": "rejected",
                                                 "reason": "bukan Tupoksi DLH"}
     assert rejected["clocks"]["response"]["stopped_at"] == at(30)
-    assert rejected["next_check_at"] is None  # no more escalations to DLH
+    # No more escalations to DLH: only the triage desk's routing clock (40 s) is watched.
+    assert rejected["next_check_at"] == at(70)
+    assert {s["clock"] for s in rejected["ladder"] if s["next_at"] is not None} == {"routing"}
     assert rejected["citizen_clocks"]["response"]["stopped_at"] is None  # the citizen still waits
     assert rejected["history"][-1]["suggested_agency"] == "PUPR"
 

@@ -7,12 +7,17 @@ from services.sla.domain import Ticket, escalations_due, mark_fired, reassign
 from services.sla.ladder import Notice
 from tests.unit.sla_support import POLICY, TICKET_ID, act, at, routed, step, ticket
 
-SUPERVISORS = {"agency_head": "Kepala DLH", "inspektorat": "Inspektur Kota", "sekda": "Sekda"}
+SUPERVISORS = {"DLH": {"agency_head": "Kepala DLH", "inspektorat": "Inspektur Kota", "sekda": "Sekda"},
+               "TRIAGE": {"agency_head": "Kabag Organisasi"}}
+
+
+def supervisors(agency: str) -> dict[str, str]:
+    return SUPERVISORS.get(agency, {})
 
 
 def due(current: Ticket, when: float, late_after: float = 5.0) -> list[Notice]:
     return escalations_due(current, POLICY, at(when), late_after_seconds=late_after,
-                           supervisors=SUPERVISORS)
+                           supervisors=supervisors)
 
 
 def fire(current: Ticket, when: float) -> tuple[Ticket, list[Notice]]:
@@ -156,3 +161,20 @@ def test_the_legal_ceiling_runs_from_submission() -> None:
     notices = [n for n in due(replied, 1001) if n.escalation.clock == "ceiling"]
     assert [(n.escalation.triggered_at, n.escalation.recipients[0].role) for n in notices] == \
         [(at(1000), "ombudsman")]
+
+
+def test_a_rejected_ticket_escalates_to_the_triage_desk_until_rerouted() -> None:
+    current, _ = fire(ticket(), 61)
+    rejected = act(act(current, "needs_info", 65), "rejected", 70, reason="bukan Tupoksi DLH")
+    assert rejected["clocks"]["routing"]["due_at"] == at(110)  # a citizen's pause does not hold it
+    assert keys(due(rejected, 109)) == []
+    [notice] = due(rejected, 111)
+    assert notice.id == f"{TICKET_ID}:a1:routing:1:0"
+    assert notice.escalation.agency == "TRIAGE"  # DLH, which rejected it, hears no more
+    assert [(r.role, r.name) for r in notice.escalation.recipients] == [("agency_head", "Kabag Organisasi")]
+    current, _ = fire(rejected, 111)
+    assert keys(due(current, 131)) == [("routing", 1, 1)]
+    moved = reassign(current, routed("PUPR", assignment=2), POLICY, assigned_at=at(135), now=at(135))
+    assert moved is not None
+    assert moved["clocks"]["routing"]["met"] is False
+    assert [k for k in keys(due(moved, 400)) if k[0] == "routing"] == []
