@@ -56,7 +56,7 @@ async def test_tickets_are_idempotent_and_follow_updates(
     assert responded.json()["first_response_at"] is not None
     assert len(repeat.json()["history"]) == len(responded.json()["history"])
     assert (refused.status_code, unknown.status_code, invalid.status_code) == (409, 404, 422)
-    assert invalid.json()["errors"][0]["problem"].endswith("a rejection must give a reason")
+    assert "a rejection must give a reason" in invalid.json()["errors"][0]["problem"]
 
 
 async def test_pause_and_resume_over_http(settings: Settings) -> None:

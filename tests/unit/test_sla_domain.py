@@ -153,7 +153,7 @@ def test_update_does_not_mutate_the_input() -> None:
 @pytest.mark.parametrize("action", [a.value for a in UpdateAction])
 def test_nothing_is_accepted_after_resolved(action: str) -> None:
     resolved = act(ticket(), "resolved", 2)
-    required: dict[str, dict[str, Any]] = {"rejected": {"reason": "x"},
+    required: dict[str, dict[str, Any]] = {"rejected": {"reason": "x", "suggested_agency": "PUPR"},
                                            "reprioritised": {"priority": "high"}}
     fields = required.get(action, {})
     with pytest.raises(UpdateRefused, match="is resolved") as caught:

@@ -165,7 +165,8 @@ def test_the_legal_ceiling_runs_from_submission() -> None:
 
 def test_a_rejected_ticket_escalates_to_the_triage_desk_until_rerouted() -> None:
     current, _ = fire(ticket(), 61)
-    rejected = act(act(current, "needs_info", 65), "rejected", 70, reason="bukan Tupoksi DLH")
+    rejected = act(act(current, "needs_info", 65), "rejected", 70, reason="bukan Tupoksi DLH",
+                   suggested_agency="PUPR")
     assert rejected["clocks"]["routing"]["due_at"] == at(110)  # a citizen's pause does not hold it
     assert keys(due(rejected, 109)) == []
     [notice] = due(rejected, 111)
