@@ -1,14 +1,24 @@
-"""SLA's HTTP API: agencies' updates and the full ticket view."""
+"""SLA's HTTP API: agencies' updates, the triage desk's manual routing, the full ticket view."""
 
 import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Request, status
 from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from pydantic import Field
 
 from services.sla.flows import Sla, UnknownTicket, UpdateRefused
-from shared.contracts import TicketUpdate, derived_event_id
+from shared.contracts import RerouteRequest, Strict, TicketUpdate, derived_event_id
 from shared.mongo import Document
+
+
+class RouteByHand(Strict):
+    """The triage desk assigns an agency itself; the router carries the decision out."""
+
+    agency: str = Field(min_length=1, max_length=40, description="Agency code from the rulebook.")
+    actor: str = Field(min_length=1, max_length=120, description="Who decided.")
+    reason: str = Field(min_length=1, max_length=1000, description="Why this agency.")
 
 
 def _sla(request: Request) -> Sla:
@@ -18,7 +28,7 @@ def _sla(request: Request) -> Sla:
 
 def ticket_json(ticket: Document) -> dict[str, Any]:
     """The agency's view: everything but bookkeeping. The SLA store never holds the reporter."""
-    view = {k: v for k, v in ticket.items() if k not in ("_id", "applied_events")}
+    view = {k: v for k, v in ticket.items() if k not in ("_id", "applied_events", "claim")}
     encoded: dict[str, Any] = jsonable_encoder({"ticket_id": ticket["_id"], **view})
     return encoded
 
@@ -33,8 +43,9 @@ def build_router() -> APIRouter:
         ticket_id: str, update: TicketUpdate, request: Request,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
     ) -> dict[str, Any]:
-        """Record an agency's action (acknowledged, responded, resolved, rejected, needs_info).
-        With an Idempotency-Key, a retried request is applied once."""
+        """Record an action: acknowledged, responded, resolved, rejected (sent back to the router
+        for a new agency), needs_info (pauses the clocks), citizen_replied (resumes them), note,
+        reprioritised. With an Idempotency-Key, a retried request is applied once."""
         event_id = (derived_event_id("http-update", ticket_id, idempotency_key)
                     if idempotency_key else str(uuid.uuid4()))
         try:
@@ -45,9 +56,29 @@ def build_router() -> APIRouter:
             raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
         return ticket_json(ticket)
 
+    @router.post("/tickets/{ticket_id}/route", status_code=status.HTTP_202_ACCEPTED, responses={
+        404: {"description": "Unknown ticket"}, 409: {"description": "Ticket already resolved"},
+        422: {"description": "Invalid fields (e.g. an agency code not in the rulebook), each named"}})
+    async def post_ticket_route(ticket_id: str, body: RouteByHand, request: Request) -> RerouteRequest:
+        """Assign the ticket to an agency by hand: the request goes to the router, which
+        publishes the new routing decision. Repeating the same choice is the same request."""
+        sla = _sla(request)
+        if body.agency not in sla.rulebook.codes:
+            raise RequestValidationError([{
+                "loc": ("body", "agency"), "type": "value_error",
+                "msg": f"unknown agency code {body.agency!r}: not in the rulebook"}])
+        try:
+            return await sla.request_route(ticket_id, agency=body.agency, actor=body.actor,
+                                           reason=body.reason)
+        except UnknownTicket as error:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
+        except UpdateRefused as error:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+
     @router.get("/tickets/{ticket_id}", responses={404: {"description": "Unknown ticket"}})
     async def get_ticket(ticket_id: str, request: Request) -> dict[str, Any]:
-        """The ticket with its agency, routing explanation, clocks, ladder and history."""
+        """The ticket with its agency, routing explanation, both clocks, pauses, ladder and
+        history."""
         ticket = await _sla(request).store.get(ticket_id)
         if ticket is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket {ticket_id}")

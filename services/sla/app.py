@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
+from services.router.rulebook import load_rulebook
 from services.sla import api, handlers
 from services.sla.flows import Sla
 from services.sla.policy import load_policy
@@ -20,25 +21,30 @@ from shared.settings import Settings
 
 def create_app(settings: Settings) -> FastAPI:
     policy = load_policy(settings.sla_policy)  # an invalid policy stops start-up, loudly
+    rulebook = load_rulebook(settings.rulebook)  # agency codes and who holds escalation roles
     broker = make_broker(settings, handlers.SERVICE)
     client = mongo.connect(settings)
     db = mongo.database(client, settings)
     store = TicketStore(db)
     relay = OutboxRelay(store.escalations, broker, lease_seconds=settings.outbox_lease_seconds,
                         owner=settings.instance_id)
-    sla = Sla(settings, policy, store, relay)
+    reroutes = OutboxRelay(store.reroutes, broker, lease_seconds=settings.outbox_lease_seconds,
+                           owner=settings.instance_id)
+    sla = Sla(settings, policy, rulebook, store, relay, reroutes)
     handlers.register(broker, sla)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await ensure_topics(settings, [Topics.ROUTED, Topics.UPDATES, Topics.ESCALATIONS,
-                                       Topics.DEADLETTER])
+        await ensure_topics(settings, [Topics.ROUTED, Topics.UPDATES, Topics.REROUTE,
+                                       Topics.ESCALATIONS, Topics.DEADLETTER])
         await store.ensure_indexes()
         await relay.ensure_indexes()
+        await reroutes.ensure_indexes()
         await broker.start()
         async with background(
-            lambda: every(settings.scheduler_interval_seconds, sla.escalate_due, "SLA scheduler"),
+            sla.run_scheduler,
             lambda: every(settings.outbox_sweep_seconds, relay.sweep, "escalation outbox sweep"),
+            lambda: every(settings.outbox_sweep_seconds, reroutes.sweep, "reroute outbox sweep"),
         ):
             yield
         await broker.stop()

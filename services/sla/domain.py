@@ -1,154 +1,166 @@
-"""SLA decisions: deadlines, the escalation ladder, what an agency's update does to a ticket.
+"""SLA decisions on plain ticket documents (dicts as stored); no Kafka, no MongoDB.
 
-Pure functions over plain ticket documents (dicts as stored); no Kafka, no MongoDB.
+Two clocks per target. The citizen's clock (``citizen_clocks``) runs from submission and is
+never reset. The agency's clock (``clocks``: response, update, resolution) runs from the
+assignment to the current agency and restarts on re-routing; the escalation ladder watches
+it, the legal ceiling (``clocks.ceiling``, from submission) and, while a rejected ticket waits
+for a new agency, ``clocks.routing`` (the triage desk's). Only ``responded`` (a reply
+the citizen sees) or ``resolved`` stops a response clock. ``needs_info`` pauses every clock
+until ``citizen_replied``; pauses live on the ticket, so they survive re-targeting.
 """
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+import copy
+from collections.abc import Callable, Mapping
+from datetime import datetime
 from typing import Any
 
+from services.sla.clocks import pause_intervals
+from services.sla.ladder import ROUTING, Notice, advance, due_notices
 from services.sla.policy import Policy
-from shared.contracts import Escalation, Recipient, TicketRouted, TicketUpdate, UpdateAction
+from services.sla.timing import (
+    AGENCY_CLOCKS,
+    Ticket,
+    agency_clocks,
+    history_entry,
+    open_pause,
+    refresh,
+    retarget_citizen,
+    start_clock,
+    steps_for,
+    stop_clock,
+    target_of,
+)
+from services.sla.updates import ALLOWED, UpdateRefused, apply_update
+from shared.contracts import RerouteRequest, RoutingExplanation, TicketRouted, TicketUpdate
 
-Ticket = dict[str, Any]
-CLOCKS = ("response", "resolution")
-TERMINAL = {"resolved"}
-
-# Which actions each status accepts. A rejected ticket waits for re-routing.
-ALLOWED: dict[str, set[UpdateAction]] = {
-    "assigned": set(UpdateAction) - {UpdateAction.CITIZEN_REPLIED, UpdateAction.NOTE,
-                                     UpdateAction.REPRIORITISED},
-    "acknowledged": set(UpdateAction) - {UpdateAction.ACKNOWLEDGED, UpdateAction.CITIZEN_REPLIED,
-                                         UpdateAction.NOTE, UpdateAction.REPRIORITISED},
-    "needs_info": {UpdateAction.RESPONDED, UpdateAction.RESOLVED, UpdateAction.REJECTED},
-    "responded": {UpdateAction.RESPONDED, UpdateAction.RESOLVED, UpdateAction.NEEDS_INFO},
-    "rejected": set(),
-    "resolved": set(),
-}
-STATUS_AFTER = {
-    UpdateAction.ACKNOWLEDGED: "acknowledged", UpdateAction.RESPONDED: "responded",
-    UpdateAction.RESOLVED: "resolved", UpdateAction.REJECTED: "rejected",
-    UpdateAction.NEEDS_INFO: "needs_info",
-}
+__all__ = ["ALLOWED", "Ticket", "UpdateRefused", "apply_update", "as_routed", "escalations_due",
+           "manual_request", "mark_fired", "new_ticket", "reassign", "rejection_request"]
 
 
-class UpdateRefused(ValueError):
-    """The update does not fit the ticket's state; the message says why."""
+# --- new tickets and re-routing ---------------------------------------------------------------
+
+def _routed_fields(routed: TicketRouted) -> dict[str, Any]:
+    return {"agency": routed.agency, "agency_name": routed.agency_name,
+            "authority": routed.authority, "priority": routed.priority.value,
+            "channel": routed.channel.value, "category": routed.category,
+            "routing": routed.routing.model_dump(mode="json"), "assignment": routed.assignment}
 
 
-def new_ticket(ticket_id: str, routed: TicketRouted, policy: Policy, *, now: datetime) -> Ticket:
+def new_ticket(ticket_id: str, routed: TicketRouted, policy: Policy, *, assigned_at: datetime,
+               now: datetime) -> Ticket:
     """A ticket with its clocks, deadlines and escalation ladder, as first stored."""
-    fields = {"agency": routed.agency, "priority": routed.priority.value,
-              "channel": routed.channel.value, "category": routed.category}
-    target = policy.target_for(fields)
-    calendar = policy.calendar(target.calendar)
+    fields = _routed_fields(routed)
+    target = target_of(fields, policy)
     start = routed.submitted_at
-    clocks: dict[str, dict[str, Any]] = {
-        "response": {"started_at": start, "target_seconds": target.response,
-                     "due_at": calendar.add(start, target.response), "stopped_at": None},
-        "resolution": {"started_at": start, "target_seconds": target.resolution,
-                       "due_at": calendar.add(start, target.resolution), "stopped_at": None},
-    }
-    ladder = [
-        {"clock": lvl.clock, "level": lvl.level, "at": lvl.at, "notify": lvl.notify,
-         "trigger_at": calendar.add(start, lvl.at * clocks[lvl.clock]["target_seconds"]),
-         "fired_at": None}
-        for lvl in policy.escalation
-    ]
+    clocks = {**agency_clocks(policy, target, assigned_at),
+              "ceiling": start_clock(policy, policy.ceiling.calendar, start, policy.ceiling.after)}
     ticket: Ticket = {
         "_id": ticket_id, "status": "assigned", **fields,
-        "agency_name": routed.agency_name, "authority": routed.authority,
-        "routing": routed.routing.model_dump(mode="json"), "title": routed.title,
-        "text": routed.text, "location": routed.location.model_dump() if routed.location else None,
+        "title": routed.title, "text": routed.text,
+        "location": routed.location.model_dump() if routed.location else None,
         "anonymous": routed.anonymous, "confidential": routed.confidential,
-        "submitted_at": routed.submitted_at, "assigned_at": now, "created_at": now,
+        "attachments": list(routed.attachments),
+        "submitted_at": start, "assigned_at": assigned_at, "created_at": now,
+        "first_response_at": None, "resolved_at": None,
         "sla": {"target": target.name, "calendar": target.calendar},
-        "clocks": clocks, "ladder": ladder,
-        "deadlines": {
-            "response_due": clocks["response"]["due_at"],
-            "resolution_due": clocks["resolution"]["due_at"],
-            "legal_ceiling": start + timedelta(days=policy.legal_ceiling_days),
-        },
-        "history": [{"at": now, "action": "assigned", "actor": "router",
-                     "note": routed.routing.reason, "agency": routed.agency}],
+        "citizen_clocks": {"response": start_clock(policy, target.calendar, start, target.response),
+                           "resolution": start_clock(policy, target.calendar, start, target.resolution)},
+        "clocks": clocks,
+        "ladder": steps_for(policy, clocks, ("response", "resolution", "ceiling"), {}),
+        "assignments": [{"agency": routed.agency, "assignment": routed.assignment,
+                         "assigned_at": assigned_at, "ended_at": None, "outcome": None,
+                         "reason": None}],
+        "rejected_by": list(routed.rejected_by), "pauses": [],
+        "history": [history_entry(now, "assigned", routed.agency,
+                                  actor=routed.assigned_by or "router", note=routed.routing.reason)],
         "applied_events": [], "version": 1,
     }
-    ticket["next_check_at"] = next_check_at(ticket)
-    return ticket
+    return refresh(ticket, policy, now)
 
 
-def _running(ticket: Ticket, clock: str) -> bool:
-    return ticket["status"] not in TERMINAL and ticket["clocks"][clock]["stopped_at"] is None
+def reassign(ticket: Ticket, routed: TicketRouted, policy: Policy, *, assigned_at: datetime,
+             now: datetime) -> Ticket | None:
+    """The ticket handed to the agency of a newer routing decision; None when the decision is
+    not newer (a duplicate) or the ticket is already resolved."""
+    if routed.assignment <= ticket["assignment"] or ticket["status"] == "resolved":
+        return None
+    changed = copy.deepcopy(ticket)
+    pauses = pause_intervals(changed["pauses"])
+    previous = changed["assignments"][-1]
+    if previous["ended_at"] is None:
+        previous.update(ended_at=assigned_at, outcome="manual" if routed.assigned_by else "rerouted")
+        for name in AGENCY_CLOCKS:
+            stop_clock(changed["clocks"][name], policy, assigned_at, pauses, judge=False)
+    stop_clock(changed["clocks"].get(ROUTING), policy, assigned_at, [])  # met: re-routed in time
+    changed.update(_routed_fields(routed))
+    changed["assigned_at"] = assigned_at
+    changed["rejected_by"] = sorted(set(changed["rejected_by"]) | set(routed.rejected_by))
+    changed["assignments"].append({"agency": routed.agency, "assignment": routed.assignment,
+                                   "assigned_at": assigned_at, "ended_at": None, "outcome": None,
+                                   "reason": None})
+    target = target_of(changed, policy)
+    changed["sla"] = {"target": target.name, "calendar": target.calendar}
+    retarget_citizen(changed, policy, target)
+    changed["clocks"].update(agency_clocks(policy, target, assigned_at))
+    ceiling = [s for s in changed["ladder"] if s["clock"] == "ceiling"]
+    changed["ladder"] = [*steps_for(policy, changed["clocks"], ("response", "resolution"), {}), *ceiling]
+    pause = open_pause(changed)
+    if pause is not None:  # still waiting for the citizen: the new agency's clocks wait too
+        pause["status_before"] = "assigned"
+    changed["status"] = "needs_info" if pause is not None else "assigned"
+    changed["history"].append(history_entry(
+        now, "rerouted", routed.agency, actor=routed.assigned_by or "router",
+        note=routed.routing.reason, previous_agency=routed.previous_agency or previous["agency"],
+        assignment=routed.assignment))
+    return refresh(changed, policy, now)
 
 
-def next_check_at(ticket: Ticket) -> datetime | None:
-    """When the scheduler must look at this ticket next: its earliest unfired trigger."""
-    pending = [step["trigger_at"] for step in ticket["ladder"]
-               if step["fired_at"] is None and _running(ticket, step["clock"])]
-    return min(pending, default=None)
+# --- escalations ---------------------------------------------------------------------------
+
+def escalations_due(ticket: Ticket, policy: Policy, now: datetime, *, late_after_seconds: float,
+                    supervisors: Callable[[str], Mapping[str, str]],
+                    routing_desk: str = "TRIAGE") -> list[Notice]:
+    """The notices due now, by the ladder's stored schedule; ``supervisors`` gives an agency's
+    role holders, ``routing_desk`` is who re-routes a rejected ticket."""
+    return due_notices(ticket, policy, now, late_after_seconds=late_after_seconds,
+                       supervisors=supervisors, routing_desk=routing_desk,
+                       pauses=pause_intervals(ticket["pauses"]))
 
 
-@dataclass(frozen=True)
-class Due:
-    index: int
-    escalation: Escalation
+def mark_fired(ticket: Ticket, notices: list[Notice], policy: Policy, now: datetime) -> Ticket:
+    """The ticket after these notices were stored: each step moves to its next notice."""
+    changed = copy.deepcopy(ticket)
+    pauses = pause_intervals(changed["pauses"])
+    for notice in notices:
+        step = changed["ladder"][notice.index]
+        advance(step, changed["clocks"][step["clock"]], policy, now, pauses)
+    return refresh(changed, policy, now)
 
 
-def claim_id(ticket: Ticket, due: Due) -> str:
-    """One id per (ticket, assignment, clock, level): replicas that both see the step due
-    both try to store this id, and the store's unique key lets exactly one succeed."""
-    e = due.escalation
-    return f"{ticket['_id']}:a{ticket.get('assignment', 1)}:{e.clock}:{e.level}"
+# --- re-routing requests -------------------------------------------------------------------
+
+def as_routed(ticket: Ticket) -> TicketRouted:
+    """The ticket as the router sees it (no reporter: the SLA never stores one)."""
+    previous = [a["agency"] for a in ticket["assignments"][:-1]]
+    return TicketRouted(
+        agency=ticket["agency"], agency_name=ticket["agency_name"], authority=ticket["authority"],
+        priority=ticket["priority"], category=ticket["category"],
+        routing=RoutingExplanation.model_validate(ticket["routing"]), channel=ticket["channel"],
+        title=ticket["title"], text=ticket["text"], location=ticket["location"],
+        anonymous=ticket["anonymous"], confidential=ticket["confidential"],
+        submitted_at=ticket["submitted_at"], attachments=ticket.get("attachments", []),
+        assignment=ticket["assignment"], previous_agency=previous[-1] if previous else None,
+        rejected_by=ticket["rejected_by"])
 
 
-def due_escalations(ticket: Ticket, now: datetime, *, late_after_seconds: float) -> list[Due]:
-    """Ladder steps whose trigger has passed on a running clock and that have not fired."""
-    due = []
-    for index, step in enumerate(ticket["ladder"]):
-        if step["fired_at"] is not None or not _running(ticket, step["clock"]):
-            continue
-        if step["trigger_at"] > now:
-            continue
-        late = (now - step["trigger_at"]).total_seconds() > late_after_seconds
-        due.append(Due(index, Escalation(
-            agency=ticket["agency"], level=step["level"], clock=step["clock"],
-            trigger=f"{step['at']:.0%} of {step['clock']} target",
-            due_at=ticket["clocks"][step["clock"]]["due_at"], triggered_at=step["trigger_at"],
-            fired_at=now, late=late, recipients=[Recipient(role=r) for r in step["notify"]],
-        )))
-    return due
+def rejection_request(ticket: Ticket, update: TicketUpdate) -> RerouteRequest:
+    assert update.reason is not None
+    return RerouteRequest(ticket=as_routed(ticket), cause="rejected", actor=update.actor,
+                          reason=update.reason, suggested_agency=update.suggested_agency)
 
 
-def mark_fired(ticket: Ticket, due: list[Due], now: datetime) -> Ticket:
-    ladder = [dict(step) for step in ticket["ladder"]]
-    for item in due:
-        ladder[item.index]["fired_at"] = now
-    changed = {**ticket, "ladder": ladder}
-    changed["next_check_at"] = next_check_at(changed)
-    return changed
-
-
-def apply_update(ticket: Ticket, update: TicketUpdate, *, event_id: str, now: datetime) -> Ticket:
-    """The ticket after an agency's action; raises UpdateRefused when the action does not fit."""
-    status = ticket["status"]
-    if update.action not in ALLOWED.get(status, set()):
-        raise UpdateRefused(f"ticket {ticket['_id']} is {status}: {update.action.value} not allowed")
-    clocks = {name: dict(clock) for name, clock in ticket["clocks"].items()}
-    if update.action in (UpdateAction.RESPONDED, UpdateAction.RESOLVED):
-        _stop(clocks["response"], now)  # acknowledging is not responding: only this stops it
-    if update.action is UpdateAction.RESOLVED:
-        _stop(clocks["resolution"], now)
-    entry = {"at": now, "action": update.action.value, "actor": update.actor,
-             "note": update.note, "reason": update.reason,
-             "suggested_agency": update.suggested_agency, "event_id": event_id}
-    changed = {**ticket, "status": STATUS_AFTER[update.action], "clocks": clocks,
-               "history": [*ticket["history"], {k: v for k, v in entry.items() if v is not None}],
-               "applied_events": [*ticket["applied_events"], event_id]}
-    changed["next_check_at"] = next_check_at(changed)
-    return changed
-
-
-def _stop(clock: dict[str, Any], now: datetime) -> None:
-    if clock["stopped_at"] is None:
-        clock["stopped_at"] = now
-        clock["met"] = now <= clock["due_at"]
+def manual_request(ticket: Ticket, *, agency: str, actor: str, reason: str) -> RerouteRequest:
+    if ticket["status"] == "resolved":
+        raise UpdateRefused(f"ticket {ticket['_id']} is resolved: it cannot be routed again")
+    return RerouteRequest(ticket=as_routed(ticket), cause="manual", actor=actor, reason=reason,
+                          agency=agency)

@@ -1,26 +1,35 @@
-"""SLA flows: open tickets, apply agencies' updates, fire due escalations."""
+"""SLA flows: open and re-assign tickets, apply updates, request re-routing, fire escalations."""
 
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.router.rulebook import Rulebook
 from services.sla.domain import (
     Ticket,
     UpdateRefused,
     apply_update,
-    claim_id,
-    due_escalations,
+    escalations_due,
+    manual_request,
     mark_fired,
     new_ticket,
+    reassign,
+    rejection_request,
 )
+from services.sla.ladder import Notice
 from services.sla.policy import Policy
 from services.sla.store import TicketStore
 from shared.contracts import (
     Envelope,
-    Escalation,
     EventType,
+    RerouteRequest,
     TicketRouted,
     TicketUpdate,
     Topics,
+    UpdateAction,
     derived_event_id,
     envelope,
     utc_now,
@@ -31,60 +40,184 @@ from shared.settings import Settings
 
 __all__ = ["Sla", "UnknownTicket", "UpdateRefused"]
 
+log = logging.getLogger(__name__)
+_RETRIES = 10  # optimistic concurrency: re-read when another writer got there first
+
 
 class UnknownTicket(LookupError):
     pass
+
+
+@dataclass(frozen=True)
+class Turn:
+    claimed: int
+    fired: int
 
 
 @dataclass
 class Sla:
     settings: Settings
     policy: Policy
+    rulebook: Rulebook
     store: TicketStore
-    relay: OutboxRelay
+    relay: OutboxRelay          # escalations
+    reroute_relay: OutboxRelay  # reroute requests
+
+    # --- routing decisions ------------------------------------------------------------------
 
     async def open_tickets(self, routed: list[Envelope[TicketRouted]]) -> int:
+        """Open new tickets; a newer assignment of a known ticket re-assigns it; an equal or
+        older one is a duplicate and changes nothing. Returns how many tickets changed."""
         now = utc_now()
-        tickets = [new_ticket(str(e.ticket_id), e.data, self.policy, now=now) for e in routed]
-        return await self.store.add_new(tickets)
+        opened = await self.store.add_new([
+            new_ticket(str(e.ticket_id), e.data, self.policy, assigned_at=_assigned_at(e), now=now)
+            for e in routed])
+        reassigned = 0
+        for event in routed:
+            if event.data.assignment > 1:
+                reassigned += await self._reassign(event)
+        return opened + reassigned
+
+    async def _reassign(self, event: Envelope[TicketRouted]) -> int:
+        ticket_id = str(event.ticket_id)
+        for _ in range(_RETRIES):
+            ticket = await self.store.get(ticket_id)
+            if ticket is None:
+                return 0
+            changed = reassign(ticket, event.data, self.policy, assigned_at=_assigned_at(event),
+                               now=utc_now())
+            if changed is None:
+                return 0
+            if await self.store.save_if_unchanged(changed, ticket["version"]):
+                return 1
+        raise RuntimeError(f"ticket {ticket_id} kept changing; re-assignment not applied")
+
+    # --- updates ----------------------------------------------------------------------------
 
     async def apply(self, ticket_id: str, update: TicketUpdate, event_id: str) -> Ticket:
-        """Apply an update once: a repeated event id returns the ticket unchanged."""
-        for _ in range(10):  # optimistic concurrency: re-read when another writer got there first
+        """Apply an update once: a repeated event id returns the ticket unchanged. A rejection
+        is stored in one transaction with its reroute request, then the request is published."""
+        for _ in range(_RETRIES):
             ticket = await self.store.get(ticket_id)
             if ticket is None:
                 raise UnknownTicket(f"no ticket {ticket_id}")
             if event_id in ticket["applied_events"]:
                 return ticket
-            changed = apply_update(ticket, update, event_id=event_id, now=utc_now())
-            if await self.store.save_if_unchanged(changed, ticket["version"]):
+            changed = apply_update(ticket, update, self.policy, event_id=event_id, now=utc_now())
+            if update.action is not UpdateAction.REJECTED:
+                if await self.store.save_if_unchanged(changed, ticket["version"]):
+                    return changed
+                continue
+            request = self._reroute_doc(changed, rejection_request(changed, update), "rejected")
+            if await self.store.save_with_outbox(changed, ticket["version"], [request]):
+                await self._publish_reroutes([request])
                 return changed
         raise RuntimeError(f"ticket {ticket_id} kept changing; update not applied")
 
-    async def escalate_due(self) -> int:
-        """One scheduler turn: claim and publish every escalation now due; returns how many
-        this replica fired."""
-        now = utc_now()
-        tickets = await self.store.due(now, self.settings.scheduler_batch_size)
-        dues = [(t, due_escalations(t, now, late_after_seconds=self.settings.late_after_seconds))
-                for t in tickets]
-        # Escalations are stored before tickets are marked: a crash in between leaves them due,
-        # and the next turn's claim of the same ids is a no-op; the other order could lose one.
-        mine = await self.store.claim(
-            [self._escalation_doc(t, claim_id(t, d), d.escalation, now) for t, due in dues for d in due],
-            self.settings.instance_id)
-        for ticket, due in dues:
-            # Another replica may have moved the ticket on; then it did this same work.
-            await self.store.save_if_unchanged(mark_fired(ticket, due, now), ticket["version"])
-        await self.relay.publish(mine)
-        return len(mine)
+    async def request_route(self, ticket_id: str, *, agency: str, actor: str,
+                            reason: str) -> RerouteRequest:
+        """The triage desk's choice, sent to the router; a repeat of the same choice for the
+        same assignment is the same request."""
+        ticket = await self.store.get(ticket_id)
+        if ticket is None:
+            raise UnknownTicket(f"no ticket {ticket_id}")
+        request = manual_request(ticket, agency=agency, actor=actor, reason=reason)
+        stored = await self.store.add_reroute(self._reroute_doc(ticket, request, f"manual:{agency}"))
+        await self._publish_reroutes([stored])
+        return RerouteRequest.model_validate(stored["event"]["data"])
 
-    def _escalation_doc(self, ticket: Ticket, key: str, escalation: Escalation,
-                        now: datetime) -> Document:
+    async def _publish_reroutes(self, docs: list[Document]) -> None:
+        try:
+            await self.reroute_relay.publish([d for d in docs
+                                              if d.get("lease_owner") == self.settings.instance_id])
+        except Exception as error:  # stored: the outbox sweep publishes it later
+            log.warning("publishing a reroute request failed, the sweep will retry: %s", error)
+
+    def _reroute_doc(self, ticket: Ticket, request: RerouteRequest, kind: str) -> Document:
+        key = f"{ticket['_id']}:a{ticket['assignment']}:{kind}"
+        event = envelope(request, type=EventType.REROUTE_REQUESTED, tenant=self.settings.tenant,
+                         ticket_id=ticket["_id"], event_id=derived_event_id("reroute", key))
+        now = utc_now()
+        return {"_id": key, "ticket_id": ticket["_id"], "assignment": ticket["assignment"],
+                "cause": request.cause, "created_at": now,
+                **outbox_fields(Topics.REROUTE, event, now=now, owner=self.settings.instance_id,
+                                lease_seconds=self.settings.outbox_lease_seconds)}
+
+    # --- the scheduler ----------------------------------------------------------------------
+
+    async def escalate_due(self) -> int:
+        """One scheduler turn; returns how many escalations this replica fired."""
+        return (await self.turn()).fired
+
+    async def turn(self) -> Turn:
+        """Lease due tickets, store their due notices under unique ids (insert-if-absent: each
+        fires once however many replicas race), advance the tickets, then publish. A crash at
+        any point leaves either the lease to run out (the work is redone with the same ids)
+        or stored notices for the outbox sweep."""
+        now = utc_now()
+        token = f"{self.settings.instance_id}/{uuid.uuid4().hex}"
+        tickets = await self.store.claim_due(now, limit=self.settings.scheduler_batch_size,
+                                             token=token, lease_seconds=self.settings.outbox_lease_seconds)
+        docs: list[Document] = []
+        finished: list[tuple[Ticket, int]] = []
+        for ticket in tickets:
+            notices = escalations_due(ticket, self.policy, now,
+                                      late_after_seconds=self.settings.late_after_seconds,
+                                      supervisors=self.supervisors,
+                                      routing_desk=self.rulebook.fallback)
+            docs += [self._escalation_doc(ticket, n, now) for n in notices]
+            finished.append((mark_fired(ticket, notices, self.policy, now), ticket["version"]))
+        mine = await self.store.store_escalations(docs, self.settings.instance_id)
+        await self.store.finish(finished, token)
+        await self.relay.publish(mine)
+        return Turn(claimed=len(tickets), fired=len(mine))
+
+    async def run_scheduler(self) -> None:
+        """Turns forever; between them it sleeps until the earliest next_check_at (capped by the
+        interval, since new tickets may come due sooner), so an idle store costs one indexed
+        lookup per interval."""
+        interval = self.settings.scheduler_interval_seconds
+        while True:
+            claimed = 0
+            try:
+                claimed = (await self.turn()).claimed
+                wait = interval
+                if claimed < self.settings.scheduler_batch_size:
+                    wait = idle_wait(await self.store.earliest_check(), utc_now(), interval)
+                else:
+                    wait = 0.0  # a full batch: more is due right now
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.warning("SLA scheduler turn failed: %s", error)
+                wait = interval
+            await asyncio.sleep(wait)
+
+    def supervisors(self, agency: str) -> Mapping[str, str]:
+        found = next((a for a in self.rulebook.agencies if a.code == agency), None)
+        return {} if found is None else found.supervisors
+
+    def _escalation_doc(self, ticket: Ticket, notice: Notice, now: datetime) -> Document:
+        escalation = notice.escalation
         event = envelope(escalation, type=EventType.TICKET_ESCALATED, tenant=self.settings.tenant,
-                         ticket_id=ticket["_id"], event_id=derived_event_id("escalation", key))
-        return {"_id": key, "ticket_id": ticket["_id"], "agency": escalation.agency,
-                "clock": escalation.clock, "level": escalation.level, "late": escalation.late,
-                "fired_at": now,
+                         ticket_id=ticket["_id"], event_id=derived_event_id("escalation", notice.id))
+        return {"_id": notice.id, "ticket_id": ticket["_id"], "agency": escalation.agency,
+                "assignment": escalation.assignment, "clock": escalation.clock,
+                "level": escalation.level, "repeat": escalation.repeat, "late": escalation.late,
+                "triggered_at": escalation.triggered_at, "fired_at": now,
                 **outbox_fields(Topics.ESCALATIONS, event, now=now, owner=self.settings.instance_id,
                                 lease_seconds=self.settings.outbox_lease_seconds)}
+
+
+def _assigned_at(event: Envelope[TicketRouted]) -> datetime:
+    """The routing decision's own time (not when this service read it, which may be after a
+    downtime); never before the submission."""
+    return max(event.time, event.data.submitted_at)
+
+
+def idle_wait(earliest: datetime | None, now: datetime, cap: float) -> float:
+    """Seconds to sleep before the next turn: until the earliest next check, at most ``cap``
+    (a ticket opened meanwhile may come due sooner), never a busy loop."""
+    if earliest is None:
+        return cap
+    return min(cap, max(0.01, (earliest - now).total_seconds()))

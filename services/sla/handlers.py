@@ -19,7 +19,8 @@ SERVICE = "sla"
 
 def register(broker: KafkaBroker, sla: Sla) -> None:
     @batch_subscriber(broker, Topics.ROUTED, group_id="disposisi-sla", settings=sla.settings,
-                      description="Routing decisions: each opens a ticket with its clocks.")
+                      description="Routing decisions: each opens a ticket with its clocks; a newer "
+                                  "assignment re-assigns it, an equal or older one is a duplicate.")
     async def on_tickets_routed(body: list[bytes], message: KafkaMessage) -> None:
         events, rejected = decode_batch(message, TicketRouted, EventType.TICKET_ROUTED,
                                         settings=sla.settings, service=SERVICE)
@@ -27,7 +28,8 @@ def register(broker: KafkaBroker, sla: Sla) -> None:
         await sla.open_tickets(events)
 
     @batch_subscriber(broker, Topics.UPDATES, group_id="disposisi-sla-updates", settings=sla.settings,
-                      description="Agencies' actions: acknowledged, responded, resolved, ...")
+                      description="Actions on tickets: acknowledged, responded, resolved, rejected, "
+                                  "needs_info, citizen_replied, note, reprioritised.")
     async def on_tickets_updates(body: list[bytes], message: KafkaMessage) -> None:
         # One at a time, in order: a ticket's updates share its key and so its partition.
         rejected: list[Outgoing] = []

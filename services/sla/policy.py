@@ -1,46 +1,50 @@
-"""The SLA policy file: calendars, targets per ticket (first match wins), escalation ladder."""
+"""The SLA policy file: calendars, targets per ticket (first match wins), pause rules, the legal
+ceiling and the escalation ladder. Durations are working time on the target's calendar:
+'5d' is five working days, '4h' four working hours (on a 24x7 calendar: plain hours)."""
 
-import re
 from collections.abc import Mapping
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    model_validator,
+)
 
-from services.sla.calendar import AlwaysOpen, Calendar, working_days
+# Integrator: import these from services.sla.calendar and delete _calendar_shim.py.
+from services.sla._calendar_shim import (
+    Calendar,
+    CalendarSpec,
+    WorkDuration,
+    build_calendar,
+    parse_duration,
+)
 from shared.contracts import describe_errors
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d)\s*$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+__all__ = ["Calendar", "Level", "Policy", "PolicyError", "Target", "WorkDuration", "load_policy"]
+
+Duration = Annotated[WorkDuration, BeforeValidator(parse_duration)]
+AgencyClock = Literal["response", "update", "resolution"]
+ClockName = Literal["response", "update", "resolution", "ceiling", "routing"]
 
 
 class PolicyError(ValueError):
     """A policy file that cannot be used; the message names the file, the path and the problem."""
 
 
-def parse_duration(value: object) -> float:
-    """'5s', '30m', '4h', '5d' -> seconds of working time (a working day counts 24 h)."""
-    if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION.match(str(value))
-    if not match:
-        raise ValueError(f"duration {value!r}: expected a number and s, m, h or d, e.g. '5d'")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class CalendarSpec(_Strict):
-    type: Literal["working_days", "24x7"]
-    extra_holidays: list[date] = Field(default_factory=list, description="Tenant closed dates.")
-    extra_working_days: list[date] = Field(default_factory=list, description="Dates reopened.")
+def _positive(duration: WorkDuration | None, name: str) -> None:
+    if duration is not None and duration.amount <= 0:
+        raise ValueError(f"{name} must be longer than zero")
 
 
 class Match(_Strict):
@@ -59,45 +63,104 @@ class Target(_Strict):
     name: str
     when: Match = Field(default_factory=Match)
     calendar: str
-    response: Duration
+    response: Duration = Field(description="First reply the citizen can see.")
+    update: Duration | None = Field(None, description="Longest silence between replies while open.")
     resolution: Duration
+
+    @model_validator(mode="after")
+    def _durations_positive(self) -> "Target":
+        for name in ("response", "update", "resolution"):
+            _positive(getattr(self, name), name)
+        return self
 
 
 class Level(_Strict):
-    clock: Literal["response", "resolution"]
+    """One rung: fires at a fraction of the clock's target (``at``) or a delay after its breach
+    (``after_breach``), notifies roles, and repeats every ``renotify`` until the clock stops."""
+
+    clock: ClockName
     level: int = Field(ge=1)
-    at: float = Field(gt=0, description="Fraction of the clock's target, e.g. 0.75 or 1.0.")
+    at: float | None = Field(None, gt=0, description="Fraction of the target, e.g. 0.75 or 1.0.")
+    after_breach: Duration | None = Field(None, description="Working time after the target.")
     notify: list[str] = Field(min_length=1, description="Roles, resolved from the rulebook.")
+    renotify: Duration | None = Field(None, description="Notify again this often until stopped.")
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> "Level":
+        if (self.at is None) == (self.after_breach is None):
+            raise ValueError("give exactly one trigger: at (fraction of target) or after_breach")
+        _positive(self.after_breach, "after_breach")
+        _positive(self.renotify, "renotify")
+        return self
+
+    @property
+    def trigger_text(self) -> str:
+        if self.at is not None:
+            return f"{self.at:.0%} of {self.clock} target"
+        assert self.after_breach is not None
+        return f"{self.after_breach.amount:g}{self.after_breach.unit} after {self.clock} breach"
+
+
+class Pauses(_Strict):
+    max_per_ticket: int = Field(3, ge=0, description="Pauses (needs_info) allowed per ticket.")
+    quick_repause_within: Duration = Field(
+        WorkDuration(1, "h"), description="A pause this soon after the citizen replied is flagged.")
+
+
+class Ceiling(_Strict):
+    calendar: str = Field(description="Calendar of the legal ceiling (24x7: calendar days).")
+    after: Duration = Field(description="Perpres 76/2013: settle within 60 days.")
+
+
+class Routing(_Strict):
+    """A rejected ticket must have a new agency within this; the triage desk is escalated to."""
+
+    calendar: str
+    within: Duration
+
+    @model_validator(mode="after")
+    def _positive_within(self) -> "Routing":
+        _positive(self.within, "within")
+        return self
 
 
 class Policy(_Strict):
     timezone: str = "Asia/Jakarta"
-    legal_ceiling_days: int = Field(60, description="Perpres 76/2013: settle within 60 days.")
     calendars: dict[str, CalendarSpec]
+    ceiling: Ceiling
+    pauses: Pauses = Field(default_factory=Pauses)
+    routing: Routing | None = Field(None, description="Re-routing after a rejection.")
     targets: list[Target] = Field(min_length=1)
     escalation: list[Level] = Field(default_factory=list)
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _calendars: dict[str, Calendar] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _references_resolve(self) -> "Policy":
-        for target in self.targets:
-            if target.calendar not in self.calendars:
-                raise ValueError(f"target {target.name!r} uses unknown calendar {target.calendar!r}")
+        uses = [(f"target {t.name!r}", t.calendar) for t in self.targets]
+        if self.routing is not None:
+            uses.append(("routing", self.routing.calendar))
+        for owner, name in [*uses, ("ceiling", self.ceiling.calendar)]:
+            if name not in self.calendars:
+                raise ValueError(f"{owner} uses unknown calendar {name!r}")
         keys = [(lvl.clock, lvl.level) for lvl in self.escalation]
         if len(keys) != len(set(keys)):
             raise ValueError("escalation: each (clock, level) may appear once")
+        if not self.targets[-1].when.accepts({}):
+            raise ValueError("the last target must match every ticket (a `when`-less catch-all)")
         return self
 
     def target_for(self, ticket: Mapping[str, object]) -> Target:
-        for target in self.targets:
-            if target.when.accepts(ticket):
-                return target
-        raise LookupError("no SLA target matches; end the targets list with a catch-all")
+        return next(t for t in self.targets if t.when.accepts(ticket))
 
     def calendar(self, name: str) -> Calendar:
-        spec = self.calendars[name]
-        if spec.type == "24x7":
-            return AlwaysOpen()
-        return working_days(self.timezone, spec.extra_holidays, spec.extra_working_days)
+        if name not in self._calendars:
+            self._calendars[name] = build_calendar(
+                self.calendars[name], default_timezone=self.timezone, base_dir=self._base_dir)
+        return self._calendars[name]
+
+    def levels(self, clock: str) -> list[Level]:
+        return sorted((lvl for lvl in self.escalation if lvl.clock == clock), key=lambda x: x.level)
 
 
 def load_policy(path: Path) -> Policy:
@@ -108,6 +171,8 @@ def load_policy(path: Path) -> Policy:
     except yaml.YAMLError as error:
         raise PolicyError(f"{path}: not valid YAML: {error}") from error
     try:
-        return Policy.model_validate(content)
+        policy = Policy.model_validate(content)
     except ValidationError as error:
         raise PolicyError(f"{path}: {describe_errors(error.errors())}") from error
+    policy._base_dir = path.resolve().parent  # holiday files are named relative to the policy
+    return policy

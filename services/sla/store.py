@@ -1,27 +1,37 @@
-"""SLA's MongoDB collections: ``tickets`` (state and clocks) and ``escalations`` (outbox)."""
+"""SLA's MongoDB collections: ``tickets`` (state, clocks, the scheduler's ``next_check_at``),
+``escalations`` and ``reroutes`` (outboxes of ``ticket.escalated`` and reroute requests)."""
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared.mongo import Document, insert_new
 
 TICKETS = "tickets"
 ESCALATIONS = "escalations"
+REROUTES = "reroutes"
+CLAIM = "claim"  # the scheduler's lease token; never written by ticket updates
+
+# Tickets are written whole (replace, guarded by their version), never with $set: NX-27017 0.8
+# stores a top-level datetime given to $set as a string, which breaks the next_check_at index
+# order. Replacing the document keeps every instant a BSON date.
 
 
 class TicketStore:
     def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.db = db
         self.tickets = db[TICKETS]
         self.escalations = db[ESCALATIONS]
+        self.reroutes = db[REROUTES]
 
     async def ensure_indexes(self) -> None:
         # The scheduler only ever asks "what is due now?": this index answers it without a scan.
         await self.tickets.create_index([("next_check_at", ASCENDING)])
         await self.tickets.create_index([("agency", ASCENDING), ("status", ASCENDING)])
         await self.escalations.create_index([("ticket_id", ASCENDING)])
+        await self.reroutes.create_index([("ticket_id", ASCENDING)])
 
     async def add_new(self, tickets: Sequence[Document]) -> int:
         """Store tickets not stored yet (by ticket id); redelivered ones change nothing."""
@@ -30,25 +40,89 @@ class TicketStore:
     async def get(self, ticket_id: str) -> Document | None:
         return await self.tickets.find_one({"_id": ticket_id})
 
-    async def due(self, now: datetime, limit: int) -> list[Document]:
-        cursor = self.tickets.find({"next_check_at": {"$lte": now}}).sort("next_check_at", 1)
-        return await cursor.limit(limit).to_list(None)
-
     async def save_if_unchanged(self, ticket: Document, version: int) -> bool:
         """Write the ticket only if nobody wrote it since ``version`` was read."""
-        fields = {k: v for k, v in ticket.items() if k not in ("_id", "version")}
-        result = await self.tickets.update_one(
-            {"_id": ticket["_id"], "version": version},
-            {"$set": {**fields, "version": version + 1}},
-        )
+        result = await self.tickets.replace_one(*_versioned_write(ticket, version))
         return result.modified_count == 1
 
-    async def claim(self, escalations: Sequence[Document], owner: str) -> list[Document]:
-        """Store escalations by their unique id; return the ones this owner stored (and so
-        must publish). A replica that loses the race gets none of them back."""
+    async def save_with_outbox(self, ticket: Document, version: int,
+                               outbox: Sequence[Document]) -> bool:
+        """The ticket change and the events it causes in one transaction: both or neither."""
+        async with self.db.client.start_session() as session, await session.start_transaction():
+            result = await self.tickets.replace_one(*_versioned_write(ticket, version),
+                                                    session=session)
+            if result.modified_count != 1:
+                await session.abort_transaction()
+                return False
+            for doc in outbox:  # ids are derived: a second writer finds the first one's
+                if await self.reroutes.find_one({"_id": doc["_id"]}, {"_id": 1},
+                                                session=session) is None:
+                    await self.reroutes.insert_one(doc, session=session)
+        return True
+
+    async def add_reroute(self, doc: Document) -> Document:
+        """Store a reroute request once per id; returns the stored one (maybe an earlier twin)."""
+        await insert_new(self.reroutes, [doc])
+        stored = await self.reroutes.find_one({"_id": doc["_id"]})
+        assert stored is not None
+        return stored
+
+    # --- the scheduler ----------------------------------------------------------------------
+
+    async def claim_due(self, now: datetime, *, limit: int, token: str,
+                        lease_seconds: float) -> list[Document]:
+        """Lease up to ``limit`` due tickets to ``token``: their next_check_at moves to the end
+        of the lease, so no other replica sees them due until then (or until a crash makes
+        the lease run out). Each claim is a conditional write (still due, same version), so
+        of two replicas reading the same ticket only one gets it. At most four round trips,
+        whatever the number of open tickets."""
+        earliest = await self.earliest_check()
+        if earliest is None or earliest > now:
+            return []  # the common idle case: one index lookup
+        # Walk the index in order and stop at ``limit``, then keep the due ones: NX-27017 0.8
+        # scans the collection for a range condition ($lte) but walks the index for a sort.
+        first = await self.tickets.find({"next_check_at": {"$ne": None}}).sort(
+            "next_check_at", ASCENDING).limit(limit).to_list(None)
+        candidates = [doc for doc in first if doc["next_check_at"] <= now]
+        lease_end = now + timedelta(seconds=lease_seconds)
+        result = await self.tickets.bulk_write([
+            ReplaceOne({"_id": doc["_id"], "version": doc["version"], "next_check_at": {"$lte": now}},
+                       {**doc, "next_check_at": lease_end, CLAIM: token})
+            for doc in candidates], ordered=False)
+        if result.modified_count == len(candidates):
+            return [{**doc, "next_check_at": lease_end, CLAIM: token} for doc in candidates]
+        return await self.tickets.find(
+            {"_id": {"$in": [doc["_id"] for doc in candidates]}, CLAIM: token}).to_list(None)
+
+    async def store_escalations(self, escalations: Sequence[Document], owner: str) -> list[Document]:
+        """Insert escalations by their unique id; return those this owner stored and has yet to
+        publish. A replica that loses the race for an id gets nothing back for it."""
         if not escalations:
             return []
         await insert_new(self.escalations, escalations)
-        ids = [e["_id"] for e in escalations]
-        return await self.escalations.find(
-            {"_id": {"$in": ids}, "published": False, "lease_owner": owner}).to_list(None)
+        return await self.escalations.find({"_id": {"$in": [e["_id"] for e in escalations]},
+                                            "published": False, "lease_owner": owner}).to_list(None)
+
+    async def finish(self, tickets: Sequence[tuple[Document, int]], token: str) -> int:
+        """Write the scheduler's result and release the lease, for the tickets nobody changed
+        meanwhile (an update in between wins; the next turn redoes the same work)."""
+        if not tickets:
+            return 0
+        writes = []
+        for ticket, version in tickets:
+            where, whole = _versioned_write(ticket, version)
+            writes.append(ReplaceOne({**where, CLAIM: token}, whole))
+        result = await self.tickets.bulk_write(writes, ordered=False)
+        return result.modified_count
+
+    async def earliest_check(self) -> datetime | None:
+        """When the next ticket needs attention (an index lookup, not a scan)."""
+        first = await self.tickets.find_one({"next_check_at": {"$ne": None}}, {"next_check_at": 1},
+                                            sort=[("next_check_at", ASCENDING)])
+        return None if first is None else first["next_check_at"]
+
+
+def _versioned_write(ticket: Document, version: int) -> tuple[Document, Document]:
+    """Filter and replacement: the whole ticket, one version on, without any lease."""
+    fields = {k: v for k, v in ticket.items() if k not in ("version", CLAIM)}
+    return {"_id": ticket["_id"], "version": version}, {**fields, "version": version + 1}

@@ -1,45 +1,24 @@
-"""SLA against the embedded broker and store: idempotent tickets, updates over HTTP and Kafka,
-exactly one escalation per level with two replicas, late escalations after downtime."""
+"""The SLA service against the embedded broker and store: idempotent tickets, updates over
+HTTP and Kafka, pause and resume, rejection -> reroute request, re-assignment, the triage
+desk's manual routing, and two full services firing each level once."""
 
-import json
 from collections import Counter
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import httpx
 import pytest
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
 
 from services.sla.app import create_app
-from services.sla.flows import Sla
-from services.sla.policy import load_policy
-from services.sla.store import TicketStore
-from shared.contracts import Envelope, TicketRouted, Topics, utc_now
+from shared.contracts import Topics, derived_event_id, utc_now
 from shared.embedded import free_port
-from shared.kafka import ensure_topics, make_broker
 from shared.mongo import Document
-from shared.outbox import OutboxRelay
 from shared.settings import Settings
+from tests.integration.sla_support import routed, update
 from tests.integration.support import at_least, eventually, produce, read_topic, serving
 
 pytestmark = pytest.mark.integration
-
-
-def routed(ticket_id: str, submitted_at: datetime, agency: str = "DLH") -> tuple[str, bytes]:
-    data = {"agency": agency, "agency_name": "Dinas Lingkungan Hidup", "authority": "kota",
-            "priority": "normal", "category": "Sampah", "channel": "web", "text": "Sampah numpuk",
-            "submitted_at": submitted_at.isoformat(),
-            "routing": {"rulebook_version": "test", "rule_ids": ["dlh.sampah"],
-                        "matched_terms": ["sampah"], "score": 1.0, "confidence": 1.0}}
-    event = {"id": f"routed-{ticket_id}", "type": "ticket.routed", "tenant": "kota-bengkulu",
-             "ticket_id": ticket_id, "data": data}
-    return ticket_id, json.dumps(event).encode()
-
-
-def update(ticket_id: str, event_id: str, action: str) -> tuple[str, bytes]:
-    event = {"id": event_id, "type": "ticket.update", "tenant": "kota-bengkulu",
-             "ticket_id": ticket_id, "data": {"action": action, "actor": "petugas DLH"}}
-    return ticket_id, json.dumps(event).encode()
 
 
 async def test_tickets_are_idempotent_and_follow_updates(
@@ -69,19 +48,138 @@ async def test_tickets_are_idempotent_and_follow_updates(
     assert await tickets.count_documents({}) == 2
     assert [h["action"] for h in ticket["history"]] == ["assigned", "acknowledged", "resolved"]
     assert ticket["status"] == "resolved"
-    assert ticket["clocks"]["response"]["stopped_at"] is not None
+    assert ticket["resolved_at"] is not None and ticket["resolution_met"] is True
     assert ticket["next_check_at"] is None
     assert sorted(letter["data"]["reason"][:25] for letter in letters) == [
         "no ticket T-404", "ticket T-1 is resolved: r"]
     assert responded.status_code == 200 and responded.json()["status"] == "responded"
+    assert responded.json()["first_response_at"] is not None
     assert len(repeat.json()["history"]) == len(responded.json()["history"])
     assert (refused.status_code, unknown.status_code, invalid.status_code) == (409, 404, 422)
-    assert invalid.json()["errors"][0]["problem"].endswith(
-        "a rejection must give a reason and a suggested_agency")
+    assert "a rejection must give a reason" in invalid.json()["errors"][0]["problem"]
 
 
-async def test_two_replicas_fire_each_level_exactly_once(settings: Settings) -> None:
-    """Demo policy: response target 5 s, levels at 75% and 100%. Two SLA instances share the
+async def test_pause_and_resume_over_http(settings: Settings) -> None:
+    bootstrap = settings.kafka_bootstrap_servers
+    async with serving(create_app(settings), settings.sla_port) as url, httpx.AsyncClient() as http:
+        await produce(bootstrap, Topics.ROUTED, [routed("T-P", utc_now())])
+        assert await eventually(lambda: _status(http, f"{url}/v1/tickets/T-P"))
+        before = (await http.get(f"{url}/v1/tickets/T-P")).json()
+        asked = await http.post(f"{url}/v1/tickets/T-P/events",
+                                json={"action": "needs_info", "note": "Mohon foto lokasi"})
+        replied = await http.post(f"{url}/v1/tickets/T-P/events", json={"action": "citizen_replied"})
+        asked_again = await http.post(f"{url}/v1/tickets/T-P/events", json={"action": "needs_info"})
+        await http.post(f"{url}/v1/tickets/T-P/events", json={"action": "citizen_replied"})
+        over_limit = await http.post(f"{url}/v1/tickets/T-P/events", json={"action": "needs_info"})
+    assert (asked.json()["status"], asked.json()["next_check_at"]) == ("needs_info", None)
+    resumed = replied.json()
+    assert resumed["status"] == "assigned"
+    [pause] = resumed["pauses"]
+    assert pause["ended_at"] is not None and pause["working_seconds"] > 0
+    shifted = datetime.fromisoformat(resumed["response_due_at"]) - \
+        datetime.fromisoformat(before["response_due_at"])
+    assert shifted.total_seconds() == pytest.approx(pause["working_seconds"], abs=0.01)
+    assert asked_again.json()["pauses"][-1]["quick_repause"] is True
+    assert over_limit.status_code == 409
+    assert "pauses.max_per_ticket is 2" in over_limit.json()["detail"]
+
+
+async def _status(http: httpx.AsyncClient, url: str) -> bool:
+    return (await http.get(url)).status_code == 200
+
+
+async def test_rejection_sends_a_reroute_request_once(
+        settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
+    bootstrap = settings.kafka_bootstrap_servers
+    async with serving(create_app(settings), settings.sla_port) as url, httpx.AsyncClient() as http:
+        await produce(bootstrap, Topics.ROUTED, [routed("T-R", utc_now())])
+        assert await eventually(lambda: _status(http, f"{url}/v1/tickets/T-R"))
+        body = {"action": "rejected", "actor": "kabid DLH", "reason": "bukan Tupoksi DLH",
+                "suggested_agency": "PUPR"}
+        first = await http.post(f"{url}/v1/tickets/T-R/events", json=body, headers={"Idempotency-Key": "r"})
+        again = await http.post(f"{url}/v1/tickets/T-R/events", json=body, headers={"Idempotency-Key": "r"})
+        requests = await read_topic(bootstrap, Topics.REROUTE, expect=2, timeout=6)
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert first.json()["status"] == "rejected"
+    assert first.json()["rejected_by"] == ["DLH"]
+    [request] = requests
+    assert request["type"] == "ticket.reroute_requested"
+    assert request["id"] == derived_event_id("reroute", "T-R:a1:rejected")
+    data = request["data"]
+    assert (data["cause"], data["reason"], data["actor"], data["suggested_agency"]) == \
+        ("rejected", "bukan Tupoksi DLH", "kabid DLH", "PUPR")
+    assert (data["ticket"]["agency"], data["ticket"]["assignment"], data["ticket"]["rejected_by"]) == \
+        ("DLH", 1, ["DLH"])
+    [stored] = await mongo[settings.mongodb_database]["reroutes"].find().to_list(None)
+    assert stored["published"]  # (NX-27017 returns a $set true as 1)
+
+
+async def test_a_newer_routing_decision_reassigns_the_ticket(
+        settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
+    bootstrap = settings.kafka_bootstrap_servers
+    tickets = mongo[settings.mongodb_database]["tickets"]
+    submitted = utc_now()
+    async with serving(create_app(settings), settings.sla_port):
+        await produce(bootstrap, Topics.ROUTED, [routed("T-A", submitted)])
+        assert await eventually(lambda: at_least(tickets, 1))
+        await produce(bootstrap, Topics.ROUTED, [
+            routed("T-A", submitted, agency="PUPR", assignment=2, previous_agency="DLH",
+                   routed_at=submitted + timedelta(seconds=2)),
+            routed("T-A", submitted, agency="DLH", assignment=1),       # duplicates: no change
+            routed("T-A", submitted, agency="PUPR", assignment=2)])
+        assert await eventually(lambda: _assignment_is(tickets, "T-A", 2))
+        await produce(bootstrap, Topics.ROUTED, [routed("T-B", submitted)])  # after the duplicates
+        assert await eventually(lambda: at_least(tickets, 2))
+    ticket = await tickets.find_one({"_id": "T-A"})
+    assert ticket is not None
+    assert (ticket["agency"], ticket["assignment"], ticket["status"]) == ("PUPR", 2, "assigned")
+    assert [h["action"] for h in ticket["history"]] == ["assigned", "rerouted"]
+    assert [(a["agency"], a["outcome"]) for a in ticket["assignments"]] == \
+        [("DLH", "rerouted"), ("PUPR", None)]
+    assert ticket["assigned_at"] == submitted.replace(microsecond=submitted.microsecond // 1000 * 1000) \
+        + timedelta(seconds=2)
+    assert ticket["clocks"]["response"]["started_at"] == ticket["assigned_at"]
+    assert ticket["citizen_clocks"]["response"]["started_at"] == ticket["submitted_at"]
+
+
+async def _assignment_is(tickets: AsyncCollection[Document], ticket_id: str, assignment: int) -> bool:
+    found = await tickets.find_one({"_id": ticket_id})
+    return found is not None and found["assignment"] == assignment
+
+
+async def test_the_triage_desk_routes_by_hand(settings: Settings) -> None:
+    bootstrap = settings.kafka_bootstrap_servers
+    async with serving(create_app(settings), settings.sla_port) as url, httpx.AsyncClient() as http:
+        await produce(bootstrap, Topics.ROUTED, [routed("T-M", utc_now(), agency="TRIAGE"),
+                                                 routed("T-done", utc_now())])
+        assert await eventually(lambda: _status(http, f"{url}/v1/tickets/T-done"))
+        await http.post(f"{url}/v1/tickets/T-done/events", json={"action": "resolved"})
+        choice = {"agency": "PUPR", "actor": "meja triase", "reason": "jalan berlubang: PUPR"}
+        accepted = await http.post(f"{url}/v1/tickets/T-M/route", json=choice)
+        repeated = await http.post(f"{url}/v1/tickets/T-M/route", json=choice)
+        unknown_agency = await http.post(f"{url}/v1/tickets/T-M/route", json={**choice, "agency": "DINAS_X"})
+        no_actor = await http.post(f"{url}/v1/tickets/T-M/route",
+                                   json={"agency": "PUPR", "reason": "x"})
+        unknown_ticket = await http.post(f"{url}/v1/tickets/T-404/route", json=choice)
+        resolved = await http.post(f"{url}/v1/tickets/T-done/route", json=choice)
+        requests = await read_topic(bootstrap, Topics.REROUTE, expect=2, timeout=6)
+    assert (accepted.status_code, repeated.status_code) == (202, 202)
+    assert accepted.json() == repeated.json()
+    request = accepted.json()
+    assert (request["cause"], request["agency"], request["actor"], request["reason"]) == \
+        ("manual", "PUPR", "meja triase", "jalan berlubang: PUPR")
+    assert request["ticket"]["agency"] == "TRIAGE"
+    assert unknown_agency.status_code == 422
+    assert unknown_agency.json()["errors"][0]["field"] == "agency"
+    assert "DINAS_X" in unknown_agency.json()["errors"][0]["problem"]
+    assert no_actor.status_code == 422
+    assert no_actor.json()["errors"][0]["field"] == "actor"
+    assert (unknown_ticket.status_code, resolved.status_code) == (404, 409)
+    assert [(r["data"]["cause"], r["data"]["agency"]) for r in requests] == [("manual", "PUPR")]
+
+
+async def test_two_services_fire_each_level_exactly_once(settings: Settings) -> None:
+    """Demo policy: response target 5 s, levels at 75% and 100%. Two SLA services share the
     store and the topic; every (ticket, level) must appear on the topic once."""
     bootstrap = settings.kafka_bootstrap_servers
     twin = settings.model_copy(update={"sla_port": free_port(), "instance_id": "twin"})
@@ -94,55 +192,3 @@ async def test_two_replicas_fire_each_level_exactly_once(settings: Settings) -> 
     assert len(fired) == 60
     assert set(fired.values()) == {1}, [k for k, v in fired.items() if v > 1]
     assert {e["data"]["recipients"][0]["role"] for e in events} == {"agency_head"}
-
-
-async def test_escalations_missed_during_downtime_fire_once_marked_late(
-        settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
-    bootstrap = settings.kafka_bootstrap_servers
-    idle = settings.model_copy(update={"scheduler_interval_seconds": 3600.0})
-    two_minutes_ago = utc_now() - timedelta(minutes=2)
-    async with serving(create_app(idle), idle.sla_port):  # scheduler never gets a turn
-        await produce(bootstrap, Topics.ROUTED, [routed("T-late", two_minutes_ago)])
-        tickets = mongo[settings.mongodb_database]["tickets"]
-        assert await eventually(lambda: at_least(tickets, 1))
-    for _ in range(2):  # started twice: the second start must not fire anything again
-        async with serving(create_app(settings), settings.sla_port):
-            events = await read_topic(bootstrap, Topics.ESCALATIONS, expect=99, timeout=4)
-    assert sorted((e["data"]["clock"], e["data"]["level"]) for e in events) == [
-        ("resolution", 1), ("response", 1), ("response", 2)]
-    assert all(e["data"]["late"] for e in events)
-
-
-class CrashingStore(TicketStore):
-    """A real store that dies once right before storing escalations (a crash mid-turn)."""
-
-    crashed = False
-
-    async def claim(self, escalations: Sequence[Document], owner: str) -> list[Document]:
-        if not self.crashed:
-            self.crashed = True
-            raise ConnectionError("simulated crash before the escalations were stored")
-        return await super().claim(escalations, owner)
-
-
-async def test_a_crash_mid_turn_loses_no_escalation(settings: Settings,
-                                                    mongo: AsyncMongoClient[Document]) -> None:
-    db = mongo[settings.mongodb_database]
-    store = CrashingStore(db)
-    await store.ensure_indexes()
-    broker = make_broker(settings, "sla-test")
-    await ensure_topics(settings, [Topics.ESCALATIONS])
-    await broker.connect()
-    try:
-        relay = OutboxRelay(store.escalations, broker, lease_seconds=5, owner="sla-test")
-        sla = Sla(settings, load_policy(settings.sla_policy), store, relay)
-        [event] = [json.loads(routed("T-crash", utc_now() - timedelta(seconds=4.5))[1])]
-        await sla.open_tickets([Envelope[TicketRouted].model_validate(event)])
-        with pytest.raises(ConnectionError):
-            await sla.escalate_due()
-        assert await sla.escalate_due() == 1, "the level due at the crash must still fire"
-        assert await sla.escalate_due() == 0
-    finally:
-        await broker.stop()
-    [fired] = await db["escalations"].find().to_list(None)
-    assert (fired["ticket_id"], fired["clock"], fired["level"]) == ("T-crash", "response", 1)

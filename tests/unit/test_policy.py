@@ -1,67 +1,69 @@
-"""The SLA policy file: durations, targets (first match wins), validation messages."""
+"""The SLA policy file: targets (first match wins), pauses, ceiling, ladder, validation messages."""
 
-from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from services.sla.calendar import AlwaysOpen, WorkingDays
-from services.sla.policy import Policy, PolicyError, load_policy, parse_duration
+from services.sla.policy import Policy, PolicyError, WorkDuration, load_policy
 from tests.unit.support import refusal, write_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "services" / "sla" / "policies" / "default.yaml"
 DEMO = ROOT / "examples" / "policy-demo.yaml"
-DAY = 86400.0
-
-
-# --- durations -----------------------------------------------------------------------------
-
-@pytest.mark.parametrize(("value", "seconds"), [
-    ("5s", 5.0), ("30m", 1800.0), ("4h", 14400.0), ("5d", 432000.0), ("1.5h", 5400.0),
-    (" 3 d ", 3 * DAY), (7, 7.0), (2.5, 2.5), (0, 0.0),
-])
-def test_parse_duration(value: object, seconds: float) -> None:
-    assert parse_duration(value) == seconds
-
-
-@pytest.mark.parametrize("value", ["5", "5w", "five days", "", "-5s", "5 d s", "d5", None])
-def test_parse_duration_refuses_bad_values_naming_them(value: object) -> None:
-    with pytest.raises(ValueError, match="duration") as caught:
-        parse_duration(value)
-    assert repr(value) in str(caught.value)
 
 
 # --- the shipped policies ------------------------------------------------------------------
 
-def test_default_policy_loads() -> None:
+def test_default_policy_loads_with_the_domain_defaults() -> None:
     policy = load_policy(DEFAULT)
     assert policy.timezone == "Asia/Jakarta"
-    assert policy.legal_ceiling_days == 60
+    assert (policy.ceiling.calendar, policy.ceiling.after) == ("always", WorkDuration(60, "d"))
+    assert policy.calendars["always"].type == "24x7"
+    assert policy.calendars["working_hours"].type == "working_hours"
     assert [t.name for t in policy.targets] == ["emergency", "urgent", "triage", "normative"]
-    assert len(policy.escalation) == 6
-    assert isinstance(policy.calendar("working_days"), WorkingDays)
-    assert isinstance(policy.calendar("always"), AlwaysOpen)
+    assert policy.pauses.max_per_ticket >= 1
 
 
-def test_default_policy_normative_tier() -> None:
-    normative = load_policy(DEFAULT).target_for({"agency": "DLH", "priority": "normal"})
-    assert normative.name == "normative"
-    assert normative.calendar == "working_days"
-    assert normative.response == 5 * DAY
-    assert normative.resolution == 14 * DAY
+def test_default_policy_tiers() -> None:
+    policy = load_policy(DEFAULT)
+    normative = policy.target_for({"agency": "DLH", "priority": "normal"})
+    assert (normative.calendar, normative.response, normative.resolution) == \
+        ("working_hours", WorkDuration(5, "d"), WorkDuration(14, "d"))
+    triage = policy.target_for({"agency": "TRIAGE", "priority": "normal"})
+    assert triage.response == WorkDuration(3, "d")  # LAPOR!: verify and disposition in 3 days
+    urgent = policy.target_for({"agency": "DLH", "priority": "urgent"})
+    assert urgent.calendar == "always"
+    assert urgent.response.unit == "h"
+
+
+def test_default_ladder_ends_with_the_ombudsman() -> None:
+    policy = load_policy(DEFAULT)
+    last = policy.levels("ceiling")[-1]
+    assert "ombudsman" in last.notify
+    assert [lvl.level for lvl in policy.levels("response")] == [1, 2, 3]
+    assert policy.levels("response")[2].after_breach is not None
+
+
+def test_default_policy_watches_rerouting() -> None:
+    policy = load_policy(DEFAULT)
+    assert policy.routing is not None
+    assert policy.routing.within == WorkDuration(1, "d")
+    assert [lvl.notify for lvl in policy.levels("routing")] == [["agency_head"]]
+
+
+def test_unknown_routing_calendar(tmp_path: Path) -> None:
+    data = policy_content(routing={"calendar": "kalender", "within": "1d"})
+    assert "routing uses unknown calendar 'kalender'" in refused(write(tmp_path, data))
 
 
 def test_demo_policy_is_24x7_with_a_five_second_response() -> None:
     policy = load_policy(DEMO)
     target = policy.target_for({"agency": "DLH", "priority": "normal"})
-    assert target.name == "demo"
-    assert target.response == 5.0
-    assert target.resolution == 60.0
-    assert isinstance(policy.calendar(target.calendar), AlwaysOpen)
-    assert [(lvl.clock, lvl.level, lvl.at) for lvl in policy.escalation] == \
-        [("response", 1, 0.75), ("response", 2, 1.0), ("resolution", 1, 1.0)]
+    assert (target.name, target.calendar) == ("demo", "always")
+    assert target.response == WorkDuration(5, "s")
+    assert policy.calendars["always"].type == "24x7"
+    assert [(lvl.level, lvl.at) for lvl in policy.levels("response")] == [(1, 0.75), (2, 1.0)]
 
 
 @pytest.mark.parametrize(("ticket", "name"), [
@@ -88,21 +90,16 @@ def test_target_for_matches_channel_and_category() -> None:
     assert policy.target_for({"channel": "web", "category": "jalan"}).name == "rest"
 
 
-def test_target_for_without_catch_all_raises() -> None:
-    policy = Policy.model_validate(policy_content(targets=[target("dlh", when={"agency": ["DLH"]})]))
-    with pytest.raises(LookupError, match="catch-all"):
-        policy.target_for({"agency": "PUPR"})
-
-
-def test_calendar_carries_tenant_dates() -> None:
-    policy = Policy.model_validate(policy_content(calendars={"kerja": {
-        "type": "working_days", "extra_holidays": ["2026-07-13"], "extra_working_days": ["2026-07-11"],
-    }}))
-    calendar = policy.calendar("kerja")
-    assert isinstance(calendar, WorkingDays)
-    assert calendar.timezone == "Asia/Jakarta"
-    assert not calendar.is_open(date(2026, 7, 13))
-    assert calendar.is_open(date(2026, 7, 11))
+def test_level_trigger_texts() -> None:
+    policy = Policy.model_validate(policy_content(escalation=[
+        {"clock": "response", "level": 1, "at": 0.75, "notify": ["agency_head"]},
+        {"clock": "response", "level": 2, "after_breach": "2d", "notify": ["sekda"],
+         "renotify": "1d"},
+    ]))
+    first, second = policy.levels("response")
+    assert first.trigger_text == "75% of response target"
+    assert second.trigger_text == "2d after response breach"
+    assert second.renotify == WorkDuration(1, "d")
 
 
 # --- invalid files ---------------------------------------------------------------------------
@@ -113,7 +110,8 @@ def target(name: str, **overrides: Any) -> dict[str, Any]:
 
 def policy_content(**overrides: Any) -> dict[str, Any]:
     return {
-        "calendars": {"kerja": {"type": "working_days"}},
+        "calendars": {"kerja": {"type": "working_hours"}, "always": {"type": "24x7"}},
+        "ceiling": {"calendar": "always", "after": "60d"},
         "targets": [target("normative")],
         "escalation": [{"clock": "response", "level": 1, "at": 0.75, "notify": ["agency_head"]}],
         **overrides,
@@ -130,8 +128,8 @@ def refused(path: Path) -> str:
 
 def test_valid_file_loads(tmp_path: Path) -> None:
     policy = load_policy(write(tmp_path, policy_content()))
-    assert policy.targets[0].response == 5 * DAY
-    assert policy.legal_ceiling_days == 60
+    assert policy.targets[0].response == WorkDuration(5, "d")
+    assert policy.targets[0].update is None
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -152,6 +150,16 @@ def test_unknown_calendar(tmp_path: Path) -> None:
     assert "target 'normative' uses unknown calendar 'libur'" in refused(write(tmp_path, data))
 
 
+def test_unknown_ceiling_calendar(tmp_path: Path) -> None:
+    data = policy_content(ceiling={"calendar": "kalender", "after": "60d"})
+    assert "ceiling uses unknown calendar 'kalender'" in refused(write(tmp_path, data))
+
+
+def test_last_target_must_catch_all(tmp_path: Path) -> None:
+    data = policy_content(targets=[target("dlh", when={"agency": ["DLH"]})])
+    assert "catch-all" in refused(write(tmp_path, data))
+
+
 def test_duplicate_clock_level(tmp_path: Path) -> None:
     step = {"clock": "response", "level": 1, "at": 1.0, "notify": ["sekda"]}
     data = policy_content()
@@ -165,6 +173,19 @@ def test_same_level_on_different_clocks_is_fine(tmp_path: Path) -> None:
     assert len(load_policy(write(tmp_path, data)).escalation) == 2
 
 
+@pytest.mark.parametrize("trigger", [{}, {"at": 1.0, "after_breach": "1d"}])
+def test_a_level_needs_exactly_one_trigger(tmp_path: Path, trigger: dict[str, Any]) -> None:
+    data = policy_content(escalation=[{"clock": "response", "level": 1, "notify": ["sekda"], **trigger}])
+    message = refused(write(tmp_path, data))
+    assert "escalation.0" in message
+    assert "exactly one trigger" in message
+
+
+def test_unknown_clock(tmp_path: Path) -> None:
+    data = policy_content(escalation=[{"clock": "reply", "level": 1, "at": 1.0, "notify": ["x"]}])
+    assert "escalation.0.clock" in refused(write(tmp_path, data))
+
+
 def test_bad_duration(tmp_path: Path) -> None:
     message = refused(write(tmp_path, policy_content(targets=[target("normative", response="5 weeks")])))
     assert "targets.0.response" in message
@@ -173,11 +194,24 @@ def test_bad_duration(tmp_path: Path) -> None:
 
 def test_zero_duration(tmp_path: Path) -> None:
     message = refused(write(tmp_path, policy_content(targets=[target("normative", resolution="0s")])))
-    assert "targets.0.resolution" in message
+    assert "targets.0" in message
+    assert "resolution must be longer than zero" in message
+
+
+def test_zero_renotify(tmp_path: Path) -> None:
+    data = policy_content(escalation=[{"clock": "response", "level": 1, "at": 1.0,
+                                       "notify": ["sekda"], "renotify": "0h"}])
+    assert "renotify must be longer than zero" in refused(write(tmp_path, data))
+
+
+def test_pause_limit_cannot_be_negative(tmp_path: Path) -> None:
+    data = policy_content(pauses={"max_per_ticket": -1})
+    assert "pauses.max_per_ticket" in refused(write(tmp_path, data))
 
 
 def test_unknown_calendar_type(tmp_path: Path) -> None:
-    message = refused(write(tmp_path, policy_content(calendars={"kerja": {"type": "business_hours"}})))
+    message = refused(write(tmp_path, policy_content(calendars={"kerja": {"type": "business_hours"},
+                                                                "always": {"type": "24x7"}})))
     assert "calendars.kerja.type" in message
 
 
