@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from services.router.rulebook import RulebookError
+from services.sla.cli import add_calendar_commands, run_calendar
 from services.sla.policy import PolicyError
 from shared.embedded import EmbeddedServerError
 from shared.settings import Settings
@@ -26,6 +27,7 @@ def _parser() -> argparse.ArgumentParser:
         commands.add_parser(name, help=f"run the {name} service alone (settings from DISPOSISI_*)")
     spec = commands.add_parser("asyncapi", help="print the AsyncAPI document of all topics")
     spec.add_argument("--format", choices=["yaml", "json"], default="yaml")
+    add_calendar_commands(commands)
     return parser
 
 
@@ -49,6 +51,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         print(document(args.format))
         return 0
+    if args.command == "calendar":
+        return run_calendar(args)
     return _run_service(args.command)
 
 
