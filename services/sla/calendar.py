@@ -20,12 +20,26 @@ from typing import Annotated, Any, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, \
-    field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from services.sla.durations import WorkDuration, parse_duration
-from services.sla.working_time import BENGKULU_WEEK, AlwaysOpen, OfficeHours, WorkingHours, \
-    national_holidays, whole_days
+from services.sla.working_time import (
+    BENGKULU_WEEK,
+    AlwaysOpen,
+    OfficeHours,
+    WorkingHours,
+    national_holidays,
+    whole_days,
+)
 from shared.contracts import describe_errors
 
 __all__ = ["AlwaysOpen", "Calendar", "CalendarSpec", "HolidayChanges", "OfficeHours", "WeekHours",

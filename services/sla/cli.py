@@ -1,6 +1,7 @@
 """``disposisi calendar``: due instants and working time of the tenant's calendar, for operators."""
 
 import argparse
+import math
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -103,10 +104,11 @@ def _print_due(tenant: TenantCalendar, args: argparse.Namespace) -> None:
     start = _instant(args.start, tenant.zone, "--start")
     if args.working_days is not None:
         duration, label = WorkDuration(args.working_days, "d"), f"{args.working_days} working days"
-        if args.working_days < 0:
-            raise ValueError(f"--working-days {args.working_days}: must be zero or more")
     else:
         duration, label = WorkDuration(args.working_hours, "h"), f"{args.working_hours:g} working hours"
+    if not (math.isfinite(duration.amount) and duration.amount >= 0):
+        option = "--working-days" if duration.unit == "d" else "--working-hours"
+        raise ValueError(f"{option} {duration.amount:g}: must be a number, zero or more")
     result = due(tenant.calendar, start, duration)
     print(f"calendar:  {tenant.name} ({tenant.zone.key})")
     print(f"start:     {_local(start, tenant.zone)}")

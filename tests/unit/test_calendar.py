@@ -8,8 +8,14 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from services.sla.calendar import AlwaysOpen, Calendar, OfficeHours, WorkingHours, national_holidays, \
-    working_days
+from services.sla.calendar import (
+    AlwaysOpen,
+    Calendar,
+    OfficeHours,
+    WorkingHours,
+    national_holidays,
+    working_days,
+)
 from services.sla.working_time import BENGKULU_WEEK
 
 JAKARTA = ZoneInfo("Asia/Jakarta")
