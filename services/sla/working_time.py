@@ -211,20 +211,38 @@ def _shared_table(calendar: WorkingHours) -> "_Table":
     return _Table(calendar)
 
 
-class _Table:
+class _Span(NamedTuple):
     """Opening intervals of consecutive local years, with the working time accumulated before
-    each; extended (rebuilt) when an instant falls outside the years covered."""
+    and after each, counted from the span's first midnight. Immutable: a wider span replaces it
+    whole, so a reader in another thread never sees half of a rebuild."""
+
+    first_year: int
+    last_year: int
+    low: int   # the covered instants are [low, high)
+    high: int
+    opens: list[int]
+    closes: list[int]
+    before: list[int]
+    after: list[int]
+    midnights: list[int]
+
+    def worked_until(self, instant: int) -> int:
+        index = bisect_right(self.opens, instant) - 1
+        if index < 0:
+            return 0
+        return self.before[index] + min(instant, self.closes[index]) - self.opens[index]
+
+
+_EMPTY = _Span(0, -1, 0, 0, [], [], [], [], [])
+
+
+class _Table:
+    """The calendar's span of years, widened on demand (rebuilding costs a few ms a year)."""
 
     def __init__(self, calendar: WorkingHours) -> None:
         self._calendar = calendar
         self._zone = ZoneInfo(calendar.timezone)
-        self._years = (0, -1)
-        self._low = self._high = 0  # the covered span in microseconds, [low, high)
-        self._opens: list[int] = []
-        self._closes: list[int] = []
-        self._before: list[int] = []  # working time before each interval, from the span's start
-        self._after: list[int] = []   # ... and up to its closing
-        self._midnights: list[int] = []
+        self._span = _EMPTY
 
     def _local(self, day: date, minutes: int) -> int:
         if minutes == 1440:
@@ -232,90 +250,82 @@ class _Table:
         moment = datetime.combine(day, time(minutes // 60, minutes % 60), tzinfo=self._zone)
         return to_microseconds(moment)
 
-    def _cover(self, first_year: int, last_year: int) -> None:
-        low_year, high_year = self._years
-        if low_year <= first_year and last_year <= high_year:
-            return
-        if low_year <= high_year:
-            first_year, last_year = min(first_year, low_year), max(last_year, high_year)
+    def _covering(self, instant: int) -> _Span:
+        span = self._span
+        # Strict at the low end: an instant at the first midnight may close the year before.
+        if span.low < instant < span.high:
+            return span
+        year = from_microseconds(instant).astimezone(self._zone).year
+        return self._widened(span, year - 1, year + 1)
+
+    def _longer(self, span: _Span) -> _Span:
+        # Doubling keeps a long run of extensions linear overall.
+        return self._widened(span, span.first_year, 2 * span.last_year - span.first_year + 1)
+
+    def _widened(self, span: _Span, first_year: int, last_year: int) -> _Span:
+        for known in (span, self._span):  # never narrower than what another caller built
+            if known.first_year <= known.last_year:
+                first_year, last_year = min(first_year, known.first_year), max(last_year, known.last_year)
         if first_year < _FIRST_YEAR or last_year > _LAST_YEAR:
             raise ValueError(f"working time beyond the years {_FIRST_YEAR}-{_LAST_YEAR}")
-        self._build(first_year, last_year)
+        self._span = self._build(first_year, last_year)
+        return self._span
 
-    def _build(self, first_year: int, last_year: int) -> None:
-        opens, closes, before, after, midnights = [], [], [], [], []
+    def _build(self, first_year: int, last_year: int) -> _Span:
+        span = _Span(first_year, last_year, self._local(date(first_year, 1, 1), 0),
+                     self._local(date(last_year + 1, 1, 1), 0), [], [], [], [], [])
         total = 0
         day, stop = date(first_year, 1, 1), date(last_year + 1, 1, 1)
         while day < stop:
             hours = self._calendar.hours_on(day)
             if hours is not None:
                 opening, closing = self._local(day, hours.opens), self._local(day, hours.closes)
-                opens.append(opening)
-                closes.append(closing)
-                before.append(total)
+                span.opens.append(opening)
+                span.closes.append(closing)
+                span.before.append(total)
                 total += closing - opening
-                after.append(total)
-                midnights.append(self._local(day, 0))
+                span.after.append(total)
+                span.midnights.append(self._local(day, 0))
             day += timedelta(days=1)
-        self._opens, self._closes, self._before, self._after = opens, closes, before, after
-        self._midnights = midnights
-        self._low, self._high = self._local(date(first_year, 1, 1), 0), self._local(stop, 0)
-        self._years = (first_year, last_year)
-
-    def _cover_instant(self, instant: int) -> None:
-        # Strict at the low end: an instant at the first midnight may close the year before.
-        if not self._low < instant < self._high:
-            year = from_microseconds(instant).astimezone(self._zone).year
-            self._cover(year - 1, year + 1)
-
-    def _extend(self) -> None:
-        # Doubling keeps a long run of extensions linear overall.
-        low_year, high_year = self._years
-        self._cover(low_year, high_year + high_year - low_year + 1)
-
-    def _worked_until(self, instant: int) -> int:
-        index = bisect_right(self._opens, instant) - 1
-        if index < 0:
-            return 0
-        return self._before[index] + min(instant, self._closes[index]) - self._opens[index]
+        return span
 
     def between(self, first: int, last: int) -> int:
-        self._cover_instant(first)
-        self._cover_instant(last)
-        return self._worked_until(last) - self._worked_until(first)
+        self._covering(first)
+        span = self._covering(last)
+        return span.worked_until(last) - span.worked_until(first)
 
     def is_open(self, instant: int) -> bool:
-        self._cover_instant(instant)
-        index = bisect_right(self._opens, instant) - 1
-        return index >= 0 and instant < self._closes[index]
+        span = self._covering(instant)
+        index = bisect_right(span.opens, instant) - 1
+        return index >= 0 and instant < span.closes[index]
 
     def instant_after(self, origin: int, amount: int) -> int:
-        self._cover_instant(origin)
-        target = self._worked_until(origin) + amount  # extending forward keeps this count
-        while target > self._after[-1]:
-            self._extend()
-        index = bisect_left(self._after, target)
-        return self._opens[index] + target - self._before[index]
+        span = self._covering(origin)
+        target = span.worked_until(origin) + amount  # widening forward keeps this count
+        while target > span.after[-1]:
+            span = self._longer(span)
+        index = bisect_left(span.after, target)
+        return span.opens[index] + target - span.before[index]
 
     def days_after(self, origin: int, days: int) -> int:
-        self._cover_instant(origin)
+        span = self._covering(origin)
         while True:
-            index = bisect_right(self._opens, origin) - 1
-            inside = index >= 0 and origin <= self._closes[index]
+            index = bisect_right(span.opens, origin) - 1
+            inside = index >= 0 and origin <= span.closes[index]
             if not inside:
                 index += 1  # the next opening
-            if index + days < len(self._opens):
+            if index + days < len(span.opens):
                 break
-            self._extend()
+            span = self._longer(span)
         if inside:
-            time_of_day = origin - self._midnights[index]
+            time_of_day = origin - span.midnights[index]
         elif days == 0:
-            return self._opens[index]
+            return span.opens[index]
         else:
-            time_of_day = self._opens[index] - self._midnights[index]
+            time_of_day = span.opens[index] - span.midnights[index]
         target = index + days
-        wanted = self._midnights[target] + time_of_day
-        return min(max(wanted, self._opens[target]), self._closes[target])
+        wanted = span.midnights[target] + time_of_day
+        return min(max(wanted, span.opens[target]), span.closes[target])
 
 
 def whole_days(timezone: str, closed: Iterable[date] = (), reopened: Iterable[date] = ()) -> WorkingHours:
