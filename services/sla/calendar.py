@@ -17,7 +17,6 @@ from datetime import date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import (
@@ -37,6 +36,7 @@ from services.sla.working_time import (
     AlwaysOpen,
     OfficeHours,
     WorkingHours,
+    check_timezone,
     national_holidays,
     whole_days,
 )
@@ -73,16 +73,6 @@ def due(calendar: Calendar, start: datetime, duration: WorkDuration) -> datetime
     if duration.unit == "d":
         return calendar.add_days(start, int(duration.amount))
     return calendar.add(start, duration.seconds)
-
-
-def check_timezone(name: str) -> str:
-    """An IANA timezone name, or a ValueError naming it."""
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown timezone {name!r}: use an IANA name such as Asia/Jakarta (WIB), "
-                         "Asia/Makassar (WITA) or Asia/Jayapura (WIT)") from None
-    return name
 
 
 def _office_hours(value: object) -> object:

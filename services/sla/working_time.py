@@ -18,7 +18,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import cache, lru_cache
 from types import MappingProxyType
 from typing import NamedTuple
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays
 
@@ -68,6 +68,16 @@ Week = tuple[OfficeHours | None, ...]
 BENGKULU_WEEK: Week = (
     *(OfficeHours.parse("07:30-16:00"),) * 4, OfficeHours.parse("07:30-16:30"), None, None,
 )
+
+
+def check_timezone(name: str) -> str:
+    """An IANA timezone name, or a ValueError naming it."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {name!r}: use an IANA name such as Asia/Jakarta (WIB), "
+                         "Asia/Makassar (WITA) or Asia/Jayapura (WIT)") from None
+    return name
 
 
 def to_microseconds(instant: datetime) -> int:
@@ -153,7 +163,7 @@ class WorkingHours:
             raise ValueError(f"week: expected office hours for 7 days, got {len(self.week)}")
         if not any(self.week):
             raise ValueError("hours: every weekday is closed; open one day or use a 24x7 calendar")
-        ZoneInfo(self.timezone)  # fails early on an unknown zone
+        check_timezone(self.timezone)
         object.__setattr__(self, "_table", _shared_table(self))
 
     def hours_on(self, day: date) -> OfficeHours | None:

@@ -389,3 +389,8 @@ def test_is_open_at_agrees_with_the_days_hours(name: str, instant: datetime) -> 
     minute = local.hour * 60 + local.minute + (local.second + local.microsecond / 10**6) / 60
     expected = hours is not None and hours.opens <= minute < hours.closes
     assert calendar.is_open_at(instant) == expected
+
+
+def test_an_unknown_zone_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="unknown timezone 'Asia/Bengkulu'"):
+        WorkingHours("Asia/Bengkulu")
