@@ -58,7 +58,8 @@ def run_calendar(args: argparse.Namespace) -> int:
             _print_elapsed(tenant, _instant(args.start, tenant.zone, "--from"),
                            _instant(args.end, tenant.zone, "--to"))
     except ValueError as error:
-        print(f"disposisi calendar: {error}", file=sys.stderr)
+        message = " ".join(str(error).split())  # YAML errors span lines; operators grep one
+        print(f"disposisi calendar: {message}", file=sys.stderr)
         return 2
     return 0
 

@@ -101,6 +101,16 @@ def test_a_bad_policy_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixtur
         assert expected in err
 
 
+def test_broken_yaml_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("calendars:\n  kantor: [\n")
+    code, _, err = run(capsys, "due", "--start", "2026-07-10", "--working-days", "1",
+                       "--policy", str(policy))
+    assert code == 2
+    assert err.count("\n") == 1
+    assert f"{policy}: not valid YAML" in err
+
+
 def test_a_missing_policy_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "elapsed", "--from", "2026-07-10", "--to", "2026-07-11",
                        "--policy", str(tmp_path / "none.yaml"))
