@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from services.router import cli as router_cli
 from services.router.rulebook import RulebookError
+from services.sla.cli import add_calendar_commands, run_calendar
 from services.sla.policy import PolicyError
 from shared.embedded import EmbeddedServerError
 from shared.settings import Settings
@@ -28,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     spec = commands.add_parser("asyncapi", help="print the AsyncAPI document of all topics")
     spec.add_argument("--format", choices=["yaml", "json"], default="yaml")
     router_cli.add_commands(commands)
+    add_calendar_commands(commands)
     return parser
 
 
@@ -53,6 +55,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command in ("route", "rules"):
         return router_cli.run(args)
+    if args.command == "calendar":
+        return run_calendar(args)
     return _run_service(args.command)
 
 

@@ -9,8 +9,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-# Integrator: import these from services.sla.calendar and delete _calendar_shim.py.
-from services.sla._calendar_shim import Calendar, WorkDuration, due
+from services.sla.calendar import Calendar, WorkDuration, due
 
 Pause = tuple[datetime, datetime | None]
 

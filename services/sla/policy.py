@@ -17,8 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-# Integrator: import these from services.sla.calendar and delete _calendar_shim.py.
-from services.sla._calendar_shim import (
+from services.sla.calendar import (
     Calendar,
     CalendarSpec,
     WorkDuration,
@@ -42,11 +41,6 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _positive(duration: WorkDuration | None, name: str) -> None:
-    if duration is not None and duration.amount <= 0:
-        raise ValueError(f"{name} must be longer than zero")
-
-
 class Match(_Strict):
     agency: list[str] | None = None
     priority: list[str] | None = None
@@ -67,12 +61,6 @@ class Target(_Strict):
     update: Duration | None = Field(None, description="Longest silence between replies while open.")
     resolution: Duration
 
-    @model_validator(mode="after")
-    def _durations_positive(self) -> "Target":
-        for name in ("response", "update", "resolution"):
-            _positive(getattr(self, name), name)
-        return self
-
 
 class Level(_Strict):
     """One rung: fires at a fraction of the clock's target (``at``) or a delay after its breach
@@ -89,8 +77,6 @@ class Level(_Strict):
     def _one_trigger(self) -> "Level":
         if (self.at is None) == (self.after_breach is None):
             raise ValueError("give exactly one trigger: at (fraction of target) or after_breach")
-        _positive(self.after_breach, "after_breach")
-        _positive(self.renotify, "renotify")
         return self
 
     @property
@@ -117,11 +103,6 @@ class Routing(_Strict):
 
     calendar: str
     within: Duration
-
-    @model_validator(mode="after")
-    def _positive_within(self) -> "Routing":
-        _positive(self.within, "within")
-        return self
 
 
 class Policy(_Strict):

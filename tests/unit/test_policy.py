@@ -195,13 +195,14 @@ def test_bad_duration(tmp_path: Path) -> None:
 def test_zero_duration(tmp_path: Path) -> None:
     message = refused(write(tmp_path, policy_content(targets=[target("normative", resolution="0s")])))
     assert "targets.0" in message
-    assert "resolution must be longer than zero" in message
+    assert "targets.0.resolution" in message and "must be more than zero" in message
 
 
 def test_zero_renotify(tmp_path: Path) -> None:
     data = policy_content(escalation=[{"clock": "response", "level": 1, "at": 1.0,
                                        "notify": ["sekda"], "renotify": "0h"}])
-    assert "renotify must be longer than zero" in refused(write(tmp_path, data))
+    message = refused(write(tmp_path, data))
+    assert "escalation.0.renotify" in message and "must be more than zero" in message
 
 
 def test_pause_limit_cannot_be_negative(tmp_path: Path) -> None:
