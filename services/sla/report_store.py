@@ -11,6 +11,10 @@ dotted projections into arrays, so the period is found through the ticket's own 
 - open tickets are fetched whole for the backlog (by ``status``).
 
 Each query returns a superset; ``reports.compliance_report`` applies the exact rules.
+On MongoDB the datetime ranges use the indexes below. NX-27017 stores a datetime as a
+``{"$date": ...}`` object and scans for datetime ranges whatever the index (only equality,
+``$in`` and number or string ranges use one), so there a report reads the collection once per
+query; acceptable for a report asked on demand, not for a loop.
 """
 
 from dataclasses import dataclass
