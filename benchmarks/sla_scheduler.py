@@ -320,7 +320,9 @@ def report(figures: Figures) -> None:
                      ("same on integer epoch ms", figures.due_query_epoch_ms)):
         print(f"{label:<30}: p50 {statistics.median(q):.1f} ms, "
               f"max {q[-1]:.1f} ms ({len(q)} queries, store otherwise idle)")
-    for label, values in (("due -> fired_at", figures.fired_after_due),
+    # fired_at is stamped when a scheduler turn starts, before its due-query returns; the
+    # consumer's figure is when a supervisor could first know.
+    for label, values in (("due -> fired_at (turn start)", figures.fired_after_due),
                           ("due -> consumer has it", figures.received_after_due)):
         if values:
             print(f"{label:<30}: p50 {statistics.median(values) * 1000:.0f} ms, "
