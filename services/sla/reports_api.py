@@ -1,0 +1,100 @@
+"""HTTP: ``GET /v1/reports/compliance``, the compliance report as JSON or CSV.
+
+The app provides a ``ReportSource`` as ``app.state.report_source`` (the SLA app's wiring).
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pymongo.asynchronous.collection import AsyncCollection
+
+from services.sla.report_store import load_report_inputs
+from services.sla.reports import (
+    ComplianceReport,
+    ComplianceZones,
+    GroupBy,
+    ReportPeriod,
+    compliance_report,
+    report_csv,
+)
+from shared.contracts import utc_now
+from shared.mongo import Document
+
+DEFAULT_DAYS = 30
+MAX_DAYS = 366  # a year and a leap day: longer periods belong to an export, not a request
+
+
+@dataclass(frozen=True)
+class ReportSource:
+    """What the report route reads: the SLA store's collections, the policy's zones and the
+    tenant timezone in which ``from`` and ``to`` dates are days."""
+
+    tickets: AsyncCollection[Document]
+    escalations: AsyncCollection[Document]
+    zones: ComplianceZones
+    timezone: str
+
+
+def _source(request: Request) -> ReportSource:
+    source: ReportSource = request.app.state.report_source
+    return source
+
+
+def _bad_query(field: str, problem: str) -> RequestValidationError:
+    return RequestValidationError([{"loc": ("query", field), "msg": problem, "type": "value_error"}])
+
+
+def report_period(first: date | None, after_last: date | None, *, timezone: str,
+                  today: date) -> ReportPeriod:
+    """[from, to) as instants: local midnights in the tenant's timezone. Without dates, the
+    last 30 days including today."""
+    end_day = after_last or today + timedelta(days=1)
+    start_day = first or end_day - timedelta(days=DEFAULT_DAYS)
+    if start_day >= end_day:
+        raise _bad_query("from", f"from ({start_day}) must be before to ({end_day}); "
+                         "`to` is the first day not included")
+    if (end_day - start_day).days > MAX_DAYS:
+        raise _bad_query("to", f"period of {(end_day - start_day).days} days; at most {MAX_DAYS}")
+    zone = ZoneInfo(timezone)
+    return ReportPeriod(start=datetime.combine(start_day, time(0), tzinfo=zone).astimezone(UTC),
+                        end=datetime.combine(end_day, time(0), tzinfo=zone).astimezone(UTC))
+
+
+def build_reports_router() -> APIRouter:
+    router = APIRouter(prefix="/v1/reports", tags=["reports"])
+
+    @router.get("/compliance", response_model=ComplianceReport, responses={
+        200: {"content": {"text/csv": {}}, "description": "The report (JSON, or CSV with format=csv)"},
+        422: {"description": "Bad dates, `from` not before `to`, unknown `by` or `format`"}})
+    async def get_compliance_report(
+        request: Request,
+        first: Annotated[date | None, Query(alias="from", description="First day (YYYY-MM-DD).")] = None,
+        after_last: Annotated[date | None, Query(
+            alias="to", description="First day NOT included (YYYY-MM-DD); default tomorrow.")] = None,
+        by: Annotated[GroupBy, Query(description="One row per agency, category or channel.")] = "agency",
+        format: Annotated[Literal["json", "csv"], Query()] = "json",
+    ) -> Response | ComplianceReport:
+        """Per group: tickets received, responded/resolved on time %, median and p90 working
+        hours to first response, escalations per level, rejections, re-routes, quick
+        re-pauses, open backlog by age, and a traffic-light zone; then the totals."""
+        source = _source(request)
+        now = utc_now()
+        period = report_period(first, after_last, timezone=source.timezone,
+                               today=now.astimezone(ZoneInfo(source.timezone)).date())
+        inputs = await load_report_inputs(source.tickets, source.escalations, period)
+        report = compliance_report(inputs.tickets, inputs.escalations, period=period, now=now,
+                                   by=by, zones=source.zones)
+        if format == "csv":
+            zone = ZoneInfo(source.timezone)
+            name = (f"compliance-{by}-{period.start.astimezone(zone).date()}"
+                    f"-{period.end.astimezone(zone).date()}.csv")
+            return Response(report_csv(report), media_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        return report
+
+    _ = get_compliance_report
+    return router

@@ -1,0 +1,170 @@
+"""The compliance report route on the embedded store: ticket documents as the SLA core keeps
+them (the ticket contract), read back through the period queries, as JSON and CSV."""
+
+import csv
+import io
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+
+from services.sla.report_store import ensure_report_indexes
+from services.sla.reports import ComplianceZones
+from services.sla.reports_api import ReportSource, build_reports_router
+from shared.contracts import utc_now
+from shared.mongo import Document
+from shared.runtime import validation_error
+
+pytestmark = pytest.mark.integration
+
+TIMEZONE = "Asia/Jakarta"
+NOW = utc_now()
+DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
+FIRST_DAY = (NOW - 10 * DAY).astimezone(ZoneInfo(TIMEZONE)).date()
+PERIOD_QUERY = {"from": FIRST_DAY.isoformat(), "to": (FIRST_DAY + 11 * DAY).isoformat()}
+
+
+def assignment(agency: str, number: int, at: datetime, ended_at: datetime | None = None,
+               outcome: str | None = None) -> dict[str, Any]:
+    return {"agency": agency, "assignment": number, "assigned_at": at, "ended_at": ended_at,
+            "outcome": outcome, "reason": None}
+
+
+def ticket(ticket_id: str, at: datetime, agency: str = "DLH", **fields: Any) -> Document:
+    doc: Document = {
+        "_id": ticket_id, "status": "assigned", "agency": agency, "assignment": 1,
+        "category": "Sampah", "channel": "web", "priority": "normal", "submitted_at": at,
+        "assigned_at": at, "first_response_at": None, "resolved_at": None,
+        "response_working_seconds": None, "resolution_working_seconds": None,
+        "response_met": None, "resolution_met": None, "response_due_at": NOW + DAY,
+        "resolution_due_at": NOW + 10 * DAY, "assignments": [assignment(agency, 1, at)],
+        "rejected_by": [], "pauses": [], "next_check_at": NOW + DAY,
+        "history": [{"at": at, "action": "assigned", "actor": "router", "agency": agency}],
+    }
+    return doc | fields
+
+
+def documents() -> tuple[list[Document], list[Document]]:
+    received, moved = NOW - 5 * DAY, NOW - 4 * DAY
+    tickets = [
+        # DLH -> PUPR inside the period; PUPR answered late, with a quick re-pause on the way.
+        ticket("T-moved", received, agency="PUPR", assignment=2, assigned_at=moved, status="responded",
+               first_response_at=moved + HOUR, response_met=False, response_working_seconds=30 * 3600.0,
+               assignments=[assignment("DLH", 1, received, moved, "rejected"),
+                            assignment("PUPR", 2, moved)], rejected_by=["DLH"],
+               pauses=[{"started_at": moved + 2 * HOUR, "ended_at": moved + 3 * HOUR,
+                        "working_seconds": 3600.0, "quick_repause": True}]),
+        # DLH answered on time and resolved it, within the period.
+        ticket("T-done", received, status="resolved", first_response_at=received + 2 * HOUR,
+               response_met=True, response_working_seconds=2 * 3600.0, resolved_at=received + DAY,
+               resolution_met=True, next_check_at=None),
+        # Submitted long before the period and still open: only the backlog sees it.
+        ticket("T-old", NOW - 90 * DAY, response_met=False, response_due_at=NOW - 80 * DAY),
+        # Closed before the period: nothing of it counts.
+        ticket("T-closed", NOW - 60 * DAY, status="resolved", resolved_at=NOW - 50 * DAY,
+               response_met=True, resolution_met=True, first_response_at=NOW - 59 * DAY,
+               response_working_seconds=3600.0),
+    ]
+    escalations = [
+        {"_id": "T-moved:a1:response:1:0", "ticket_id": "T-moved", "agency": "DLH", "assignment": 1,
+         "clock": "response", "level": 1, "repeat": 0, "late": False, "fired_at": received + HOUR},
+        {"_id": "T-moved:a1:response:1:1", "ticket_id": "T-moved", "agency": "DLH", "assignment": 1,
+         "clock": "response", "level": 1, "repeat": 1, "late": False, "fired_at": received + 2 * HOUR},
+        {"_id": "T-old:a1:response:2:0", "ticket_id": "T-old", "agency": "DLH", "assignment": 1,
+         "clock": "response", "level": 2, "repeat": 0, "late": False, "fired_at": NOW - 80 * DAY},
+        {"_id": "T-old:a1:ceiling:3:0", "ticket_id": "T-old", "agency": "DLH", "assignment": 1,
+         "clock": "ceiling", "level": 3, "repeat": 0, "late": False, "fired_at": NOW - 2 * DAY},
+    ]
+    return tickets, escalations
+
+
+@pytest.fixture
+async def db(mongodb_url: str) -> AsyncIterator[AsyncDatabase[Document]]:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True)
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    try:
+        yield client[name]
+    finally:
+        await client.drop_database(name)
+        await client.close()
+
+
+@pytest.fixture
+async def http(db: AsyncDatabase[Document]) -> AsyncIterator[httpx.AsyncClient]:
+    tickets, escalations = documents()
+    await ensure_report_indexes(db["tickets"], db["escalations"])
+    await db["tickets"].insert_many(tickets)
+    await db["escalations"].insert_many(escalations)
+    app = FastAPI()
+    app.state.report_source = ReportSource(db["tickets"], db["escalations"], ComplianceZones(),
+                                           TIMEZONE)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.include_router(build_reports_router())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://sla") as client:
+        yield client
+
+
+def rows_by_group(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {row["group"]: row for row in body["rows"]}
+
+
+async def test_report_by_agency_reads_the_period_from_the_store(http: httpx.AsyncClient) -> None:
+    response = await http.get("/v1/reports/compliance", params=PERIOD_QUERY)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    rows = rows_by_group(body)
+    assert set(rows) == {"DLH", "PUPR"}
+    dlh, pupr = rows["DLH"], rows["PUPR"]
+    assert (dlh["tickets_received"], pupr["tickets_received"]) == (2, 1)
+    assert body["totals"]["tickets_received"] == 2
+    assert (dlh["responded_on_time_pct"], pupr["responded_on_time_pct"]) == (100.0, 0.0)
+    assert pupr["median_response_hours"] == 30.0
+    assert (dlh["rejections"], pupr["quick_repauses"]) == (1, 1)
+    assert dlh["escalations_by_level"] == {"1": 1, "3": 1}  # the re-notify and the old one left out
+    assert dlh["backlog"][">60"] == 1 and pupr["backlog"]["4-5"] == 1
+    assert body["totals"]["backlog_total"] == 2
+    assert (dlh["zone"], pupr["zone"], body["totals"]["zone"]) == ("green", "red", "red")
+
+
+async def test_report_as_csv_by_channel(http: httpx.AsyncClient) -> None:
+    response = await http.get("/v1/reports/compliance",
+                              params={**PERIOD_QUERY, "by": "channel", "format": "csv"})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    lines = list(csv.DictReader(io.StringIO(response.text)))
+    assert [(line["channel"], line["tickets_received"]) for line in lines] == [("web", "2"),
+                                                                               ("TOTAL", "2")]
+    assert lines[0]["escalations_level_3"] == "1"
+
+
+async def test_default_period_is_the_last_30_days(http: httpx.AsyncClient) -> None:
+    body = (await http.get("/v1/reports/compliance")).json()
+    start, end = (datetime.fromisoformat(body["period"][k]) for k in ("start", "end"))
+    assert end - start == 30 * DAY
+    assert start <= NOW - 5 * DAY < NOW < end
+    assert body["totals"]["tickets_received"] == 2
+
+
+@pytest.mark.parametrize(("params", "field", "problem"), [
+    ({"from": "2026-13-01"}, "query.from", "valid date"),
+    ({"from": "2026-11-10", "to": "2026-11-01"}, "query.from", "must be before to"),
+    ({"by": "kecamatan"}, "query.by", "'agency', 'category' or 'channel'"),
+    ({"format": "xlsx"}, "query.format", "'json' or 'csv'"),
+])
+async def test_bad_queries_are_422_naming_the_field(http: httpx.AsyncClient, params: dict[str, str],
+                                                    field: str, problem: str) -> None:
+    response = await http.get("/v1/reports/compliance", params=params)
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["field"] == field
+    assert problem in error["problem"]
