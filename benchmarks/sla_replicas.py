@@ -1,7 +1,7 @@
 """SLA scheduler benchmark: N tickets whose response levels are all due, drained by R replicas
 taking turns at the same time; then the cost of an idle turn (nothing due).
 
-    python -m benchmarks.sla_scheduler --n 2000 --replicas 2 --batch 200 --waiting 10000
+    python -m benchmarks.sla_replicas --n 2000 --replicas 2 --batch 200 --waiting 10000
 
 Starts the embedded broker and store (or uses DISPOSISI_KAFKA_BOOTSTRAP_SERVERS /
 DISPOSISI_MONGODB_URL); uses the demo policy (levels at 3.75 s and 5 s, 24x7).

@@ -10,6 +10,8 @@ from services.router.rulebook import load_rulebook
 from services.sla import api, handlers
 from services.sla.flows import Sla
 from services.sla.policy import load_policy
+from services.sla.report_store import ensure_report_indexes
+from services.sla.reports_api import ReportSource, build_reports_router
 from services.sla.store import TicketStore
 from shared import mongo
 from shared.contracts import Topics
@@ -40,6 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
         await store.ensure_indexes()
         await relay.ensure_indexes()
         await reroutes.ensure_indexes()
+        await ensure_report_indexes(store.tickets, store.escalations)
         await broker.start()
         async with background(
             sla.run_scheduler,
@@ -54,7 +57,10 @@ def create_app(settings: Settings) -> FastAPI:
                   description="Keeps every ticket, its clocks and its escalations.")
     app.state.sla = sla
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.state.report_source = ReportSource(store.tickets, store.escalations, policy.reports,
+                                           policy.timezone)
     app.include_router(api.build_router())
+    app.include_router(build_reports_router())
     add_health(app, settings, handlers.SERVICE, db)
     return app
 

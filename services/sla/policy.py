@@ -24,6 +24,7 @@ from services.sla.calendar import (
     build_calendar,
     parse_duration,
 )
+from services.sla.reports import ComplianceZones
 from shared.contracts import describe_errors
 
 __all__ = ["Calendar", "Level", "Policy", "PolicyError", "Target", "WorkDuration", "load_policy"]
@@ -113,6 +114,8 @@ class Policy(_Strict):
     routing: Routing | None = Field(None, description="Re-routing after a rejection.")
     targets: list[Target] = Field(min_length=1)
     escalation: list[Level] = Field(default_factory=list)
+    reports: ComplianceZones = Field(default_factory=ComplianceZones,
+                                     description="Traffic-light thresholds of compliance reports.")
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _calendars: dict[str, Calendar] = PrivateAttr(default_factory=dict)
 
