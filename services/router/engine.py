@@ -1,0 +1,355 @@
+"""A rulebook compiled for routing: one automaton for every phrase, place and road name, and
+the scoring of what it finds. Built once per Rulebook object (see ``compiled``)."""
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from services.router.gazetteer import ROAD_WORDS, Place, places, road_tag
+from services.router.matcher import Hit, TokenMatcher
+from services.router.rulebook import Rulebook, Signal, Thresholds, _Phrases
+from services.router.text import Normaliser, TypoFixer, default_lexicon, shared_stemmer
+from shared.contracts import Channel, Location, Priority
+
+LONGEST_DOMINATOR = 12  # tokens; longer phrases and place names are not expected
+_TITLE_GAP = "#"  # never a token (tokens are letters or digits): nothing matches across it
+
+
+@dataclass
+class _Entry:
+    """What one token sequence means: phrases (as written, or as stems), a place, a road."""
+
+    surface: list[int] = field(default_factory=list)
+    stemmed: list[int] = field(default_factory=list)
+    covers: bool = False  # a rule phrase (not only a priority signal's): hides shorter ones
+    covers_stemmed: bool = False
+    place: Place | None = None
+    road: int | None = None  # phrase id of the road's status tag
+    negation: bool = False
+
+
+@dataclass(frozen=True)
+class Phrase:
+    text: str
+    specificity: float
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    id: str
+    agency: str  # "" for a priority signal
+    weight: float
+    any: frozenset[int]
+    groups: tuple[frozenset[int], ...]
+    none: frozenset[int]
+    evidence: frozenset[int]
+    kecamatan: frozenset[str] = frozenset()
+    kelurahan: frozenset[str] = frozenset()
+    channels: frozenset[Channel] = frozenset()
+
+    def fires(self, present: dict[int, float]) -> bool:
+        if any(p in present for p in self.none):
+            return False
+        if self.any and not any(p in present for p in self.any):
+            return False
+        return all(any(p in present for p in group) for group in self.groups)
+
+    def applies(self, where: "Whereabouts", channel: Channel | None) -> bool:
+        if self.channels and channel not in self.channels:
+            return False
+        if self.kecamatan and not self.kecamatan & where.kecamatan:
+            return False
+        return not self.kelurahan or bool(self.kelurahan & where.kelurahan)
+
+
+@dataclass(frozen=True)
+class Whereabouts:
+    kecamatan: frozenset[str]
+    kelurahan: frozenset[str]
+
+
+@dataclass
+class Tally:
+    """One agency's evidence."""
+
+    score: float = 0.0
+    rule_ids: list[str] = field(default_factory=list)
+    phrases: list[int] = field(default_factory=list)
+    category: str | None = None
+    best_rule: float = 0.0
+    priority: Priority | None = None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    tallies: dict[str, Tally]
+    signals: list[tuple[Signal, list[int]]]
+    phrases: list[Phrase]
+    corrections: dict[str, str]
+
+
+class CompiledRulebook:
+    def __init__(self, rulebook: Rulebook) -> None:
+        self.rulebook = rulebook
+        self.limits = rulebook.limits
+        lexicon = rulebook.lexicon or default_lexicon()
+        self.normaliser = Normaliser(lexicon)
+        self.stemmer = shared_stemmer()
+        self._ids: dict[str, int] = {}
+        self._phrase_tokens: list[tuple[str, ...]] = []
+        self._rule_of: dict[str, tuple[str, Priority | None, str | None]] = {}
+        self.rules = [self._compile(rule, agency.code, rule.weight)
+                      for agency in rulebook.agencies for rule in agency.rules]
+        for agency in rulebook.agencies:
+            for rule in agency.rules:
+                self._rule_of[rule.id] = (agency.code, rule.priority, rule.category)
+        self.signals = [(signal, self._compile(signal, "", 1.0))
+                        for signal in rulebook.priority_signals]
+        for status in rulebook.gazetteer.roads:
+            self._phrase(road_tag(status))
+        self.phrases = self._specificities()
+        self._order = {compiled_rule.id: i for i, compiled_rule in enumerate(self.rules)}
+        self._rules_by_phrase: dict[int, list[CompiledRule]] = defaultdict(list)
+        for compiled_rule in self.rules:
+            for phrase in compiled_rule.evidence:
+                self._rules_by_phrase[phrase].append(compiled_rule)
+        self.matcher, vocabulary = self._automaton(lexicon.negations)
+        self.fixer = TypoFixer(vocabulary, self.stemmer, lexicon.typo_min_length)
+        self._places = {self._key(name): place for name, place in places(rulebook.gazetteer).items()}
+
+    # --- compiling -------------------------------------------------------------------------
+
+    def _key(self, text: str) -> str:
+        return " ".join(self.normaliser.tokens(text))
+
+    def _phrase(self, text: str) -> int:
+        key = text if text.startswith("@") else self._key(text)
+        if key not in self._ids:
+            self._ids[key] = len(self._phrase_tokens)
+            self._phrase_tokens.append(tuple(key.split()))
+        return self._ids[key]
+
+    def _compile(self, rule: _Phrases, agency: str, weight: float) -> CompiledRule:
+        ids = self._phrase
+        any_ = frozenset(ids(p) for p in rule.any)
+        groups = tuple(frozenset(ids(p) for p in group) for group in rule.groups())
+        when = getattr(rule, "when", None)
+        return CompiledRule(
+            id=rule.id, agency=agency, weight=weight, any=any_, groups=groups,
+            none=frozenset(ids(p) for p in rule.none),
+            evidence=any_.union(*groups),
+            kecamatan=frozenset(self._key(k) for k in when.kecamatan) if when else frozenset(),
+            kelurahan=frozenset(self._key(k) for k in when.kelurahan) if when else frozenset(),
+            channels=frozenset(when.channel) if when else frozenset(),
+        )
+
+    def _specificities(self) -> list[Phrase]:
+        """Specific phrases weigh more: longer ones, and ones fewer agencies claim (IDF). A
+        one-word phrase is as generic as its word across all agencies' phrases."""
+        phrase_agencies: dict[int, set[str]] = defaultdict(set)
+        word_agencies: dict[str, set[str]] = defaultdict(set)
+        for rule in self.rules:
+            for phrase in rule.evidence:
+                phrase_agencies[phrase].add(rule.agency)
+                for word in self._phrase_tokens[phrase]:
+                    word_agencies[word].add(rule.agency)
+        total = max(1, len({rule.agency for rule in self.rules}))
+        result = []
+        for phrase, tokens in enumerate(self._phrase_tokens):
+            claims = phrase_agencies.get(phrase, set())
+            if len(tokens) == 1:
+                claims = word_agencies.get(tokens[0], claims)
+            rarity = math.log(1 + total / max(1, len(claims))) / math.log(1 + total)
+            length = 1.0 + 0.5 * (min(len(tokens), 4) - 1)
+            result.append(Phrase(" ".join(tokens), round(length * rarity, 4)))
+        return result
+
+    def _automaton(self, negations: Iterable[str]) -> tuple[TokenMatcher[_Entry], set[str]]:
+        entries: dict[tuple[str, ...], _Entry] = defaultdict(_Entry)
+        vocabulary: set[str] = set()
+        topical = {p for rule in self.rules for p in rule.evidence | rule.none}
+        for phrase, tokens in enumerate(self._phrase_tokens):
+            if tokens[0].startswith("@"):
+                continue  # a tag: set by the gazetteer, never typed
+            surface = entries[tokens]
+            surface.surface.append(phrase)
+            surface.covers |= phrase in topical
+            stemmed = entries[tuple(self.stemmer.stem(t) for t in tokens)]
+            if not stemmed.stemmed or tokens == self._phrase_tokens[stemmed.stemmed[0]]:
+                # one phrase per stem: "lurah", "lurahnya", "kelurahan" must not count thrice
+                stemmed.stemmed[:] = [phrase]
+            stemmed.covers_stemmed |= phrase in topical
+            vocabulary.update(tokens)
+        for name, place in places(self.rulebook.gazetteer).items():
+            tokens = tuple(self.normaliser.tokens(name))
+            entries[tokens].place = place
+            vocabulary.update(tokens)
+        for status, roads in self.rulebook.gazetteer.roads.items():
+            tag = self._phrase(road_tag(status))
+            for road in roads:
+                for word in ROAD_WORDS:
+                    entries[(word, *self.normaliser.tokens(road))].road = tag
+        for cue in negations:
+            entries[tuple(self.normaliser.tokens(cue))].negation = True
+        matcher: TokenMatcher[_Entry] = TokenMatcher()
+        for tokens, entry in entries.items():
+            if tokens:
+                matcher.add(tokens, entry)
+        matcher.build()
+        return matcher, vocabulary
+
+    # --- analysing -------------------------------------------------------------------------
+
+    def analyse(self, text: str, title: str | None, *, location: Location | None,
+                channel: Channel | None) -> Analysis:
+        title_tokens = self.normaliser.tokens(title or "")
+        tokens = [*title_tokens, _TITLE_GAP, *self.normaliser.tokens(text)]
+        corrections: dict[str, str] = {}
+        fixed: set[int] = set()
+        for index, token in enumerate(tokens):
+            better = self.fixer.fix(token)
+            if better:
+                corrections[token] = tokens[index] = better
+                fixed.add(index)
+        stems = [self.stemmer.stem(t) for t in tokens]
+        found = _Found.collect(self.matcher.find([tokens, stems]), fixed)
+        present, affirmed = found.weighed(self.limits, len(title_tokens))
+        where = self._whereabouts(found.places, location)
+        tallies = self._tally(present, where, channel)
+        signals = [(signal, sorted(rule.evidence & affirmed.keys()))
+                   for signal, rule in self.signals if rule.fires(affirmed)]
+        return Analysis(tallies, signals, self.phrases, corrections)
+
+    def _whereabouts(self, seen: list[Place], location: Location | None) -> Whereabouts:
+        kecamatan = {self._key(p.kecamatan) for p in seen}
+        kelurahan = {self._key(p.kelurahan) for p in seen if p.kelurahan}
+        if location is not None and location.kecamatan:
+            kecamatan.add(self._key(location.kecamatan))
+        if location is not None and location.kelurahan:
+            kelurahan.add(self._key(location.kelurahan))
+            place = self._places.get(self._key(location.kelurahan))
+            if place is not None:  # the gazetteer knows which kecamatan it lies in
+                kecamatan.add(self._key(place.kecamatan))
+        return Whereabouts(frozenset(kecamatan), frozenset(kelurahan))
+
+    def _tally(self, present: dict[int, float], where: Whereabouts,
+               channel: Channel | None) -> dict[str, Tally]:
+        candidates = {id(r): r for p in present for r in self._rules_by_phrase.get(p, ())}
+        tallies: dict[str, Tally] = {}
+        for rule in sorted(candidates.values(), key=lambda r: self._order[r.id]):
+            if not rule.fires(present) or not rule.applies(where, channel):
+                continue
+            evidence = [p for p in rule.evidence if p in present]
+            score = rule.weight * sum(self.phrases[p].specificity * present[p] for p in evidence)
+            tally = tallies.setdefault(rule.agency, Tally())
+            _, priority, category = self._rule_of[rule.id]
+            if category and score > tally.best_rule:
+                tally.category = category  # the strongest rule names the category
+            tally.best_rule = max(tally.best_rule, score)
+            tally.score += score
+            tally.rule_ids.append(rule.id)
+            tally.phrases.extend(p for p in sorted(evidence, key=lambda p: (-present[p], p))
+                                 if p not in tally.phrases)
+            tally.priority = higher(tally.priority, priority)
+        return tallies
+
+
+@dataclass
+class _Occurrence:
+    phrase: int
+    start: int
+    end: int
+    factor: float  # 1 as written, less when found through a stem or a typo fix
+
+
+@dataclass
+class _Found:
+    occurrences: list[_Occurrence]
+    negation_ends: set[int]
+    places: list[Place]
+    covering: dict[int, int]  # start -> furthest end of a phrase or place starting there
+    written: dict[int, int] = field(default_factory=dict)  # the same, as written only
+
+    @classmethod
+    def collect(cls, hits: Sequence[Hit[_Entry]], fixed: set[int]) -> "_Found":
+        found = cls([], set(), [], {})
+        for hit in hits:
+            entry, start, end, view = hit.payload, hit.start, hit.end, hit.view
+            ids = entry.stemmed if view else entry.surface
+            if (entry.covers_stemmed if view else entry.covers or entry.place):
+                found.covering[start] = max(found.covering.get(start, end), end)
+            if view:
+                found.occurrences.extend(_Occurrence(p, start, end, -1.0) for p in ids)
+                continue
+            if ids:
+                found.written[start] = max(found.written.get(start, end), end)
+            typo = any(i in fixed for i in range(start, end + 1))
+            found.occurrences.extend(_Occurrence(p, start, end, -2.0 if typo else 1.0)
+                                     for p in ids)
+            if entry.place:
+                found.places.append(entry.place)
+            if entry.road is not None:
+                found.occurrences.append(_Occurrence(entry.road, start, end, 1.0))
+            if entry.negation:
+                found.negation_ends.add(end)
+        return found
+
+    def dominated(self, start: int, end: int) -> bool:
+        """Inside a longer phrase or place name: "jalan" in "lampu jalan", "sawah" in "Sawah
+        Lebar", "darurat" in "instalasi gawat darurat"."""
+        return _covered(self.covering, start, end, strictly=True)
+
+    def stem_redundant(self, start: int, end: int) -> bool:
+        """Stems only fill gaps: where a phrase matched as written, its stems say nothing
+        more ("kelurahan" is not also "lurah")."""
+        return _covered(self.written, start, end, strictly=False)
+
+    def negated(self, start: int) -> bool:
+        return any(start - gap in self.negation_ends for gap in (1, 2, 3))
+
+    def weighed(self, limits: Thresholds, title_length: int) -> tuple[dict[int, float],
+                                                                     dict[int, float]]:
+        """Phrase -> weight of its best occurrence; and the same for un-negated occurrences."""
+        title_weight = limits.title_weight
+        kinds = {1.0: 1.0, -1.0: limits.stem_weight, -2.0: limits.typo_weight}
+        present: dict[int, float] = {}
+        affirmed: dict[int, float] = {}
+        for occurrence in self.occurrences:
+            if self.dominated(occurrence.start, occurrence.end):
+                continue
+            if occurrence.factor == -1.0 and self.stem_redundant(occurrence.start, occurrence.end):
+                continue
+            weight = kinds[occurrence.factor]
+            if occurrence.end < title_length:
+                weight *= title_weight
+            if weight > present.get(occurrence.phrase, 0.0):
+                present[occurrence.phrase] = weight
+            if not self.negated(occurrence.start) and weight > affirmed.get(occurrence.phrase, 0.0):
+                affirmed[occurrence.phrase] = weight
+        return present, affirmed
+
+
+def _covered(spans: dict[int, int], start: int, end: int, *, strictly: bool) -> bool:
+    for first in range(start, max(-1, start - LONGEST_DOMINATOR), -1):
+        last = spans.get(first)
+        if last is not None and last >= end and not (strictly and (first, last) == (start, end)):
+            return True
+    return False
+
+
+def higher(a: Priority | None, b: Priority | None) -> Priority | None:
+    if a is None or b is None:
+        return a or b
+    order = list(Priority)
+    return a if order.index(a) >= order.index(b) else b
+
+
+def compiled(rulebook: Rulebook) -> CompiledRulebook:
+    """The rulebook's compiled form, built on first use and kept on the object; a reloaded
+    rulebook is a new object and compiles afresh."""
+    engine = rulebook._compiled
+    if not isinstance(engine, CompiledRulebook) or engine.rulebook is not rulebook:
+        engine = CompiledRulebook(rulebook)
+        rulebook._compiled = engine
+    return engine
