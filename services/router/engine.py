@@ -23,7 +23,6 @@ class _Entry:
     surface: list[int] = field(default_factory=list)
     stemmed: list[int] = field(default_factory=list)
     covers: bool = False  # a rule phrase (not only a priority signal's): hides shorter ones
-    covers_stemmed: bool = False
     place: Place | None = None
     road: int | None = None  # phrase id of the road's status tag
     negation: bool = False
@@ -48,12 +47,12 @@ class CompiledRule:
     kelurahan: frozenset[str] = frozenset()
     channels: frozenset[Channel] = frozenset()
 
-    def fires(self, present: dict[int, float]) -> bool:
-        if any(p in present for p in self.none):
+    def fires(self, present: set[int]) -> bool:
+        if not self.none.isdisjoint(present):
             return False
-        if self.any and not any(p in present for p in self.any):
+        if self.any and self.any.isdisjoint(present):
             return False
-        return all(any(p in present for p in group) for group in self.groups)
+        return all(not group.isdisjoint(present) for group in self.groups)
 
     def applies(self, where: "Whereabouts", channel: Channel | None) -> bool:
         if self.channels and channel not in self.channels:
@@ -160,7 +159,8 @@ class CompiledRulebook:
             claims = phrase_agencies.get(phrase, set())
             if len(tokens) == 1:
                 claims = word_agencies.get(tokens[0], claims)
-            rarity = math.log(1 + total / max(1, len(claims))) / math.log(1 + total)
+            idf = math.log(1 + total / max(1, len(claims))) / math.log(1 + total)
+            rarity = 0.5 + 0.5 * idf  # shared words still count, half as much at worst
             length = 1.0 + 0.5 * (min(len(tokens), 4) - 1)
             result.append(Phrase(" ".join(tokens), round(length * rarity, 4)))
         return result
@@ -179,7 +179,6 @@ class CompiledRulebook:
             if not stemmed.stemmed or tokens == self._phrase_tokens[stemmed.stemmed[0]]:
                 # one phrase per stem: "lurah", "lurahnya", "kelurahan" must not count thrice
                 stemmed.stemmed[:] = [phrase]
-            stemmed.covers_stemmed |= phrase in topical
             vocabulary.update(tokens)
         for name, place in places(self.rulebook.gazetteer).items():
             tokens = tuple(self.normaliser.tokens(name))
@@ -218,7 +217,7 @@ class CompiledRulebook:
         where = self._whereabouts(found.places, location)
         tallies = self._tally(present, where, channel)
         signals = [(signal, sorted(rule.evidence & affirmed.keys()))
-                   for signal, rule in self.signals if rule.fires(affirmed)]
+                   for signal, rule in self.signals if rule.fires(set(affirmed))]
         return Analysis(tallies, signals, self.phrases, corrections)
 
     def _whereabouts(self, seen: list[Place], location: Location | None) -> Whereabouts:
@@ -237,8 +236,9 @@ class CompiledRulebook:
                channel: Channel | None) -> dict[str, Tally]:
         candidates = {id(r): r for p in present for r in self._rules_by_phrase.get(p, ())}
         tallies: dict[str, Tally] = {}
+        found = set(present)
         for rule in sorted(candidates.values(), key=lambda r: self._order[r.id]):
-            if not rule.fires(present) or not rule.applies(where, channel):
+            if not rule.fires(found) or not rule.applies(where, channel):
                 continue
             evidence = [p for p in rule.evidence if p in present]
             score = rule.weight * sum(self.phrases[p].specificity * present[p] for p in evidence)
@@ -277,7 +277,8 @@ class _Found:
         for hit in hits:
             entry, start, end, view = hit.payload, hit.start, hit.end, hit.view
             ids = entry.stemmed if view else entry.surface
-            if (entry.covers_stemmed if view else entry.covers or entry.place):
+            if not view and (entry.covers or entry.place):
+                # only what is written hides what it contains; stems are a weaker reading
                 found.covering[start] = max(found.covering.get(start, end), end)
             if view:
                 found.occurrences.extend(_Occurrence(p, start, end, -1.0) for p in ids)

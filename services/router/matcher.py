@@ -48,27 +48,16 @@ class TokenMatcher(Generic[Payload]):
         """All hits in all views (overlapping ones included), in order of their end."""
         if not self._built:
             raise RuntimeError("build the matcher first")
-        parts: list[str] = []
-        starts: list[int] = []  # character offset of every token of the joined text
-        owners: list[tuple[int, int]] = []  # (view, index in view) of every token
-        offset = 1
-        for view, tokens in enumerate(views):
-            if view:
-                parts.append(_GAP)
-                starts.append(offset)
-                owners.append((-1, -1))
-                offset += 2
-            for index, token in enumerate(tokens):
-                parts.append(token)
-                starts.append(offset)
-                owners.append((view, index))
-                offset += len(token) + 1
-        text = " " + " ".join(parts) + " "
+        text = " " + f" {_GAP} ".join(" ".join(tokens) for tokens in views) + " "
+        firsts = []  # index, in the joined text, of each view's first token
+        first = 0
+        for tokens in views:
+            firsts.append(first)
+            first += len(tokens) + 1
         hits: list[Hit[Payload]] = []
-        if not parts:
-            return hits
         for end_char, (length, payload) in self._automaton.iter(text):
-            last = bisect_right(starts, end_char - 1) - 1
-            view, end = owners[last]
+            last = text.count(" ", 0, end_char) - 1  # tokens are separated by single spaces
+            view = bisect_right(firsts, last) - 1
+            end = last - firsts[view]
             hits.append(Hit(payload, view, end - length + 1, end))
         return hits

@@ -10,7 +10,7 @@ from importlib import resources
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import process
-from rapidfuzz.distance import Levenshtein
+from rapidfuzz.distance import OSA
 from Sastrawi.Stemmer.StemmerFactory import StemmerFactory
 
 _WORD = re.compile(r"[a-z]+|[0-9]+")
@@ -126,12 +126,15 @@ class TypoFixer:
     def _lookup(self, token: str) -> str | None:
         if len(token) < self._min_length or not token.isalpha() or token in self._vocabulary:
             return None
+        limit = 1 if len(token) < 8 else 2
+        # A typo rarely hits the first letter; searching one initial keeps this fast. OSA
+        # counts a swap of two neighbours ("sampha") as one edit.
+        best = process.extractOne(token, self._by_initial.get(token[0], ()),
+                                  scorer=OSA.distance, score_cutoff=limit)
+        if best is None:
+            return None
         roots = self._stemmer.roots
         stem = self._stemmer.stem(token)
         if token in roots or stem in roots or stem in self._vocabulary:
-            return None
-        limit = 1 if len(token) < 8 else 2
-        # A typo rarely hits the first letter; searching one initial keeps this fast.
-        best = process.extractOne(token, self._by_initial.get(token[0], ()),
-                                  scorer=Levenshtein.distance, score_cutoff=limit)
-        return None if best is None else str(best[0])
+            return None  # a real word that happens to look like a rule word ("malam", "makam")
+        return str(best[0])
