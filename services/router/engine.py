@@ -249,7 +249,8 @@ class CompiledRulebook:
             tally.best_rule = max(tally.best_rule, score)
             tally.score += score
             tally.rule_ids.append(rule.id)
-            tally.phrases.extend(p for p in sorted(evidence, key=lambda p: (-present[p], p))
+            tally.phrases.extend(p for p in sorted(evidence, key=lambda p: (  # strongest first
+                -self.phrases[p].specificity * present[p], p))
                                  if p not in tally.phrases)
             tally.priority = higher(tally.priority, priority)
         return tallies

@@ -55,19 +55,23 @@ def _is_field(part: Any) -> bool:
 
 def locate(node: yaml.Node, loc: Sequence[Any]) -> int:
     """The 1-based line of the deepest YAML node along a pydantic location."""
+    key: yaml.Node | None = None
     for part in loc:
-        child = _child(node, part)
-        if child is None:
+        if part == "[key]" and key is not None:
+            node = key  # the mapping key itself is wrong: point at it, not at its value
             continue
-        node = child
+        found = _child(node, part)
+        if found is None:
+            continue
+        key, node = found
     return node.start_mark.line + 1
 
 
-def _child(node: yaml.Node, part: Any) -> yaml.Node | None:
+def _child(node: yaml.Node, part: Any) -> tuple[yaml.Node | None, yaml.Node] | None:
     if isinstance(node, yaml.MappingNode):
         for key, value in node.value:
             if getattr(key, "value", None) == part:
-                return value  # type: ignore[no-any-return]
+                return key, value
     if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-        return node.value[part]  # type: ignore[no-any-return]
+        return None, node.value[part]
     return None
