@@ -12,6 +12,7 @@ import phonenumbers
 
 from services.router.engine import Analysis, Tally, compiled
 from services.router.rulebook import Agency, Rulebook, Thresholds
+from services.router.text import normalise
 from shared.contracts import Candidate, Channel, Location, Priority, RoutingExplanation
 
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
@@ -148,4 +149,4 @@ def mask_contacts(text: str) -> str:
     return masked
 
 
-__all__ = ["Decision", "mask_contacts", "route"]
+__all__ = ["Decision", "mask_contacts", "normalise", "route"]

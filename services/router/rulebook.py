@@ -17,7 +17,6 @@ from services.router.text import Lexicon
 from services.router.yamlsource import YamlSource, locate
 from shared.contracts import Channel, Priority
 
-PhraseGroup = str | list[str]
 Model = TypeVar("Model", bound=BaseModel)
 
 
@@ -42,15 +41,18 @@ class Conditions(_Strict):
 class _Phrases(_Strict):
     id: str = Field(min_length=1)
     any: list[str] = Field(default_factory=list, description="At least one must appear.")
-    all: list[PhraseGroup] = Field(
+    all: list[str] = Field(default_factory=list, description="Every one must appear.")
+    require: list[list[str]] = Field(
         default_factory=list,
-        description="Every entry must appear; an entry that is a list is satisfied by any of it.")
+        description="Groups of alternatives: one phrase of every group must appear.")
     none: list[str] = Field(default_factory=list, description="Any of these vetoes the rule.")
 
     @model_validator(mode="after")
     def _has_phrases(self) -> "_Phrases":
-        if not self.any and not self.all:
-            raise ValueError(f"rule {self.id!r} needs 'any' or 'all' phrases")
+        if not self.any and not self.all and not self.require:
+            raise ValueError(f"rule {self.id!r} needs 'any', 'all' or 'require' phrases")
+        if any(not group for group in self.require):
+            raise ValueError(f"rule {self.id!r} has an empty 'require' group")
         for phrase in self.phrases():
             if phrase.startswith("@") and phrase not in ROAD_TAGS:
                 raise ValueError(f"unknown tag {phrase!r} (known: {', '.join(sorted(ROAD_TAGS))})")
@@ -59,7 +61,8 @@ class _Phrases(_Strict):
         return self
 
     def groups(self) -> list[list[str]]:
-        return [[g] if isinstance(g, str) else g for g in self.all]
+        """Conditions as groups of alternatives: each phrase of 'all' is a group of one."""
+        return [*([phrase] for phrase in self.all), *self.require]
 
     def phrases(self) -> list[str]:
         return [*self.any, *(p for g in self.groups() for p in g), *self.none]

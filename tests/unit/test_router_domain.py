@@ -52,7 +52,7 @@ def make_rulebook(**thresholds: float) -> Rulebook:
             agency("EXT_POLRI", {"id": "polri", "any": ["polisi", "pencurian"]}, authority="pusat"),
             agency("DISDIKBUD", {"id": "dik-pungutan", "weight": 2.0, "priority": "high",
                                  "category": "pungli", "none": ["sma"],
-                                 "all": [["pungutan", "uang komite"], ["sekolah", "smp"]]}),
+                                 "require": [["pungutan", "uang komite"], ["sekolah", "smp"]]}),
             agency("EXT_PROVINSI",
                    {"id": "prov-sma", "any": ["sma"], "weight": 2.0},
                    {"id": "prov-jalan", "all": ["@jalan_provinsi"], "any": ["rusak", "berlubang"]},
@@ -137,7 +137,7 @@ def test_none_phrase_vetoes_the_rule() -> None:
     assert "DISDIKBUD" not in codes(sma)
 
 
-def test_every_all_group_is_required() -> None:
+def test_every_required_group_is_needed() -> None:
     partial = route(RULEBOOK, "Ada pungutan liar di pasar malam")
     assert partial.agency.code == "TRIAGE"
     assert partial.explanation.candidates == []

@@ -115,7 +115,13 @@ def test_rule_without_phrases(tmp_path: Path) -> None:
     path = write(tmp_path, data)
     message = invalid(path)
     assert f":{line_of(path, 'id: kosong')}: agencies[1].rules[0]: " in message
-    assert "rule 'kosong' needs 'any' or 'all' phrases" in message
+    assert "rule 'kosong' needs 'any', 'all' or 'require' phrases" in message
+
+
+def test_empty_require_group(tmp_path: Path) -> None:
+    data = content()
+    data["agencies"][1]["rules"][0]["require"] = [["bau"], []]
+    assert "rule 'dlh-sampah' has an empty 'require' group" in invalid(write(tmp_path, data))
 
 
 def test_unknown_tag(tmp_path: Path) -> None:
@@ -165,7 +171,7 @@ def test_errors_in_an_include_name_the_included_file(tmp_path: Path) -> None:
 
 def test_missing_include(tmp_path: Path) -> None:
     path = write(tmp_path, content(include={"lexicon": "nope.yaml"}))
-    with pytest.raises(RulebookError, match="nope.yaml: cannot read"):
+    with pytest.raises(RulebookError, match=r"nope\.yaml: cannot read"):
         load_rulebook(path)
 
 
