@@ -26,6 +26,7 @@ class _Entry:
     place: Place | None = None
     road: int | None = None  # phrase id of the road's status tag
     negation: bool = False
+    denial: bool = False
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,24 @@ class CompiledRule:
         if self.any and self.any.isdisjoint(present):
             return False
         return all(not group.isdisjoint(present) for group in self.groups)
+
+    def weigh(self, present: dict[int, float],
+              phrases: Sequence["Phrase"]) -> tuple[float, list[int]]:
+        """The rule's evidence (before its weight) and the phrases it rests on. Each 'any'
+        phrase counts; the conditions count like one phrase spread over the text: the best
+        phrase of each group, averaged, times the length bonus of a phrase of that many words
+        (so three generic words far apart do not outweigh one specific phrase)."""
+        def value(phrase: int) -> float:
+            return phrases[phrase].specificity * present[phrase]
+
+        used = [p for p in self.any if p in present]
+        total = sum(value(p) for p in used)
+        if self.groups:
+            bests = [max((p for p in group if p in present), key=value) for group in self.groups]
+            size = len(bests)
+            total += sum(value(p) for p in bests) / size * (1.0 + 0.5 * (min(size, 4) - 1))
+            used += [p for p in bests if p not in used]
+        return total, sorted(used, key=lambda p: (-value(p), p))
 
     def applies(self, where: "Whereabouts", channel: Channel | None) -> bool:
         if self.channels and channel not in self.channels:
@@ -113,7 +132,7 @@ class CompiledRulebook:
         for compiled_rule in self.rules:
             for phrase in compiled_rule.evidence:
                 self._rules_by_phrase[phrase].append(compiled_rule)
-        self.matcher, vocabulary = self._automaton(lexicon.negations)
+        self.matcher, vocabulary = self._automaton(lexicon.negations, lexicon.denials)
         self.fixer = TypoFixer(vocabulary, self.stemmer, lexicon.typo_min_length)
         self._places = {self._key(name): place for name, place in places(rulebook.gazetteer).items()}
 
@@ -143,6 +162,14 @@ class CompiledRulebook:
             channels=frozenset(when.channel) if when else frozenset(),
         )
 
+    def _stem_pattern(self, token: str) -> str:
+        """A phrase word as the stem view matches it: its stem when only a suffix was cut
+        ("tumpukan" -> "tumpuk"), else as written. A prefix changes the meaning too often
+        ("pertanahan" is not "tanah", "pekerja" not "kerja"), so text is stemmed towards a
+        phrase, never a phrase towards a more generic root."""
+        stem = self.stemmer.stem(token)
+        return stem if token.startswith(stem) else token
+
     def _specificities(self) -> list[Phrase]:
         """Specific phrases weigh more: longer ones, and ones fewer agencies claim (IDF). A
         one-word phrase is as generic as its word across all agencies' phrases."""
@@ -165,7 +192,8 @@ class CompiledRulebook:
             result.append(Phrase(" ".join(tokens), round(length * rarity, 4)))
         return result
 
-    def _automaton(self, negations: Iterable[str]) -> tuple[TokenMatcher[_Entry], set[str]]:
+    def _automaton(self, negations: Iterable[str],
+                   denials: Iterable[str]) -> tuple[TokenMatcher[_Entry], set[str]]:
         entries: dict[tuple[str, ...], _Entry] = defaultdict(_Entry)
         vocabulary: set[str] = set()
         topical = {p for rule in self.rules for p in rule.evidence | rule.none}
@@ -175,7 +203,7 @@ class CompiledRulebook:
             surface = entries[tokens]
             surface.surface.append(phrase)
             surface.covers |= phrase in topical
-            stemmed = entries[tuple(self.stemmer.stem(t) for t in tokens)]
+            stemmed = entries[tuple(self._stem_pattern(t) for t in tokens)]
             if not stemmed.stemmed or tokens == self._phrase_tokens[stemmed.stemmed[0]]:
                 # one phrase per stem: "lurah", "lurahnya", "kelurahan" must not count thrice
                 stemmed.stemmed[:] = [phrase]
@@ -191,6 +219,8 @@ class CompiledRulebook:
                     entries[(word, *self.normaliser.tokens(road))].road = tag
         for cue in negations:
             entries[tuple(self.normaliser.tokens(cue))].negation = True
+        for cue in denials:
+            entries[tuple(self.normaliser.tokens(cue))].denial = True
         matcher: TokenMatcher[_Entry] = TokenMatcher()
         for tokens, entry in entries.items():
             if tokens:
@@ -240,8 +270,8 @@ class CompiledRulebook:
         for rule in sorted(candidates.values(), key=lambda r: self._order[r.id]):
             if not rule.fires(found) or not rule.applies(where, channel):
                 continue
-            evidence = [p for p in rule.evidence if p in present]
-            score = rule.weight * sum(self.phrases[p].specificity * present[p] for p in evidence)
+            evidence, used = rule.weigh(present, self.phrases)
+            score = rule.weight * evidence
             tally = tallies.setdefault(rule.agency, Tally())
             _, priority, category = self._rule_of[rule.id]
             if category and score > tally.best_rule:
@@ -249,9 +279,7 @@ class CompiledRulebook:
             tally.best_rule = max(tally.best_rule, score)
             tally.score += score
             tally.rule_ids.append(rule.id)
-            tally.phrases.extend(p for p in sorted(evidence, key=lambda p: (  # strongest first
-                -self.phrases[p].specificity * present[p], p))
-                                 if p not in tally.phrases)
+            tally.phrases.extend(p for p in used if p not in tally.phrases)
             tally.priority = higher(tally.priority, priority)
         return tallies
 
@@ -268,13 +296,15 @@ class _Occurrence:
 class _Found:
     occurrences: list[_Occurrence]
     negation_ends: set[int]
+    denial_ends: set[int]
+    masked: set[int]  # words of road names: an address, not a topic
     places: list[Place]
     covering: dict[int, int]  # start -> furthest end of a phrase or place starting there
     written: dict[int, int] = field(default_factory=dict)  # the same, as written only
 
     @classmethod
     def collect(cls, hits: Sequence[Hit[_Entry]], fixed: set[int]) -> "_Found":
-        found = cls([], set(), [], {})
+        found = cls([], set(), set(), set(), [], {})
         for hit in hits:
             entry, start, end, view = hit.payload, hit.start, hit.end, hit.view
             ids = entry.stemmed if view else entry.surface
@@ -293,14 +323,28 @@ class _Found:
                 found.places.append(entry.place)
             if entry.road is not None:
                 found.occurrences.append(_Occurrence(entry.road, start, end, 1.0))
+                # "Jl. Pariwisata" is an address: "pariwisata" says nothing, "jalan" still does
+                found.masked.update(range(start + 1, end + 1))
             if entry.negation:
                 found.negation_ends.add(end)
+            if entry.denial:
+                found.denial_ends.add(end)
         return found
 
     def dominated(self, start: int, end: int) -> bool:
-        """Inside a longer phrase or place name: "jalan" in "lampu jalan", "sawah" in "Sawah
-        Lebar", "darurat" in "instalasi gawat darurat"."""
-        return _covered(self.covering, start, end, strictly=True)
+        """Claimed by another phrase or place name: one that contains it ("jalan" in "lampu
+        jalan", "sawah" in "Sawah Lebar", "darurat" in "instalasi gawat darurat"), or one that
+        starts earlier and runs into it ("lampu jalan rusak" is a lamp, not "jalan rusak";
+        "bus sekolah gratis" a bus). Indonesian puts the head noun first."""
+        if start in self.masked and all(i in self.masked for i in range(start, end + 1)):
+            return True
+        for first in range(start, max(-1, start - LONGEST_DOMINATOR), -1):
+            last = self.covering.get(first)
+            if last is None:
+                continue
+            if (last > end) if first == start else (last >= start):
+                return True
+        return False
 
     def stem_redundant(self, start: int, end: int) -> bool:
         """Stems only fill gaps: where a phrase matched as written, its stems say nothing
@@ -320,6 +364,8 @@ class _Found:
         for occurrence in self.occurrences:
             if self.dominated(occurrence.start, occurrence.end):
                 continue
+            if occurrence.start - 1 in self.denial_ends:
+                continue  # "bukan RS provinsi"
             if occurrence.factor == -1.0 and self.stem_redundant(occurrence.start, occurrence.end):
                 continue
             weight = kinds[occurrence.factor]

@@ -27,6 +27,13 @@ class Lexicon(BaseModel):
         default_factory=dict, description="Token -> standard word(s), e.g. yg -> yang.")
     negations: list[str] = Field(
         default_factory=list, description="Cues that cancel a priority signal right after them.")
+    denials: list[str] = Field(
+        default_factory=list,
+        description="Cues that deny the phrase right after them ('bukan RS provinsi'): it does "
+                    "not count for routing.")
+    keep_reduplicated: list[str] = Field(
+        default_factory=list,
+        description="Words whose doubled form is a word of its own (oleh-oleh, kupu-kupu).")
     typo_min_length: int = Field(
         5, ge=3, description="Shorter tokens are never corrected: too many real words nearby.")
 
@@ -59,12 +66,13 @@ class Normaliser:
 
     def __init__(self, lexicon: Lexicon) -> None:
         self._slang = {fold(k).strip(): words(v) for k, v in lexicon.slang.items()}
+        self._doubled = frozenset(fold(w).strip() for w in lexicon.keep_reduplicated)
 
     def tokens(self, text: str) -> list[str]:
         out: list[str] = []
         for word in words(text):
             for token in self._slang.get(word, (word,)):
-                if out and _repeats(out[-1], token):
+                if out and _repeats(out[-1], token) and token not in self._doubled:
                     continue  # "lubang-lubang", "remang2": the plural means the same thing here
                 out.append(token)
         return out
