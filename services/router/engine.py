@@ -48,8 +48,10 @@ class CompiledRule:
     kelurahan: frozenset[str] = frozenset()
     channels: frozenset[Channel] = frozenset()
 
-    def fires(self, present: set[int]) -> bool:
-        if not self.none.isdisjoint(present):
+    def fires(self, present: set[int], mentioned: set[int]) -> bool:
+        """Every condition met, and no veto phrase mentioned anywhere (even inside a longer
+        phrase: "guru honorer" still mentions a "guru")."""
+        if not self.none.isdisjoint(mentioned):
             return False
         if self.any and self.any.isdisjoint(present):
             return False
@@ -195,6 +197,7 @@ class CompiledRulebook:
     def _automaton(self, negations: Iterable[str],
                    denials: Iterable[str]) -> tuple[TokenMatcher[_Entry], set[str]]:
         entries: dict[tuple[str, ...], _Entry] = defaultdict(_Entry)
+        self._stem_vocabulary: set[str] = set()
         vocabulary: set[str] = set()
         topical = {p for rule in self.rules for p in rule.evidence | rule.none}
         for phrase, tokens in enumerate(self._phrase_tokens):
@@ -203,7 +206,9 @@ class CompiledRulebook:
             surface = entries[tokens]
             surface.surface.append(phrase)
             surface.covers |= phrase in topical
-            stemmed = entries[tuple(self._stem_pattern(t) for t in tokens)]
+            stem_tokens = tuple(self._stem_pattern(t) for t in tokens)
+            self._stem_vocabulary.update(stem_tokens)
+            stemmed = entries[stem_tokens]
             if not stemmed.stemmed or tokens == self._phrase_tokens[stemmed.stemmed[0]]:
                 # one phrase per stem: "lurah", "lurahnya", "kelurahan" must not count thrice
                 stemmed.stemmed[:] = [phrase]
@@ -241,14 +246,24 @@ class CompiledRulebook:
             if better:
                 corrections[token] = tokens[index] = better
                 fixed.add(index)
-        stems = [self.stemmer.stem(t) for t in tokens]
+        stems = [self._stem(t) for t in tokens]
         found = _Found.collect(self.matcher.find([tokens, stems]), fixed)
-        present, affirmed = found.weighed(self.limits, len(title_tokens))
+        present, affirmed, mentioned = found.weighed(self.limits, len(title_tokens))
         where = self._whereabouts(found.places, location)
-        tallies = self._tally(present, where, channel)
+        tallies = self._tally(present, mentioned, where, channel)
         signals = [(signal, sorted(rule.evidence & affirmed.keys()))
-                   for signal, rule in self.signals if rule.fires(set(affirmed))]
+                   for signal, rule in self.signals if rule.fires(set(affirmed), mentioned)]
         return Analysis(tallies, signals, self.phrases, corrections)
+
+    def _stem(self, token: str) -> str:
+        """Sastrawi's stem; for words its dictionary lacks (acronyms, loans: "bansosnya",
+        "wifinya") at least the possessive "-nya" goes when what remains is a rule word."""
+        if token in self._stem_vocabulary:
+            return token  # already a word the stem view looks for: "penerangan jalannya"
+        stem = self.stemmer.stem(token)
+        if stem == token and token.endswith("nya") and token[:-3] in self._stem_vocabulary:
+            return token[:-3]
+        return stem
 
     def _whereabouts(self, seen: list[Place], location: Location | None) -> Whereabouts:
         kecamatan = {self._key(p.kecamatan) for p in seen}
@@ -262,13 +277,13 @@ class CompiledRulebook:
                 kecamatan.add(self._key(place.kecamatan))
         return Whereabouts(frozenset(kecamatan), frozenset(kelurahan))
 
-    def _tally(self, present: dict[int, float], where: Whereabouts,
+    def _tally(self, present: dict[int, float], mentioned: set[int], where: Whereabouts,
                channel: Channel | None) -> dict[str, Tally]:
         candidates = {id(r): r for p in present for r in self._rules_by_phrase.get(p, ())}
         tallies: dict[str, Tally] = {}
         found = set(present)
         for rule in sorted(candidates.values(), key=lambda r: self._order[r.id]):
-            if not rule.fires(found) or not rule.applies(where, channel):
+            if not rule.fires(found, mentioned) or not rule.applies(where, channel):
                 continue
             evidence, used = rule.weigh(present, self.phrases)
             score = rule.weight * evidence
@@ -300,6 +315,7 @@ class _Found:
     masked: set[int]  # words of road names: an address, not a topic
     places: list[Place]
     covering: dict[int, int]  # start -> furthest end of a phrase or place starting there
+    addresses: dict[int, int] = field(default_factory=dict)  # the same, for places only
     written: dict[int, int] = field(default_factory=dict)  # the same, as written only
 
     @classmethod
@@ -311,6 +327,8 @@ class _Found:
             if not view and (entry.covers or entry.place):
                 # only what is written hides what it contains; stems are a weaker reading
                 found.covering[start] = max(found.covering.get(start, end), end)
+            if not view and entry.place:
+                found.addresses[start] = max(found.addresses.get(start, end), end)
             if view:
                 found.occurrences.extend(_Occurrence(p, start, end, -1.0) for p in ids)
                 continue
@@ -355,17 +373,21 @@ class _Found:
         return any(start - gap in self.negation_ends for gap in (1, 2, 3))
 
     def weighed(self, limits: Thresholds, title_length: int) -> tuple[dict[int, float],
-                                                                     dict[int, float]]:
-        """Phrase -> weight of its best occurrence; and the same for un-negated occurrences."""
+                                                                     dict[int, float], set[int]]:
+        """Phrase -> weight of its best occurrence; the same for un-negated occurrences; and
+        every phrase mentioned at all outside place names (for vetoes)."""
         title_weight = limits.title_weight
         kinds = {1.0: 1.0, -1.0: limits.stem_weight, -2.0: limits.typo_weight}
         present: dict[int, float] = {}
         affirmed: dict[int, float] = {}
+        mentioned: set[int] = set()
         for occurrence in self.occurrences:
-            if self.dominated(occurrence.start, occurrence.end):
-                continue
             if occurrence.start - 1 in self.denial_ends:
                 continue  # "bukan RS provinsi"
+            if not self.addressed(occurrence.start, occurrence.end):
+                mentioned.add(occurrence.phrase)
+            if self.dominated(occurrence.start, occurrence.end):
+                continue
             if occurrence.factor == -1.0 and self.stem_redundant(occurrence.start, occurrence.end):
                 continue
             weight = kinds[occurrence.factor]
@@ -375,7 +397,13 @@ class _Found:
                 present[occurrence.phrase] = weight
             if not self.negated(occurrence.start) and weight > affirmed.get(occurrence.phrase, 0.0):
                 affirmed[occurrence.phrase] = weight
-        return present, affirmed
+        return present, affirmed, mentioned
+
+    def addressed(self, start: int, end: int) -> bool:
+        """Part of a place or road name."""
+        if all(i in self.masked for i in range(start, end + 1)):
+            return True
+        return _covered(self.addresses, start, end, strictly=True)
 
 
 def _covered(spans: dict[int, int], start: int, end: int, *, strictly: bool) -> bool:

@@ -114,11 +114,11 @@ class TypoFixer:
     "sampah"). Tokens that are real Indonesian words, by root or by stem, are left alone."""
 
     def __init__(self, vocabulary: Iterable[str], stemmer: Stemmer, min_length: int) -> None:
-        self._vocabulary = frozenset(vocabulary)
+        self.vocabulary = frozenset(vocabulary)
         self._stemmer = stemmer
         self._min_length = min_length
         self._by_initial: dict[str, list[str]] = {}
-        for word in sorted(self._vocabulary):
+        for word in sorted(self.vocabulary):
             if word.isalpha() and len(word) >= min_length - 1:
                 self._by_initial.setdefault(word[0], []).append(word)
         self._cache: dict[str, str | None] = {}
@@ -132,7 +132,7 @@ class TypoFixer:
         return fixed
 
     def _lookup(self, token: str) -> str | None:
-        if len(token) < self._min_length or not token.isalpha() or token in self._vocabulary:
+        if len(token) < self._min_length or not token.isalpha() or token in self.vocabulary:
             return None
         limit = 1 if len(token) < 8 else 2
         # A typo rarely hits the first letter; searching one initial keeps this fast. OSA
@@ -143,6 +143,6 @@ class TypoFixer:
             return None
         roots = self._stemmer.roots
         stem = self._stemmer.stem(token)
-        if token in roots or stem in roots or stem in self._vocabulary:
+        if token in roots or stem in roots or stem in self.vocabulary:
             return None  # a real word that happens to look like a rule word ("malam", "makam")
         return str(best[0])
