@@ -34,10 +34,12 @@ def make_rulebook(**thresholds: float) -> Rulebook:
             {"id": "urgent.darurat", "effect": "urgent", "any": ["darurat", "korban jiwa"]},
             {"id": "raise.rentan", "effect": "raise", "any": ["lansia", "ibu hamil"]},
         ],
-        "lexicon": {"slang": {"jl": "jalan", "gk": "tidak"}, "negations": ["tidak ada"]},
+        "lexicon": {"slang": {"jl": "jalan", "gk": "tidak"}, "negations": ["tidak ada"],
+                    "denials": ["bukan"]},
         "gazetteer": {
             "kecamatan": {"Ratu Agung": ["Sawah Lebar"], "Teluk Segara": ["Pasar Melintang"]},
-            "roads": {"provinsi": ["Adam Malik"], "nasional": ["Lintas Barat"]},
+            "roads": {"provinsi": ["Adam Malik"], "nasional": ["Lintas Barat"],
+                      "kota": ["Pariwisata"]},
         },
         "agencies": [
             agency("TRIAGE", authority="internal"),
@@ -61,6 +63,11 @@ def make_rulebook(**thresholds: float) -> Rulebook:
                                  "any": ["rusak", "berlubang"]}, authority="pusat"),
             agency("DISPERTAN", {"id": "tani", "any": ["sawah", "pupuk"]}),
             agency("DAMKAR", {"id": "damkar-api", "any": ["kebakaran"], "priority": "urgent"}),
+            agency("DISPAR", {"id": "dispar", "any": ["pariwisata"]}),
+            agency("DISNAKER", {"id": "naker-gaji", "all": ["gaji"], "any": ["telat"],
+                                "none": ["guru"]}),
+            agency("GURU", {"id": "guru", "any": ["guru honorer"]}),
+            agency("BPN", {"id": "bpn", "any": ["pertanahan"]}, authority="pusat"),
             agency("PESISIR",
                    {"id": "pesisir-lokasi", "any": ["abrasi"],
                     "when": {"kecamatan": ["Teluk Segara"]}},
@@ -155,6 +162,36 @@ def test_a_phrase_inside_a_longer_one_does_not_count() -> None:
     assert route(RULEBOOK, "lapor polisi soal pencurian").agency.code == "EXT_POLRI"
 
 
+def test_an_earlier_phrase_claims_the_words_it_shares() -> None:
+    decision = route(RULEBOOK, "lampu jalan rusak di depan rumah")
+    assert decision.agency.code == "DISHUB"
+    assert codes(decision) == ["DISHUB"]  # a broken lamp, not a "jalan rusak"
+
+
+def test_a_denied_phrase_does_not_count() -> None:
+    decision = route(RULEBOOK, "ini soal sampah, bukan drainase")
+    assert decision.agency.code == "DLH"
+    assert codes(decision) == ["DLH"]
+
+
+def test_a_veto_sees_its_phrase_inside_a_longer_one() -> None:
+    assert route(RULEBOOK, "gaji karyawan toko telat").agency.code == "DISNAKER"
+    decision = route(RULEBOOK, "gaji guru honorer telat")
+    assert decision.agency.code == "GURU"
+    assert "DISNAKER" not in codes(decision)
+
+
+def test_conditions_spread_over_the_text_score_like_one_phrase() -> None:
+    def score(rule: dict[str, Any]) -> float:
+        rulebook = Rulebook.model_validate({"tenant": "t", "agencies": [
+            agency("TRIAGE", authority="internal"), agency("X", {"id": "x", **rule})]})
+        return route(rulebook, "petugas minta uang").explanation.score
+
+    separate = score({"any": ["petugas", "minta", "uang"]})
+    spread = score({"require": [["petugas"], ["minta"], ["uang"]]})
+    assert 0 < spread < separate
+
+
 def test_category_comes_from_the_strongest_rule() -> None:
     rules = [{"id": "jalan", "any": ["aspal"], "category": "jalan"},
              {"id": "trotoar", "any": ["trotoar"], "category": "trotoar"},
@@ -179,6 +216,16 @@ def test_stems_find_affixed_words_but_count_less() -> None:
     affixed = route(RULEBOOK, "sampahnya dibiarkan")
     assert affixed.agency.code == "DLH"
     assert affixed.explanation.score < route(RULEBOOK, "sampah dibiarkan").explanation.score
+
+
+def test_stems_never_widen_a_phrase_to_its_root() -> None:
+    assert route(RULEBOOK, "urusan di kantor pertanahan").agency.code == "BPN"
+    assert route(RULEBOOK, "tanah kosong di belakang rumah").explanation.candidates == []
+
+
+def test_the_possessive_goes_from_words_the_stemmer_does_not_know() -> None:
+    decision = route(RULEBOOK, "smpnya minta uang komite di sekolah")
+    assert decision.agency.code == "DISDIKBUD"
 
 
 def test_a_small_typo_still_routes_and_is_explained() -> None:
@@ -209,6 +256,13 @@ def test_road_status_decides_whose_pothole_it_is(text: str, expected: str) -> No
     decision = route(RULEBOOK, text)
     assert decision.agency.code == expected
     assert decision.agency.code == "PUPR" or "PUPR" not in codes(decision)
+
+
+def test_road_names_are_addresses() -> None:
+    decision = route(RULEBOOK, "lampu jalan di Jl. Pariwisata mati")
+    assert decision.agency.code == "DISHUB"
+    assert "DISPAR" not in codes(decision)
+    assert route(RULEBOOK, "promosi pariwisata kurang").agency.code == "DISPAR"
 
 
 def test_location_conditions() -> None:
@@ -425,8 +479,32 @@ def test_default_rulebook_has_rules_for_every_agency_but_triage(default: Ruleboo
     ("pelayanan di RSUD Harapan dan Doa lambat", "RSUD"),
     ("polisi tidur di gang terlalu tinggi", "DISHUB"),
     ("sampah numpuk di Sawah Lebar bauuu", "DLH"),
+    ("berobat di RSUD Harapan dan Doa (bukan RS provinsi), obatnya sering kosong", "RSUD"),
+    ("lampu jalan rusak di depan gang", "DISHUB"),
+    ("penerangan jalan umum di Jl. Pariwisata padam semua", "DISHUB"),
+    ("guru honorer sdn di tempat kami gajinya telat 3 bln", "DISDIKBUD"),
+    ("gaji karyawan toko telat 3 bulan", "DISNAKER"),
+    ("tanah kosong di belakang rumah jadi tempat buang sampah", "DLH"),
 ])
 def test_default_rulebook_authority_traps(default: Rulebook, text: str, expected: str) -> None:
+    decision = route(default, text)
+    assert decision.agency.code == expected, decision.explanation.reason
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("lampunya jln depan rmh sy mati2 trs, udh lapor rt gk ada tindakan", "DISHUB"),
+    ("sampahhh dimana2 bauuu bgt, truknya gak dateng2", "DLH"),
+    ("aspalnya udah pada ngelupas, jalannya bolong-bolong", "PUPR"),
+    ("airnya gak ngalir2 dari subuh, tolong pdam", "PDAM"),
+    ("listriknya byarpet trus dr kmrn, kulkas sy rusak", "EXT_PLN"),
+    ("ektp sy blm jd2 udh 8 bln", "DUKCAPIL"),
+    ("bansosnya gak pernah sampe ke kami padahal kami miskin", "DINSOS"),
+    ("motor sy dicolong di parkiran pasar", "EXT_POLRI"),
+    ("wifinya taman kota gak bisa konek", "KOMINFO"),
+    ("puskesmaz dekat rmh sy tutup trs", "DINKES"),
+])
+def test_default_rulebook_reads_informal_writing(default: Rulebook, text: str,
+                                                  expected: str) -> None:
     decision = route(default, text)
     assert decision.agency.code == expected, decision.explanation.reason
 

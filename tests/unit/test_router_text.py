@@ -61,6 +61,11 @@ def test_slang_and_abbreviations_become_standard_words(text: str, expected: str)
     assert " ".join(tokens(text)) == expected
 
 
+def test_some_doubled_words_are_words_of_their_own() -> None:
+    assert tokens("oleh-oleh khas bengkulu") == ["oleh", "oleh", "khas", "bengkulu"]
+    assert tokens("dibuat oleh warga") == ["dibuat", "oleh", "warga"]
+
+
 def test_a_tenant_lexicon_replaces_the_default() -> None:
     own = Normaliser(Lexicon(slang={"pam": "pdam"}))
     assert own.tokens("air pam yg mati") == ["air", "pdam", "yg", "mati"]
