@@ -52,13 +52,12 @@ def route(rulebook: Rulebook, text: str, title: str | None = None, *,
                   for code, t in ranked[:3]]
     standing = _stand(ranked, engine.limits)
     doubt = _doubt(standing, engine.limits)
-    signal_ids = [signal.id for signal, _ in analysis.signals]
     signal_terms = [analysis.phrases[p].text for _, found in analysis.signals for p in found]
     if doubt is not None or standing.best is None:
         priority = _signalled(Priority.NORMAL, analysis)
         reason = f"{doubt}: the complaint desk decides{_notes(analysis, exclude)}"
         explanation = RoutingExplanation(
-            rulebook_version=rulebook.version, rule_ids=signal_ids,
+            rulebook_version=rulebook.version,
             matched_terms=_unique(signal_terms), confidence=standing.confidence,
             score=round(standing.best[1].score, 3) if standing.best else 0.0,
             candidates=candidates, reason=reason)
@@ -67,7 +66,7 @@ def route(rulebook: Rulebook, text: str, title: str | None = None, *,
     agency = rulebook.agency(code)
     terms = [analysis.phrases[p].text for p in best.phrases]
     explanation = RoutingExplanation(
-        rulebook_version=rulebook.version, rule_ids=[*best.rule_ids, *signal_ids],
+        rulebook_version=rulebook.version, rule_ids=best.rule_ids,
         matched_terms=_unique(terms + signal_terms), score=round(best.score, 3),
         confidence=standing.confidence, candidates=candidates,
         reason=_reason(agency, best, terms, standing) + _notes(analysis, exclude))
@@ -128,7 +127,8 @@ def _notes(analysis: Analysis, exclude: frozenset[str]) -> str:
     notes = ""
     for signal, found in analysis.signals:
         words = ", ".join(repr(analysis.phrases[p].text) for p in found[:3])
-        notes += f"; {'urgent' if signal.effect == 'urgent' else 'raised'} by {words}"
+        effect = "urgent" if signal.effect == "urgent" else "raised"
+        notes += f"; {effect} by {words} ({signal.id})"
     if exclude:
         notes += f"; excluded {', '.join(sorted(exclude))}"
     if analysis.corrections:

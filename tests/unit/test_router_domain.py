@@ -354,7 +354,8 @@ def test_urgent_signal_sets_priority_urgent() -> None:
     decision = route(RULEBOOK, "Darurat! Tumpukan sampah longsor ke rumah warga")
     assert decision.agency.code == "DLH"
     assert decision.priority is Priority.URGENT
-    assert "urgent.darurat" in decision.explanation.rule_ids
+    assert decision.explanation.rule_ids == ["dlh-sampah"]  # rules of the winner only
+    assert "(urgent.darurat)" in decision.explanation.reason
     assert "darurat" in decision.explanation.matched_terms
 
 
@@ -375,7 +376,8 @@ def test_urgent_signal_in_fallback_is_kept() -> None:
     assert decision.agency.code == "TRIAGE"
     assert decision.priority is Priority.URGENT
     assert decision.explanation.matched_terms == ["korban jiwa"]
-    assert decision.explanation.rule_ids == ["urgent.darurat"]
+    assert decision.explanation.rule_ids == []
+    assert "urgent by 'korban jiwa' (urgent.darurat)" in decision.explanation.reason
 
 
 # --- explanation and compilation ---------------------------------------------------------------
