@@ -32,8 +32,8 @@ class YamlSource:
         for problem in error.errors():
             loc = tuple(problem.get("loc", ()))
             where = dotted(loc) or "(top level)"
-            lines.append(f"{self.path}:{locate(self.node, loc)}: {where}: "
-                         f"{problem.get('msg', 'invalid')}")
+            message = str(problem.get("msg", "invalid")).removeprefix("Value error, ")
+            lines.append(f"{self.path}:{locate(self.node, loc)}: {where}: {message}")
         return "\n".join(lines)
 
 
