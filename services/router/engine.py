@@ -137,6 +137,7 @@ class CompiledRulebook:
         self.matcher, vocabulary = self._automaton(lexicon.negations, lexicon.denials)
         self.fixer = TypoFixer(vocabulary, self.stemmer, lexicon.typo_min_length)
         self._places = {self._key(name): place for name, place in places(rulebook.gazetteer).items()}
+        self._stems: dict[str, str] = {}
 
     # --- compiling -------------------------------------------------------------------------
 
@@ -258,6 +259,14 @@ class CompiledRulebook:
     def _stem(self, token: str) -> str:
         """Sastrawi's stem; for words its dictionary lacks (acronyms, loans: "bansosnya",
         "wifinya") at least the possessive "-nya" goes when what remains is a rule word."""
+        found = self._stems.get(token)
+        if found is None:
+            if len(self._stems) > 200_000:
+                self._stems.clear()
+            found = self._stems[token] = self._stem_uncached(token)
+        return found
+
+    def _stem_uncached(self, token: str) -> str:
         if token in self._stem_vocabulary:
             return token  # already a word the stem view looks for: "penerangan jalannya"
         stem = self.stemmer.stem(token)
@@ -334,7 +343,7 @@ class _Found:
                 continue
             if ids:
                 found.written[start] = max(found.written.get(start, end), end)
-            typo = any(i in fixed for i in range(start, end + 1))
+            typo = bool(fixed) and any(i in fixed for i in range(start, end + 1))
             found.occurrences.extend(_Occurrence(p, start, end, -2.0 if typo else 1.0)
                                      for p in ids)
             if entry.place:
@@ -401,6 +410,8 @@ class _Found:
 
     def addressed(self, start: int, end: int) -> bool:
         """Part of a place or road name."""
+        if not self.addresses and not self.masked:
+            return False
         if all(i in self.masked for i in range(start, end + 1)):
             return True
         return _covered(self.addresses, start, end, strictly=True)
