@@ -4,29 +4,16 @@ the scoring of what it finds. Built once per Rulebook object (see ``compiled``).
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from services.router.evidence import Entry, Found
 from services.router.gazetteer import ROAD_WORDS, Place, places, road_tag
-from services.router.matcher import Hit, TokenMatcher
-from services.router.rulebook import Rulebook, Signal, Thresholds, _Phrases
+from services.router.matcher import TokenMatcher
+from services.router.rulebook import PhraseRule, Rule, Rulebook, Signal
 from services.router.text import Normaliser, TypoFixer, default_lexicon, shared_stemmer
 from shared.contracts import Channel, Location, Priority
 
-LONGEST_DOMINATOR = 12  # tokens; longer phrases and place names are not expected
 _TITLE_GAP = "#"  # never a token (tokens are letters or digits): nothing matches across it
-
-
-@dataclass
-class _Entry:
-    """What one token sequence means: phrases (as written, or as stems), a place, a road."""
-
-    surface: list[int] = field(default_factory=list)
-    stemmed: list[int] = field(default_factory=list)
-    covers: bool = False  # a rule phrase (not only a priority signal's): hides shorter ones
-    place: Place | None = None
-    road: int | None = None  # phrase id of the road's status tag
-    negation: bool = False
-    denial: bool = False
 
 
 @dataclass(frozen=True)
@@ -47,6 +34,8 @@ class CompiledRule:
     kecamatan: frozenset[str] = frozenset()
     kelurahan: frozenset[str] = frozenset()
     channels: frozenset[Channel] = frozenset()
+    priority: Priority | None = None
+    category: str | None = None
 
     def fires(self, present: set[int], mentioned: set[int]) -> bool:
         """Every condition met, and no veto phrase mentioned anywhere (even inside a longer
@@ -118,13 +107,9 @@ class CompiledRulebook:
         self.stemmer = shared_stemmer()
         self._ids: dict[str, int] = {}
         self._phrase_tokens: list[tuple[str, ...]] = []
-        self._rule_of: dict[str, tuple[str, Priority | None, str | None]] = {}
-        self.rules = [self._compile(rule, agency.code, rule.weight)
+        self.rules = [self._compile(rule, agency.code)
                       for agency in rulebook.agencies for rule in agency.rules]
-        for agency in rulebook.agencies:
-            for rule in agency.rules:
-                self._rule_of[rule.id] = (agency.code, rule.priority, rule.category)
-        self.signals = [(signal, self._compile(signal, "", 1.0))
+        self.signals = [(signal, self._compile(signal, ""))
                         for signal in rulebook.priority_signals]
         for status in rulebook.gazetteer.roads:
             self._phrase(road_tag(status))
@@ -151,19 +136,20 @@ class CompiledRulebook:
             self._phrase_tokens.append(tuple(key.split()))
         return self._ids[key]
 
-    def _compile(self, rule: _Phrases, agency: str, weight: float) -> CompiledRule:
+    def _compile(self, rule: PhraseRule, agency: str) -> CompiledRule:
         ids = self._phrase
         any_ = frozenset(ids(p) for p in rule.any)
         groups = tuple(frozenset(ids(p) for p in group) for group in rule.groups())
-        when = getattr(rule, "when", None)
-        return CompiledRule(
-            id=rule.id, agency=agency, weight=weight, any=any_, groups=groups,
-            none=frozenset(ids(p) for p in rule.none),
-            evidence=any_.union(*groups),
-            kecamatan=frozenset(self._key(k) for k in when.kecamatan) if when else frozenset(),
-            kelurahan=frozenset(self._key(k) for k in when.kelurahan) if when else frozenset(),
-            channels=frozenset(when.channel) if when else frozenset(),
-        )
+        compiled_rule = CompiledRule(
+            id=rule.id, agency=agency, weight=1.0, any=any_, groups=groups,
+            none=frozenset(ids(p) for p in rule.none), evidence=any_.union(*groups))
+        if not isinstance(rule, Rule):
+            return compiled_rule  # a priority signal: no weight, place or outcome of its own
+        return replace(
+            compiled_rule, weight=rule.weight, priority=rule.priority, category=rule.category,
+            kecamatan=frozenset(self._key(k) for k in rule.when.kecamatan),
+            kelurahan=frozenset(self._key(k) for k in rule.when.kelurahan),
+            channels=frozenset(rule.when.channel))
 
     def _stem_pattern(self, token: str) -> str:
         """A phrase word as the stem view matches it: its stem when only a suffix was cut
@@ -196,8 +182,8 @@ class CompiledRulebook:
         return result
 
     def _automaton(self, negations: Iterable[str],
-                   denials: Iterable[str]) -> tuple[TokenMatcher[_Entry], set[str]]:
-        entries: dict[tuple[str, ...], _Entry] = defaultdict(_Entry)
+                   denials: Iterable[str]) -> tuple[TokenMatcher[Entry], set[str]]:
+        entries: dict[tuple[str, ...], Entry] = defaultdict(Entry)
         self._stem_vocabulary: set[str] = set()
         vocabulary: set[str] = set()
         topical = {p for rule in self.rules for p in rule.evidence | rule.none}
@@ -227,7 +213,7 @@ class CompiledRulebook:
             entries[tuple(self.normaliser.tokens(cue))].negation = True
         for cue in denials:
             entries[tuple(self.normaliser.tokens(cue))].denial = True
-        matcher: TokenMatcher[_Entry] = TokenMatcher()
+        matcher: TokenMatcher[Entry] = TokenMatcher()
         for tokens, entry in entries.items():
             if tokens:
                 matcher.add(tokens, entry)
@@ -248,12 +234,13 @@ class CompiledRulebook:
                 corrections[token] = tokens[index] = better
                 fixed.add(index)
         stems = [self._stem(t) for t in tokens]
-        found = _Found.collect(self.matcher.find([tokens, stems]), fixed)
-        present, affirmed, mentioned = found.weighed(self.limits, len(title_tokens))
+        found = Found.collect(self.matcher.find([tokens, stems]), fixed)
+        weighed = found.weighed(self.limits, len(title_tokens))
         where = self._whereabouts(found.places, location)
-        tallies = self._tally(present, mentioned, where, channel)
+        tallies = self._tally(weighed.present, weighed.mentioned, where, channel)
+        affirmed = weighed.affirmed
         signals = [(signal, sorted(rule.evidence & affirmed.keys()))
-                   for signal, rule in self.signals if rule.fires(set(affirmed), mentioned)]
+                   for signal, rule in self.signals if rule.fires(set(affirmed), weighed.mentioned)]
         return Analysis(tallies, signals, self.phrases, corrections)
 
     def _stem(self, token: str) -> str:
@@ -297,132 +284,14 @@ class CompiledRulebook:
             evidence, used = rule.weigh(present, self.phrases)
             score = rule.weight * evidence
             tally = tallies.setdefault(rule.agency, Tally())
-            _, priority, category = self._rule_of[rule.id]
-            if category and score > tally.best_rule:
-                tally.category = category  # the strongest rule names the category
+            if rule.category and score > tally.best_rule:
+                tally.category = rule.category  # the strongest rule names the category
             tally.best_rule = max(tally.best_rule, score)
             tally.score += score
             tally.rule_ids.append(rule.id)
             tally.phrases.extend(p for p in used if p not in tally.phrases)
-            tally.priority = higher(tally.priority, priority)
+            tally.priority = higher(tally.priority, rule.priority)
         return tallies
-
-
-@dataclass
-class _Occurrence:
-    phrase: int
-    start: int
-    end: int
-    factor: float  # 1 as written, less when found through a stem or a typo fix
-
-
-@dataclass
-class _Found:
-    occurrences: list[_Occurrence]
-    negation_ends: set[int]
-    denial_ends: set[int]
-    masked: set[int]  # words of road names: an address, not a topic
-    places: list[Place]
-    covering: dict[int, int]  # start -> furthest end of a phrase or place starting there
-    addresses: dict[int, int] = field(default_factory=dict)  # the same, for places only
-    written: dict[int, int] = field(default_factory=dict)  # the same, as written only
-
-    @classmethod
-    def collect(cls, hits: Sequence[Hit[_Entry]], fixed: set[int]) -> "_Found":
-        found = cls([], set(), set(), set(), [], {})
-        for hit in hits:
-            entry, start, end, view = hit.payload, hit.start, hit.end, hit.view
-            ids = entry.stemmed if view else entry.surface
-            if not view and (entry.covers or entry.place):
-                # only what is written hides what it contains; stems are a weaker reading
-                found.covering[start] = max(found.covering.get(start, end), end)
-            if not view and entry.place:
-                found.addresses[start] = max(found.addresses.get(start, end), end)
-            if view:
-                found.occurrences.extend(_Occurrence(p, start, end, -1.0) for p in ids)
-                continue
-            if ids:
-                found.written[start] = max(found.written.get(start, end), end)
-            typo = bool(fixed) and any(i in fixed for i in range(start, end + 1))
-            found.occurrences.extend(_Occurrence(p, start, end, -2.0 if typo else 1.0)
-                                     for p in ids)
-            if entry.place:
-                found.places.append(entry.place)
-            if entry.road is not None:
-                found.occurrences.append(_Occurrence(entry.road, start, end, 1.0))
-                # "Jl. Pariwisata" is an address: "pariwisata" says nothing, "jalan" still does
-                found.masked.update(range(start + 1, end + 1))
-            if entry.negation:
-                found.negation_ends.add(end)
-            if entry.denial:
-                found.denial_ends.add(end)
-        return found
-
-    def dominated(self, start: int, end: int) -> bool:
-        """Claimed by another phrase or place name: one that contains it ("jalan" in "lampu
-        jalan", "sawah" in "Sawah Lebar", "darurat" in "instalasi gawat darurat"), or one that
-        starts earlier and runs into it ("lampu jalan rusak" is a lamp, not "jalan rusak";
-        "bus sekolah gratis" a bus). Indonesian puts the head noun first."""
-        if start in self.masked and all(i in self.masked for i in range(start, end + 1)):
-            return True
-        for first in range(start, max(-1, start - LONGEST_DOMINATOR), -1):
-            last = self.covering.get(first)
-            if last is None:
-                continue
-            if (last > end) if first == start else (last >= start):
-                return True
-        return False
-
-    def stem_redundant(self, start: int, end: int) -> bool:
-        """Stems only fill gaps: where a phrase matched as written, its stems say nothing
-        more ("kelurahan" is not also "lurah")."""
-        return _covered(self.written, start, end, strictly=False)
-
-    def negated(self, start: int) -> bool:
-        return any(start - gap in self.negation_ends for gap in (1, 2, 3))
-
-    def weighed(self, limits: Thresholds, title_length: int) -> tuple[dict[int, float],
-                                                                     dict[int, float], set[int]]:
-        """Phrase -> weight of its best occurrence; the same for un-negated occurrences; and
-        every phrase mentioned at all outside place names (for vetoes)."""
-        title_weight = limits.title_weight
-        kinds = {1.0: 1.0, -1.0: limits.stem_weight, -2.0: limits.typo_weight}
-        present: dict[int, float] = {}
-        affirmed: dict[int, float] = {}
-        mentioned: set[int] = set()
-        for occurrence in self.occurrences:
-            if occurrence.start - 1 in self.denial_ends:
-                continue  # "bukan RS provinsi"
-            if not self.addressed(occurrence.start, occurrence.end):
-                mentioned.add(occurrence.phrase)
-            if self.dominated(occurrence.start, occurrence.end):
-                continue
-            if occurrence.factor == -1.0 and self.stem_redundant(occurrence.start, occurrence.end):
-                continue
-            weight = kinds[occurrence.factor]
-            if occurrence.end < title_length:
-                weight *= title_weight
-            if weight > present.get(occurrence.phrase, 0.0):
-                present[occurrence.phrase] = weight
-            if not self.negated(occurrence.start) and weight > affirmed.get(occurrence.phrase, 0.0):
-                affirmed[occurrence.phrase] = weight
-        return present, affirmed, mentioned
-
-    def addressed(self, start: int, end: int) -> bool:
-        """Part of a place or road name."""
-        if not self.addresses and not self.masked:
-            return False
-        if all(i in self.masked for i in range(start, end + 1)):
-            return True
-        return _covered(self.addresses, start, end, strictly=True)
-
-
-def _covered(spans: dict[int, int], start: int, end: int, *, strictly: bool) -> bool:
-    for first in range(start, max(-1, start - LONGEST_DOMINATOR), -1):
-        last = spans.get(first)
-        if last is not None and last >= end and not (strictly and (first, last) == (start, end)):
-            return True
-    return False
 
 
 def higher(a: Priority | None, b: Priority | None) -> Priority | None:

@@ -38,7 +38,9 @@ class Conditions(_Strict):
     channel: list[Channel] = Field(default_factory=list)
 
 
-class _Phrases(_Strict):
+class PhraseRule(_Strict):
+    """Phrases that must, may or must not appear: shared by routing rules and signals."""
+
     id: str = Field(min_length=1)
     any: list[str] = Field(default_factory=list, description="At least one must appear.")
     all: list[str] = Field(default_factory=list, description="Every one must appear.")
@@ -48,7 +50,7 @@ class _Phrases(_Strict):
     none: list[str] = Field(default_factory=list, description="Any of these vetoes the rule.")
 
     @model_validator(mode="after")
-    def _has_phrases(self) -> "_Phrases":
+    def _has_phrases(self) -> "PhraseRule":
         if not self.any and not self.all and not self.require:
             raise ValueError(f"rule {self.id!r} needs 'any', 'all' or 'require' phrases")
         if any(not group for group in self.require):
@@ -68,14 +70,14 @@ class _Phrases(_Strict):
         return [*self.any, *(p for g in self.groups() for p in g), *self.none]
 
 
-class Rule(_Phrases):
+class Rule(PhraseRule):
     weight: float = Field(1.0, gt=0)
     category: str | None = None
     priority: Priority | None = Field(None, description="Raise the ticket to this priority.")
     when: Conditions = Field(default_factory=Conditions)
 
 
-class Signal(_Phrases):
+class Signal(PhraseRule):
     """A priority signal: emergencies make a ticket urgent; vulnerable people raise it a level."""
 
     effect: Literal["urgent", "raise"]
