@@ -10,7 +10,7 @@ from importlib import resources
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz import process
-from rapidfuzz.distance import OSA
+from rapidfuzz.distance import OSA, Indel, Levenshtein
 from Sastrawi.Stemmer.StemmerFactory import StemmerFactory
 
 _WORD = re.compile(r"[a-z]+|[0-9]+")
@@ -109,6 +109,15 @@ def shared_stemmer() -> Stemmer:
     return Stemmer()
 
 
+def _plausible_typo(typed: str, word: str) -> bool:
+    """Short words allow one letter missing, extra or swapped, but no other letter: one
+    substitution turns too many real words into rule words ("ribet", "ribut"). Longer words
+    allow two edits, of which at most one substitution ("puskesmaz")."""
+    if len(typed) < 8:
+        return Indel.distance(typed, word) == 1 or Levenshtein.distance(typed, word) == 2
+    return Indel.distance(typed, word) <= 2
+
+
 class TypoFixer:
     """Maps an unknown longer token to the one rule word it is a small typo of ("sampha" ->
     "sampah"). Tokens that are real Indonesian words, by root or by stem, are left alone."""
@@ -120,7 +129,7 @@ class TypoFixer:
         self._by_initial: dict[str, list[str]] = {}
         for word in sorted(self.vocabulary):
             if word.isalpha() and len(word) >= min_length - 1:
-                self._by_initial.setdefault(word[0], []).append(word)
+                self._by_initial.setdefault(word[:2], []).append(word)
         self._cache: dict[str, str | None] = {}
 
     def fix(self, token: str) -> str | None:
@@ -135,11 +144,12 @@ class TypoFixer:
         if len(token) < self._min_length or not token.isalpha() or token in self.vocabulary:
             return None
         limit = 1 if len(token) < 8 else 2
-        # A typo rarely hits the first letter; searching one initial keeps this fast. OSA
-        # counts a swap of two neighbours ("sampha") as one edit.
-        best = process.extractOne(token, self._by_initial.get(token[0], ()),
+        # A typo rarely hits the first two letters, and informal verbs differ from rule words
+        # right there ("ngamuk" is not "nyamuk"): search words with the same two. OSA counts a
+        # swap of two neighbours ("sampha") as one edit.
+        best = process.extractOne(token, self._by_initial.get(token[:2], ()),
                                   scorer=OSA.distance, score_cutoff=limit)
-        if best is None:
+        if best is None or not _plausible_typo(token, str(best[0])):
             return None
         roots = self._stemmer.roots
         stem = self._stemmer.stem(token)
