@@ -109,3 +109,12 @@ def test_longer_words_tolerate_two_edits_short_ones_one() -> None:
     assert typo.fix("pmadamn") is None  # seven letters allow one edit; this needs two
     assert typo.fix("pemadamna") == "pemadaman"
     assert typo.fix("lamxx") is None
+
+
+@pytest.mark.parametrize(("typed", "word"), [
+    ("ngamuk", "nyamuk"),  # an informal verb, not a mosquito: the first two letters differ
+    ("ribets", "ributs"),  # one substitution in a short word: too many real words nearby
+    ("password", "passport"),  # two substitutions
+])
+def test_corrections_that_would_change_the_meaning_are_refused(typed: str, word: str) -> None:
+    assert fixer(word).fix(typed) is None
