@@ -125,6 +125,7 @@ class Rulebook(_Strict):
     agencies: list[Agency]
     version: str = Field("", description="Content hash, set when loaded.")
     _compiled: object = PrivateAttr(default=None)  # the routing engine's compiled form
+    _sources: tuple[Path, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
     def _codes_are_consistent(self) -> "Rulebook":
@@ -146,6 +147,11 @@ class Rulebook(_Strict):
     @property
     def codes(self) -> list[str]:
         return [a.code for a in self.agencies]
+
+    @property
+    def sources(self) -> tuple[Path, ...]:
+        """The files this rulebook was read from (itself and its includes): watch them all."""
+        return self._sources
 
     @property
     def limits(self) -> Thresholds:
@@ -171,14 +177,22 @@ def load_rulebook(path: Path) -> Rulebook:
     if not isinstance(includes, dict):
         raise RulebookError(f"{path}:{locate(source.node, ('include',))}: include: expected a mapping")
     digest = hashlib.sha256(source.raw)
+    sources = [path]
     for key, model in (("lexicon", Lexicon), ("gazetteer", Gazetteer)):
         name = includes.get(key)
         if isinstance(name, str) and key not in content:
             included = _read(path.parent / name)
             digest.update(included.raw)
+            sources.append(included.path)
             content[key] = _validate(model, included).model_dump()
     content["version"] = digest.hexdigest()[:16]
-    return _validate(Rulebook, source)
+    rulebook = _validate(Rulebook, source)
+    rulebook._sources = tuple(sources)
+    # Compile now, where the loader runs (a reload does so off the event loop), not on the
+    # first complaint routed with it.
+    from services.router.engine import compiled  # the engine imports this module
+    compiled(rulebook)
+    return rulebook
 
 
 def _read(path: Path) -> YamlSource:

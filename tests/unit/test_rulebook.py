@@ -158,6 +158,8 @@ def test_includes_are_loaded_and_hashed(tmp_path: Path) -> None:
     rulebook = load_rulebook(write(tmp_path, data))
     assert rulebook.lexicon is not None and rulebook.lexicon.slang == {"smph": "sampah"}
     assert rulebook.gazetteer.kecamatan == {"Selebar": ["Pagar Dewa"]}
+    assert rulebook.sources == (tmp_path / "rules.yaml", tmp_path / "lexicon.yaml",
+                                tmp_path / "places.yaml")
     before = rulebook.version
     write(tmp_path, {"kecamatan": {"Selebar": ["Pagar Dewa", "Betungan"]}}, "places.yaml")
     assert load_rulebook(tmp_path / "rules.yaml").version != before
