@@ -228,7 +228,10 @@ class CompiledRulebook:
         tokens = [*title_tokens, _TITLE_GAP, *self.normaliser.tokens(text)]
         corrections: dict[str, str] = {}
         fixed: set[int] = set()
+        known, shortest = self.fixer.vocabulary, self.fixer.min_length
         for index, token in enumerate(tokens):
+            if token in known or len(token) < shortest:
+                continue  # the common case, without a call
             better = self.fixer.fix(token)
             if better:
                 corrections[token] = tokens[index] = better

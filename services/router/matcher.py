@@ -2,8 +2,7 @@
 
 from bisect import bisect_right
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import ahocorasick
 
@@ -11,8 +10,7 @@ Payload = TypeVar("Payload")
 _GAP = "\x00"  # between views; no pattern contains it, so no match spans two views
 
 
-@dataclass(frozen=True)
-class Hit(Generic[Payload]):
+class Hit(NamedTuple, Generic[Payload]):  # a tuple: built by the thousand per second
     payload: Payload
     view: int
     start: int  # first token, inclusive

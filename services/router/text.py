@@ -125,7 +125,7 @@ class TypoFixer:
     def __init__(self, vocabulary: Iterable[str], stemmer: Stemmer, min_length: int) -> None:
         self.vocabulary = frozenset(vocabulary)
         self._stemmer = stemmer
-        self._min_length = min_length
+        self.min_length = min_length
         self._by_initial: dict[str, list[str]] = {}
         for word in sorted(self.vocabulary):
             if word.isalpha() and len(word) >= min_length - 1:
@@ -141,7 +141,7 @@ class TypoFixer:
         return fixed
 
     def _lookup(self, token: str) -> str | None:
-        if len(token) < self._min_length or not token.isalpha() or token in self.vocabulary:
+        if len(token) < self.min_length or not token.isalpha() or token in self.vocabulary:
             return None
         limit = 1 if len(token) < 8 else 2
         # A typo rarely hits the first two letters, and informal verbs differ from rule words
