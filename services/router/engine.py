@@ -6,6 +6,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+import ahocorasick
+
 from services.router.evidence import Entry, Found
 from services.router.gazetteer import ROAD_WORDS, Place, places, road_tag
 from services.router.matcher import TokenMatcher
@@ -213,6 +215,7 @@ class CompiledRulebook:
             entries[tuple(self.normaliser.tokens(cue))].negation = True
         for cue in denials:
             entries[tuple(self.normaliser.tokens(cue))].denial = True
+        self._root_fragments = _fragments(self._stem_vocabulary)
         matcher: TokenMatcher[Entry] = TokenMatcher()
         for tokens, entry in entries.items():
             if tokens:
@@ -259,6 +262,9 @@ class CompiledRulebook:
     def _stem_uncached(self, token: str) -> str:
         if token in self._stem_vocabulary:
             return token  # already a word the stem view looks for: "penerangan jalannya"
+        if next(self._root_fragments.iter(token), None) is None:
+            # No word the stem view looks for can hide in it: skip the stemmer (~0.4 ms).
+            return token
         stem = self.stemmer.stem(token)
         if stem == token and token.endswith("nya") and token[:-3] in self._stem_vocabulary:
             return token[:-3]
@@ -295,6 +301,17 @@ class CompiledRulebook:
             tally.phrases.extend(p for p in used if p not in tally.phrases)
             tally.priority = higher(tally.priority, rule.priority)
         return tallies
+
+
+def _fragments(words: Iterable[str]) -> "ahocorasick.Automaton":
+    """What must appear in a word whose stem is one of ``words``: the stem itself, but for a
+    prefix that may change the first letter ("pukul" in "memukul", "sapu" in "menyapu")."""
+    automaton = ahocorasick.Automaton()
+    for word in words:
+        fragment = word[1:] if len(word) >= 4 else word
+        automaton.add_word(fragment, fragment)
+    automaton.make_automaton()
+    return automaton
 
 
 def higher(a: Priority | None, b: Priority | None) -> Priority | None:
