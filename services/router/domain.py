@@ -52,26 +52,34 @@ def route(rulebook: Rulebook, text: str, title: str | None = None, *,
                   for code, t in ranked[:3]]
     standing = _stand(ranked, engine.limits)
     doubt = _doubt(standing, engine.limits)
-    signal_terms = [analysis.phrases[p].text for _, found in analysis.signals for p in found]
     if doubt is not None or standing.best is None:
-        priority = _signalled(Priority.NORMAL, analysis)
-        reason = f"{doubt}: the complaint desk decides{_notes(analysis, exclude)}"
-        explanation = RoutingExplanation(
-            rulebook_version=rulebook.version,
-            matched_terms=_unique(signal_terms), confidence=standing.confidence,
-            score=round(standing.best[1].score, 3) if standing.best else 0.0,
-            candidates=candidates, reason=reason)
-        return Decision(rulebook.agency(rulebook.fallback), priority, None, explanation)
+        return _triaged(rulebook, analysis, standing, candidates,
+                        f"{doubt}: the complaint desk decides{_notes(analysis, exclude)}")
     code, best = standing.best
     agency = rulebook.agency(code)
     terms = [analysis.phrases[p].text for p in best.phrases]
     explanation = RoutingExplanation(
         rulebook_version=rulebook.version, rule_ids=best.rule_ids,
-        matched_terms=_unique(terms + signal_terms), score=round(best.score, 3),
+        matched_terms=_unique(terms + _signal_terms(analysis)), score=round(best.score, 3),
         confidence=standing.confidence, candidates=candidates,
         reason=_reason(agency, best, terms, standing) + _notes(analysis, exclude))
     priority = _signalled(best.priority or Priority.NORMAL, analysis)
     return Decision(agency, priority, best.category, explanation)
+
+
+def _triaged(rulebook: Rulebook, analysis: Analysis, standing: _Standing,
+             candidates: list[Candidate], reason: str) -> Decision:
+    """The complaint desk's decision: candidates listed, urgency kept, no category."""
+    explanation = RoutingExplanation(
+        rulebook_version=rulebook.version, matched_terms=_unique(_signal_terms(analysis)),
+        score=round(standing.best[1].score, 3) if standing.best else 0.0,
+        confidence=standing.confidence, candidates=candidates, reason=reason)
+    priority = _signalled(Priority.NORMAL, analysis)
+    return Decision(rulebook.agency(rulebook.fallback), priority, None, explanation)
+
+
+def _signal_terms(analysis: Analysis) -> list[str]:
+    return [analysis.phrases[p].text for _, found in analysis.signals for p in found]
 
 
 def _stand(ranked: list[tuple[str, Tally]], limits: Thresholds) -> _Standing:
