@@ -4,6 +4,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.router.domain import mask_contacts, route
 from services.router.engine import compiled
@@ -525,3 +527,27 @@ def test_default_rulebook_reads_informal_writing(default: Rulebook, text: str,
 ])
 def test_default_rulebook_priorities(default: Rulebook, text: str, priority: Priority) -> None:
     assert route(default, text).priority is priority
+
+
+# --- any text at all ---------------------------------------------------------------------------
+
+WORDS = ["sampah", "jalan", "rusak", "lampu", "bukan", "tidak ada", "darurat", "Sawah Lebar",
+         "Jl. Adam Malik", "SMA", "uang komite", "sekolah", "lansia", "bauuu", "lubang-lubang",
+         "drainasse", "polisi tidur", "abrasi", "x", "2", "-", "!!", "é"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(WORDS) | st.text(max_size=12), max_size=25),
+       st.sets(st.sampled_from(["DLH", "PUPR", "DISHUB", "EXT_PROVINSI"])))
+def test_any_text_gets_a_well_formed_decision(words: list[str], rejected: set[str]) -> None:
+    decision = route(RULEBOOK, " ".join(words), exclude=frozenset(rejected))
+    explanation = decision.explanation
+    assert decision.agency.code not in rejected
+    assert 0.0 <= explanation.confidence <= 1.0
+    assert len(explanation.candidates) <= 3
+    assert not {c.agency for c in explanation.candidates} & rejected
+    if decision.agency.code == "TRIAGE":
+        assert decision.category is None and explanation.rule_ids == []
+    else:
+        assert explanation.candidates[0].agency == decision.agency.code
+        assert explanation.rule_ids and explanation.matched_terms
