@@ -12,7 +12,13 @@ from services.router.evidence import Entry, Found
 from services.router.gazetteer import ROAD_WORDS, Place, places, road_tag
 from services.router.matcher import TokenMatcher
 from services.router.rulebook import PhraseRule, Rule, Rulebook, Signal
-from services.router.text import Normaliser, TypoFixer, default_lexicon, shared_stemmer
+from services.router.text import (
+    Lexicon,
+    Normaliser,
+    TypoFixer,
+    default_lexicon,
+    shared_stemmer,
+)
 from shared.contracts import Channel, Location, Priority
 
 _TITLE_GAP = "#"  # never a token (tokens are letters or digits): nothing matches across it
@@ -121,7 +127,7 @@ class CompiledRulebook:
         for compiled_rule in self.rules:
             for phrase in compiled_rule.evidence:
                 self._rules_by_phrase[phrase].append(compiled_rule)
-        self.matcher, vocabulary = self._automaton(lexicon.negations, lexicon.denials)
+        self.matcher, vocabulary = self._automaton(lexicon)
         self.fixer = TypoFixer(vocabulary, self.stemmer, lexicon.typo_min_length)
         self._places = {self._key(name): place for name, place in places(rulebook.gazetteer).items()}
         self._stems: dict[str, str] = {}
@@ -183,8 +189,7 @@ class CompiledRulebook:
             result.append(Phrase(" ".join(tokens), round(length * rarity, 4)))
         return result
 
-    def _automaton(self, negations: Iterable[str],
-                   denials: Iterable[str]) -> tuple[TokenMatcher[Entry], set[str]]:
+    def _automaton(self, lexicon: Lexicon) -> tuple[TokenMatcher[Entry], set[str]]:
         entries: dict[tuple[str, ...], Entry] = defaultdict(Entry)
         self._stem_vocabulary: set[str] = set()
         vocabulary: set[str] = set()
@@ -211,10 +216,13 @@ class CompiledRulebook:
             for road in roads:
                 for word in ROAD_WORDS:
                     entries[(word, *self.normaliser.tokens(road))].road = tag
-        for cue in negations:
+        for cue in lexicon.negations:
             entries[tuple(self.normaliser.tokens(cue))].negation = True
-        for cue in denials:
+        for cue in lexicon.denials:
             entries[tuple(self.normaliser.tokens(cue))].denial = True
+        for cue in lexicon.landmark_cues:
+            for noun in ("", *lexicon.landmark_nouns):
+                entries[tuple(self.normaliser.tokens(f"{cue} {noun}"))].landmark = True
         self._root_fragments = _fragments(self._stem_vocabulary)
         matcher: TokenMatcher[Entry] = TokenMatcher()
         for tokens, entry in entries.items():

@@ -32,6 +32,7 @@ class Entry:
     road: int | None = None  # phrase id of the road's status tag
     negation: bool = False
     denial: bool = False
+    landmark: bool = False
 
 
 class Occurrence(NamedTuple):  # a tuple: built by the thousand per second
@@ -56,6 +57,7 @@ class Found:
     occurrences: list[Occurrence]
     negation_ends: set[int]
     denial_ends: set[int]
+    landmark_ends: set[int]
     masked: set[int]  # words of road names: an address, not a topic
     places: list[Place]
     covering: dict[int, int]  # start -> furthest end of a phrase or place starting there
@@ -64,7 +66,7 @@ class Found:
 
     @classmethod
     def collect(cls, hits: Sequence[Hit[Entry]], fixed: set[int]) -> "Found":
-        found = cls([], set(), set(), set(), [], {})
+        found = cls([], set(), set(), set(), set(), [], {})
         for hit in hits:
             entry, start, end, view = hit.payload, hit.start, hit.end, hit.view
             ids = entry.stemmed if view else entry.surface
@@ -91,6 +93,8 @@ class Found:
                 found.negation_ends.add(end)
             if entry.denial:
                 found.denial_ends.add(end)
+            if entry.landmark:
+                found.landmark_ends.add(end)
         return found
 
     def dominated(self, start: int, end: int) -> bool:
@@ -127,6 +131,8 @@ class Found:
         for occurrence in self.occurrences:
             if occurrence.start - 1 in self.denial_ends:
                 continue  # "bukan RS provinsi"
+            if occurrence.start - 1 in self.landmark_ends:
+                continue  # "di depan SMA Negeri 2": where it is, not what it is about
             if not self.addressed(occurrence.start, occurrence.end):
                 mentioned.add(occurrence.phrase)
             if self.dominated(occurrence.start, occurrence.end):

@@ -31,6 +31,14 @@ class Lexicon(BaseModel):
         default_factory=list,
         description="Cues that deny the phrase right after them ('bukan RS provinsi'): it does "
                     "not count for routing.")
+    landmark_cues: list[str] = Field(
+        default_factory=list,
+        description="Words that make what follows a landmark ('depan SMA Negeri 2'): where, "
+                    "not what.")
+    landmark_nouns: list[str] = Field(
+        default_factory=list,
+        description="Words that may stand between a cue and the landmark ('depan kantor "
+                    "samsat').")
     keep_reduplicated: list[str] = Field(
         default_factory=list,
         description="Words whose doubled form is a word of its own (oleh-oleh, kupu-kupu).")

@@ -37,7 +37,8 @@ def make_rulebook(**thresholds: float) -> Rulebook:
             {"id": "raise.rentan", "effect": "raise", "any": ["lansia", "ibu hamil"]},
         ],
         "lexicon": {"slang": {"jl": "jalan", "gk": "tidak"}, "negations": ["tidak ada"],
-                    "denials": ["bukan"]},
+                    "denials": ["bukan"], "landmark_cues": ["depan", "dekat"],
+                    "landmark_nouns": ["kantor"]},
         "gazetteer": {
             "kecamatan": {"Ratu Agung": ["Sawah Lebar"], "Teluk Segara": ["Pasar Melintang"]},
             "roads": {"provinsi": ["Adam Malik"], "nasional": ["Lintas Barat"],
@@ -174,6 +175,14 @@ def test_a_denied_phrase_does_not_count() -> None:
     decision = route(RULEBOOK, "ini soal sampah, bukan drainase")
     assert decision.agency.code == "DLH"
     assert codes(decision) == ["DLH"]
+
+
+def test_a_landmark_is_where_not_what() -> None:
+    decision = route(RULEBOOK, "sampah menumpuk di depan SMA")
+    assert decision.agency.code == "DLH"
+    assert codes(decision) == ["DLH"]
+    assert codes(route(RULEBOOK, "jalan rusak dekat kantor pertanahan")) == ["PUPR"]
+    assert route(RULEBOOK, "pungutan uang komite di SMP dekat SMA").agency.code == "DISDIKBUD"
 
 
 def test_a_veto_sees_its_phrase_inside_a_longer_one() -> None:
@@ -485,6 +494,9 @@ def test_default_rulebook_has_rules_for_every_agency_but_triage(default: Ruleboo
     ("antrean di RS Bhayangkara lama sekali", "EXT_POLRI"),
     ("UKT kuliah di UNIB naik terus", "EXT_PUSAT"),
     ("pungutan di MTsN 2 kota bengkulu", "EXT_PUSAT"),
+    ("sampah menumpuk di depan SMA Negeri 2", "DLH"),
+    ("jalan berlubang depan kantor samsat", "PUPR"),
+    ("pohon tumbang di depan kantor imigrasi menutup jalan", "DLH"),
     ("polisi tidur di gang terlalu tinggi", "DISHUB"),
     ("sampah numpuk di Sawah Lebar bauuu", "DLH"),
     ("berobat di RSUD Harapan dan Doa (bukan RS provinsi), obatnya sering kosong", "RSUD"),
