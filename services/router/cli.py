@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.router.domain import Decision, normalise, route
-from services.router.rulebook import Rulebook, load_rulebook
+from services.router.rulebook import Rule, Rulebook, load_rulebook
 from shared.contracts import Channel, Location, describe_errors
 from shared.settings import Settings
 
@@ -334,7 +334,7 @@ def _contested_phrases(rulebook: Rulebook) -> Iterator[Finding]:
     owners: dict[str, dict[str, list[str]]] = {}
     for agency in rulebook.agencies:
         for rule in agency.rules:
-            for phrase in {normalise(p).strip() for p in (*rule.any, *rule.all)}:
+            for phrase in {normalise(p).strip() for p in (*rule.any, *(q for g in rule.groups() for q in g))}:
                 owners.setdefault(phrase, {}).setdefault(agency.code, []).append(rule.id)
     for phrase, by_agency in sorted(owners.items()):
         if len(by_agency) > 1:
@@ -349,7 +349,7 @@ def _dead_rules(rulebook: Rulebook) -> Iterator[Finding]:
             if any(normalise(p) in vetoed for p in rule.all):
                 yield Finding("error", rule.id, "vetoes one of its own 'all' phrases: it never fires")
                 continue
-            winner = _winner(rulebook, [*rule.all, *rule.any])
+            winner = _winner(rulebook, [*_required(rule), *rule.any])
             if winner == rulebook.fallback != agency.code:
                 yield Finding("warning", rule.id, "too weak to win alone: its phrases together score "
                               "below min_score (a tie-breaker at best)")
@@ -359,9 +359,15 @@ def _dead_rules(rulebook: Rulebook) -> Iterator[Finding]:
                               f"can never win: its phrases together route to {winner}, not {agency.code}")
                 continue
             for phrase in rule.any:
-                winner = _winner(rulebook, [*rule.all, phrase])
+                winner = _winner(rulebook, [*_required(rule), phrase])
                 if winner != agency.code:
                     yield Finding("warning", rule.id, f"{phrase!r} alone routes to {winner}")
+
+
+def _required(rule: Rule) -> list[str]:
+    """The least text that satisfies a rule's required phrases: each of ``all`` and the first
+    alternative of each ``require`` group."""
+    return [*rule.all, *(group[0] for group in rule.require)]
 
 
 def _winner(rulebook: Rulebook, phrases: list[str]) -> str:

@@ -1,37 +1,22 @@
 """Routing decisions: pure functions from complaint text and a rulebook to an agency.
 
-No Kafka, no MongoDB: unit-tested without I/O.
+No Kafka, no MongoDB: unit-tested without I/O. The heavy lifting (normalisation, the one-pass
+phrase search, scoring) is in engine.py; here the scores become a decision and its reasons.
 """
 
+import math
 import re
-import unicodedata
-from dataclasses import dataclass, field
-from functools import cache
+from dataclasses import dataclass
 
 import phonenumbers
 
-from services.router.rulebook import Agency, Rule, Rulebook
+from services.router.engine import Analysis, Tally, compiled
+from services.router.rulebook import Agency, Rulebook, Thresholds
+from services.router.text import normalise
 from shared.contracts import Candidate, Channel, Location, Priority, RoutingExplanation
 
-_NON_WORD = re.compile(r"[^0-9a-z]+")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-TITLE_WEIGHT = 1.5  # a title is the citizen's own summary: its words count more
-
-
-def normalise(text: str) -> str:
-    """Lower case, accents folded, punctuation to spaces, padded for whole-word search."""
-    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
-    return " " + " ".join(_NON_WORD.sub(" ", folded).split()) + " "
-
-
-@cache
-def _normalised_phrase(phrase: str) -> str:
-    return normalise(phrase)
-
-
-def contains(normalised_text: str, phrase: str) -> bool:
-    # Phrases come from the rulebook, a small fixed set: normalise each once, not per complaint.
-    return _normalised_phrase(phrase) in normalised_text
+_LEVELS = list(Priority)
 
 
 @dataclass(frozen=True)
@@ -42,100 +27,125 @@ class Decision:
     explanation: RoutingExplanation
 
 
-@dataclass
-class _Tally:
-    score: float = 0.0
-    best_rule_score: float = 0.0
-    rule_ids: list[str] = field(default_factory=list)
-    terms: list[str] = field(default_factory=list)
-    category: str | None = None
-    priority: Priority | None = None
+@dataclass(frozen=True)
+class _Standing:
+    """How the best candidate stands against the runner-up."""
 
-
-def _phrase_weight(phrase: str) -> float:
-    # Longer phrases are more specific ("lampu jalan mati" beats "mati").
-    return 1.0 + 0.5 * (len(phrase.split()) - 1)
-
-
-def _rule_hits(rule: Rule, text: str) -> list[str]:
-    if any(contains(text, veto) for veto in rule.none):
-        return []
-    if not all(contains(text, phrase) for phrase in rule.all):
-        return []
-    hits = [p for p in rule.any if contains(text, p)]
-    if rule.any and not hits:
-        return []
-    return [*rule.all, *hits]
-
-
-def _score(rule: Rule, hits: list[str], in_title: str) -> float:
-    return sum(rule.weight * _phrase_weight(p) * (TITLE_WEIGHT if contains(in_title, p) else 1.0)
-               for p in hits)
-
-
-def _tally(rulebook: Rulebook, body: str, title: str) -> dict[str, _Tally]:
-    tallies: dict[str, _Tally] = {}
-    for agency in rulebook.agencies:
-        for rule in agency.rules:
-            hits = _rule_hits(rule, body)
-            if not hits:
-                continue
-            tally = tallies.setdefault(agency.code, _Tally())
-            score = _score(rule, hits, title)
-            if rule.category and score > tally.best_rule_score:
-                tally.category = rule.category  # the strongest rule names the category
-            tally.best_rule_score = max(tally.best_rule_score, score)
-            tally.score += score
-            tally.rule_ids.append(rule.id)
-            tally.terms.extend(h for h in hits if h not in tally.terms)
-            tally.priority = _higher(tally.priority, rule.priority)
-    return tallies
-
-
-def _higher(a: Priority | None, b: Priority | None) -> Priority | None:
-    order = list(Priority)
-    if a is None or b is None:
-        return a or b
-    return a if order.index(a) >= order.index(b) else b
+    best: tuple[str, Tally] | None
+    runner_up: tuple[str, Tally] | None
+    margin: float
+    confidence: float
 
 
 def route(rulebook: Rulebook, text: str, title: str | None = None, *,
           location: Location | None = None, channel: Channel | None = None,
           exclude: frozenset[str] = frozenset()) -> Decision:
-    """Pick the agency whose rules score highest; below the rulebook's minimum, triage.
-    Agencies in ``exclude`` (they rejected the ticket already) are never chosen."""
-    norm_title = normalise(title or "")
-    body = normalise(f"{title or ''} {text}")
-    tallies = {code: tally for code, tally in _tally(rulebook, body, norm_title).items()
-               if code not in exclude}
-    ranked = sorted(tallies.items(), key=lambda item: (-item[1].score, item[0]))
-    total = sum(t.score for _, t in ranked) or 1.0
+    """The agency whose Tupoksi the complaint falls under, with priority and reasons; the
+    complaint desk (fallback) when the evidence is weak or two agencies are too close.
+    Agencies in ``exclude`` (they already rejected the ticket) are never chosen."""
+    engine = compiled(rulebook)
+    analysis = engine.analyse(text, title, location=location, channel=channel)
+    ranked = sorted(((code, tally) for code, tally in analysis.tallies.items()
+                     if code not in exclude and code != rulebook.fallback),
+                    key=lambda item: (-item[1].score, item[0]))
     candidates = [Candidate(agency=code, score=round(t.score, 3), rule_ids=t.rule_ids)
                   for code, t in ranked[:3]]
-    urgent = [p for p in rulebook.urgent_phrases if contains(body, p)]
-    if not ranked or ranked[0][1].score < rulebook.min_score:
-        return _triage(rulebook, candidates, urgent)
-    code, best = ranked[0]
-    priority = Priority.URGENT if urgent else (best.priority or Priority.NORMAL)
+    standing = _stand(ranked, engine.limits)
+    doubt = _doubt(standing, engine.limits)
+    if doubt is not None or standing.best is None:
+        return _triaged(rulebook, analysis, standing, candidates,
+                        f"{doubt}: the complaint desk decides{_notes(analysis, exclude)}")
+    code, best = standing.best
+    agency = rulebook.agency(code)
+    terms = [analysis.phrases[p].text for p in best.phrases]
     explanation = RoutingExplanation(
         rulebook_version=rulebook.version, rule_ids=best.rule_ids,
-        matched_terms=best.terms + [u for u in urgent if u not in best.terms],
-        score=round(best.score, 3), confidence=round(best.score / total, 3),
-        candidates=candidates,
-        reason=f"matched {', '.join(repr(t) for t in best.terms[:5])} in rules of {code}",
-    )
-    return Decision(rulebook.agency(code), priority, best.category, explanation)
+        matched_terms=_unique(terms + _signal_terms(analysis)), score=round(best.score, 3),
+        confidence=standing.confidence, candidates=candidates,
+        reason=_reason(agency, best, terms, standing) + _notes(analysis, exclude))
+    priority = _signalled(best.priority or Priority.NORMAL, analysis)
+    return Decision(agency, priority, best.category, explanation)
 
 
-def _triage(rulebook: Rulebook, candidates: list[Candidate], urgent: list[str]) -> Decision:
-    reason = ("no rule matched" if not candidates
-              else f"best score {candidates[0].score} is below {rulebook.min_score}")
+def _triaged(rulebook: Rulebook, analysis: Analysis, standing: _Standing,
+             candidates: list[Candidate], reason: str) -> Decision:
+    """The complaint desk's decision: candidates listed, urgency kept, no category."""
     explanation = RoutingExplanation(
-        rulebook_version=rulebook.version, matched_terms=urgent, candidates=candidates,
-        reason=f"{reason}: the complaint desk decides",
-    )
-    priority = Priority.URGENT if urgent else Priority.NORMAL
+        rulebook_version=rulebook.version, matched_terms=_unique(_signal_terms(analysis)),
+        score=round(standing.best[1].score, 3) if standing.best else 0.0,
+        confidence=standing.confidence, candidates=candidates, reason=reason)
+    priority = _signalled(Priority.NORMAL, analysis)
     return Decision(rulebook.agency(rulebook.fallback), priority, None, explanation)
+
+
+def _signal_terms(analysis: Analysis) -> list[str]:
+    return [analysis.phrases[p].text for _, found in analysis.signals for p in found]
+
+
+def _stand(ranked: list[tuple[str, Tally]], limits: Thresholds) -> _Standing:
+    if not ranked:
+        return _Standing(None, None, 0.0, 0.0)
+    best = ranked[0]
+    runner_up = ranked[1] if len(ranked) > 1 else None
+    top = best[1].score
+    margin = (top - runner_up[1].score) / top if runner_up and top > 0 else 1.0
+    # Confidence needs both: a clear lead, and enough evidence that the lead is not luck.
+    strength = 1.0 - math.exp(-top / limits.strong_score)
+    confidence = round(min(1.0, max(0.0, margin * strength)), 3)
+    return _Standing(best, runner_up, margin, confidence)
+
+
+def _doubt(standing: _Standing, limits: Thresholds) -> str | None:
+    """Why the rules cannot decide, or None when they can."""
+    if standing.best is None:
+        return "no rule matched"
+    code, best = standing.best
+    if best.score < limits.min_score:
+        return f"best score {best.score:.3g} ({code}) is below {limits.min_score}"
+    if standing.runner_up and standing.margin < limits.min_margin:
+        other, runner_up = standing.runner_up
+        return (f"too close to call: {code} {best.score:.3g} against {other} "
+                f"{runner_up.score:.3g}")
+    if standing.confidence < limits.min_confidence:
+        return f"confidence {standing.confidence} ({code}) is below {limits.min_confidence}"
+    return None
+
+
+def _signalled(base: Priority, analysis: Analysis) -> Priority:
+    effects = {signal.effect for signal, _ in analysis.signals}
+    if "urgent" in effects:
+        return Priority.URGENT
+    if "raise" in effects:  # vulnerable people: one level up
+        return _LEVELS[min(len(_LEVELS) - 1, _LEVELS.index(base) + 1)]
+    return base
+
+
+def _reason(agency: Agency, best: Tally, terms: list[str], standing: _Standing) -> str:
+    shown = ", ".join(repr(t) for t in terms[:4])
+    reason = f"{agency.code} by {shown} (rules {', '.join(best.rule_ids[:3])})"
+    if standing.runner_up:
+        other, runner_up = standing.runner_up
+        reason += f", ahead of {other} {best.score:.3g} to {runner_up.score:.3g}"
+    if agency.authority in ("provinsi", "pusat", "bumn"):
+        reason += f"; not the city's authority ({agency.authority}): to be forwarded"
+    return reason
+
+
+def _notes(analysis: Analysis, exclude: frozenset[str]) -> str:
+    notes = ""
+    for signal, found in analysis.signals:
+        words = ", ".join(repr(analysis.phrases[p].text) for p in found[:3])
+        effect = "urgent" if signal.effect == "urgent" else "raised"
+        notes += f"; {effect} by {words} ({signal.id})"
+    if exclude:
+        notes += f"; excluded {', '.join(sorted(exclude))}"
+    if analysis.corrections:
+        notes += "; read " + ", ".join(f"{k!r} as {v!r}" for k, v in analysis.corrections.items())
+    return notes
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
 
 
 def mask_contacts(text: str) -> str:
@@ -145,3 +155,6 @@ def mask_contacts(text: str) -> str:
     for match in reversed(list(phonenumbers.PhoneNumberMatcher(masked, "ID"))):
         masked = masked[:match.start] + "[nomor disembunyikan]" + masked[match.end:]
     return masked
+
+
+__all__ = ["Decision", "mask_contacts", "normalise", "route"]

@@ -15,12 +15,21 @@ from shared.contracts import utc_now
 log = logging.getLogger("disposisi.router.reload")
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_mtime_ns, stat.st_size
+Stamp = tuple[tuple[int, int] | None, ...]
+
+
+def _stamp(paths: tuple[Path, ...]) -> Stamp:
+    """Modification time and size of every file the rulebook is made of (it may include a
+    lexicon and a gazetteer): a change to any of them is a change to the rulebook."""
+    stamps: list[tuple[int, int] | None] = []
+    for path in paths:
+        try:
+            stat = path.stat()
+        except OSError:
+            stamps.append(None)
+            continue
+        stamps.append((stat.st_mtime_ns, stat.st_size))
+    return tuple(stamps)
 
 
 @dataclass
@@ -30,14 +39,17 @@ class RulebookReloader:
     on_loaded: Callable[[Rulebook], Awaitable[None]]  # e.g. create queues of new agencies
     loaded_at: datetime = field(default_factory=utc_now)
     last_error: str | None = None
-    _seen: tuple[int, int] | None = None
+    _seen: Stamp = ()
 
     def __post_init__(self) -> None:
-        self._seen = _stamp(self.path)
+        self._seen = _stamp(self._watched())
+
+    def _watched(self) -> tuple[Path, ...]:
+        return (self.path, *(p for p in self.router.rulebook.sources if p != self.path))
 
     async def check(self) -> bool:
-        """Reload when the file changed since last seen; True when a new rulebook is serving."""
-        stamp = _stamp(self.path)
+        """Reload when a file changed since last seen; True when a new rulebook is serving."""
+        stamp = _stamp(self._watched())
         if stamp == self._seen:
             return False
         self._seen = stamp  # a broken file is reported once, not on every turn
@@ -56,6 +68,7 @@ class RulebookReloader:
         await self.on_loaded(rulebook)
         # One reference swap: a decision in progress keeps the rulebook it started with.
         self.router.rulebook, self.loaded_at, self.last_error = rulebook, utc_now(), None
+        self._seen = _stamp(self._watched())  # the new rulebook may include other files
         log.info("rulebook %s now serving (%d agencies)", rulebook.version, len(rulebook.codes))
         return True
 

@@ -1,37 +1,86 @@
-"""The rulebook: a tenant's agencies, their Tupoksi and the phrases that route to them (YAML)."""
+"""The rulebook: a tenant's agencies, their Tupoksi and the phrases that route to them (YAML).
+
+A rulebook file may include a language lexicon (slang, negation cues) and a tenant gazetteer
+(place names, road status) from files next to it; the version hashes all of them, so an
+explanation always names the exact data that produced it.
+"""
 
 import hashlib
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
-from shared.contracts import Priority, describe_errors
+from services.router.gazetteer import ROAD_TAGS, Gazetteer
+from services.router.text import Lexicon
+from services.router.yamlsource import YamlSource, locate
+from shared.contracts import Channel, Priority
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
 class RulebookError(ValueError):
-    """A rulebook that cannot be used; the message names the file, the path and the problem."""
+    """A rulebook that cannot be used; the message names the file, the line, the path and the
+    problem, e.g. ``kota-bengkulu.yaml:123: agencies[4].rules[2].weight: Input should be
+    greater than 0``."""
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Rule(_Strict):
+class Conditions(_Strict):
+    """Where and how a complaint must arrive for a rule to apply (empty = anywhere)."""
+
+    kecamatan: list[str] = Field(default_factory=list)
+    kelurahan: list[str] = Field(default_factory=list)
+    channel: list[Channel] = Field(default_factory=list)
+
+
+class PhraseRule(_Strict):
+    """Phrases that must, may or must not appear: shared by routing rules and signals."""
+
     id: str = Field(min_length=1)
     any: list[str] = Field(default_factory=list, description="At least one must appear.")
     all: list[str] = Field(default_factory=list, description="Every one must appear.")
+    require: list[list[str]] = Field(
+        default_factory=list,
+        description="Groups of alternatives: one phrase of every group must appear.")
     none: list[str] = Field(default_factory=list, description="Any of these vetoes the rule.")
+
+    @model_validator(mode="after")
+    def _has_phrases(self) -> "PhraseRule":
+        if not self.any and not self.all and not self.require:
+            raise ValueError(f"rule {self.id!r} needs 'any', 'all' or 'require' phrases")
+        if any(not group for group in self.require):
+            raise ValueError(f"rule {self.id!r} has an empty 'require' group")
+        for phrase in self.phrases():
+            if phrase.startswith("@") and phrase not in ROAD_TAGS:
+                raise ValueError(f"unknown tag {phrase!r} (known: {', '.join(sorted(ROAD_TAGS))})")
+            if not phrase.strip():
+                raise ValueError("a phrase is empty")
+        return self
+
+    def groups(self) -> list[list[str]]:
+        """Conditions as groups of alternatives: each phrase of 'all' is a group of one."""
+        return [*([phrase] for phrase in self.all), *self.require]
+
+    def phrases(self) -> list[str]:
+        return [*self.any, *(p for g in self.groups() for p in g), *self.none]
+
+
+class Rule(PhraseRule):
     weight: float = Field(1.0, gt=0)
     category: str | None = None
     priority: Priority | None = Field(None, description="Raise the ticket to this priority.")
+    when: Conditions = Field(default_factory=Conditions)
 
-    @model_validator(mode="after")
-    def _has_phrases(self) -> "Rule":
-        if not self.any and not self.all:
-            raise ValueError(f"rule {self.id!r} needs 'any' or 'all' phrases")
-        return self
+
+class Signal(PhraseRule):
+    """A priority signal: emergencies make a ticket urgent; vulnerable people raise it a level."""
+
+    effect: Literal["urgent", "raise"]
 
 
 class Agency(_Strict):
@@ -44,13 +93,39 @@ class Agency(_Strict):
     rules: list[Rule] = Field(default_factory=list)
 
 
+class Thresholds(_Strict):
+    min_score: float = Field(1.0, ge=0, description="Below this the complaint goes to triage.")
+    min_margin: float = Field(
+        0.0, ge=0, le=1, description="(best - runner-up) / best below this: too close, triage.")
+    min_confidence: float = Field(0.0, ge=0, le=1, description="Below this: triage.")
+    strong_score: float = Field(
+        2.0, gt=0, description="A score at which confidence in the winner's evidence is 63%.")
+    title_weight: float = Field(1.5, ge=1, description="A title is the citizen's own summary.")
+    stem_weight: float = Field(
+        0.7, gt=0, le=1, description="A phrase found only through stems (the stemmer over-stems).")
+    typo_weight: float = Field(0.8, gt=0, le=1, description="A phrase found only via a typo fix.")
+
+
+class Includes(_Strict):
+    lexicon: str | None = Field(None, description="Lexicon file, relative to the rulebook.")
+    gazetteer: str | None = Field(None, description="Gazetteer file, relative to the rulebook.")
+
+
 class Rulebook(_Strict):
     tenant: str
     fallback: str = "TRIAGE"
-    min_score: float = Field(1.0, ge=0, description="Below this the complaint goes to triage.")
-    urgent_phrases: list[str] = Field(default_factory=list)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
+    min_score: float | None = Field(None, ge=0, description="Shorthand for thresholds.min_score.")
+    urgent_phrases: list[str] = Field(
+        default_factory=list, description="Shorthand for one urgent signal.")
+    signals: list[Signal] = Field(default_factory=list)
+    include: Includes = Field(default_factory=Includes)
+    lexicon: Lexicon | None = Field(None, description="None: the built-in Indonesian lexicon.")
+    gazetteer: Gazetteer = Field(default_factory=Gazetteer)
     agencies: list[Agency]
     version: str = Field("", description="Content hash, set when loaded.")
+    _compiled: object = PrivateAttr(default=None)  # the routing engine's compiled form
+    _sources: tuple[Path, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
     def _codes_are_consistent(self) -> "Rulebook":
@@ -60,7 +135,7 @@ class Rulebook(_Strict):
             raise ValueError(f"agency codes defined twice: {', '.join(duplicates)}")
         if self.fallback not in codes:
             raise ValueError(f"fallback agency {self.fallback!r} is not defined")
-        rule_ids = [r.id for a in self.agencies for r in a.rules]
+        rule_ids = [r.id for a in self.agencies for r in a.rules] + [s.id for s in self.signals]
         twice = sorted({r for r in rule_ids if rule_ids.count(r) > 1})
         if twice:
             raise ValueError(f"rule ids used twice: {', '.join(twice)}")
@@ -73,20 +148,66 @@ class Rulebook(_Strict):
     def codes(self) -> list[str]:
         return [a.code for a in self.agencies]
 
+    @property
+    def sources(self) -> tuple[Path, ...]:
+        """The files this rulebook was read from (itself and its includes): watch them all."""
+        return self._sources
+
+    @property
+    def limits(self) -> Thresholds:
+        """The thresholds in force, with the top-level min_score shorthand applied."""
+        if self.min_score is None:
+            return self.thresholds
+        return self.thresholds.model_copy(update={"min_score": self.min_score})
+
+    @property
+    def priority_signals(self) -> list[Signal]:
+        if not self.urgent_phrases:
+            return self.signals
+        shorthand = Signal(id="urgent_phrases", any=self.urgent_phrases, effect="urgent")
+        return [shorthand, *self.signals]
+
 
 def load_rulebook(path: Path) -> Rulebook:
-    """Read and validate a rulebook file; raise RulebookError naming file, path and problem."""
+    """Read and validate a rulebook and its includes; raise RulebookError naming file, line,
+    path and problem."""
+    source = _read(path)
+    content = source.content
+    includes = content.get("include") or {}
+    if not isinstance(includes, dict):
+        raise RulebookError(f"{path}:{locate(source.node, ('include',))}: include: expected a mapping")
+    digest = hashlib.sha256(source.raw)
+    sources = [path]
+    for key, model in (("lexicon", Lexicon), ("gazetteer", Gazetteer)):
+        name = includes.get(key)
+        if isinstance(name, str) and key not in content:
+            included = _read(path.parent / name)
+            digest.update(included.raw)
+            sources.append(included.path)
+            content[key] = _validate(model, included).model_dump()
+    content["version"] = digest.hexdigest()[:16]
+    rulebook = _validate(Rulebook, source)
+    rulebook._sources = tuple(sources)
+    # Compile now, where the loader runs (a reload does so off the event loop), not on the
+    # first complaint routed with it.
+    from services.router.engine import compiled  # the engine imports this module
+    compiled(rulebook)
+    return rulebook
+
+
+def _read(path: Path) -> YamlSource:
     try:
-        raw = path.read_bytes()
-        content = yaml.safe_load(raw)
+        return YamlSource.read(path)
     except OSError as error:
         raise RulebookError(f"{path}: cannot read: {error.strerror}") from error
     except yaml.YAMLError as error:
         raise RulebookError(f"{path}: not valid YAML: {error}") from error
-    if not isinstance(content, dict):
-        raise RulebookError(f"{path}: expected a mapping at the top level")
-    content["version"] = hashlib.sha256(raw).hexdigest()[:16]
+    except TypeError as error:
+        raise RulebookError(f"{path}: {error}") from error
+
+
+def _validate(model: type[Model], source: YamlSource) -> Model:
     try:
-        return Rulebook.model_validate(content)
+        return model.model_validate(source.content)
     except ValidationError as error:
-        raise RulebookError(f"{path}: {describe_errors(error.errors())}") from error
+        raise RulebookError(source.describe(error)) from error

@@ -185,17 +185,17 @@ LABELLED = (
 
 def test_expect_reports_accuracy_triage_and_per_agency_table(capsys: Capture,
                                                              tmp_path: Path, rulebook_path: Path) -> None:
-    # Routed: 1 -> DLH (right), 2 -> PUPR (right), 3 -> DLH (two DLH phrases), 4 -> TRIAGE.
+    # Routed: 1 -> DLH, 2 -> PUPR, 3 -> PUPR (the longer phrase wins), all right; 4 -> TRIAGE.
     source = write_lines(tmp_path, *map(json.dumps, LABELLED))
     status, out, err = run(capsys, "route", "--jsonl", str(source), "--expect", "agency",
                            "--report-only", "--json", "--rulebook", str(rulebook_path))
     report = json.loads(out)
     assert (status, err) == (0, "")
-    assert (report["lines"], report["accuracy"], report["triage_rate"]) == (4, 0.5, 0.25)
-    assert report["labels"]["DLH"] == {"precision": 0.5, "recall": 0.5, "support": 2}
-    assert report["labels"]["PUPR"] == {"precision": 1.0, "recall": 0.5, "support": 2}
+    assert (report["lines"], report["accuracy"], report["triage_rate"]) == (4, 0.75, 0.25)
+    assert report["labels"]["DLH"] == {"precision": 1.0, "recall": 0.5, "support": 2}
+    assert report["labels"]["PUPR"] == {"precision": 1.0, "recall": 1.0, "support": 2}
     assert report["labels"]["TRIAGE"] == {"precision": 0.0, "recall": 0.0, "support": 0}
-    assert [m["id"] for m in report["misses"]] == ["3", "4"]
+    assert [m["id"] for m in report["misses"]] == ["4"]
 
 
 def test_expect_report_goes_to_stderr_after_the_lines(capsys: Capture, tmp_path: Path,
@@ -247,11 +247,11 @@ def test_check_warns_of_contested_phrases_and_idle_agencies(capsys: Capture,
 
 
 def test_check_fails_a_rule_that_can_never_win(capsys: Capture, tmp_path: Path) -> None:
-    # Its only phrase also carries two DLH phrases, so DLH always outscores it.
+    # DISPAR's longer phrase covers both of DLH's, so DLH's rule loses even on its own words.
     rule = {"id": "dispar.pantai", "any": ["sampah tps"]}
     status, findings = check(capsys, tmp_path, agency("DISPAR", rule))
     assert status == 1
-    assert "ERROR   dispar.pantai: can never win: its phrases together route to DLH, not DISPAR" in findings
+    assert "ERROR   dlh.sampah: can never win: its phrases together route to DISPAR, not DLH" in findings
 
 
 def test_check_fails_a_rule_that_vetoes_itself(capsys: Capture, tmp_path: Path) -> None:
@@ -269,7 +269,7 @@ def test_check_warns_of_weak_rules_and_phrases_that_lose_alone(capsys: Capture,
                {"id": "dishub.parkir", "any": ["parkir liar", "tps"], "weight": 0.5}))
     assert status == 0
     assert any(f.startswith("WARNING dishub.kata: too weak to win alone") for f in findings)
-    assert "WARNING dishub.parkir: 'tps' alone routes to DLH" in findings
+    assert "WARNING dishub.parkir: 'tps' alone routes to TRIAGE" in findings  # a tie with DLH
 
 
 @pytest.mark.parametrize("content, problem", [
@@ -280,4 +280,4 @@ def test_check_cannot_load(capsys: Capture, tmp_path: Path, content: Any, proble
     path = write_yaml(tmp_path, content, "bad.yaml")
     status, out, err = run(capsys, "rules", "check", "--rulebook", str(path))
     assert (status, out) == (2, "")
-    assert err.startswith(f"disposisi: {path}: ") and problem in err
+    assert err.startswith(f"disposisi: {path}:") and problem in err

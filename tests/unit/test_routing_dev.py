@@ -29,9 +29,12 @@ ROOT = Path(__file__).resolve().parents[2]
 DEV_SET = ROOT / "tests" / "data" / "routing-dev.jsonl"
 SMOKE_SET = ROOT / "tests" / "data" / "routing-smoke.jsonl"
 
-ACCURACY_FLOOR = 0.82  # measured 0.842 (255/303) with the rulebook of 2026-11-28
-TRAP_ACCURACY_FLOOR = 0.90  # measured 0.938 (60/64)
-PRIORITY_FLOOR = 0.75  # measured 0.789 (239/303): the labels' priority agrees with the router's
+# Measured with the routing engine of 2026-11-28 (the keyword scorer before it: 0.842, 0.938,
+# 0.789). The engine's authors saw this set's misses, so it flatters them: the blind holdout
+# (tests/data/routing-holdout.jsonl) is the fairer figure.
+ACCURACY_FLOOR = 0.94  # measured 0.967 (293/303)
+TRAP_ACCURACY_FLOOR = 0.95  # measured 0.984 (63/64)
+PRIORITY_FLOOR = 0.80  # measured 0.825 (250/303): the labels' priority agrees with the router's
 
 FIELDS = {"id", "title", "text", "location", "channel", "agency", "priority", "trap", "note"}
 REQUIRED = {"id", "text", "agency", "priority"}

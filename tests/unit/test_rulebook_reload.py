@@ -88,3 +88,14 @@ async def test_a_missing_file_is_refused(path: Path) -> None:
     assert await reloader.check() is False
     assert "cannot read" in str(reloader.status()["last_error"])
     assert reloader.router.rulebook.codes == ["TRIAGE", "DLH"]
+
+
+async def test_a_changed_lexicon_reloads_the_rulebook_that_includes_it(tmp_path: Path) -> None:
+    lexicon = write_yaml(tmp_path, {"slang": {"smph": "sampah"}}, "lexicon.yaml")
+    path = write_yaml(tmp_path, {**book("DLH"), "include": {"lexicon": lexicon.name}}, "rulebook.yaml")
+    reloader, _ = reloader_for(path)
+    old = reloader.router.rulebook.version
+    write_yaml(tmp_path, {"slang": {"smph": "sampah", "dlh": "dlh"}}, lexicon.name)
+    touch_later(lexicon)
+    assert await reloader.check() is True
+    assert reloader.router.rulebook.version != old

@@ -1,0 +1,339 @@
+"""A rulebook compiled for routing: one automaton for every phrase, place and road name, and
+the scoring of what it finds. Built once per Rulebook object (see ``compiled``)."""
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+import ahocorasick
+
+from services.router.evidence import Entry, Found
+from services.router.gazetteer import ROAD_WORDS, Place, places, road_tag
+from services.router.matcher import TokenMatcher
+from services.router.rulebook import PhraseRule, Rule, Rulebook, Signal
+from services.router.text import (
+    Lexicon,
+    Normaliser,
+    TypoFixer,
+    default_lexicon,
+    shared_stemmer,
+)
+from shared.contracts import Channel, Location, Priority
+
+_TITLE_GAP = "#"  # never a token (tokens are letters or digits): nothing matches across it
+
+
+@dataclass(frozen=True)
+class Phrase:
+    text: str
+    specificity: float
+
+
+@dataclass(frozen=True)
+class CompiledRule:
+    id: str
+    agency: str  # "" for a priority signal
+    weight: float
+    any: frozenset[int]
+    groups: tuple[frozenset[int], ...]
+    none: frozenset[int]
+    evidence: frozenset[int]
+    kecamatan: frozenset[str] = frozenset()
+    kelurahan: frozenset[str] = frozenset()
+    channels: frozenset[Channel] = frozenset()
+    priority: Priority | None = None
+    category: str | None = None
+
+    def fires(self, present: set[int], mentioned: set[int]) -> bool:
+        """Every condition met, and no veto phrase mentioned anywhere (even inside a longer
+        phrase: "guru honorer" still mentions a "guru")."""
+        if not self.none.isdisjoint(mentioned):
+            return False
+        if self.any and self.any.isdisjoint(present):
+            return False
+        return all(not group.isdisjoint(present) for group in self.groups)
+
+    def weigh(self, present: dict[int, float],
+              phrases: Sequence["Phrase"]) -> tuple[float, list[int]]:
+        """The rule's evidence (before its weight) and the phrases it rests on. Each 'any'
+        phrase counts; the conditions count like one phrase spread over the text: the best
+        phrase of each group, averaged, times the length bonus of a phrase of that many words
+        (so three generic words far apart do not outweigh one specific phrase)."""
+        def value(phrase: int) -> float:
+            return phrases[phrase].specificity * present[phrase]
+
+        used = [p for p in self.any if p in present]
+        total = sum(value(p) for p in used)
+        if self.groups:
+            bests = [max((p for p in group if p in present), key=value) for group in self.groups]
+            size = len(bests)
+            total += sum(value(p) for p in bests) / size * (1.0 + 0.5 * (min(size, 4) - 1))
+            used += [p for p in bests if p not in used]
+        return total, sorted(used, key=lambda p: (-value(p), p))
+
+    def applies(self, where: "Whereabouts", channel: Channel | None) -> bool:
+        if self.channels and channel not in self.channels:
+            return False
+        if self.kecamatan and not self.kecamatan & where.kecamatan:
+            return False
+        return not self.kelurahan or bool(self.kelurahan & where.kelurahan)
+
+
+@dataclass(frozen=True)
+class Whereabouts:
+    kecamatan: frozenset[str]
+    kelurahan: frozenset[str]
+
+
+@dataclass
+class Tally:
+    """One agency's evidence."""
+
+    score: float = 0.0
+    rule_ids: list[str] = field(default_factory=list)
+    phrases: list[int] = field(default_factory=list)
+    category: str | None = None
+    best_rule: float = 0.0
+    priority: Priority | None = None
+
+
+@dataclass(frozen=True)
+class Analysis:
+    tallies: dict[str, Tally]
+    signals: list[tuple[Signal, list[int]]]
+    phrases: list[Phrase]
+    corrections: dict[str, str]
+
+
+class CompiledRulebook:
+    def __init__(self, rulebook: Rulebook) -> None:
+        self.rulebook = rulebook
+        self.limits = rulebook.limits
+        lexicon = rulebook.lexicon or default_lexicon()
+        self.normaliser = Normaliser(lexicon)
+        self.stemmer = shared_stemmer()
+        self._ids: dict[str, int] = {}
+        self._phrase_tokens: list[tuple[str, ...]] = []
+        self.rules = [self._compile(rule, agency.code)
+                      for agency in rulebook.agencies for rule in agency.rules]
+        self.signals = [(signal, self._compile(signal, ""))
+                        for signal in rulebook.priority_signals]
+        for status in rulebook.gazetteer.roads:
+            self._phrase(road_tag(status))
+        self.phrases = self._specificities()
+        self._order = {compiled_rule.id: i for i, compiled_rule in enumerate(self.rules)}
+        self._rules_by_phrase: dict[int, list[CompiledRule]] = defaultdict(list)
+        for compiled_rule in self.rules:
+            for phrase in compiled_rule.evidence:
+                self._rules_by_phrase[phrase].append(compiled_rule)
+        self.matcher, vocabulary = self._automaton(lexicon)
+        self.fixer = TypoFixer(vocabulary, self.stemmer, lexicon.typo_min_length)
+        self._places = {self._key(name): place for name, place in places(rulebook.gazetteer).items()}
+        self._stems: dict[str, str] = {}
+
+    # --- compiling -------------------------------------------------------------------------
+
+    def _key(self, text: str) -> str:
+        return " ".join(self.normaliser.tokens(text))
+
+    def _phrase(self, text: str) -> int:
+        key = text if text.startswith("@") else self._key(text)
+        if key not in self._ids:
+            self._ids[key] = len(self._phrase_tokens)
+            self._phrase_tokens.append(tuple(key.split()))
+        return self._ids[key]
+
+    def _compile(self, rule: PhraseRule, agency: str) -> CompiledRule:
+        ids = self._phrase
+        any_ = frozenset(ids(p) for p in rule.any)
+        groups = tuple(frozenset(ids(p) for p in group) for group in rule.groups())
+        compiled_rule = CompiledRule(
+            id=rule.id, agency=agency, weight=1.0, any=any_, groups=groups,
+            none=frozenset(ids(p) for p in rule.none), evidence=any_.union(*groups))
+        if not isinstance(rule, Rule):
+            return compiled_rule  # a priority signal: no weight, place or outcome of its own
+        return replace(
+            compiled_rule, weight=rule.weight, priority=rule.priority, category=rule.category,
+            kecamatan=frozenset(self._key(k) for k in rule.when.kecamatan),
+            kelurahan=frozenset(self._key(k) for k in rule.when.kelurahan),
+            channels=frozenset(rule.when.channel))
+
+    def _stem_pattern(self, token: str) -> str:
+        """A phrase word as the stem view matches it: its stem when only a suffix was cut
+        ("tumpukan" -> "tumpuk"), else as written. A prefix changes the meaning too often
+        ("pertanahan" is not "tanah", "pekerja" not "kerja"), so text is stemmed towards a
+        phrase, never a phrase towards a more generic root."""
+        stem = self.stemmer.stem(token)
+        return stem if token.startswith(stem) else token
+
+    def _specificities(self) -> list[Phrase]:
+        """Specific phrases weigh more: longer ones, and ones fewer agencies claim (IDF). A
+        one-word phrase is as generic as its word across all agencies' phrases."""
+        phrase_agencies: dict[int, set[str]] = defaultdict(set)
+        word_agencies: dict[str, set[str]] = defaultdict(set)
+        for rule in self.rules:
+            for phrase in rule.evidence:
+                phrase_agencies[phrase].add(rule.agency)
+                for word in self._phrase_tokens[phrase]:
+                    word_agencies[word].add(rule.agency)
+        total = max(1, len({rule.agency for rule in self.rules}))
+        result = []
+        for phrase, tokens in enumerate(self._phrase_tokens):
+            claims = phrase_agencies.get(phrase, set())
+            if len(tokens) == 1:
+                claims = word_agencies.get(tokens[0], claims)
+            idf = math.log(1 + total / max(1, len(claims))) / math.log(1 + total)
+            rarity = 0.5 + 0.5 * idf  # shared words still count, half as much at worst
+            length = 1.0 + 0.5 * (min(len(tokens), 4) - 1)
+            result.append(Phrase(" ".join(tokens), round(length * rarity, 4)))
+        return result
+
+    def _automaton(self, lexicon: Lexicon) -> tuple[TokenMatcher[Entry], set[str]]:
+        entries: dict[tuple[str, ...], Entry] = defaultdict(Entry)
+        self._stem_vocabulary: set[str] = set()
+        vocabulary: set[str] = set()
+        topical = {p for rule in self.rules for p in rule.evidence | rule.none}
+        for phrase, tokens in enumerate(self._phrase_tokens):
+            if tokens[0].startswith("@"):
+                continue  # a tag: set by the gazetteer, never typed
+            surface = entries[tokens]
+            surface.surface.append(phrase)
+            surface.covers |= phrase in topical
+            stem_tokens = tuple(self._stem_pattern(t) for t in tokens)
+            self._stem_vocabulary.update(stem_tokens)
+            stemmed = entries[stem_tokens]
+            if not stemmed.stemmed or tokens == self._phrase_tokens[stemmed.stemmed[0]]:
+                # one phrase per stem: "lurah", "lurahnya", "kelurahan" must not count thrice
+                stemmed.stemmed[:] = [phrase]
+            vocabulary.update(tokens)
+        for name, place in places(self.rulebook.gazetteer).items():
+            tokens = tuple(self.normaliser.tokens(name))
+            entries[tokens].place = place
+            vocabulary.update(tokens)
+        for status, roads in self.rulebook.gazetteer.roads.items():
+            tag = self._phrase(road_tag(status))
+            for road in roads:
+                for word in ROAD_WORDS:
+                    entries[(word, *self.normaliser.tokens(road))].road = tag
+        for cue in lexicon.negations:
+            entries[tuple(self.normaliser.tokens(cue))].negation = True
+        for cue in lexicon.denials:
+            entries[tuple(self.normaliser.tokens(cue))].denial = True
+        for cue in lexicon.landmark_cues:
+            for noun in ("", *lexicon.landmark_nouns):
+                entries[tuple(self.normaliser.tokens(f"{cue} {noun}"))].landmark = True
+        self._root_fragments = _fragments(self._stem_vocabulary)
+        matcher: TokenMatcher[Entry] = TokenMatcher()
+        for tokens, entry in entries.items():
+            if tokens:
+                matcher.add(tokens, entry)
+        matcher.build()
+        return matcher, vocabulary
+
+    # --- analysing -------------------------------------------------------------------------
+
+    def analyse(self, text: str, title: str | None, *, location: Location | None,
+                channel: Channel | None) -> Analysis:
+        title_tokens = self.normaliser.tokens(title or "")
+        tokens = [*title_tokens, _TITLE_GAP, *self.normaliser.tokens(text)]
+        corrections: dict[str, str] = {}
+        fixed: set[int] = set()
+        known, shortest = self.fixer.vocabulary, self.fixer.min_length
+        for index, token in enumerate(tokens):
+            if token in known or len(token) < shortest:
+                continue  # the common case, without a call
+            better = self.fixer.fix(token)
+            if better:
+                corrections[token] = tokens[index] = better
+                fixed.add(index)
+        stems = [self._stem(t) for t in tokens]
+        found = Found.collect(self.matcher.find([tokens, stems]), fixed)
+        weighed = found.weighed(self.limits, len(title_tokens))
+        where = self._whereabouts(found.places, location)
+        tallies = self._tally(weighed.present, weighed.mentioned, where, channel)
+        affirmed = weighed.affirmed
+        signals = [(signal, sorted(rule.evidence & affirmed.keys()))
+                   for signal, rule in self.signals if rule.fires(set(affirmed), weighed.mentioned)]
+        return Analysis(tallies, signals, self.phrases, corrections)
+
+    def _stem(self, token: str) -> str:
+        """Sastrawi's stem; for words its dictionary lacks (acronyms, loans: "bansosnya",
+        "wifinya") at least the possessive "-nya" goes when what remains is a rule word."""
+        found = self._stems.get(token)
+        if found is None:
+            if len(self._stems) > 200_000:
+                self._stems.clear()
+            found = self._stems[token] = self._stem_uncached(token)
+        return found
+
+    def _stem_uncached(self, token: str) -> str:
+        if token in self._stem_vocabulary:
+            return token  # already a word the stem view looks for: "penerangan jalannya"
+        if next(self._root_fragments.iter(token), None) is None:
+            # No word the stem view looks for can hide in it: skip the stemmer (~0.4 ms).
+            return token
+        stem = self.stemmer.stem(token)
+        if stem == token and token.endswith("nya") and token[:-3] in self._stem_vocabulary:
+            return token[:-3]
+        return stem
+
+    def _whereabouts(self, seen: list[Place], location: Location | None) -> Whereabouts:
+        kecamatan = {self._key(p.kecamatan) for p in seen}
+        kelurahan = {self._key(p.kelurahan) for p in seen if p.kelurahan}
+        if location is not None and location.kecamatan:
+            kecamatan.add(self._key(location.kecamatan))
+        if location is not None and location.kelurahan:
+            kelurahan.add(self._key(location.kelurahan))
+            place = self._places.get(self._key(location.kelurahan))
+            if place is not None:  # the gazetteer knows which kecamatan it lies in
+                kecamatan.add(self._key(place.kecamatan))
+        return Whereabouts(frozenset(kecamatan), frozenset(kelurahan))
+
+    def _tally(self, present: dict[int, float], mentioned: set[int], where: Whereabouts,
+               channel: Channel | None) -> dict[str, Tally]:
+        candidates = {id(r): r for p in present for r in self._rules_by_phrase.get(p, ())}
+        tallies: dict[str, Tally] = {}
+        found = set(present)
+        for rule in sorted(candidates.values(), key=lambda r: self._order[r.id]):
+            if not rule.fires(found, mentioned) or not rule.applies(where, channel):
+                continue
+            evidence, used = rule.weigh(present, self.phrases)
+            score = rule.weight * evidence
+            tally = tallies.setdefault(rule.agency, Tally())
+            if rule.category and score > tally.best_rule:
+                tally.category = rule.category  # the strongest rule names the category
+            tally.best_rule = max(tally.best_rule, score)
+            tally.score += score
+            tally.rule_ids.append(rule.id)
+            tally.phrases.extend(p for p in used if p not in tally.phrases)
+            tally.priority = higher(tally.priority, rule.priority)
+        return tallies
+
+
+def _fragments(words: Iterable[str]) -> "ahocorasick.Automaton":
+    """What must appear in a word whose stem is one of ``words``: the stem itself, but for a
+    prefix that may change the first letter ("pukul" in "memukul", "sapu" in "menyapu")."""
+    automaton = ahocorasick.Automaton()
+    for word in words:
+        fragment = word[1:] if len(word) >= 4 else word
+        automaton.add_word(fragment, fragment)
+    automaton.make_automaton()
+    return automaton
+
+
+def higher(a: Priority | None, b: Priority | None) -> Priority | None:
+    if a is None or b is None:
+        return a or b
+    order = list(Priority)
+    return a if order.index(a) >= order.index(b) else b
+
+
+def compiled(rulebook: Rulebook) -> CompiledRulebook:
+    """The rulebook's compiled form, built on first use and kept on the object; a reloaded
+    rulebook is a new object and compiles afresh."""
+    engine = rulebook._compiled
+    if not isinstance(engine, CompiledRulebook) or engine.rulebook is not rulebook:
+        engine = CompiledRulebook(rulebook)
+        rulebook._compiled = engine
+    return engine
