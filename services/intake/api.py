@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, BackgroundTasks, Header, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
-from services.intake.domain import fingerprint, idempotency_key
+from services.intake.domain import fingerprint, idempotency_key, public_history
 from services.intake.flows import Intake, Submission
 from services.intake.store import complaint_of
 from shared.contracts import ComplaintSubmission
@@ -104,5 +104,5 @@ def tracking_view(doc: Document, ticket: Document | None) -> TrackingView:
         "status": ticket["status"], "agency": ticket["agency"],
         "agency_name": ticket.get("agency_name"), "priority": ticket.get("priority"),
         "category": ticket.get("category"), "routing": ticket.get("routing"),
-        "deadlines": ticket.get("deadlines"), "history": ticket.get("history", []),
+        "deadlines": ticket.get("deadlines"), "history": public_history(ticket.get("history", [])),
     })

@@ -3,6 +3,7 @@
 import hashlib
 import secrets
 from datetime import datetime
+from typing import Any
 
 from shared.contracts import Complaint, ComplaintSubmission
 
@@ -43,3 +44,16 @@ def accept(submission: ComplaintSubmission, *, ticket_id: str, now: datetime) ->
         anonymous=submission.anonymous, confidential=submission.confidential,
         attachments=[str(url) for url in submission.attachments], submitted_at=now,
     )
+
+
+# What a citizen holding the tracking number sees of a ticket's history: the steps of their
+# complaint and the replies meant for them. Internal notes, rejections between agencies and
+# the officers' names stay inside government (Zammad: internal notes are not replies).
+PUBLIC_ACTIONS = frozenset({"assigned", "rerouted", "acknowledged", "responded", "needs_info",
+                            "citizen_replied", "resolved"})
+PUBLIC_FIELDS = ("at", "action", "agency", "note")
+
+
+def public_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{name: entry.get(name) for name in PUBLIC_FIELDS}
+            for entry in history if entry.get("action") in PUBLIC_ACTIONS]

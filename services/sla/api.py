@@ -27,7 +27,8 @@ def _sla(request: Request) -> Sla:
 
 
 def ticket_json(ticket: Document) -> dict[str, Any]:
-    """The agency's view: everything but bookkeeping. The SLA store never holds the reporter."""
+    """The agency's view: everything but bookkeeping. Like the agency's queue, it holds the
+    reporter only when the complaint is neither anonymous nor confidential."""
     view = {k: v for k, v in ticket.items() if k not in ("_id", "applied_events", "claim")}
     encoded: dict[str, Any] = jsonable_encoder({"ticket_id": ticket["_id"], **view})
     return encoded

@@ -60,6 +60,9 @@ def new_ticket(ticket_id: str, routed: TicketRouted, policy: Policy, *, assigned
         "location": routed.location.model_dump() if routed.location else None,
         "anonymous": routed.anonymous, "confidential": routed.confidential,
         "attachments": list(routed.attachments),
+        # Kept so a re-routed ticket reaches its next agency with a way to answer the citizen;
+        # the router never sends one for an anonymous or confidential complaint.
+        "reporter": routed.reporter.model_dump(mode="json") if routed.reporter else None,
         "submitted_at": start, "assigned_at": assigned_at, "created_at": now,
         "first_response_at": None, "resolved_at": None,
         "sla": {"target": target.name, "calendar": target.calendar},
@@ -140,7 +143,7 @@ def mark_fired(ticket: Ticket, notices: list[Notice], policy: Policy, now: datet
 # --- re-routing requests -------------------------------------------------------------------
 
 def as_routed(ticket: Ticket) -> TicketRouted:
-    """The ticket as the router sees it (no reporter: the SLA never stores one)."""
+    """The ticket as the router sees it, reporter included unless the complaint hides it."""
     previous = [a["agency"] for a in ticket["assignments"][:-1]]
     return TicketRouted(
         agency=ticket["agency"], agency_name=ticket["agency_name"], authority=ticket["authority"],
@@ -149,8 +152,8 @@ def as_routed(ticket: Ticket) -> TicketRouted:
         title=ticket["title"], text=ticket["text"], location=ticket["location"],
         anonymous=ticket["anonymous"], confidential=ticket["confidential"],
         submitted_at=ticket["submitted_at"], attachments=ticket.get("attachments", []),
-        assignment=ticket["assignment"], previous_agency=previous[-1] if previous else None,
-        rejected_by=ticket["rejected_by"])
+        reporter=ticket.get("reporter"), assignment=ticket["assignment"],
+        previous_agency=previous[-1] if previous else None, rejected_by=ticket["rejected_by"])
 
 
 def rejection_request(ticket: Ticket, update: TicketUpdate) -> RerouteRequest:

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from services.intake.domain import accept, fingerprint, idempotency_key, new_ticket_id
+from services.intake.domain import accept, fingerprint, idempotency_key, new_ticket_id, public_history
 from shared.contracts import Channel, ComplaintSubmission
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -142,3 +142,20 @@ def test_accept_stringifies_attachment_urls() -> None:
     complaint = accept(make(attachments=urls), ticket_id="T", now=datetime(2026, 7, 10, tzinfo=UTC))
     assert complaint.attachments == urls
     assert all(type(a) is str for a in complaint.attachments)
+
+
+def test_public_history_keeps_the_citizens_steps_and_drops_internal_ones() -> None:
+    at = datetime(2026, 11, 28, 3, tzinfo=UTC)
+    history = [
+        {"at": at, "action": "assigned", "agency": "DLH", "actor": "router", "note": "rules of DLH"},
+        {"at": at, "action": "note", "agency": "DLH", "actor": "staf.andi", "note": "pelapor cerewet"},
+        {"at": at, "action": "rejected", "agency": "DLH", "actor": "kabid", "reason": "bukan kami"},
+        {"at": at, "action": "rerouted", "agency": "PUPR", "actor": "router"},
+        {"at": at, "action": "responded", "agency": "PUPR", "actor": "staf.budi",
+         "note": "Saluran dibersihkan Kamis"},
+    ]
+    assert public_history(history) == [
+        {"at": at, "action": "assigned", "agency": "DLH", "note": "rules of DLH"},
+        {"at": at, "action": "rerouted", "agency": "PUPR", "note": None},
+        {"at": at, "action": "responded", "agency": "PUPR", "note": "Saluran dibersihkan Kamis"},
+    ]
