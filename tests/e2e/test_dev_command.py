@@ -85,6 +85,59 @@ async def test_dev_runs_the_whole_pipeline_and_stops_cleanly(dev: DevSystem) -> 
     assert still_open == [], f"left running after SIGTERM: {still_open}"
 
 
+async def test_rejections_reroute_until_the_triage_desk_assigns_by_hand(dev: DevSystem) -> None:
+    try:
+        for url in (dev.intake, dev.sla, f"http://127.0.0.1:{dev.ports['router']}"):
+            wait_healthy(url, dev.process)
+        async with httpx.AsyncClient() as http:
+            accepted = await http.post(f"{dev.intake}/v1/complaints", json=COMPLAINT)
+            ticket_id = accepted.json()["ticket_id"]
+            ticket_url = f"{dev.sla}/v1/tickets/{ticket_id}"
+            await _eventually_routed(http, f"{dev.intake}/v1/complaints/{ticket_id}")
+            # 1. DLH rejects with a reason and a suggestion: PUPR's queue gets it, DLH's sees it go
+            await _act(http, ticket_url, {"action": "rejected", "actor": "kabid DLH",
+                                          "reason": "saluran, bukan sampah", "suggested_agency": "PUPR"})
+            pupr = await _eventually_assigned(http, ticket_url, 2)
+            assert pupr["agency"] == "PUPR"
+            dlh = await read_topic(dev.kafka, Topics.agency("DLH"), expect=2, timeout=60)
+            assert [m["type"] for m in dlh] == ["ticket.assigned", "ticket.withdrawn"]
+            # 2. PUPR rejects too: two bounces, so the triage desk gets it and its head is told
+            await _act(http, ticket_url, {"action": "rejected", "actor": "kabid PUPR",
+                                          "reason": "bukan drainase", "suggested_agency": "DLH"})
+            triage = await _eventually_assigned(http, ticket_url, 3)
+            assert triage["agency"] == "TRIAGE"
+            alerts = await read_topic(dev.kafka, Topics.ESCALATIONS, expect=1, timeout=60,
+                                      settle=2.0)
+            assert any(a["data"]["clock"] == "routing" and a["ticket_id"] == ticket_id for a in alerts)
+            # 3. the desk assigns by hand, recorded with who and why
+            chosen = await http.post(f"{ticket_url}/route", json={
+                "agency": "DLH", "actor": "admin.rina", "reason": "sampah menyumbat saluran: DLH angkut"})
+            assert chosen.status_code == 202, chosen.text
+            final = await _eventually_assigned(http, ticket_url, 4)
+        assert final["agency"] == "DLH"
+        assert [a["agency"] for a in final["assignments"]] == ["DLH", "PUPR", "TRIAGE", "DLH"]
+        assert final["rejected_by"] == ["DLH", "PUPR"]
+        assert "assigned by hand by admin.rina" in final["routing"]["reason"]
+    finally:
+        code = stop(dev.process, signal.SIGTERM)
+    assert code == 0
+
+
+async def _act(http: httpx.AsyncClient, ticket_url: str, update: dict[str, str]) -> None:
+    done = await http.post(f"{ticket_url}/events", json=update)
+    assert done.status_code == 200, done.text
+
+
+async def _eventually_assigned(http: httpx.AsyncClient, ticket_url: str,
+                               assignment: int) -> dict[str, Any]:
+    for _ in range(300):
+        ticket: dict[str, Any] = (await http.get(ticket_url)).json()
+        if ticket.get("assignment") == assignment:
+            return ticket
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"never reached assignment {assignment}: {ticket}")
+
+
 async def _eventually_routed(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
     for _ in range(100):
         view: dict[str, Any] = (await http.get(url)).json()
