@@ -5,21 +5,20 @@ Only the router's public API is used: ``load_rulebook``, the ``Rulebook`` model 
 """
 
 import argparse
-import inspect
 import json
 import sys
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
-from functools import cache
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from services.router.domain import Decision, normalise, route
-from services.router.rulebook import Rule, Rulebook, load_rulebook
+from services.router.domain import Decision, route
+from services.router.evaluation import Tally
+from services.router.lint import lint
+from services.router.rulebook import Rulebook, load_rulebook
 from shared.contracts import Channel, Location, describe_errors
 from shared.settings import Settings
 
@@ -88,8 +87,6 @@ def _misused(args: argparse.Namespace) -> str | None:
         return "--expect, --report-only and --misses need --jsonl"
     if (args.report_only or args.misses) and not args.expect:
         return "--report-only and --misses need --expect FIELD"
-    if args.exclude and "exclude" not in _accepted_by_route():
-        return "--exclude needs a router whose route() accepts 'exclude'"
     return None
 
 
@@ -108,22 +105,8 @@ class RouteRequest(BaseModel):
 
 
 def decide(rulebook: Rulebook, request: RouteRequest, *, exclude: frozenset[str] = frozenset()) -> Decision:
-    """Call the router with whatever context its `route` accepts (location, channel, exclude).
-
-    The engine grows these keyword-only arguments; until it has them they are left out.
-    """
-    accepted = _accepted_by_route()
-    context: dict[str, Any] = {"location": request.location, "channel": request.channel}
-    if exclude:
-        context["exclude"] = exclude
-    router: Callable[..., Decision] = route
-    return router(rulebook, request.text, request.title,
-                  **{name: value for name, value in context.items() if name in accepted})
-
-
-@cache
-def _accepted_by_route() -> frozenset[str]:
-    return frozenset(inspect.signature(route).parameters)
+    return route(rulebook, request.text, request.title, location=request.location,
+                 channel=request.channel, exclude=exclude)
 
 
 def decision_json(rulebook: Rulebook, decision: Decision) -> dict[str, Any]:
@@ -242,137 +225,6 @@ def _line_json(request: RouteRequest, decision: Decision) -> dict[str, Any]:
         "candidates": [c.model_dump(mode="json") for c in why.candidates],
         "explanation": why.model_dump(mode="json", exclude={"candidates"}),
     }
-
-
-# ------------------------------------------------------------------ accuracy report
-
-NO_ANSWER = "-"  # how a missing category (or expectation) shows in the report
-
-
-@dataclass
-class Tally:
-    """Expected against given answers, for accuracy and a per-label table."""
-
-    fallback: str
-    pairs: list[tuple[str, str, str]] = field(default_factory=list)  # (id, expected, given)
-    triaged: int = 0
-
-    def add(self, row_id: object, expected: str | None, given: str | None, *, agency: str) -> None:
-        self.pairs.append((str(row_id), expected or NO_ANSWER, given or NO_ANSWER))
-        self.triaged += agency == self.fallback
-
-    @property
-    def accuracy(self) -> float:
-        return sum(e == g for _, e, g in self.pairs) / len(self.pairs) if self.pairs else 0.0
-
-    @property
-    def triage_rate(self) -> float:
-        return self.triaged / len(self.pairs) if self.pairs else 0.0
-
-    def per_label(self) -> dict[str, tuple[float, float, int]]:
-        """label -> (precision, recall, support); a label never right scores 0, not undefined."""
-        expected = Counter(e for _, e, _ in self.pairs)
-        given = Counter(g for _, _, g in self.pairs)
-        right = Counter(e for _, e, g in self.pairs if e == g)
-        return {label: (right[label] / given[label] if given[label] else 0.0,
-                        right[label] / expected[label] if expected[label] else 0.0, expected[label])
-                for label in sorted({*expected, *given})}
-
-    def misses(self) -> list[tuple[str, str, str]]:
-        return [pair for pair in self.pairs if pair[1] != pair[2]]
-
-    def report(self, *, show_misses: bool) -> str:
-        lines = [f"lines: {len(self.pairs)}  accuracy: {self.accuracy:.3f}  "
-                 f"triage rate: {self.triage_rate:.3f} ({self.triaged} to {self.fallback})",
-                 f"{'label':<14} {'precision':>9} {'recall':>7} {'support':>8}"]
-        lines += [f"{label:<14} {p:>9.2f} {r:>7.2f} {n:>8}" for label, (p, r, n) in self.per_label().items()]
-        if show_misses:
-            lines.append("misses (id: expected -> given):")
-            lines += [f"  {row_id}: {e} -> {g}" for row_id, e, g in self.misses()]
-        return "\n".join(lines)
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "lines": len(self.pairs), "accuracy": round(self.accuracy, 4),
-            "triage_rate": round(self.triage_rate, 4),
-            "labels": {label: {"precision": round(p, 4), "recall": round(r, 4), "support": n}
-                       for label, (p, r, n) in self.per_label().items()},
-            "misses": [{"id": i, "expected": e, "given": g} for i, e, g in self.misses()],
-        }
-
-
-# ------------------------------------------------------------------ rulebook lint
-
-@dataclass(frozen=True)
-class Finding:
-    severity: str  # "error" or "warning"
-    subject: str  # a rule id, an agency code or a phrase
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.severity.upper():<7} {self.subject}: {self.message}"
-
-
-def lint(rulebook: Rulebook) -> list[Finding]:
-    """What makes a rulebook route badly: unknown codes, contested phrases, dead rules."""
-    return [*_unknown_codes(rulebook), *_agencies_without_rules(rulebook),
-            *_contested_phrases(rulebook), *_dead_rules(rulebook)]
-
-
-def _unknown_codes(rulebook: Rulebook) -> Iterator[Finding]:
-    if rulebook.fallback not in rulebook.codes:
-        yield Finding("error", "fallback", f"names {rulebook.fallback!r}, which is not an agency")
-
-
-def _agencies_without_rules(rulebook: Rulebook) -> Iterator[Finding]:
-    for agency in rulebook.agencies:
-        if not agency.rules and agency.code != rulebook.fallback:
-            yield Finding("warning", agency.code, "has no rules: nothing can route to it")
-
-
-def _contested_phrases(rulebook: Rulebook) -> Iterator[Finding]:
-    owners: dict[str, dict[str, list[str]]] = {}
-    for agency in rulebook.agencies:
-        for rule in agency.rules:
-            for phrase in {normalise(p).strip() for p in (*rule.any, *(q for g in rule.groups() for q in g))}:
-                owners.setdefault(phrase, {}).setdefault(agency.code, []).append(rule.id)
-    for phrase, by_agency in sorted(owners.items()):
-        if len(by_agency) > 1:
-            claims = "; ".join(f"{code} ({', '.join(ids)})" for code, ids in sorted(by_agency.items()))
-            yield Finding("warning", repr(phrase), f"claimed by {claims}")
-
-
-def _dead_rules(rulebook: Rulebook) -> Iterator[Finding]:
-    for agency in rulebook.agencies:
-        for rule in agency.rules:
-            vetoed = {normalise(p) for p in rule.none}
-            if any(normalise(p) in vetoed for p in rule.all):
-                yield Finding("error", rule.id, "vetoes one of its own 'all' phrases: it never fires")
-                continue
-            winner = _winner(rulebook, [*_required(rule), *rule.any])
-            if winner == rulebook.fallback != agency.code:
-                yield Finding("warning", rule.id, "too weak to win alone: its phrases together score "
-                              "below min_score (a tie-breaker at best)")
-                continue
-            if winner != agency.code:
-                yield Finding("error", rule.id,
-                              f"can never win: its phrases together route to {winner}, not {agency.code}")
-                continue
-            for phrase in rule.any:
-                winner = _winner(rulebook, [*_required(rule), phrase])
-                if winner != agency.code:
-                    yield Finding("warning", rule.id, f"{phrase!r} alone routes to {winner}")
-
-
-def _required(rule: Rule) -> list[str]:
-    """The least text that satisfies a rule's required phrases: each of ``all`` and the first
-    alternative of each ``require`` group."""
-    return [*rule.all, *(group[0] for group in rule.require)]
-
-
-def _winner(rulebook: Rulebook, phrases: list[str]) -> str:
-    # A full stop between phrases keeps each one whole to a reader; the router sees plain words.
-    return decide(rulebook, RouteRequest(text=" . ".join(phrases))).agency.code
 
 
 def _check(rulebook: Rulebook) -> int:
