@@ -164,8 +164,8 @@ def print_addresses(options: DevOptions, settings: Settings, servers: list[Embed
         f"  mongodb   {settings.mongodb_url}"
         f"{'  (embedded nx-27017)' if any('mongo' in k for k in kinds) else '  (external)'}",
         f"  intake    http://{host}:{options.intake_port}  (POST /v1/complaints, /docs)",
-        f"  sla       http://{host}:{options.sla_port}  (POST /v1/tickets/{{id}}/events, /docs)",
-        f"  router    http://{host}:{options.router_port}/healthz",
+        f"  sla       http://{host}:{options.sla_port}  (/v1/tickets/{{id}}, /v1/reports/compliance, /docs)",
+        f"  router    http://{host}:{options.router_port}  (/v1/rulebook, /docs)",
         f"  data      {options.data_dir.resolve()}",
     ]
     print("\n".join(lines), flush=True)
