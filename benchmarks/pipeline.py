@@ -25,7 +25,7 @@ from pymongo import AsyncMongoClient
 
 from services.dev import create_topics, service_command
 from shared.contracts import Topics
-from shared.embedded import EmbeddedServer, die_with_parent, free_port, start_kafka, start_mongo
+from shared.embedded import die_with_parent, env_or_embedded, free_port
 from shared.mongo import Document
 from shared.settings import Settings
 
@@ -139,15 +139,7 @@ def main() -> None:
     args = parser.parse_args()
     n = args.n
     work = Path(tempfile.mkdtemp(prefix="disposisi-bench-"))
-    servers: list[EmbeddedServer] = []
-    bootstrap = os.environ.get("DISPOSISI_KAFKA_BOOTSTRAP_SERVERS")
-    mongo_url = os.environ.get("DISPOSISI_MONGODB_URL")
-    if not bootstrap:
-        servers.append(start_kafka(free_port(), work))
-        bootstrap = servers[-1].address
-    if not mongo_url:
-        servers.append(start_mongo(free_port(), work))
-        mongo_url = f"mongodb://{servers[-1].address}/?directConnection=true"
+    bootstrap, mongo_url, servers = env_or_embedded(work)
     settings = Settings(kafka_bootstrap_servers=bootstrap, mongodb_url=mongo_url,
                         mongodb_database=f"bench_{uuid.uuid4().hex[:8]}", intake_port=free_port(),
                         router_port=free_port(), sla_port=free_port())

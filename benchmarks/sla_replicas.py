@@ -9,7 +9,6 @@ DISPOSISI_MONGODB_URL); uses the demo policy (levels at 3.75 s and 5 s, 24x7).
 
 import argparse
 import asyncio
-import os
 import statistics
 import tempfile
 import time
@@ -22,7 +21,7 @@ from pymongo import AsyncMongoClient
 
 from services.sla.flows import Sla, Turn
 from shared.contracts import utc_now
-from shared.embedded import free_port, start_kafka, start_mongo
+from shared.embedded import env_or_embedded
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.integration.sla_support import routed_envelope, sla_instance
@@ -86,15 +85,7 @@ def main() -> None:
     parser.add_argument("--waiting", type=int, default=10000, help="open tickets not yet due")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        kafka = os.environ.get("DISPOSISI_KAFKA_BOOTSTRAP_SERVERS")
-        mongo = os.environ.get("DISPOSISI_MONGODB_URL")
-        servers = []
-        if not kafka:
-            servers.append(start_kafka(free_port(), Path(tmp)))
-            kafka = servers[-1].address
-        if not mongo:
-            servers.append(start_mongo(free_port(), Path(tmp)))
-            mongo = f"mongodb://{servers[-1].address}/?directConnection=true"
+        kafka, mongo, servers = env_or_embedded(Path(tmp))
         settings = Settings(kafka_bootstrap_servers=kafka, mongodb_url=mongo,
                             mongodb_database=f"bench_{uuid.uuid4().hex[:8]}",
                             sla_policy=ROOT / "examples" / "policy-demo.yaml",

@@ -47,7 +47,7 @@ from services.dev import create_topics, service_command
 from services.sla.domain import new_ticket
 from services.sla.policy import load_policy
 from shared.contracts import TicketRouted, Topics, utc_now
-from shared.embedded import EmbeddedServer, die_with_parent, free_port, start_kafka, start_mongo
+from shared.embedded import die_with_parent, env_or_embedded, free_port
 from shared.mongo import Document
 from shared.settings import Settings
 
@@ -266,17 +266,9 @@ async def measure(settings: Settings, template: Document, template_due: datetime
 
 
 def run(args: argparse.Namespace, work: Path) -> Figures:
-    servers: list[EmbeddedServer] = []
-    bootstrap = os.environ.get("DISPOSISI_KAFKA_BOOTSTRAP_SERVERS")
-    mongo_url = os.environ.get("DISPOSISI_MONGODB_URL")
+    bootstrap, mongo_url, servers = env_or_embedded(work)
     sla: subprocess.Popen[bytes] | None = None
     try:
-        if not bootstrap:
-            servers.append(start_kafka(free_port(), work))
-            bootstrap = servers[-1].address
-        if not mongo_url:
-            servers.append(start_mongo(free_port(), work))
-            mongo_url = f"mongodb://{servers[-1].address}/?directConnection=true"
         policy = work / "policy-bench.yaml"
         policy.write_text(POLICY)
         settings = Settings(kafka_bootstrap_servers=bootstrap, mongodb_url=mongo_url,

@@ -2,6 +2,7 @@
 server (NX-27017), both installed from PyPI and started as child processes on loopback."""
 
 import ctypes
+import os
 import shutil
 import signal
 import socket
@@ -121,3 +122,23 @@ def _wait_until_listening(server: EmbeddedServer, timeout: float) -> None:
     server.stop()
     raise EmbeddedServerError(f"{server.name} did not listen on port {server.port} "
                               f"within {timeout:.0f} s; see {server.log_path}")
+
+
+def env_or_embedded(work: Path) -> tuple[str, str, list[EmbeddedServer]]:
+    """Kafka bootstrap and MongoDB URL: the servers DISPOSISI_KAFKA_BOOTSTRAP_SERVERS and
+    DISPOSISI_MONGODB_URL name, else embedded ones started in ``work`` (returned, to stop)."""
+    started: list[EmbeddedServer] = []
+    bootstrap = os.environ.get("DISPOSISI_KAFKA_BOOTSTRAP_SERVERS")
+    mongo_url = os.environ.get("DISPOSISI_MONGODB_URL")
+    try:
+        if not bootstrap:
+            started.append(start_kafka(free_port(), work))
+            bootstrap = started[-1].address
+        if not mongo_url:
+            started.append(start_mongo(free_port(), work))
+            mongo_url = f"mongodb://{started[-1].address}/?directConnection=true"
+    except BaseException:
+        for server in started:
+            server.stop()
+        raise
+    return bootstrap, mongo_url, started

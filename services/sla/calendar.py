@@ -18,7 +18,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -40,6 +39,7 @@ from services.sla.working_time import (
     national_holidays,
 )
 from shared.contracts import describe_errors
+from shared.yamlfile import read_yaml
 
 __all__ = ["AlwaysOpen", "Calendar", "CalendarSpec", "HolidayChanges", "OfficeHours", "WeekHours",
            "WorkDuration", "WorkingHours", "build_calendar", "check_timezone", "due",
@@ -180,12 +180,7 @@ def load_holiday_changes(path: Path) -> HolidayChanges:
 @lru_cache(maxsize=16)
 def _load_holiday_changes(path: Path, mtime_ns: int, size: int) -> HolidayChanges:
     # Keyed on the file's stamp: policies are reloaded often, the file rarely changes.
-    try:
-        content: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read: {error.strerror}") from error
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML: {error}") from error
+    content: Any = read_yaml(path)
     try:
         return HolidayChanges.model_validate(content or {})
     except ValidationError as error:

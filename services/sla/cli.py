@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import yaml
 from pydantic import ValidationError
 
 from services.sla.calendar import Calendar, CalendarSpec, WorkDuration, build_calendar, check_timezone, due
 from shared.contracts import describe_errors
 from shared.settings import Settings
+from shared.yamlfile import read_yaml
 
 _NAIVE = ("An instant without an offset (e.g. 2026-07-06T10:00) is read in the calendar's "
           "timezone; give an offset or Z for anything else (2026-07-06T03:00Z).")
@@ -66,12 +66,7 @@ def run_calendar(args: argparse.Namespace) -> int:
 
 def load_tenant_calendar(path: Path, name: str) -> TenantCalendar:
     """Calendar ``name`` of a policy file, with the policy's ``timezone`` as the tenant default."""
-    try:
-        content: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise ValueError(f"{path}: cannot read: {error.strerror}") from error
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML: {error}") from error
+    content: Any = read_yaml(path)
     calendars = content.get("calendars") if isinstance(content, dict) else None
     if not isinstance(calendars, dict):
         raise ValueError(f"{path}: calendars: expected a mapping of calendar names to calendars")
