@@ -51,9 +51,13 @@ def accept(submission: ComplaintSubmission, *, ticket_id: str, now: datetime) ->
 # the officers' names stay inside government (Zammad: internal notes are not replies).
 PUBLIC_ACTIONS = frozenset({"assigned", "rerouted", "acknowledged", "responded", "needs_info",
                             "citizen_replied", "resolved"})
-PUBLIC_FIELDS = ("at", "action", "agency", "note")
+# Only these notes are written for the citizen; a routing note may quote an agency's reasons
+# for rejecting the complaint and the desk officer who re-assigned it.
+NOTES_FOR_THE_CITIZEN = frozenset({"acknowledged", "responded", "needs_info", "citizen_replied",
+                                   "resolved"})
 
 
 def public_history(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{name: entry.get(name) for name in PUBLIC_FIELDS}
+    return [{"at": entry.get("at"), "action": entry["action"], "agency": entry.get("agency"),
+             "note": entry.get("note") if entry["action"] in NOTES_FOR_THE_CITIZEN else None}
             for entry in history if entry.get("action") in PUBLIC_ACTIONS]

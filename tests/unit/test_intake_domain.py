@@ -150,12 +150,13 @@ def test_public_history_keeps_the_citizens_steps_and_drops_internal_ones() -> No
         {"at": at, "action": "assigned", "agency": "DLH", "actor": "router", "note": "rules of DLH"},
         {"at": at, "action": "note", "agency": "DLH", "actor": "staf.andi", "note": "pelapor cerewet"},
         {"at": at, "action": "rejected", "agency": "DLH", "actor": "kabid", "reason": "bukan kami"},
-        {"at": at, "action": "rerouted", "agency": "PUPR", "actor": "router"},
+        {"at": at, "action": "rerouted", "agency": "PUPR", "actor": "admin.rina",
+         "note": "DLH rejected it (bukan kami); assigned by hand by admin.rina"},
         {"at": at, "action": "responded", "agency": "PUPR", "actor": "staf.budi",
          "note": "Saluran dibersihkan Kamis"},
     ]
     assert public_history(history) == [
-        {"at": at, "action": "assigned", "agency": "DLH", "note": "rules of DLH"},
+        {"at": at, "action": "assigned", "agency": "DLH", "note": None},
         {"at": at, "action": "rerouted", "agency": "PUPR", "note": None},
         {"at": at, "action": "responded", "agency": "PUPR", "note": "Saluran dibersihkan Kamis"},
     ]
