@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     late_after_seconds: float = Field(
         30.0, ge=0, description="An escalation fired this long after its trigger is marked late."
     )
+    parked_update_seconds: float = Field(
+        3600.0, gt=0, description="How long an update waits for its ticket to open before it "
+                                  "is dead-lettered.")
     reroute_max_bounces: int = Field(
         2, ge=1, description="Rejections after which a ticket goes to the triage desk.")
     rulebook_reload_seconds: float = Field(

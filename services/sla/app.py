@@ -48,6 +48,7 @@ def create_app(settings: Settings) -> FastAPI:
             sla.run_scheduler,
             lambda: every(settings.outbox_sweep_seconds, relay.sweep, "escalation outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, reroutes.sweep, "reroute outbox sweep"),
+            lambda: every(settings.outbox_sweep_seconds, sla.expire_parked, "parked update expiry"),
         ):
             yield
         await broker.stop()

@@ -5,7 +5,7 @@ import logging
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from services.router.rulebook import Rulebook
 from services.sla.domain import (
@@ -34,6 +34,7 @@ from shared.contracts import (
     envelope,
     utc_now,
 )
+from shared.kafka import Incoming, Outgoing, dead_letter, publish_all
 from shared.mongo import Document
 from shared.outbox import OutboxRelay, outbox_fields
 from shared.settings import Settings
@@ -91,6 +92,51 @@ class Sla:
             if await self.store.save_if_unchanged(changed, ticket["version"]):
                 return 1
         raise RuntimeError(f"ticket {ticket_id} kept changing; re-assignment not applied")
+
+    # --- updates that came before their ticket --------------------------------------------
+
+    async def park(self, record: Incoming, ticket_id: str, update: TicketUpdate,
+                   event_id: str) -> None:
+        """Keep an update whose ticket is not open yet: after a downtime this service may read
+        an agency's update before the routing decision that opens the ticket. It is applied
+        when the ticket opens, or dead-lettered if the ticket never comes."""
+        await self.store.park({
+            "_id": event_id, "ticket_id": ticket_id, "update": update.model_dump(mode="json"),
+            "parked_at": utc_now(),
+            "record": {"topic": record.topic, "partition": record.partition,
+                       "offset": record.offset, "key": (record.key or b"").decode(errors="replace"),
+                       "value": record.value.decode(errors="replace")}})
+
+    async def apply_parked(self, ticket_ids: list[str]) -> list[Outgoing]:
+        """Apply the parked updates of these tickets in arrival order; dead letters for the
+        ones the ticket refuses."""
+        parked = await self.store.parked_for(ticket_ids)
+        refused: list[Outgoing] = []
+        for doc in parked:
+            try:
+                await self.apply(doc["ticket_id"], TicketUpdate.model_validate(doc["update"]),
+                                 doc["_id"])
+            except (ValueError, UnknownTicket) as error:
+                refused.append(self._parked_letter(doc, str(error)))
+        await self.store.unpark([doc["_id"] for doc in parked])
+        return refused
+
+    async def expire_parked(self) -> int:
+        """Dead-letter updates whose ticket did not open within the allowed time."""
+        limit = utc_now() - timedelta(seconds=self.settings.parked_update_seconds)
+        stale = await self.store.parked_before(limit, self.settings.scheduler_batch_size)
+        letters = [self._parked_letter(doc, f"no ticket {doc['ticket_id']} within "
+                                            f"{self.settings.parked_update_seconds:g} s")
+                   for doc in stale]
+        await publish_all(self.relay.broker, letters)
+        await self.store.unpark([doc["_id"] for doc in stale])
+        return len(stale)
+
+    def _parked_letter(self, doc: Document, reason: str) -> Outgoing:
+        record = doc["record"]
+        return dead_letter(self.settings, "sla", Incoming(
+            topic=record["topic"], partition=record["partition"], offset=record["offset"],
+            key=record["key"].encode() or None, value=record["value"].encode()), reason)
 
     # --- updates ----------------------------------------------------------------------------
 

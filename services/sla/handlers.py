@@ -26,6 +26,7 @@ def register(broker: KafkaBroker, sla: Sla) -> None:
                                         settings=sla.settings, service=SERVICE)
         await publish_all(broker, rejected)
         await sla.open_tickets(events)
+        await publish_all(broker, await sla.apply_parked([str(e.ticket_id) for e in events]))
 
     @batch_subscriber(broker, Topics.UPDATES, group_id="disposisi-sla-updates", settings=sla.settings,
                       description="Actions on tickets: acknowledged, responded, resolved, rejected, "
@@ -37,7 +38,9 @@ def register(broker: KafkaBroker, sla: Sla) -> None:
             try:
                 event = decode_event(record, TicketUpdate, EventType.TICKET_UPDATE)
                 await sla.apply(str(event.ticket_id), event.data, event.id)
-            except (ValueError, UnknownTicket) as error:  # UpdateRefused is a ValueError
+            except UnknownTicket:  # its routing decision may not have been read yet
+                await sla.park(record, str(event.ticket_id), event.data, event.id)
+            except ValueError as error:  # invalid, or refused (UpdateRefused is a ValueError)
                 rejected.append(dead_letter(sla.settings, SERVICE, record, str(error)))
         await publish_all(broker, rejected)
 

@@ -12,6 +12,7 @@ from shared.mongo import Document, insert_new
 TICKETS = "tickets"
 ESCALATIONS = "escalations"
 REROUTES = "reroutes"
+PARKED = "parked_updates"
 CLAIM = "claim"  # the scheduler's lease token; never written by ticket updates
 
 # Tickets are written whole (replace, guarded by their version), never with $set: NX-27017 0.8
@@ -25,6 +26,7 @@ class TicketStore:
         self.tickets = db[TICKETS]
         self.escalations = db[ESCALATIONS]
         self.reroutes = db[REROUTES]
+        self.parked = db[PARKED]
 
     async def ensure_indexes(self) -> None:
         # The scheduler only ever asks "what is due now?": this index answers it without a scan.
@@ -32,6 +34,8 @@ class TicketStore:
         await self.tickets.create_index([("agency", ASCENDING), ("status", ASCENDING)])
         await self.escalations.create_index([("ticket_id", ASCENDING)])
         await self.reroutes.create_index([("ticket_id", ASCENDING)])
+        await self.parked.create_index([("ticket_id", ASCENDING)])
+        await self.parked.create_index([("parked_at", ASCENDING)])
 
     async def add_new(self, tickets: Sequence[Document]) -> int:
         """Store tickets not stored yet (by ticket id); redelivered ones change nothing."""
@@ -66,6 +70,24 @@ class TicketStore:
         stored = await self.reroutes.find_one({"_id": doc["_id"]})
         assert stored is not None
         return stored
+
+    # --- updates that came before their ticket --------------------------------------------
+
+    async def park(self, doc: Document) -> None:
+        """Keep an update (by its event id, once) until its ticket is opened."""
+        await insert_new(self.parked, [doc])
+
+    async def parked_for(self, ticket_ids: Sequence[str]) -> list[Document]:
+        cursor = self.parked.find({"ticket_id": {"$in": list(ticket_ids)}}).sort("parked_at", 1)
+        return await cursor.to_list(None)
+
+    async def parked_before(self, when: datetime, limit: int) -> list[Document]:
+        cursor = self.parked.find({"parked_at": {"$lt": when}}).sort("parked_at", 1)
+        return await cursor.limit(limit).to_list(None)
+
+    async def unpark(self, ids: Sequence[str]) -> None:
+        if ids:
+            await self.parked.delete_many({"_id": {"$in": list(ids)}})
 
     # --- the scheduler ----------------------------------------------------------------------
 

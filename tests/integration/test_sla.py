@@ -23,6 +23,7 @@ pytestmark = pytest.mark.integration
 
 async def test_tickets_are_idempotent_and_follow_updates(
         settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
+    settings = settings.model_copy(update={"parked_update_seconds": 1.0})
     bootstrap = settings.kafka_bootstrap_servers
     tickets = mongo[settings.mongodb_database]["tickets"]
     async with serving(create_app(settings), settings.sla_port) as url, httpx.AsyncClient() as http:
@@ -51,7 +52,10 @@ async def test_tickets_are_idempotent_and_follow_updates(
     assert ticket["resolved_at"] is not None and ticket["resolution_met"] is True
     assert ticket["next_check_at"] is None
     assert sorted(letter["data"]["reason"][:25] for letter in letters) == [
-        "no ticket T-404", "ticket T-1 is resolved: r"]
+        "no ticket T-404 within 1 ", "ticket T-1 is resolved: r"]
+    [unknown_letter] = [x for x in letters if "T-404" in x["data"]["reason"]]
+    assert unknown_letter["data"]["source_topic"] == Topics.UPDATES  # the original record
+    assert '"u-3"' in unknown_letter["data"]["payload"]
     assert responded.status_code == 200 and responded.json()["status"] == "responded"
     assert responded.json()["first_response_at"] is not None
     assert len(repeat.json()["history"]) == len(responded.json()["history"])
@@ -192,3 +196,24 @@ async def test_two_services_fire_each_level_exactly_once(settings: Settings) -> 
     assert len(fired) == 60
     assert set(fired.values()) == {1}, [k for k, v in fired.items() if v > 1]
     assert {e["data"]["recipients"][0]["role"] for e in events} == {"agency_head"}
+
+
+async def test_an_update_read_before_its_ticket_opens_is_applied_when_it_does(
+        settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
+    """After a downtime the SLA may read an agency's update before the routing decision that
+    opens the ticket: the update waits for the ticket instead of being dead-lettered."""
+    bootstrap = settings.kafka_bootstrap_servers
+    db = mongo[settings.mongodb_database]
+    async with serving(create_app(settings), settings.sla_port) as url, httpx.AsyncClient() as http:
+        await produce(bootstrap, Topics.UPDATES, [update("T-7", "u-7", "acknowledged", actor="staf")])
+        assert await eventually(lambda: at_least(db["parked_updates"], 1))
+        await produce(bootstrap, Topics.ROUTED, [routed("T-7", utc_now())])
+
+        async def acknowledged() -> bool:
+            response = await http.get(f"{url}/v1/tickets/T-7")
+            return response.status_code == 200 and response.json()["status"] == "acknowledged"
+
+        assert await eventually(acknowledged)
+        letters = await read_topic(bootstrap, Topics.DEADLETTER, expect=1, timeout=2.0)
+    assert letters == []
+    assert await db["parked_updates"].count_documents({}) == 0
