@@ -4,11 +4,12 @@ the scoring of what it finds. Built once per Rulebook object (see ``compiled``).
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 
 import ahocorasick
 
-from services.router.evidence import Entry, Found
+from services.router.evidence import Entry, Found, Weighed
 from services.router.gazetteer import ROAD_WORDS, Place, places, road_tag
 from services.router.matcher import TokenMatcher
 from services.router.rulebook import PhraseRule, Rule, Rulebook, Signal
@@ -21,6 +22,7 @@ from services.router.text import (
 )
 from shared.contracts import Channel, Location, Priority
 
+_SETTLING_ROUNDS = 3
 _TITLE_GAP = "#"  # never a token (tokens are letters or digits): nothing matches across it
 
 
@@ -45,32 +47,53 @@ class CompiledRule:
     priority: Priority | None = None
     category: str | None = None
 
-    def fires(self, present: set[int], mentioned: set[int]) -> bool:
-        """Every condition met, and no veto phrase mentioned anywhere (even inside a longer
-        phrase: "guru honorer" still mentions a "guru")."""
+    def may_fire(self, mentioned: AbstractSet[int]) -> bool:
+        """Could fire once overlaps are settled: every phrase it needs is mentioned."""
         if not self.none.isdisjoint(mentioned):
+            return False
+        if self.any and self.any.isdisjoint(mentioned):
+            return False
+        return all(not group.isdisjoint(mentioned) for group in self.groups)
+
+    def fires(self, present: AbstractSet[int], mentioned: AbstractSet[int]) -> bool:
+        """Some of its evidence scores (an 'any' phrase, if it has them, among it); every
+        condition is mentioned, even inside a longer phrase ("pajak" in "pajak hotel"); and no
+        veto phrase is mentioned anywhere ("guru honorer" still mentions a "guru")."""
+        if self.evidence.isdisjoint(present) or not self.none.isdisjoint(mentioned):
             return False
         if self.any and self.any.isdisjoint(present):
             return False
-        return all(not group.isdisjoint(present) for group in self.groups)
+        return all(not group.isdisjoint(mentioned) for group in self.groups)
 
-    def weigh(self, present: dict[int, float],
-              phrases: Sequence["Phrase"]) -> tuple[float, list[int]]:
-        """The rule's evidence (before its weight) and the phrases it rests on. Each 'any'
+    def signalled(self, affirmed: AbstractSet[int], mentioned: AbstractSet[int]) -> bool:
+        """A priority signal: every phrase it needs present and not negated."""
+        if not self.none.isdisjoint(mentioned):
+            return False
+        if self.any and self.any.isdisjoint(affirmed):
+            return False
+        return all(not group.isdisjoint(affirmed) for group in self.groups)
+
+    def contributions(self, present: dict[int, float],
+                      phrases: Sequence["Phrase"]) -> list[tuple[float, int, float]]:
+        """What each phrase adds to the rule's score, as (value, phrase, factor): each 'any'
         phrase counts; the conditions count like one phrase spread over the text: the best
-        phrase of each group, averaged, times the length bonus of a phrase of that many words
-        (so three generic words far apart do not outweigh one specific phrase)."""
-        def value(phrase: int) -> float:
-            return phrases[phrase].specificity * present[phrase]
-
-        used = [p for p in self.any if p in present]
-        total = sum(value(p) for p in used)
+        scoring phrase of each group, averaged, times the length bonus of a phrase of that
+        many words (so three generic words far apart do not outweigh one specific phrase).
+        A group whose phrases are all inside longer ones is met but scores nothing."""
+        found: list[tuple[float, int, float]] = []
+        for phrase in self.any:
+            if phrase in present:
+                found.append((self.weight * phrases[phrase].specificity * present[phrase],
+                              phrase, self.weight))
         if self.groups:
-            bests = [max((p for p in group if p in present), key=value) for group in self.groups]
-            size = len(bests)
-            total += sum(value(p) for p in bests) / size * (1.0 + 0.5 * (min(size, 4) - 1))
-            used += [p for p in bests if p not in used]
-        return total, sorted(used, key=lambda p: (-value(p), p))
+            size = len(self.groups)
+            factor = self.weight * (1.0 + 0.5 * (min(size, 4) - 1)) / size
+            for group in self.groups:
+                best = max(((phrases[p].specificity * present[p], p) for p in group
+                            if p in present), default=None)
+                if best is not None:
+                    found.append((factor * best[0], best[1], factor))
+        return found
 
     def applies(self, where: "Whereabouts", channel: Channel | None) -> bool:
         if self.channels and channel not in self.channels:
@@ -193,13 +216,11 @@ class CompiledRulebook:
         entries: dict[tuple[str, ...], Entry] = defaultdict(Entry)
         self._stem_vocabulary: set[str] = set()
         vocabulary: set[str] = set()
-        topical = {p for rule in self.rules for p in rule.evidence | rule.none}
         for phrase, tokens in enumerate(self._phrase_tokens):
             if tokens[0].startswith("@"):
                 continue  # a tag: set by the gazetteer, never typed
             surface = entries[tokens]
             surface.surface.append(phrase)
-            surface.covers |= phrase in topical
             stem_tokens = tuple(self._stem_pattern(t) for t in tokens)
             self._stem_vocabulary.update(stem_tokens)
             stemmed = entries[stem_tokens]
@@ -249,13 +270,35 @@ class CompiledRulebook:
                 fixed.add(index)
         stems = [self._stem(t) for t in tokens]
         found = Found.collect(self.matcher.find([tokens, stems]), fixed)
-        weighed = found.weighed(self.limits, len(title_tokens))
+        mentioned = found.mentions()
         where = self._whereabouts(found.places, location)
-        tallies = self._tally(weighed.present, weighed.mentioned, where, channel)
+        weighed, firing = self._settle(found, mentioned, where, channel, len(title_tokens))
+        tallies = self._tally(firing, weighed)
         affirmed = weighed.affirmed
         signals = [(signal, sorted(rule.evidence & affirmed.keys()))
-                   for signal, rule in self.signals if rule.fires(set(affirmed), weighed.mentioned)]
+                   for signal, rule in self.signals if rule.signalled(affirmed.keys(), mentioned)]
         return Analysis(tallies, signals, self.phrases, corrections)
+
+    def _settle(self, found: Found, mentioned: set[int], where: "Whereabouts",
+                channel: Channel | None, title_length: int) -> tuple[Weighed, list[CompiledRule]]:
+        """Which rules fire, and what scores for them. Overlapping phrases are settled among
+        the phrases of rules that may fire; a rule whose 'any' phrases all lose no longer
+        hides anything, which may uncover phrases of others: settle again until no rule
+        changes (a few rounds at most)."""
+        candidates = {id(r): r for p in mentioned for r in self._rules_by_phrase.get(p, ())}
+        eligible = sorted((r for r in candidates.values()
+                           if r.may_fire(mentioned) and r.applies(where, channel)),
+                          key=lambda r: self._order[r.id])
+        firing = eligible
+        weighed = found.weighed(self.limits, title_length, _evidence(firing))
+        for _ in range(_SETTLING_ROUNDS):
+            settled = [r for r in eligible if r.fires(weighed.present.keys(), mentioned)]
+            if settled == firing:
+                break
+            firing = settled
+            weighed = found.weighed(self.limits, title_length, _evidence(firing))
+        firing = [r for r in eligible if r.fires(weighed.present.keys(), mentioned)]
+        return weighed, firing
 
     def _stem(self, token: str) -> str:
         """Sastrawi's stem; for words its dictionary lacks (acronyms, loans: "bansosnya",
@@ -290,25 +333,47 @@ class CompiledRulebook:
                 kecamatan.add(self._key(place.kecamatan))
         return Whereabouts(frozenset(kecamatan), frozenset(kelurahan))
 
-    def _tally(self, present: dict[int, float], mentioned: set[int], where: Whereabouts,
-               channel: Channel | None) -> dict[str, Tally]:
-        candidates = {id(r): r for p in present for r in self._rules_by_phrase.get(p, ())}
+    def _tally(self, firing: list[CompiledRule], weighed: Weighed) -> dict[str, Tally]:
+        """Each agency's evidence: what its firing rules' phrases add, where a phrase and a
+        stretch of text score once per agency at their best (a phrase two of its rules list,
+        a word read both as written and through its stem)."""
         tallies: dict[str, Tally] = {}
-        found = set(present)
-        for rule in sorted(candidates.values(), key=lambda r: self._order[r.id]):
-            if not rule.fires(found, mentioned) or not rule.applies(where, channel):
-                continue
-            evidence, used = rule.weigh(present, self.phrases)
-            score = rule.weight * evidence
+        offers: dict[str, list[tuple[float, int, float]]] = defaultdict(list)
+        for rule in firing:
+            found = rule.contributions(weighed.present, self.phrases)
+            offers[rule.agency].extend(found)
             tally = tallies.setdefault(rule.agency, Tally())
-            if rule.category and score > tally.best_rule:
+            alone = sum(value for value, _, _ in found)
+            if rule.category and alone > tally.best_rule:
                 tally.category = rule.category  # the strongest rule names the category
-            tally.best_rule = max(tally.best_rule, score)
-            tally.score += score
+            tally.best_rule = max(tally.best_rule, alone)
             tally.rule_ids.append(rule.id)
-            tally.phrases.extend(p for p in used if p not in tally.phrases)
             tally.priority = higher(tally.priority, rule.priority)
+        for agency, tally in tallies.items():
+            tally.score, tally.phrases = self._claim(offers[agency], weighed)
         return tallies
+
+    def _claim(self, offers: list[tuple[float, int, float]],
+               weighed: Weighed) -> tuple[float, list[int]]:
+        """The best offers first; each phrase once, on tokens no better offer took."""
+        taken: set[int] = set()
+        used: list[int] = []
+        score = 0.0
+        for _, phrase, factor in sorted(offers, key=lambda offer: (-offer[0], offer[1])):
+            if phrase in used:
+                continue
+            for counted in weighed.counted[phrase]:
+                tokens = range(counted.start, counted.end + 1)
+                if taken.isdisjoint(tokens):
+                    taken.update(tokens)
+                    score += factor * self.phrases[phrase].specificity * counted.weight
+                    used.append(phrase)
+                    break
+        return score, used
+
+
+def _evidence(rules: Iterable[CompiledRule]) -> frozenset[int]:
+    return frozenset().union(*(rule.evidence for rule in rules))
 
 
 def _fragments(words: Iterable[str]) -> "ahocorasick.Automaton":

@@ -1,7 +1,7 @@
 """What one pass over a complaint found, and which of it counts: the rules of reading that
 decide between overlapping phrases, place names, stems, typo fixes and negations."""
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set as AbstractSet
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import NamedTuple
@@ -27,7 +27,6 @@ class Entry:
 
     surface: list[int] = field(default_factory=list)
     stemmed: list[int] = field(default_factory=list)
-    covers: bool = False  # a rule phrase (not only a priority signal's): hides shorter ones
     place: Place | None = None
     road: int | None = None  # phrase id of the road's status tag
     negation: bool = False
@@ -42,14 +41,23 @@ class Occurrence(NamedTuple):  # a tuple: built by the thousand per second
     reading: Reading
 
 
+class Counted(NamedTuple):
+    """An occurrence that scores: its weight and the tokens it spans."""
+
+    weight: float
+    start: int
+    end: int
+
+
 @dataclass(frozen=True)
 class Weighed:
-    """Phrase -> weight of its best occurrence that counts; the same for occurrences no
-    negation precedes (for priority signals); and every phrase mentioned at all (for vetoes)."""
+    """Phrase -> weight of its best occurrence that counts; every occurrence that counts, best
+    first (so that a text span scores once per agency); and the best weights of occurrences no
+    negation precedes (for priority signals)."""
 
     present: dict[int, float]
+    counted: dict[int, list[Counted]]
     affirmed: dict[int, float]
-    mentioned: set[int]
 
 
 @dataclass
@@ -60,19 +68,15 @@ class Found:
     landmark_ends: set[int]
     masked: set[int]  # words of road names: an address, not a topic
     places: list[Place]
-    covering: dict[int, int]  # start -> furthest end of a phrase or place starting there
-    addresses: dict[int, int] = field(default_factory=dict)  # the same, for places only
-    written: dict[int, int] = field(default_factory=dict)  # the same, as written only
+    addresses: dict[int, int] = field(default_factory=dict)  # start -> furthest end of a place
+    written: dict[int, int] = field(default_factory=dict)  # the same, of a phrase as written
 
     @classmethod
     def collect(cls, hits: Sequence[Hit[Entry]], fixed: set[int]) -> "Found":
-        found = cls([], set(), set(), set(), set(), [], {})
+        found = cls([], set(), set(), set(), set(), [])
         for hit in hits:
             entry, start, end, view = hit.payload, hit.start, hit.end, hit.view
             ids = entry.stemmed if view else entry.surface
-            if not view and (entry.covers or entry.place):
-                # only what is written hides what it contains; stems are a weaker reading
-                found.covering[start] = max(found.covering.get(start, end), end)
             if not view and entry.place:
                 found.addresses[start] = max(found.addresses.get(start, end), end)
             if view:
@@ -97,7 +101,35 @@ class Found:
                 found.landmark_ends.add(end)
         return found
 
-    def dominated(self, start: int, end: int) -> bool:
+    def mentions(self) -> set[int]:
+        """Every phrase mentioned anywhere, even inside a longer phrase ("guru honorer" still
+        mentions a "guru"), but not inside a place or road name, nor denied, nor a landmark.
+        Conditions and vetoes look here; only scoring settles overlaps."""
+        mentioned: set[int] = set()
+        for occurrence in self.occurrences:
+            if self._set_aside(occurrence.start):
+                continue
+            if not self.addressed(occurrence.start, occurrence.end):
+                mentioned.add(occurrence.phrase)
+        return mentioned
+
+    def _set_aside(self, start: int) -> bool:
+        # "bukan RS provinsi"; "di depan SMA Negeri 2": where it is, not what it is about
+        return start - 1 in self.denial_ends or start - 1 in self.landmark_ends
+
+    def covering(self, coverers: AbstractSet[int]) -> dict[int, int]:
+        """Start -> furthest end of a place name or of a written occurrence of one of
+        ``coverers`` (the phrases of rules that fire): a phrase that contributes to no firing
+        rule hides nothing ("sudah bayar" must not hide "bayar pbb"). Only what is written
+        hides what it contains; stems are a weaker reading."""
+        covering = dict(self.addresses)
+        for occurrence in self.occurrences:
+            if occurrence.reading is not Reading.STEM and occurrence.phrase in coverers:
+                start, end = occurrence.start, occurrence.end
+                covering[start] = max(covering.get(start, end), end)
+        return covering
+
+    def dominated(self, start: int, end: int, covering: dict[int, int]) -> bool:
         """Claimed by another phrase or place name: one that contains it ("jalan" in "lampu
         jalan", "sawah" in "Sawah Lebar", "darurat" in "instalasi gawat darurat"), or one that
         starts earlier and runs into it ("lampu jalan rusak" is a lamp, not "jalan rusak";
@@ -105,7 +137,7 @@ class Found:
         if start in self.masked and all(i in self.masked for i in range(start, end + 1)):
             return True
         for first in range(start, max(-1, start - LONGEST_SPAN), -1):
-            last = self.covering.get(first)
+            last = covering.get(first)
             if last is None:
                 continue
             if (last > end) if first == start else (last >= start):
@@ -120,34 +152,36 @@ class Found:
     def negated(self, start: int) -> bool:
         return any(start - gap in self.negation_ends for gap in (1, 2, 3))
 
-    def weighed(self, limits: Thresholds, title_length: int) -> Weighed:
-        """Weigh what counts; a mention inside a place or road name is no mention at all."""
+    def weighed(self, limits: Thresholds, title_length: int,
+                coverers: AbstractSet[int]) -> Weighed:
+        """Weigh what scores, once ``coverers`` have settled the overlaps; a mention inside a
+        place or road name is no mention at all."""
         title_weight = limits.title_weight
         kinds = {Reading.WRITTEN: 1.0, Reading.STEM: limits.stem_weight,
                  Reading.TYPO: limits.typo_weight}
+        covering = self.covering(coverers)
         present: dict[int, float] = {}
+        counted: dict[int, list[Counted]] = {}
         affirmed: dict[int, float] = {}
-        mentioned: set[int] = set()
         for occurrence in self.occurrences:
-            if occurrence.start - 1 in self.denial_ends:
-                continue  # "bukan RS provinsi"
-            if occurrence.start - 1 in self.landmark_ends:
-                continue  # "di depan SMA Negeri 2": where it is, not what it is about
-            if not self.addressed(occurrence.start, occurrence.end):
-                mentioned.add(occurrence.phrase)
-            if self.dominated(occurrence.start, occurrence.end):
+            start, end = occurrence.start, occurrence.end
+            if self._set_aside(start) or self.dominated(start, end, covering):
                 continue
-            if occurrence.reading is Reading.STEM and self.stem_redundant(occurrence.start,
-                                                                          occurrence.end):
+            if occurrence.reading is Reading.STEM and self.stem_redundant(start, end):
                 continue
             weight = kinds[occurrence.reading]
-            if occurrence.end < title_length:
+            if end < title_length:
                 weight *= title_weight
-            if weight > present.get(occurrence.phrase, 0.0):
-                present[occurrence.phrase] = weight
-            if not self.negated(occurrence.start) and weight > affirmed.get(occurrence.phrase, 0.0):
-                affirmed[occurrence.phrase] = weight
-        return Weighed(present, affirmed, mentioned)
+            phrase = occurrence.phrase
+            counted.setdefault(phrase, []).append(Counted(weight, start, end))
+            if weight > present.get(phrase, 0.0):
+                present[phrase] = weight
+            if not self.negated(start) and weight > affirmed.get(phrase, 0.0):
+                affirmed[phrase] = weight
+        for spans in counted.values():
+            if len(spans) > 1:
+                spans.sort(key=lambda span: -span.weight)
+        return Weighed(present, counted, affirmed)
 
     def addressed(self, start: int, end: int) -> bool:
         """Part of a place or road name."""
