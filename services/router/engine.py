@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 import ahocorasick
 
-from services.router.evidence import Entry, Found, Weighed
+from services.router.evidence import Entry, Found, Readings, Weighed
 from services.router.gazetteer import ROAD_WORDS, Place, places, road_tag
 from services.router.matcher import TokenMatcher
 from services.router.rulebook import PhraseRule, Rule, Rulebook, Signal
@@ -270,34 +270,41 @@ class CompiledRulebook:
                 fixed.add(index)
         stems = [self._stem(t) for t in tokens]
         found = Found.collect(self.matcher.find([tokens, stems]), fixed)
-        mentioned = found.mentions()
+        readings = found.readings(self.limits, len(title_tokens))
         where = self._whereabouts(found.places, location)
-        weighed, firing = self._settle(found, mentioned, where, channel, len(title_tokens))
+        weighed, firing = self._settle(readings, where, channel)
         tallies = self._tally(firing, weighed)
-        affirmed = weighed.affirmed
+        affirmed, mentioned = weighed.affirmed, readings.mentioned
         signals = [(signal, sorted(rule.evidence & affirmed.keys()))
                    for signal, rule in self.signals if rule.signalled(affirmed.keys(), mentioned)]
         return Analysis(tallies, signals, self.phrases, corrections)
 
-    def _settle(self, found: Found, mentioned: set[int], where: "Whereabouts",
-                channel: Channel | None, title_length: int) -> tuple[Weighed, list[CompiledRule]]:
+    def _order_of(self, rule: CompiledRule) -> int:
+        return self._order[rule.id]
+
+    def _settle(self, readings: Readings, where: "Whereabouts",
+                channel: Channel | None) -> tuple[Weighed, list[CompiledRule]]:
         """Which rules fire, and what scores for them. Overlapping phrases are settled among
         the phrases of rules that may fire; a rule whose 'any' phrases all lose no longer
         hides anything, which may uncover phrases of others: settle again until no rule
         changes (a few rounds at most)."""
-        candidates = {id(r): r for p in mentioned for r in self._rules_by_phrase.get(p, ())}
-        eligible = sorted((r for r in candidates.values()
-                           if r.may_fire(mentioned) and r.applies(where, channel)),
-                          key=lambda r: self._order[r.id])
+        mentioned = readings.mentioned
+        rules_by_phrase = self._rules_by_phrase
+        candidates = {r.id: r for p in mentioned if p in rules_by_phrase
+                      for r in rules_by_phrase[p]}
+        eligible = [r for r in candidates.values()
+                    if r.may_fire(mentioned) and r.applies(where, channel)]
+        eligible.sort(key=self._order_of)
         firing = eligible
-        weighed = found.weighed(self.limits, title_length, _evidence(firing))
+        weighed = readings.weighed(_evidence(firing))
         for _ in range(_SETTLING_ROUNDS):
             settled = [r for r in eligible if r.fires(weighed.present.keys(), mentioned)]
             if settled == firing:
                 break
             firing = settled
-            weighed = found.weighed(self.limits, title_length, _evidence(firing))
-        firing = [r for r in eligible if r.fires(weighed.present.keys(), mentioned)]
+            weighed = readings.weighed(_evidence(firing))
+        else:  # no fixed point within the rounds: the rules that fire on the last settling
+            firing = [r for r in eligible if r.fires(weighed.present.keys(), mentioned)]
         return weighed, firing
 
     def _stem(self, token: str) -> str:
@@ -362,11 +369,11 @@ class CompiledRulebook:
         for _, phrase, factor in sorted(offers, key=lambda offer: (-offer[0], offer[1])):
             if phrase in used:
                 continue
-            for counted in weighed.counted[phrase]:
-                tokens = range(counted.start, counted.end + 1)
+            for weight, start, end in weighed.counted[phrase]:
+                tokens = range(start, end + 1)
                 if taken.isdisjoint(tokens):
                     taken.update(tokens)
-                    score += factor * self.phrases[phrase].specificity * counted.weight
+                    score += factor * self.phrases[phrase].specificity * weight
                     used.append(phrase)
                     break
         return score, used

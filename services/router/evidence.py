@@ -1,7 +1,8 @@
 """What one pass over a complaint found, and which of it counts: the rules of reading that
 decide between overlapping phrases, place names, stems, typo fixes and negations."""
 
-from collections.abc import Sequence, Set as AbstractSet
+from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import NamedTuple
@@ -41,12 +42,9 @@ class Occurrence(NamedTuple):  # a tuple: built by the thousand per second
     reading: Reading
 
 
-class Counted(NamedTuple):
-    """An occurrence that scores: its weight and the tokens it spans."""
-
-    weight: float
-    start: int
-    end: int
+# An occurrence that scores: its weight, first and last token. A plain tuple: built by the
+# thousand per second, and a named one costs a Python call each.
+Counted = tuple[float, int, int]
 
 
 @dataclass(frozen=True)
@@ -101,48 +99,35 @@ class Found:
                 found.landmark_ends.add(end)
         return found
 
-    def mentions(self) -> set[int]:
-        """Every phrase mentioned anywhere, even inside a longer phrase ("guru honorer" still
-        mentions a "guru"), but not inside a place or road name, nor denied, nor a landmark.
-        Conditions and vetoes look here; only scoring settles overlaps."""
+    def readings(self, limits: Thresholds, title_length: int) -> "Readings":
+        """What the text says before overlaps are settled: every phrase mentioned (even inside
+        a longer phrase: "guru honorer" still mentions a "guru"; conditions and vetoes look
+        here), and every occurrence that may score, weighed. A denied phrase ("bukan RS
+        provinsi"), a landmark ("di depan SMA Negeri 2": where, not what) and a mention inside
+        a place or road name are no mention at all."""
+        kinds = {Reading.WRITTEN: 1.0, Reading.STEM: limits.stem_weight,
+                 Reading.TYPO: limits.typo_weight}
+        title_weight = limits.title_weight
         mentioned: set[int] = set()
-        for occurrence in self.occurrences:
-            if self._set_aside(occurrence.start):
+        scoring: list[Scoring] = []
+        aside = self.denial_ends | self.landmark_ends
+        negations = self.negation_ends
+        addressing = bool(self.addresses or self.masked)
+        stems_may_repeat = bool(self.written)
+        for phrase, start, end, reading in self.occurrences:
+            if start - 1 in aside:
                 continue
-            if not self.addressed(occurrence.start, occurrence.end):
-                mentioned.add(occurrence.phrase)
-        return mentioned
-
-    def _set_aside(self, start: int) -> bool:
-        # "bukan RS provinsi"; "di depan SMA Negeri 2": where it is, not what it is about
-        return start - 1 in self.denial_ends or start - 1 in self.landmark_ends
-
-    def covering(self, coverers: AbstractSet[int]) -> dict[int, int]:
-        """Start -> furthest end of a place name or of a written occurrence of one of
-        ``coverers`` (the phrases of rules that fire): a phrase that contributes to no firing
-        rule hides nothing ("sudah bayar" must not hide "bayar pbb"). Only what is written
-        hides what it contains; stems are a weaker reading."""
-        covering = dict(self.addresses)
-        for occurrence in self.occurrences:
-            if occurrence.reading is not Reading.STEM and occurrence.phrase in coverers:
-                start, end = occurrence.start, occurrence.end
-                covering[start] = max(covering.get(start, end), end)
-        return covering
-
-    def dominated(self, start: int, end: int, covering: dict[int, int]) -> bool:
-        """Claimed by another phrase or place name: one that contains it ("jalan" in "lampu
-        jalan", "sawah" in "Sawah Lebar", "darurat" in "instalasi gawat darurat"), or one that
-        starts earlier and runs into it ("lampu jalan rusak" is a lamp, not "jalan rusak";
-        "bus sekolah gratis" a bus). Indonesian puts the head noun first."""
-        if start in self.masked and all(i in self.masked for i in range(start, end + 1)):
-            return True
-        for first in range(start, max(-1, start - LONGEST_SPAN), -1):
-            last = covering.get(first)
-            if last is None:
+            if not addressing or not self.addressed(start, end):
+                mentioned.add(phrase)
+            stem = reading is Reading.STEM
+            if stem and stems_may_repeat and self.stem_redundant(start, end):
                 continue
-            if (last > end) if first == start else (last >= start):
-                return True
-        return False
+            weight = kinds[reading]
+            if end < title_length:
+                weight *= title_weight
+            negated = bool(negations) and self.negated(start)
+            scoring.append((phrase, start, end, not stem, weight, negated))
+        return Readings(mentioned, scoring, self.addresses, self.masked)
 
     def stem_redundant(self, start: int, end: int) -> bool:
         """Stems only fill gaps: where a phrase matched as written, its stems say nothing
@@ -152,37 +137,6 @@ class Found:
     def negated(self, start: int) -> bool:
         return any(start - gap in self.negation_ends for gap in (1, 2, 3))
 
-    def weighed(self, limits: Thresholds, title_length: int,
-                coverers: AbstractSet[int]) -> Weighed:
-        """Weigh what scores, once ``coverers`` have settled the overlaps; a mention inside a
-        place or road name is no mention at all."""
-        title_weight = limits.title_weight
-        kinds = {Reading.WRITTEN: 1.0, Reading.STEM: limits.stem_weight,
-                 Reading.TYPO: limits.typo_weight}
-        covering = self.covering(coverers)
-        present: dict[int, float] = {}
-        counted: dict[int, list[Counted]] = {}
-        affirmed: dict[int, float] = {}
-        for occurrence in self.occurrences:
-            start, end = occurrence.start, occurrence.end
-            if self._set_aside(start) or self.dominated(start, end, covering):
-                continue
-            if occurrence.reading is Reading.STEM and self.stem_redundant(start, end):
-                continue
-            weight = kinds[occurrence.reading]
-            if end < title_length:
-                weight *= title_weight
-            phrase = occurrence.phrase
-            counted.setdefault(phrase, []).append(Counted(weight, start, end))
-            if weight > present.get(phrase, 0.0):
-                present[phrase] = weight
-            if not self.negated(start) and weight > affirmed.get(phrase, 0.0):
-                affirmed[phrase] = weight
-        for spans in counted.values():
-            if len(spans) > 1:
-                spans.sort(key=lambda span: -span.weight)
-        return Weighed(present, counted, affirmed)
-
     def addressed(self, start: int, end: int) -> bool:
         """Part of a place or road name."""
         if not self.addresses and not self.masked:
@@ -190,6 +144,74 @@ class Found:
         if all(i in self.masked for i in range(start, end + 1)):
             return True
         return _covered(self.addresses, start, end, strictly=True)
+
+
+# An occurrence that may score unless a longer phrase claims it: phrase, first and last
+# token, whether written (or typo-fixed: it may hide what it contains), weight, negated.
+Scoring = tuple[int, int, int, bool, float, bool]
+
+
+@dataclass(slots=True)
+class Readings:
+    mentioned: set[int]
+    scoring: list[Scoring]
+    addresses: dict[int, int]
+    masked: set[int]
+
+    def weighed(self, coverers: AbstractSet[int]) -> Weighed:
+        """What scores once overlaps are settled among place names and written occurrences
+        of ``coverers`` (the phrases of rules that fire): a phrase that contributes to no
+        firing rule hides nothing ("sudah bayar" must not hide "bayar pbb"). Stems are a
+        weaker reading: they hide nothing."""
+        starting = dict(self.addresses)
+        for phrase, start, end, written, _, _ in self.scoring:
+            if written and phrase in coverers and end > starting.get(start, -1):
+                starting[start] = end
+        covering = Covering.of(starting, self.masked)
+        present: dict[int, float] = {}
+        counted: dict[int, list[Counted]] = {}
+        affirmed: dict[int, float] = {}
+        for phrase, start, end, _, weight, negated in self.scoring:
+            if covering.dominates(start, end):
+                continue
+            counted.setdefault(phrase, []).append((weight, start, end))
+            if weight > present.get(phrase, 0.0):
+                present[phrase] = weight
+            if not negated and weight > affirmed.get(phrase, 0.0):
+                affirmed[phrase] = weight
+        for spans in counted.values():
+            if len(spans) > 1:
+                spans.sort(key=lambda span: -span[0])
+        return Weighed(present, counted, affirmed)
+
+
+@dataclass(slots=True)
+class Covering:
+    """What claims a stretch of text: a phrase or place name that contains it ("jalan" in
+    "lampu jalan", "sawah" in "Sawah Lebar", "darurat" in "instalasi gawat darurat"), or one
+    that starts earlier and runs into it ("lampu jalan rusak" is a lamp, not "jalan rusak";
+    "bus sekolah gratis" a bus): Indonesian puts the head noun first. And road names."""
+
+    starting: dict[int, int]  # start -> furthest end of a covering phrase starting there
+    reach: list[int]  # token -> furthest end of a covering phrase starting before it
+    masked: set[int]
+
+    @classmethod
+    def of(cls, starting: dict[int, int], masked: set[int]) -> "Covering":
+        reach = [-1]
+        furthest = -1
+        for first in range(max(starting, default=-1) + 1):
+            furthest = max(furthest, starting.get(first, -1))
+            reach.append(furthest)
+        return cls(starting, reach, masked)
+
+    def dominates(self, start: int, end: int) -> bool:
+        masked = self.masked
+        if masked and start in masked and all(i in masked for i in range(start, end + 1)):
+            return True
+        reach = self.reach
+        before = reach[start] if start < len(reach) else reach[-1]
+        return before >= start or self.starting.get(start, -1) > end
 
 
 def _covered(spans: dict[int, int], start: int, end: int, *, strictly: bool) -> bool:
