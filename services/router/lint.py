@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from services.router.domain import route
+from services.router.gazetteer import places
 from services.router.rulebook import Rule, Rulebook
 from services.router.text import normalise
 
@@ -19,9 +20,11 @@ class Finding:
 
 
 def lint(rulebook: Rulebook) -> list[Finding]:
-    """What makes a rulebook route badly: unknown codes, contested phrases, dead rules."""
+    """What makes a rulebook route badly: unknown codes, contested phrases, dead rules, phrases
+    that are place names, rules easy to misread."""
     return [*_unknown_codes(rulebook), *_agencies_without_rules(rulebook),
-            *_contested_phrases(rulebook), *_dead_rules(rulebook)]
+            *_contested_phrases(rulebook), *_dead_rules(rulebook),
+            *_place_names_as_phrases(rulebook), *_any_and_require(rulebook)]
 
 
 def _unknown_codes(rulebook: Rulebook) -> Iterator[Finding]:
@@ -67,6 +70,31 @@ def _dead_rules(rulebook: Rulebook) -> Iterator[Finding]:
                 winner = _winner(rulebook, [*_required(rule), phrase])
                 if winner != agency.code:
                     yield Finding("warning", rule.id, f"{phrase!r} alone routes to {winner}")
+
+
+def _place_names_as_phrases(rulebook: Rulebook) -> Iterator[Finding]:
+    """A phrase that is also a place name ("jembatan kecil" is a kelurahan) is found in every
+    address that names the place: a complaint from there reads as one about the phrase."""
+    named = {normalise(name): place for name, place in places(rulebook.gazetteer).items()}
+    for agency in rulebook.agencies:
+        for rule in agency.rules:
+            for phrase in dict.fromkeys((*rule.any, *(p for g in rule.groups() for p in g))):
+                place = named.get(normalise(phrase))
+                if place is None:
+                    continue
+                kind = (f"a kelurahan of {place.kecamatan}" if place.kelurahan
+                        else "a kecamatan")
+                yield Finding("warning", rule.id, f"{phrase!r} is also a place name ({kind}): "
+                              "every address there reads as this phrase")
+
+
+def _any_and_require(rulebook: Rulebook) -> Iterator[Finding]:
+    for agency in rulebook.agencies:
+        for rule in agency.rules:
+            if rule.any and rule.require:
+                yield Finding("warning", rule.id,
+                              "has both 'any' and 'require': it fires only when one 'any' "
+                              "phrase AND a phrase of every 'require' group appear")
 
 
 def _required(rule: Rule) -> list[str]:
