@@ -7,8 +7,6 @@ from collections.abc import Iterable, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field, replace
 
-import ahocorasick
-
 from services.router.evidence import Entry, Found, Readings, Weighed
 from services.router.gazetteer import ROAD_WORDS, Place, places, road_tag
 from services.router.matcher import TokenMatcher
@@ -18,6 +16,8 @@ from services.router.text import (
     Normaliser,
     TypoFixer,
     default_lexicon,
+    may_stem_to,
+    root_fragments,
     shared_stemmer,
 )
 from shared.contracts import Channel, Location, Priority
@@ -244,7 +244,7 @@ class CompiledRulebook:
         for cue in lexicon.landmark_cues:
             for noun in ("", *lexicon.landmark_nouns):
                 entries[tuple(self.normaliser.tokens(f"{cue} {noun}"))].landmark = True
-        self._root_fragments = _fragments(self._stem_vocabulary)
+        self._root_fragments = root_fragments(self._stem_vocabulary)
         matcher: TokenMatcher[Entry] = TokenMatcher()
         for tokens, entry in entries.items():
             if tokens:
@@ -320,7 +320,7 @@ class CompiledRulebook:
     def _stem_uncached(self, token: str) -> str:
         if token in self._stem_vocabulary:
             return token  # already a word the stem view looks for: "penerangan jalannya"
-        if not _may_stem_to(token, self._root_fragments):
+        if not may_stem_to(token, self._root_fragments):
             # No word the stem view looks for can hide in it: skip the stemmer (~0.4 ms).
             return token
         stem = self.stemmer.stem(token)
@@ -381,35 +381,6 @@ class CompiledRulebook:
 
 def _evidence(rules: Iterable[CompiledRule]) -> frozenset[int]:
     return frozenset().union(*(rule.evidence for rule in rules))
-
-
-# What Indonesian affixation can leave after a root: suffixes, possessives and particles, alone
-# or stacked ("dibersihkannya"). A fragment followed by anything else is inside another word.
-_AFTER_ROOT = frozenset({"", "i", "an", "kan", "nya", "lah", "kah", "tah", "pun", "ku", "mu",
-                         "inya", "annya", "kannya", "nyalah", "kanlah", "anku", "anmu", "kanku",
-                         "kanmu", "ilah", "anlah"})
-_LONGEST_PREFIX = 7  # "memper" + the root's first letter, which the fragment leaves out
-
-
-def _may_stem_to(token: str, fragments: "ahocorasick.Automaton") -> bool:
-    """Whether Sastrawi could find a stem-view word in ``token``: one of its fragments must
-    sit where a root sits, after at most a prefix and before only suffixes. Most typos fail
-    this and skip the stemmer, the costliest step of routing."""
-    for end, fragment in fragments.iter(token):
-        if end + 1 - len(fragment) <= _LONGEST_PREFIX and token[end + 1:] in _AFTER_ROOT:
-            return True
-    return False
-
-
-def _fragments(words: Iterable[str]) -> "ahocorasick.Automaton":
-    """What must appear in a word whose stem is one of ``words``: the stem itself, but for a
-    prefix that may change the first letter ("pukul" in "memukul", "sapu" in "menyapu")."""
-    automaton = ahocorasick.Automaton()
-    for word in words:
-        fragment = word[1:] if len(word) >= 4 else word
-        automaton.add_word(fragment, fragment)
-    automaton.make_automaton()
-    return automaton
 
 
 def higher(a: Priority | None, b: Priority | None) -> Priority | None:
