@@ -46,11 +46,14 @@ class DevSystem:
         self.kafka = os.environ.get("DISPOSISI_KAFKA_BOOTSTRAP_SERVERS",
                                     f"127.0.0.1:{self.ports['kafka']}")
 
+    def wait_ready(self) -> None:
+        for url in (self.intake, self.sla, f"http://127.0.0.1:{self.ports['router']}"):
+            wait_healthy(url, self.process)
+
 
 async def test_dev_runs_the_whole_pipeline_and_stops_cleanly(dev: DevSystem) -> None:
     try:
-        for url in (dev.intake, dev.sla, f"http://127.0.0.1:{dev.ports['router']}"):
-            wait_healthy(url, dev.process)
+        dev.wait_ready()
         async with httpx.AsyncClient() as http:
             # 1. a channel posts a complaint and gets a tracking number
             accepted = await http.post(f"{dev.intake}/v1/complaints", json=COMPLAINT)
@@ -87,8 +90,7 @@ async def test_dev_runs_the_whole_pipeline_and_stops_cleanly(dev: DevSystem) -> 
 
 async def test_rejections_reroute_until_the_triage_desk_assigns_by_hand(dev: DevSystem) -> None:
     try:
-        for url in (dev.intake, dev.sla, f"http://127.0.0.1:{dev.ports['router']}"):
-            wait_healthy(url, dev.process)
+        dev.wait_ready()
         async with httpx.AsyncClient() as http:
             accepted = await http.post(f"{dev.intake}/v1/complaints", json=COMPLAINT)
             ticket_id = accepted.json()["ticket_id"]
