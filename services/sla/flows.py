@@ -191,10 +191,6 @@ class Sla:
 
     # --- the scheduler ----------------------------------------------------------------------
 
-    async def escalate_due(self) -> int:
-        """One scheduler turn; returns how many escalations this replica fired."""
-        return (await self.turn()).fired
-
     async def turn(self) -> Turn:
         """Lease due tickets, store their due notices under unique ids (insert-if-absent: each
         fires once however many replicas race), advance the tickets, then publish. A crash at

@@ -30,7 +30,6 @@ from shared.contracts import describe_errors
 __all__ = ["Calendar", "Level", "Policy", "PolicyError", "Target", "WorkDuration", "load_policy"]
 
 Duration = Annotated[WorkDuration, BeforeValidator(parse_duration)]
-AgencyClock = Literal["response", "update", "resolution"]
 ClockName = Literal["response", "update", "resolution", "ceiling", "routing"]
 
 
