@@ -58,3 +58,12 @@ class Settings(BaseSettings):
     rulebook_reload_seconds: float = Field(
         5.0, gt=0, description="How often the router checks the rulebook file for changes.")
     instance_id: str = Field(default_factory=_instance_id)
+
+    # --- sign-in and permissions ---
+    auth_secret: str = Field(
+        "", repr=False, description="Key that signs access tokens (HS256), at least 32 random "
+                                    "characters; required (`disposisi dev` makes its own).")
+    auth_token_seconds: float = Field(1800.0, gt=0, description="Lifetime of an access token.")
+    auth_max_failed_sign_ins: int = Field(
+        5, ge=1, description="Wrong passwords in a row that lock an account.")
+    auth_lockout_seconds: float = Field(900.0, gt=0, description="How long a locked account stays locked.")

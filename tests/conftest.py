@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -15,8 +16,12 @@ from shared.embedded import EmbeddedServer, free_port, start_kafka, start_mongo
 from shared.mongo import Document
 from shared.settings import Settings
 
+if TYPE_CHECKING:
+    from tests.integration.auth_support import Accounts
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_POLICY = ROOT / "examples" / "policy-demo.yaml"
+TEST_AUTH_SECRET = "test-signing-key-" + uuid.uuid4().hex  # 49 characters, fresh each run
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +65,7 @@ def settings(kafka_bootstrap: str, mongodb_url: str) -> Settings:
         intake_port=free_port(), sla_port=free_port(), router_port=free_port(),
         outbox_sweep_seconds=0.5, outbox_lease_seconds=2.0, scheduler_interval_seconds=0.2,
         late_after_seconds=3.0, topic_partitions=2, instance_id=f"test-{uuid.uuid4().hex[:6]}",
+        auth_secret=TEST_AUTH_SECRET,
     )
 
 
@@ -71,3 +77,11 @@ async def mongo(settings: Settings) -> AsyncIterator[AsyncMongoClient[Document]]
     finally:
         await client.drop_database(settings.mongodb_database)
         await client.close()
+
+
+@pytest.fixture
+async def accounts(settings: Settings, mongo: AsyncMongoClient[Document]) -> "Accounts":
+    """Users and API keys in the test's database, as an administrator makes them."""
+    from tests.integration.auth_support import Accounts
+
+    return Accounts(settings, mongo)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from services.intake.domain import fingerprint, idempotency_key, public_history
 from services.intake.flows import Intake, Submission
 from services.intake.store import complaint_of
+from shared.auth import access_of
 from shared.contracts import ComplaintSubmission
 from shared.mongo import Document
 
@@ -50,14 +51,20 @@ def build_router() -> APIRouter:
     router = APIRouter(prefix="/v1")
 
     @router.post("/complaints", status_code=status.HTTP_202_ACCEPTED, response_model=Accepted,
-                 responses={409: {"description": "Idempotency-Key reused for other content"},
+                 responses={403: {"description": "The API key is of another channel"},
+                            409: {"description": "Idempotency-Key reused for other content"},
                             422: {"description": "Invalid fields, each named"}})
     async def submit_complaint(
         submission: ComplaintSubmission, request: Request, background: BackgroundTasks,
         idempotency_key_header: Annotated[str | None, Header(alias="Idempotency-Key",
                                                              max_length=128)] = None,
     ) -> Accepted:
-        """Accept a complaint: it is stored before this answers, then published."""
+        """Accept a complaint: it is stored before this answers, then published. Needs a
+        channel's API key (``X-API-Key``), which submits for its own channel only."""
+        principal = access_of(request).principal
+        if principal is None or principal.name != submission.channel:
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                "this API key may submit complaints for its own channel only")
         intake = _intake(request)
         key = idempotency_key(submission, header_key=idempotency_key_header)
         [doc] = await intake.store([Submission(submission, key)])

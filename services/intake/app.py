@@ -10,6 +10,8 @@ from services.intake import api, handlers
 from services.intake.flows import Intake
 from services.intake.store import ComplaintStore
 from shared import mongo
+from shared.accounts import AccountStore
+from shared.auth import Authenticator, build_auth_router, guard
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.outbox import OutboxRelay
@@ -26,11 +28,13 @@ def create_app(settings: Settings) -> FastAPI:
                         owner=settings.instance_id)
     intake = Intake(settings, complaints, relay)
     handlers.register(broker, intake)
+    auth = Authenticator(settings, AccountStore(db))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings, [Topics.SUBMITTED, Topics.RECEIVED, Topics.DEADLETTER])
         await complaints.ensure_indexes()
+        await auth.accounts.ensure_indexes()
         await relay.ensure_indexes()
         await broker.start()
         async with background(lambda: every(settings.outbox_sweep_seconds, relay.sweep,
@@ -40,10 +44,13 @@ def create_app(settings: Settings) -> FastAPI:
         await client.close()
 
     app = FastAPI(title="Disposisi intake", version="1", lifespan=lifespan,
-                  description="Accepts citizens' complaints from every channel.")
+                  description="Accepts citizens' complaints from every channel.",
+                  dependencies=[guard(handlers.SERVICE)])
     app.state.intake = intake
+    app.state.auth = auth
     app.add_exception_handler(RequestValidationError, validation_error)
     app.include_router(api.build_router())
+    app.include_router(build_auth_router())
     add_health(app, settings, handlers.SERVICE, db)
     return app
 

@@ -9,6 +9,9 @@ from services.router import api, handlers
 from services.router.flows import Router
 from services.router.reload import RulebookReloader
 from services.router.rulebook import Rulebook, load_rulebook
+from shared import mongo
+from shared.accounts import AccountStore
+from shared.auth import Authenticator, build_auth_router, guard
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.runtime import add_health, background, every, serve
@@ -20,6 +23,8 @@ def create_app(settings: Settings) -> FastAPI:
     broker = make_broker(settings, handlers.SERVICE)
     router = Router(settings, rulebook)
     handlers.register(broker, router)
+    client = mongo.connect(settings)  # accounts only: who may read or reload the rulebook
+    auth = Authenticator(settings, AccountStore(mongo.database(client, settings)))
 
     async def create_queues(book: Rulebook) -> None:
         await ensure_topics(settings, [Topics.agency(code) for code in book.codes])
@@ -36,11 +41,15 @@ def create_app(settings: Settings) -> FastAPI:
         ):
             yield
         await broker.stop()
+        await client.close()
 
     app = FastAPI(title="Disposisi router", version="1", lifespan=lifespan,
-                  description="Routes complaints to the agency whose Tupoksi covers them.")
+                  description="Routes complaints to the agency whose Tupoksi covers them.",
+                  dependencies=[guard(handlers.SERVICE)])
     app.state.reloader = reloader
+    app.state.auth = auth
     app.include_router(api.build_router())
+    app.include_router(build_auth_router())
     add_health(app, settings, handlers.SERVICE)
     return app
 

@@ -1,4 +1,8 @@
-"""SLA's HTTP API: agencies' updates, the triage desk's manual routing, the full ticket view."""
+"""SLA's HTTP API: agencies' updates, the triage desk's manual routing, the full ticket view.
+
+Who may call what is in ``shared.permissions``; here each handler checks, once the ticket is
+read, that it lies within the caller's scope (own agency, or the triage queue), answering 404
+exactly as for an unknown ticket otherwise. The actor of an update is the signed-in caller."""
 
 import uuid
 from typing import Annotated, Any
@@ -7,23 +11,50 @@ from fastapi import APIRouter, Header, HTTPException, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field
+from pydantic.json_schema import SkipJsonSchema
 
 from services.sla.flows import Sla, UnknownTicket, UpdateRefused
+from shared.auth import Access, access_of
 from shared.contracts import RerouteRequest, Strict, TicketUpdate, derived_event_id
 from shared.mongo import Document
+from shared.permissions import UPDATE_ACTIONS
+
+
+class UpdateRequest(TicketUpdate):
+    """The body of ``POST /v1/tickets/{id}/events``: an update without ``actor``, which is
+    always the signed-in caller (a body naming one is refused, 422)."""
+
+    actor: SkipJsonSchema[None] = Field(None, exclude=True)
+
+    def as_update(self, actor: str) -> TicketUpdate:
+        return TicketUpdate.model_validate({**self.model_dump(), "actor": actor})
 
 
 class RouteByHand(Strict):
     """The triage desk assigns an agency itself; the router carries the decision out."""
 
     agency: str = Field(min_length=1, max_length=40, description="Agency code from the rulebook.")
-    actor: str = Field(min_length=1, max_length=120, description="Who decided.")
     reason: str = Field(min_length=1, max_length=1000, description="Why this agency.")
 
 
 def _sla(request: Request) -> Sla:
     sla: Sla = request.app.state.sla
     return sla
+
+
+async def _visible_ticket(request: Request, ticket_id: str) -> Document:
+    """The ticket, if the caller may see it; 404 alike for unknown and out-of-scope tickets."""
+    ticket = await _sla(request).store.get(ticket_id)
+    access_of(request).require_ticket(ticket_id, ticket["agency"] if ticket else None)
+    assert ticket is not None
+    return ticket
+
+
+def _may_take(access: Access, update: TicketUpdate) -> None:
+    role = access.principal.role if access.principal else ""
+    if update.action not in UPDATE_ACTIONS.get(role, frozenset()):
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"role {role} may not record {update.action.value}")
 
 
 def ticket_json(ticket: Document) -> dict[str, Any]:
@@ -38,19 +69,24 @@ def build_router() -> APIRouter:
     router = APIRouter(prefix="/v1")
 
     @router.post("/tickets/{ticket_id}/events", responses={
-        404: {"description": "Unknown ticket"}, 409: {"description": "Action not allowed now"},
+        403: {"description": "This role may not record this action"},
+        404: {"description": "Unknown ticket, or not the caller's"},
+        409: {"description": "Action not allowed now"},
         422: {"description": "Invalid fields, each named"}})
     async def post_ticket_event(
-        ticket_id: str, update: TicketUpdate, request: Request,
+        ticket_id: str, update: UpdateRequest, request: Request,
         idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=128)] = None,
     ) -> dict[str, Any]:
         """Record an action: acknowledged, responded, resolved, rejected (sent back to the router
         for a new agency), needs_info (pauses the clocks), citizen_replied (resumes them), note,
         reprioritised. With an Idempotency-Key, a retried request is applied once."""
+        access = access_of(request)
+        _may_take(access, update)
+        await _visible_ticket(request, ticket_id)
         event_id = (derived_event_id("http-update", ticket_id, idempotency_key)
                     if idempotency_key else str(uuid.uuid4()))
         try:
-            ticket = await _sla(request).apply(ticket_id, update, event_id)
+            ticket = await _sla(request).apply(ticket_id, update.as_update(access.actor), event_id)
         except UnknownTicket as error:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
         except UpdateRefused as error:
@@ -64,12 +100,14 @@ def build_router() -> APIRouter:
         """Assign the ticket to an agency by hand: the request goes to the router, which
         publishes the new routing decision. Repeating the same choice is the same request."""
         sla = _sla(request)
+        await _visible_ticket(request, ticket_id)
         if body.agency not in sla.rulebook.codes:
             raise RequestValidationError([{
                 "loc": ("body", "agency"), "type": "value_error",
                 "msg": f"unknown agency code {body.agency!r}: not in the rulebook"}])
         try:
-            return await sla.request_route(ticket_id, agency=body.agency, actor=body.actor,
+            return await sla.request_route(ticket_id, agency=body.agency,
+                                           actor=access_of(request).actor,
                                            reason=body.reason)
         except UnknownTicket as error:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
@@ -80,9 +118,6 @@ def build_router() -> APIRouter:
     async def get_ticket(ticket_id: str, request: Request) -> dict[str, Any]:
         """The ticket with its agency, routing explanation, both clocks, pauses, ladder and
         history."""
-        ticket = await _sla(request).store.get(ticket_id)
-        if ticket is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket {ticket_id}")
-        return ticket_json(ticket)
+        return ticket_json(await _visible_ticket(request, ticket_id))
 
     return router

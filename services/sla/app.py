@@ -14,6 +14,8 @@ from services.sla.report_store import ensure_report_indexes
 from services.sla.reports_api import ReportSource, build_reports_router
 from services.sla.store import TicketStore
 from shared import mongo
+from shared.accounts import AccountStore
+from shared.auth import Authenticator, build_auth_router, guard
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.outbox import OutboxRelay
@@ -34,12 +36,14 @@ def create_app(settings: Settings) -> FastAPI:
                            owner=settings.instance_id)
     sla = Sla(settings, policy, rulebook, store, relay, reroutes)
     handlers.register(broker, sla)
+    auth = Authenticator(settings, AccountStore(db))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings, [Topics.ROUTED, Topics.UPDATES, Topics.REROUTE,
                                        Topics.ESCALATIONS, Topics.DEADLETTER])
         await store.ensure_indexes()
+        await auth.accounts.ensure_indexes()
         await relay.ensure_indexes()
         await reroutes.ensure_indexes()
         await ensure_report_indexes(store.tickets, store.escalations)
@@ -55,13 +59,16 @@ def create_app(settings: Settings) -> FastAPI:
         await client.close()
 
     app = FastAPI(title="Disposisi SLA", version="1", lifespan=lifespan,
-                  description="Keeps every ticket, its clocks and its escalations.")
+                  description="Keeps every ticket, its clocks and its escalations.",
+                  dependencies=[guard(handlers.SERVICE)])
     app.state.sla = sla
+    app.state.auth = auth
     app.add_exception_handler(RequestValidationError, validation_error)
     app.state.report_source = ReportSource(store.tickets, store.escalations, policy.reports,
                                            policy.timezone)
     app.include_router(api.build_router())
     app.include_router(build_reports_router())
+    app.include_router(build_auth_router())
     add_health(app, settings, handlers.SERVICE, db)
     return app
 

@@ -1,6 +1,8 @@
 """HTTP: ``GET /v1/reports/compliance``, the compliance report as JSON or CSV.
 
 The app provides a ``ReportSource`` as ``app.state.report_source`` (the SLA app's wiring).
+An agency head sees the ``by=agency`` report cut to its own agency (its row is the totals);
+a supervisor sees the whole tenant.
 """
 
 from dataclasses import dataclass
@@ -8,7 +10,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pymongo.asynchronous.collection import AsyncCollection
 
@@ -21,8 +23,10 @@ from services.sla.reports import (
     compliance_report,
     report_csv,
 )
+from shared.auth import access_of
 from shared.contracts import utc_now
 from shared.mongo import Document
+from shared.permissions import Scope
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 366  # a year and a leap day: longer periods belong to an export, not a request
@@ -64,11 +68,22 @@ def report_period(first: date | None, after_last: date | None, *, timezone: str,
                         end=datetime.combine(end_day, time(0), tzinfo=zone).astimezone(UTC))
 
 
+def own_agency_report(report: ComplianceReport, agency: str) -> ComplianceReport:
+    """The report as one agency's head sees it: its row only, which is also the totals."""
+    mine = [row for row in report.rows if row.group == agency]
+    totals = mine[0] if mine else compliance_report(
+        [], [], period=report.period, now=report.generated_at, by=report.by,
+        zones=report.zones).totals
+    return report.model_copy(update={"rows": mine,
+                                     "totals": totals.model_copy(update={"group": report.totals.group})})
+
+
 def build_reports_router() -> APIRouter:
     router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
     @router.get("/compliance", response_model=ComplianceReport, responses={
         200: {"content": {"text/csv": {}}, "description": "The report (JSON, or CSV with format=csv)"},
+        403: {"description": "An agency head asked for other than by=agency"},
         422: {"description": "Bad dates, `from` not before `to`, unknown `by` or `format`"}})
     async def get_compliance_report(
         request: Request,
@@ -81,6 +96,11 @@ def build_reports_router() -> APIRouter:
         """Per group: tickets received, responded/resolved on time %, median and p90 working
         hours to first response, escalations per level, rejections, re-routes, quick
         re-pauses, open backlog by age, and a traffic-light zone; then the totals."""
+        access = access_of(request)
+        own_agency = access.principal.agency if access.scope is Scope.AGENCY and access.principal else None
+        if access.scope is Scope.AGENCY and (by != "agency" or own_agency is None):
+            raise HTTPException(status.HTTP_403_FORBIDDEN,
+                                "an agency head sees the by=agency report of its own agency")
         source = _source(request)
         now = utc_now()
         period = report_period(first, after_last, timezone=source.timezone,
@@ -88,6 +108,8 @@ def build_reports_router() -> APIRouter:
         inputs = await load_report_inputs(source.tickets, source.escalations, period)
         report = compliance_report(inputs.tickets, inputs.escalations, period=period, now=now,
                                    by=by, zones=source.zones)
+        if own_agency is not None:
+            report = own_agency_report(report, own_agency)
         if format == "csv":
             zone = ZoneInfo(source.timezone)
             name = (f"compliance-{by}-{period.start.astimezone(zone).date()}"

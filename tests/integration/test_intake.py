@@ -16,6 +16,7 @@ from shared.embedded import free_port, start_kafka
 from shared.kafka import ensure_topics
 from shared.mongo import Document
 from shared.settings import Settings
+from tests.integration.auth_support import Accounts
 from tests.integration.support import eventually, produce, read_topic, serving
 
 pytestmark = pytest.mark.integration
@@ -25,8 +26,10 @@ COMPLAINT = {"channel": "web",
 
 
 async def test_complaint_is_stored_before_202_and_published(
-        settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
-    async with serving(create_app(settings), settings.intake_port) as url, httpx.AsyncClient() as http:
+        settings: Settings, mongo: AsyncMongoClient[Document], accounts: Accounts) -> None:
+    web = await accounts.channel("web")
+    async with serving(create_app(settings), settings.intake_port) as url, \
+            httpx.AsyncClient(headers=web.headers) as http:
         body = {**COMPLAINT, "reporter": {"name": "Rina", "phone": "0812-3456-7890"},
                 "location": {"kecamatan": "Ratu Samban", "address": "Jl. Suprapto"}}
         response = await http.post(f"{url}/v1/complaints", json=body)
@@ -44,9 +47,12 @@ async def test_complaint_is_stored_before_202_and_published(
         assert "reporter" not in tracking.json()
 
 
-async def test_retries_with_the_same_key_return_the_same_ticket(settings: Settings) -> None:
-    async with serving(create_app(settings), settings.intake_port) as url, httpx.AsyncClient() as http:
-        headers = {"Idempotency-Key": "wa-msg-0001"}
+async def test_retries_with_the_same_key_return_the_same_ticket(settings: Settings,
+                                                                 accounts: Accounts) -> None:
+    web, lapor = await accounts.channel("web"), await accounts.channel("lapor")
+    async with serving(create_app(settings), settings.intake_port) as url, \
+            httpx.AsyncClient(headers=web.headers) as http:
+        headers = {"Idempotency-Key": "wa-msg-0001", **web.headers}
         first = await http.post(f"{url}/v1/complaints", json=COMPLAINT, headers=headers)
         again = await http.post(f"{url}/v1/complaints", json=COMPLAINT, headers=headers)
         assert first.status_code == again.status_code == 202
@@ -56,13 +62,17 @@ async def test_retries_with_the_same_key_return_the_same_ticket(settings: Settin
                                 json={**COMPLAINT, "text": "Lampu jalan di depan rumah mati total"})
         assert other.status_code == 409
         by_external = [await http.post(f"{url}/v1/complaints",
-                                       json={**COMPLAINT, "channel": "lapor", "external_id": "L-77"})
+                                       json={**COMPLAINT, "channel": "lapor", "external_id": "L-77"},
+                                       headers=lapor.headers)
                        for _ in range(2)]
         assert by_external[0].json()["ticket_id"] == by_external[1].json()["ticket_id"]
 
 
-async def test_invalid_complaints_get_422_naming_each_field(settings: Settings) -> None:
-    async with serving(create_app(settings), settings.intake_port) as url, httpx.AsyncClient() as http:
+async def test_invalid_complaints_get_422_naming_each_field(settings: Settings,
+                                                             accounts: Accounts) -> None:
+    web = await accounts.channel("web")
+    async with serving(create_app(settings), settings.intake_port) as url, \
+            httpx.AsyncClient(headers=web.headers) as http:
         response = await http.post(f"{url}/v1/complaints", json={
             "channel": "fax", "text": "short", "reporter": {"phone": "12", "email": "not-mail"},
             "location": {"lat": 3.8}, "colour": "red"})
@@ -122,13 +132,15 @@ def _submission() -> Submission:
 
 
 async def test_complaints_accepted_during_a_broker_outage_are_published_after_it(
-        settings: Settings, tmp_path: Path) -> None:
+        settings: Settings, tmp_path: Path, accounts: Accounts) -> None:
+    web = await accounts.channel("web")
     # A broker of its own (even when the suite runs against real Kafka): the test stops it.
     broker = start_kafka(free_port(), tmp_path)
     settings = settings.model_copy(update={"kafka_bootstrap_servers": broker.address})
     async with serving(create_app(settings), settings.intake_port) as url, httpx.AsyncClient() as http:
         broker.stop()
-        response = await http.post(f"{url}/v1/complaints", json=COMPLAINT, timeout=30)
+        response = await http.post(f"{url}/v1/complaints", json=COMPLAINT, timeout=30,
+                                   headers=web.headers)
         assert response.status_code == 202, "accepting must not depend on the broker"
         assert (await http.get(f"{url}/healthz", timeout=30)).status_code == 503
         broker = start_kafka(broker.port, tmp_path)  # memory storage: the topics are gone

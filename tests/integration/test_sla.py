@@ -15,6 +15,7 @@ from shared.contracts import Topics, derived_event_id, utc_now
 from shared.embedded import free_port
 from shared.mongo import Document
 from shared.settings import Settings
+from tests.integration.auth_support import Accounts
 from tests.integration.sla_support import routed, update
 from tests.integration.support import at_least, eventually, produce, read_topic, serving
 
@@ -22,11 +23,13 @@ pytestmark = pytest.mark.integration
 
 
 async def test_tickets_are_idempotent_and_follow_updates(
-        settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
+        settings: Settings, mongo: AsyncMongoClient[Document], accounts: Accounts) -> None:
     settings = settings.model_copy(update={"parked_update_seconds": 1.0})
     bootstrap = settings.kafka_bootstrap_servers
     tickets = mongo[settings.mongodb_database]["tickets"]
-    async with serving(create_app(settings), settings.sla_port) as url, httpx.AsyncClient() as http:
+    officer = await accounts.user("petugas.dlh", "officer", "DLH")
+    async with serving(create_app(settings), settings.sla_port) as url, \
+            httpx.AsyncClient(headers=officer.headers) as http:
         now = utc_now()
         await produce(bootstrap, Topics.ROUTED, [routed("T-1", now), routed("T-1", now),
                                                  routed("T-2", now)])
@@ -63,9 +66,11 @@ async def test_tickets_are_idempotent_and_follow_updates(
     assert "a rejection must give a reason" in invalid.json()["errors"][0]["problem"]
 
 
-async def test_pause_and_resume_over_http(settings: Settings) -> None:
+async def test_pause_and_resume_over_http(settings: Settings, accounts: Accounts) -> None:
     bootstrap = settings.kafka_bootstrap_servers
-    async with serving(create_app(settings), settings.sla_port) as url, httpx.AsyncClient() as http:
+    officer = await accounts.user("petugas.dlh", "officer", "DLH")
+    async with serving(create_app(settings), settings.sla_port) as url, \
+            httpx.AsyncClient(headers=officer.headers) as http:
         await produce(bootstrap, Topics.ROUTED, [routed("T-P", utc_now())])
         assert await eventually(lambda: _status(http, f"{url}/v1/tickets/T-P"))
         before = (await http.get(f"{url}/v1/tickets/T-P")).json()
@@ -92,18 +97,26 @@ async def _status(http: httpx.AsyncClient, url: str) -> bool:
     return (await http.get(url)).status_code == 200
 
 
+async def _status_is(http: httpx.AsyncClient, url: str, status: str) -> bool:
+    response = await http.get(url)
+    return response.status_code == 200 and response.json()["status"] == status
+
+
 async def test_rejection_sends_a_reroute_request_once(
-        settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
+        settings: Settings, mongo: AsyncMongoClient[Document], accounts: Accounts) -> None:
     bootstrap = settings.kafka_bootstrap_servers
-    async with serving(create_app(settings), settings.sla_port) as url, httpx.AsyncClient() as http:
+    head = await accounts.user("kabid.dlh", "agency_head", "DLH")
+    async with serving(create_app(settings), settings.sla_port) as url, \
+            httpx.AsyncClient(headers=head.headers) as http:
         await produce(bootstrap, Topics.ROUTED, [routed("T-R", utc_now())])
         assert await eventually(lambda: _status(http, f"{url}/v1/tickets/T-R"))
-        body = {"action": "rejected", "actor": "kabid DLH", "reason": "bukan Tupoksi DLH",
-                "suggested_agency": "PUPR"}
+        body = {"action": "rejected", "reason": "bukan Tupoksi DLH", "suggested_agency": "PUPR"}
+        spoofed = await http.post(f"{url}/v1/tickets/T-R/events", json={**body, "actor": "Walikota"})
         first = await http.post(f"{url}/v1/tickets/T-R/events", json=body, headers={"Idempotency-Key": "r"})
         again = await http.post(f"{url}/v1/tickets/T-R/events", json=body, headers={"Idempotency-Key": "r"})
         requests = await read_topic(bootstrap, Topics.REROUTE, expect=2, timeout=6)
-    assert (first.status_code, again.status_code) == (200, 200)
+    assert (first.status_code, again.status_code, spoofed.status_code) == (200, 200, 422)
+    assert spoofed.json()["errors"][0]["field"] == "actor"
     assert first.json()["status"] == "rejected"
     assert first.json()["rejected_by"] == ["DLH"]
     [request] = requests
@@ -111,7 +124,7 @@ async def test_rejection_sends_a_reroute_request_once(
     assert request["id"] == derived_event_id("reroute", "T-R:a1:rejected")
     data = request["data"]
     assert (data["cause"], data["reason"], data["actor"], data["suggested_agency"]) == \
-        ("rejected", "bukan Tupoksi DLH", "kabid DLH", "PUPR")
+        ("rejected", "bukan Tupoksi DLH", "kabid.dlh (agency_head, DLH)", "PUPR")
     assert (data["ticket"]["agency"], data["ticket"]["assignment"], data["ticket"]["rejected_by"]) == \
         ("DLH", 1, ["DLH"])
     [stored] = await mongo[settings.mongodb_database]["reroutes"].find().to_list(None)
@@ -151,19 +164,22 @@ async def _assignment_is(tickets: AsyncCollection[Document], ticket_id: str, ass
     return found is not None and found["assignment"] == assignment
 
 
-async def test_the_triage_desk_routes_by_hand(settings: Settings) -> None:
+async def test_the_triage_desk_routes_by_hand(settings: Settings, accounts: Accounts) -> None:
     bootstrap = settings.kafka_bootstrap_servers
-    async with serving(create_app(settings), settings.sla_port) as url, httpx.AsyncClient() as http:
+    desk = await accounts.user("meja.triase", "triage")
+    async with serving(create_app(settings), settings.sla_port) as url, \
+            httpx.AsyncClient(headers=desk.headers) as http:
         await produce(bootstrap, Topics.ROUTED, [routed("T-M", utc_now(), agency="TRIAGE"),
-                                                 routed("T-done", utc_now())])
-        assert await eventually(lambda: _status(http, f"{url}/v1/tickets/T-done"))
-        await http.post(f"{url}/v1/tickets/T-done/events", json={"action": "resolved"})
-        choice = {"agency": "PUPR", "actor": "meja triase", "reason": "jalan berlubang: PUPR"}
+                                                 routed("T-done", utc_now(), agency="TRIAGE"),
+                                                 routed("T-dlh", utc_now())])
+        await produce(bootstrap, Topics.UPDATES, [update("T-done", "u-done", "resolved")])
+        assert await eventually(lambda: _status_is(http, f"{url}/v1/tickets/T-done", "resolved"))
+        choice = {"agency": "PUPR", "reason": "jalan berlubang: PUPR"}
         accepted = await http.post(f"{url}/v1/tickets/T-M/route", json=choice)
         repeated = await http.post(f"{url}/v1/tickets/T-M/route", json=choice)
         unknown_agency = await http.post(f"{url}/v1/tickets/T-M/route", json={**choice, "agency": "DINAS_X"})
-        no_actor = await http.post(f"{url}/v1/tickets/T-M/route",
-                                   json={"agency": "PUPR", "reason": "x"})
+        spoofed = await http.post(f"{url}/v1/tickets/T-M/route", json={**choice, "actor": "Walikota"})
+        not_in_triage = await http.post(f"{url}/v1/tickets/T-dlh/route", json=choice)
         unknown_ticket = await http.post(f"{url}/v1/tickets/T-404/route", json=choice)
         resolved = await http.post(f"{url}/v1/tickets/T-done/route", json=choice)
         requests = await read_topic(bootstrap, Topics.REROUTE, expect=2, timeout=6)
@@ -171,14 +187,15 @@ async def test_the_triage_desk_routes_by_hand(settings: Settings) -> None:
     assert accepted.json() == repeated.json()
     request = accepted.json()
     assert (request["cause"], request["agency"], request["actor"], request["reason"]) == \
-        ("manual", "PUPR", "meja triase", "jalan berlubang: PUPR")
+        ("manual", "PUPR", "meja.triase (triage)", "jalan berlubang: PUPR")
     assert request["ticket"]["agency"] == "TRIAGE"
     assert unknown_agency.status_code == 422
     assert unknown_agency.json()["errors"][0]["field"] == "agency"
     assert "DINAS_X" in unknown_agency.json()["errors"][0]["problem"]
-    assert no_actor.status_code == 422
-    assert no_actor.json()["errors"][0]["field"] == "actor"
+    assert spoofed.status_code == 422
+    assert spoofed.json()["errors"][0]["field"] == "actor"
     assert (unknown_ticket.status_code, resolved.status_code) == (404, 409)
+    assert not_in_triage.status_code == 404  # the desk sees the triage queue only
     assert [(r["data"]["cause"], r["data"]["agency"]) for r in requests] == [("manual", "PUPR")]
 
 
@@ -199,12 +216,14 @@ async def test_two_services_fire_each_level_exactly_once(settings: Settings) -> 
 
 
 async def test_an_update_read_before_its_ticket_opens_is_applied_when_it_does(
-        settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
+        settings: Settings, mongo: AsyncMongoClient[Document], accounts: Accounts) -> None:
     """After a downtime the SLA may read an agency's update before the routing decision that
     opens the ticket: the update waits for the ticket instead of being dead-lettered."""
     bootstrap = settings.kafka_bootstrap_servers
     db = mongo[settings.mongodb_database]
-    async with serving(create_app(settings), settings.sla_port) as url, httpx.AsyncClient() as http:
+    officer = await accounts.user("petugas.dlh", "officer", "DLH")
+    async with serving(create_app(settings), settings.sla_port) as url, \
+            httpx.AsyncClient(headers=officer.headers) as http:
         await produce(bootstrap, Topics.UPDATES, [update("T-7", "u-7", "acknowledged", actor="staf")])
         assert await eventually(lambda: at_least(db["parked_updates"], 1))
         await produce(bootstrap, Topics.ROUTED, [routed("T-7", utc_now())])

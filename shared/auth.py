@@ -1,0 +1,201 @@
+"""Sign-in and the permission guard every service mounts.
+
+People sign in with the OAuth2 password flow (``POST /v1/auth/token``) and send the signed,
+expiring access token as ``Authorization: Bearer``; channels and services send an API key as
+``X-API-Key``. ``guard(service)`` is an app-wide dependency: it finds the route's row in
+``shared.permissions.PERMISSIONS``, authenticates the caller when the row is not public, and
+leaves the outcome in ``request.state.access`` for handlers that must check a ticket's agency.
+"""
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import jwt
+from fastapi import APIRouter, Depends, HTTPException, Request, Security, status
+from fastapi.params import Depends as DependsParam
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from fastapi.security import APIKeyHeader, OAuth2PasswordBearer, OAuth2PasswordRequestForm
+from pydantic import BaseModel
+
+from shared.accounts import AccountStore
+from shared.permissions import Decision, Principal, Scope, decide, rule_for, sees_ticket
+from shared.settings import Settings
+
+ALGORITHM = "HS256"
+ISSUER = "disposisi"
+TOKEN_PATH = "/v1/auth/token"
+MIN_SECRET_LENGTH = 32
+
+_bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_PATH, auto_error=False)
+_api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
+
+
+class AuthConfigError(ValueError):
+    pass
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+
+
+def check_secret(settings: Settings) -> str:
+    """The token signing key; a service refuses to start without a strong one."""
+    secret = settings.auth_secret
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise AuthConfigError(
+            f"DISPOSISI_AUTH_SECRET must be set to at least {MIN_SECRET_LENGTH} random characters "
+            "(e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`); "
+            "`disposisi dev` makes one for itself")
+    return secret
+
+
+@dataclass
+class Authenticator:
+    """Issues and checks credentials for one service of one tenant."""
+
+    settings: Settings
+    accounts: AccountStore
+
+    def __post_init__(self) -> None:
+        self._secret = check_secret(self.settings)
+
+    @property
+    def tenant(self) -> str:
+        return self.settings.tenant
+
+    def issue(self, principal: Principal, *, now: float | None = None) -> TokenResponse:
+        issued = int(now if now is not None else time.time())
+        lifetime = int(self.settings.auth_token_seconds)
+        claims = {"sub": principal.name, "tenant": principal.tenant, "role": principal.role,
+                  "agency": principal.agency, "iat": issued, "exp": issued + lifetime,
+                  "jti": uuid.uuid4().hex, "iss": ISSUER}
+        return TokenResponse(access_token=jwt.encode(claims, self._secret, algorithm=ALGORITHM),
+                             expires_in=lifetime)
+
+    async def from_token(self, token: str) -> Principal | None:
+        """The person a valid, unexpired token names, if their account is still active. Role,
+        agency and tenant come from the account now, so a change applies at once."""
+        try:
+            claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], issuer=ISSUER,
+                                options={"require": ["exp", "sub", "tenant", "jti"]})
+        except jwt.PyJWTError:
+            return None
+        user = await self.accounts.active_user(str(claims["sub"]))
+        if user is None or user["tenant"] != claims["tenant"]:
+            return None
+        return Principal("user", user["_id"], user["tenant"], user["role"], user["agency"])
+
+    async def from_key(self, key: str) -> Principal | None:
+        doc = await self.accounts.key(key)
+        if doc is None:
+            return None
+        return Principal(doc["kind"], doc["name"], doc["tenant"], doc["kind"])
+
+    async def sign_in(self, username: str, password: str) -> TokenResponse | None:
+        outcome = await self.accounts.sign_in(
+            username, password, max_failures=self.settings.auth_max_failed_sign_ins,
+            lockout_seconds=self.settings.auth_lockout_seconds)
+        if outcome.user is None:
+            return None
+        user = outcome.user
+        return self.issue(Principal("user", user["_id"], user["tenant"], user["role"], user["agency"]))
+
+
+def _unauthorized(reason: str) -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, reason,
+                         headers={"WWW-Authenticate": 'Bearer realm="disposisi"'})
+
+
+@dataclass(frozen=True)
+class Access:
+    """What the guard allowed for this request."""
+
+    principal: Principal | None
+    scope: Scope
+
+    def sees(self, ticket_agency: str) -> bool:
+        return sees_ticket(self.scope, self.principal, ticket_agency)
+
+    def require_ticket(self, ticket_id: str, ticket_agency: str | None) -> None:
+        """404, exactly as for an unknown ticket, when the caller may not see this one."""
+        if ticket_agency is None or not self.sees(ticket_agency):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket {ticket_id}")
+
+    @property
+    def actor(self) -> str:
+        assert self.principal is not None, "actions are never public"
+        return self.principal.actor
+
+
+def access_of(request: Request) -> Access:
+    access: Access = request.state.access
+    return access
+
+
+def guard(service: str) -> DependsParam:
+    """The app-wide dependency enforcing the permission table for ``service``."""
+
+    async def enforce(
+        request: Request,
+        token: Annotated[str | None, Security(_bearer)] = None,
+        key: Annotated[str | None, Security(_api_key)] = None,
+    ) -> None:
+        route = request.scope.get("route")
+        path = route.path if isinstance(route, APIRoute) else request.url.path
+        rule = rule_for(service, request.method, path)
+        auth: Authenticator = request.app.state.auth
+        probe = decide(rule, None, tenant=auth.tenant, names_ticket=False)
+        if probe.status is None:  # public: credentials are not even read
+            request.state.access = Access(None, Scope.PUBLIC)
+            return
+        principal = await _principal(auth, token, key)
+        decision: Decision = decide(rule, principal, tenant=auth.tenant,
+                                    names_ticket="{ticket_id}" in path)
+        if decision.status == status.HTTP_401_UNAUTHORIZED:
+            raise _unauthorized(decision.reason)
+        if decision.status == status.HTTP_404_NOT_FOUND:
+            ticket_id = request.path_params.get("ticket_id")
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket {ticket_id}")
+        if decision.status is not None or decision.scope is None:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, decision.reason)
+        request.state.access = Access(principal, decision.scope)
+
+    dependency: DependsParam = Depends(enforce)
+    return dependency
+
+
+async def _principal(auth: Authenticator, token: str | None, key: str | None) -> Principal | None:
+    if token is None and key is None:
+        return None
+    principal = await auth.from_token(token) if token else await auth.from_key(key or "")
+    if principal is None:
+        raise _unauthorized("invalid, expired or revoked credentials")
+    return principal
+
+
+def build_auth_router() -> APIRouter:
+    router = APIRouter(prefix="/v1/auth", tags=["auth"])
+
+    @router.post("/token", response_model=TokenResponse, responses={
+        400: {"description": "Wrong username or password, or the account is locked for a while"}})
+    async def sign_in(request: Request,
+                      form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> Any:
+        """OAuth2 password flow: form-encoded ``username`` and ``password`` give a signed
+        access token to send as ``Authorization: Bearer``."""
+        auth: Authenticator = request.app.state.auth
+        token = await auth.sign_in(form.username, form.password)
+        if token is None:
+            # One answer for a wrong name, a wrong password and a locked account.
+            return JSONResponse(status_code=status.HTTP_400_BAD_REQUEST, content={
+                "error": "invalid_grant",
+                "error_description": "wrong username or password, or too many failed "
+                                     "sign-ins: try again later"})
+        return token
+
+    _ = sign_in
+    return router
