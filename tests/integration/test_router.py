@@ -11,6 +11,7 @@ import pytest
 from services.router.app import create_app
 from shared.contracts import Topics
 from shared.settings import Settings
+from tests.integration.auth_support import Accounts
 from tests.integration.support import produce, read_topic, serving
 
 pytestmark = pytest.mark.integration
@@ -140,9 +141,11 @@ async def test_rejection_reroutes_withdraws_and_alerts_after_two_bounces(
     assert alert["data"]["recipients"] == [{"role": "agency_head", "name": None}]
 
 
-async def test_rulebook_hot_reload_over_http(router_settings: Settings) -> None:
+async def test_rulebook_hot_reload_over_http(router_settings: Settings, accounts: Accounts) -> None:
     app = create_app(router_settings)
-    async with serving(app, router_settings.router_port) as base, httpx.AsyncClient(base_url=base) as http:
+    admin = await accounts.user("admin.kota", "admin")
+    async with serving(app, router_settings.router_port) as base, \
+            httpx.AsyncClient(base_url=base, headers=admin.headers) as http:
         before = (await http.get("/v1/rulebook")).json()
         router_settings.rulebook.write_text("tenant: x\nagencies: []\n")
         refused = await http.post("/v1/rulebook/reload")

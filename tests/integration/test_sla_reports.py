@@ -19,9 +19,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.sla.report_store import ensure_report_indexes
 from services.sla.reports import ComplianceZones
 from services.sla.reports_api import ReportSource, build_reports_router
+from shared.accounts import AccountStore
+from shared.auth import Authenticator, guard
 from shared.contracts import utc_now
 from shared.mongo import Document
 from shared.runtime import validation_error
+from shared.settings import Settings
+from tests.conftest import TEST_AUTH_SECRET
+from tests.integration.auth_support import Accounts
 
 pytestmark = pytest.mark.integration
 
@@ -99,19 +104,47 @@ async def db(mongodb_url: str) -> AsyncIterator[AsyncDatabase[Document]]:
 
 
 @pytest.fixture
-async def http(db: AsyncDatabase[Document]) -> AsyncIterator[httpx.AsyncClient]:
+async def app(db: AsyncDatabase[Document], mongodb_url: str) -> FastAPI:
+    """The report route behind the permission guard, as the SLA app mounts it."""
     tickets, escalations = documents()
     await ensure_report_indexes(db["tickets"], db["escalations"])
     await db["tickets"].insert_many(tickets)
     await db["escalations"].insert_many(escalations)
-    app = FastAPI()
+    settings = Settings(mongodb_url=mongodb_url, mongodb_database=db.name,
+                        auth_secret=TEST_AUTH_SECRET)
+    app = FastAPI(dependencies=[guard("sla")])
+    app.state.auth = Authenticator(settings, AccountStore(db))
     app.state.report_source = ReportSource(db["tickets"], db["escalations"], ComplianceZones(),
                                            TIMEZONE)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.include_router(build_reports_router())
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://sla") as client:
+    return app
+
+
+async def _client(app: FastAPI, role: str, agency: str | None = None) -> httpx.AsyncClient:
+    accounts = Accounts(app.state.auth.settings, app.state.auth.accounts.users.database.client)
+    caller = await accounts.user(f"{role.replace('_', '.')}.{agency or 'kota'}".lower(), role, agency)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sla",
+                             headers=caller.headers)
+
+
+@pytest.fixture
+async def http(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with await _client(app, "supervisor") as client:
         yield client
+
+
+async def test_an_agency_head_sees_its_own_agency_only(app: FastAPI) -> None:
+    async with await _client(app, "agency_head", "DLH") as head, \
+            await _client(app, "officer", "DLH") as officer:
+        own = await head.get("/v1/reports/compliance", params=PERIOD_QUERY)
+        by_channel = await head.get("/v1/reports/compliance", params={**PERIOD_QUERY, "by": "channel"})
+        refused = await officer.get("/v1/reports/compliance", params=PERIOD_QUERY)
+    assert own.status_code == 200, own.text
+    assert [row["group"] for row in own.json()["rows"]] == ["DLH"]
+    assert own.json()["totals"]["tickets_received"] == own.json()["rows"][0]["tickets_received"] == 2
+    assert own.json()["totals"]["group"] == "TOTAL"
+    assert (by_channel.status_code, refused.status_code) == (403, 403)
 
 
 def rows_by_group(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
