@@ -6,6 +6,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from services import admin_cli
 from services.router import cli as router_cli
 from services.router.rulebook import RulebookError
 from services.sla.cli import add_calendar_commands, run_calendar
@@ -30,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     spec.add_argument("--format", choices=["yaml", "json"], default="yaml")
     router_cli.add_commands(commands)
     add_calendar_commands(commands)
+    admin_cli.add_commands(commands)
     return parser
 
 
@@ -57,6 +59,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return router_cli.run(args)
     if args.command == "calendar":
         return run_calendar(args)
+    if args.command == "admin":
+        return admin_cli.run(args)
     return _run_service(args.command)
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
+from services.dev_accounts import prepare_dev_accounts
 from services.router.rulebook import load_rulebook
 from services.sla.policy import load_policy
 from shared.contracts import Topics
@@ -136,6 +137,7 @@ def run_dev(options: DevOptions) -> int:
     try:
         server_env, servers = start_servers(options)
         os.environ.update(service_env(options, server_env))  # the children inherit these
+        prepare_dev_accounts(options.data_dir)
         env = dict(os.environ)
         settings = Settings()
         asyncio.run(create_topics(settings))

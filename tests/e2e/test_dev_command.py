@@ -1,6 +1,7 @@
 """`disposisi dev` from the outside: the five steps a city IT officer sees, then a clean stop."""
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -38,6 +39,7 @@ class DevSystem:
                 env[name] = os.environ[name]
         flags = [f"--{name}-port={port}" for name, port in self.ports.items()]
         self.log = (tmp_path / "dev.log").open("wb")
+        self.data_dir = tmp_path / "data"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "dev", f"--data-dir={tmp_path / 'data'}", *flags],
             env=env, stdout=self.log, stderr=subprocess.STDOUT)
@@ -50,13 +52,36 @@ class DevSystem:
         for url in (self.intake, self.sla, f"http://127.0.0.1:{self.ports['router']}"):
             wait_healthy(url, self.process)
 
+    def credentials(self) -> dict[str, Any]:
+        """What `disposisi dev` wrote for the demo tenant on its first start."""
+        found: dict[str, Any] = json.loads((self.data_dir / "dev-credentials.json").read_text())
+        return found
+
+    def channel_headers(self) -> dict[str, str]:
+        return {"X-API-Key": self.credentials()["api_keys"]["web"]}
+
+    async def sign_in(self, http: httpx.AsyncClient, username: str) -> dict[str, str]:
+        """Sign in as a demo user with the OAuth2 password form; the bearer header."""
+        password = self.credentials()["users"][username]["password"]
+        answer = await http.post(f"{self.sla}/v1/auth/token",
+                                 data={"username": username, "password": password})
+        assert answer.status_code == 200, answer.text
+        return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
 
 async def test_dev_runs_the_whole_pipeline_and_stops_cleanly(dev: DevSystem) -> None:
     try:
         dev.wait_ready()
         async with httpx.AsyncClient() as http:
-            # 1. a channel posts a complaint and gets a tracking number
-            accepted = await http.post(f"{dev.intake}/v1/complaints", json=COMPLAINT)
+            # 1. a channel posts a complaint with its key and gets a tracking number
+            users = dev.credentials()["users"]
+            assert {(u["role"], u["agency"]) for u in users.values()} >= {
+                ("officer", "DLH"), ("officer", "PDAM"), ("agency_head", "DLH"), ("triage", None),
+                ("supervisor", None), ("admin", None)}
+            anonymous = await http.post(f"{dev.intake}/v1/complaints", json=COMPLAINT)
+            assert anonymous.status_code == 401
+            accepted = await http.post(f"{dev.intake}/v1/complaints", json=COMPLAINT,
+                                       headers=dev.channel_headers())
             assert accepted.status_code == 202
             ticket_id = accepted.json()["ticket_id"]
             # 2. it reaches the queue of the agency whose Tupoksi covers it, as plain JSON
@@ -72,13 +97,18 @@ async def test_dev_runs_the_whole_pipeline_and_stops_cleanly(dev: DevSystem) -> 
             escalations = await read_topic(dev.kafka, Topics.ESCALATIONS, expect=1, timeout=60)
             assert escalations[0]["ticket_id"] == ticket_id
             assert escalations[0]["data"]["agency"] == "DLH"
-            # 5. the agency acts; the ticket and its clocks follow
+            # 5. the DLH officer signs in and acts; the ticket and its clocks follow
+            officer = await dev.sign_in(http, "dlh.petugas")
             for action in ("acknowledged", "responded"):
-                done = await http.post(f"{dev.sla}/v1/tickets/{ticket_id}/events",
+                done = await http.post(f"{dev.sla}/v1/tickets/{ticket_id}/events", headers=officer,
                                        json={"action": action, "note": "Sudah kami jadwalkan"})
                 assert done.status_code == 200, done.text
-            ticket = (await http.get(f"{dev.sla}/v1/tickets/{ticket_id}")).json()
+            ticket = (await http.get(f"{dev.sla}/v1/tickets/{ticket_id}", headers=officer)).json()
             assert ticket["status"] == "responded"
+            assert ticket["history"][-1]["actor"] == "dlh.petugas (officer, DLH)"
+            pdam = await dev.sign_in(http, "pdam.petugas")
+            other = await http.get(f"{dev.sla}/v1/tickets/{ticket_id}", headers=pdam)
+            assert other.status_code == 404
             assert ticket["clocks"]["response"]["stopped_at"] is not None
     finally:
         code = stop(dev.process, signal.SIGTERM)
@@ -92,48 +122,52 @@ async def test_rejections_reroute_until_the_triage_desk_assigns_by_hand(dev: Dev
     try:
         dev.wait_ready()
         async with httpx.AsyncClient() as http:
-            accepted = await http.post(f"{dev.intake}/v1/complaints", json=COMPLAINT)
+            accepted = await http.post(f"{dev.intake}/v1/complaints", json=COMPLAINT,
+                                       headers=dev.channel_headers())
             ticket_id = accepted.json()["ticket_id"]
             ticket_url = f"{dev.sla}/v1/tickets/{ticket_id}"
+            dlh, pupr, desk, watcher = [await dev.sign_in(http, name) for name in (
+                "dlh.kepala", "pupr.petugas", "meja.triase", "inspektorat")]
             await _eventually_routed(http, f"{dev.intake}/v1/complaints/{ticket_id}")
             # 1. DLH rejects with a reason and a suggestion: PUPR's queue gets it, DLH's sees it go
-            await _act(http, ticket_url, {"action": "rejected", "actor": "kabid DLH",
-                                          "reason": "saluran, bukan sampah", "suggested_agency": "PUPR"})
-            pupr = await _eventually_assigned(http, ticket_url, 2)
-            assert pupr["agency"] == "PUPR"
-            dlh = await read_topic(dev.kafka, Topics.agency("DLH"), expect=2, timeout=60)
-            assert [m["type"] for m in dlh] == ["ticket.assigned", "ticket.withdrawn"]
+            await _act(http, ticket_url, dlh, {"action": "rejected", "reason": "saluran, bukan sampah",
+                                               "suggested_agency": "PUPR"})
+            now_pupr = await _eventually_assigned(http, ticket_url, watcher, 2)
+            assert now_pupr["agency"] == "PUPR"
+            dlh_queue = await read_topic(dev.kafka, Topics.agency("DLH"), expect=2, timeout=60)
+            assert [m["type"] for m in dlh_queue] == ["ticket.assigned", "ticket.withdrawn"]
             # 2. PUPR rejects too: two bounces, so the triage desk gets it and its head is told
-            await _act(http, ticket_url, {"action": "rejected", "actor": "kabid PUPR",
-                                          "reason": "bukan drainase", "suggested_agency": "DLH"})
-            triage = await _eventually_assigned(http, ticket_url, 3)
+            await _act(http, ticket_url, pupr, {"action": "rejected", "reason": "bukan drainase",
+                                                "suggested_agency": "DLH"})
+            triage = await _eventually_assigned(http, ticket_url, watcher, 3)
             assert triage["agency"] == "TRIAGE"
             alerts = await read_topic(dev.kafka, Topics.ESCALATIONS, expect=1, timeout=60,
                                       settle=2.0)
             assert any(a["data"]["clock"] == "routing" and a["ticket_id"] == ticket_id for a in alerts)
             # 3. the desk assigns by hand, recorded with who and why
-            chosen = await http.post(f"{ticket_url}/route", json={
-                "agency": "DLH", "actor": "admin.rina", "reason": "sampah menyumbat saluran: DLH angkut"})
+            chosen = await http.post(f"{ticket_url}/route", headers=desk, json={
+                "agency": "DLH", "reason": "sampah menyumbat saluran: DLH angkut"})
             assert chosen.status_code == 202, chosen.text
-            final = await _eventually_assigned(http, ticket_url, 4)
+            final = await _eventually_assigned(http, ticket_url, watcher, 4)
         assert final["agency"] == "DLH"
         assert [a["agency"] for a in final["assignments"]] == ["DLH", "PUPR", "TRIAGE", "DLH"]
         assert final["rejected_by"] == ["DLH", "PUPR"]
-        assert "assigned by hand by admin.rina" in final["routing"]["reason"]
+        assert "assigned by hand by meja.triase (triage)" in final["routing"]["reason"]
     finally:
         code = stop(dev.process, signal.SIGTERM)
     assert code == 0
 
 
-async def _act(http: httpx.AsyncClient, ticket_url: str, update: dict[str, str]) -> None:
-    done = await http.post(f"{ticket_url}/events", json=update)
+async def _act(http: httpx.AsyncClient, ticket_url: str, caller: dict[str, str],
+               update: dict[str, str]) -> None:
+    done = await http.post(f"{ticket_url}/events", json=update, headers=caller)
     assert done.status_code == 200, done.text
 
 
-async def _eventually_assigned(http: httpx.AsyncClient, ticket_url: str,
+async def _eventually_assigned(http: httpx.AsyncClient, ticket_url: str, caller: dict[str, str],
                                assignment: int) -> dict[str, Any]:
     for _ in range(300):
-        ticket: dict[str, Any] = (await http.get(ticket_url)).json()
+        ticket: dict[str, Any] = (await http.get(ticket_url, headers=caller)).json()
         if ticket.get("assignment") == assignment:
             return ticket
         await asyncio.sleep(0.2)
