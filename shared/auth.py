@@ -172,6 +172,8 @@ def guard(service: str) -> DependsParam:
 async def _principal(auth: Authenticator, token: str | None, key: str | None) -> Principal | None:
     if token is None and key is None:
         return None
+    if token is not None and key is not None:  # whose rights would apply is no guess to make
+        raise _unauthorized("send a bearer token or an API key, not both")
     principal = await auth.from_token(token) if token else await auth.from_key(key or "")
     if principal is None:
         raise _unauthorized("invalid, expired or revoked credentials")

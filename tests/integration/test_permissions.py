@@ -1,0 +1,278 @@
+"""The permission table as a tested fact: every row, for every role (own agency, another
+agency, another tenant, no credentials), against the three services running on real ports;
+then sign-in end to end, lock-out, expiry and revocation."""
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from services.intake.app import create_app as intake_app
+from services.router.app import create_app as router_app
+from services.sla.app import create_app as sla_app
+from shared.contracts import Topics, utc_now
+from shared.permissions import (
+    ANYONE,
+    PERMISSIONS,
+    Endpoint,
+    Principal,
+    Scope,
+    rule_for,
+)
+from shared.settings import Settings
+from tests.integration.auth_support import Accounts, Caller
+from tests.integration.sla_support import routed
+from tests.integration.support import eventually, produce, serving
+
+pytestmark = pytest.mark.integration
+
+COMPLAINT = {"channel": "web",
+             "text": "Sampah di TPS Jl. Suprapto sudah seminggu tidak diangkut, baunya menyengat"}
+OTHER_TENANT = "kota-lain"
+# The tickets the walk calls ticket endpoints on: (ticket id, agency).
+TICKETS = (("T-DLH", "DLH"), ("T-PDAM", "PDAM"), ("T-TRI", "TRIAGE"))
+
+
+@dataclass(frozen=True)
+class Who:
+    """A caller of the walk: the principal it is (None: no credentials) and its headers."""
+
+    label: str
+    principal: Principal | None
+    headers: dict[str, str]
+
+
+@dataclass
+class System:
+    urls: dict[str, str]
+    accounts: Accounts
+    callers: list[Who]
+    admin: Caller
+    tracking_id: str
+
+
+async def _user(accounts: Accounts, name: str, role: str, agency: str | None = None,
+                tenant: str | None = None) -> tuple[Who, Caller]:
+    caller = await accounts.user(name, role, agency, tenant=tenant)
+    principal = Principal("user", name, tenant or accounts.settings.tenant, role, agency)
+    return Who(f"{role}:{agency or '-'}@{tenant or 'home'}", principal, caller.headers), caller
+
+
+async def _key(accounts: Accounts, kind: str, name: str, tenant: str | None = None) -> Who:
+    doc, key = await accounts.store.create_api_key(tenant=tenant or accounts.settings.tenant,
+                                                   kind="channel" if kind == "channel" else "service",
+                                                   name=name)
+    return Who(f"{kind}:{name}@{tenant or 'home'}", Principal(kind, name, doc["tenant"], kind),
+               {"X-API-Key": key})
+
+
+@pytest.fixture
+async def system(settings: Settings, accounts: Accounts) -> AsyncIterator[System]:
+    callers = [Who("anonymous", None, {})]
+    for name, role, agency, tenant in (
+            ("dlh.petugas", "officer", "DLH", None), ("pdam.petugas", "officer", "PDAM", None),
+            ("dlh.kepala", "agency_head", "DLH", None), ("meja.triase", "triage", None, None),
+            ("inspektorat", "supervisor", None, None), ("lain.dlh", "officer", "DLH", OTHER_TENANT),
+            ("lain.inspektorat", "supervisor", None, OTHER_TENANT),
+            ("lain.admin", "admin", None, OTHER_TENANT)):
+        who, _ = await _user(accounts, name, role, agency, tenant)
+        callers.append(who)
+    admin_who, admin = await _user(accounts, "admin.kota", "admin")
+    callers.append(admin_who)
+    callers += [await _key(accounts, "channel", "web"), await _key(accounts, "service", "sla"),
+                await _key(accounts, "channel", "web", OTHER_TENANT)]
+    async with AsyncExitStack() as stack:
+        urls = {
+            "intake": await stack.enter_async_context(serving(intake_app(settings), settings.intake_port)),
+            "router": await stack.enter_async_context(serving(router_app(settings), settings.router_port)),
+            "sla": await stack.enter_async_context(serving(sla_app(settings), settings.sla_port)),
+        }
+        await produce(settings.kafka_bootstrap_servers, Topics.ROUTED,
+                      [routed(ticket_id, utc_now(), agency=agency) for ticket_id, agency in TICKETS])
+        supervisor = next(c for c in callers if c.label == "supervisor:-@home").headers
+        web = next(c for c in callers if c.label == "channel:web@home")
+        async with httpx.AsyncClient(timeout=30) as http:
+            assert await eventually(lambda: _all_open(http, urls["sla"], supervisor))
+            accepted = await http.post(f"{urls['intake']}/v1/complaints", json=COMPLAINT,
+                                       headers=web.headers)
+            both = await http.get(f"{urls['sla']}/v1/tickets/T-DLH",
+                                  headers={**supervisor, **web.headers})
+            assert both.status_code == 401, "two credentials at once are refused, not guessed"
+            assert accepted.status_code == 202, accepted.text
+        yield System(urls, accounts, callers, admin, accepted.json()["ticket_id"])
+
+
+async def _all_open(http: httpx.AsyncClient, sla: str, headers: dict[str, str]) -> bool:
+    return all([(await http.get(f"{sla}/v1/tickets/{t}", headers=headers)).status_code == 200
+                for t, _ in TICKETS])
+
+
+def expected(rule: Any, who: Who, *, tenant: str, ticket_agency: str | None) -> int | None:
+    """The status the table promises (None: allowed, so a 2xx), written out from the table's
+    meaning rather than by calling the guard's own decision function."""
+    if ANYONE in rule:
+        return None
+    if who.principal is None:
+        return 401
+    scope = rule.get(who.principal.role)
+    if scope is None:
+        return 403
+    if who.principal.tenant != tenant:
+        return 404 if ticket_agency is not None else 403
+    if ticket_agency is not None:
+        if scope is Scope.AGENCY and who.principal.agency != ticket_agency:
+            return 404
+        if scope is Scope.TRIAGE and ticket_agency != "TRIAGE":
+            return 404
+    return None
+
+
+def _sample(endpoint: Endpoint, system: System, ticket_id: str | None) -> dict[str, Any]:
+    """A request that succeeds when the caller is allowed. A new row needs a sample here."""
+    path = endpoint.path.replace("{ticket_id}", ticket_id or system.tracking_id)
+    samples: dict[tuple[str, str], dict[str, Any]] = {
+        ("POST", "/v1/complaints"): {"json": COMPLAINT},
+        ("POST", "/v1/tickets/{ticket_id}/events"): {"json": {"action": "note", "note": "dicek"}},
+        ("POST", "/v1/tickets/{ticket_id}/route"): {"json": {"agency": "PUPR", "reason": "jalan"}},
+        ("POST", "/v1/auth/token"): {"data": {"username": "admin.kota",
+                                              "password": system.admin.password}},
+        ("POST", "/v1/rulebook/reload"): {},
+    }
+    if endpoint.method == "GET":
+        return {"method": "GET", "path": path}
+    return {"method": endpoint.method, "path": path, **samples[(endpoint.method, endpoint.path)]}
+
+
+def _walk_order(endpoint: Endpoint) -> int:
+    # The one allowed manual routing moves its ticket out of the triage queue: walk it last.
+    return 1 if endpoint.path.endswith("/route") else 0
+
+
+async def test_every_row_of_the_permission_table_for_every_caller(system: System,
+                                                                  settings: Settings) -> None:
+    checked: list[str] = []
+    wrong: list[str] = []
+    async with httpx.AsyncClient(timeout=60) as http:
+        for service in ("intake", "sla", "router"):
+            served = await _served_paths(http, system.urls[service])
+            rows = sorted((e for e in PERMISSIONS if e.service in (service, "*")
+                           and (e.method, e.path) in served), key=_walk_order)
+            for endpoint in rows:
+                rule = rule_for(service, endpoint.method, endpoint.path)
+                assert rule is not None
+                names_ticket = "{ticket_id}" in endpoint.path and service == "sla"
+                targets = TICKETS if names_ticket else ((None, None),)
+                for ticket_id, agency in targets:
+                    for who in system.callers:
+                        want = expected(rule, who, tenant=settings.tenant, ticket_agency=agency)
+                        sample = _sample(endpoint, system, ticket_id)
+                        got = await http.request(
+                            sample.pop("method"), system.urls[service] + sample.pop("path"),
+                            headers=who.headers, **sample)
+                        line = (f"{service} {endpoint.method} {endpoint.path} [{ticket_id}] "
+                                f"as {who.label}: want {want or '2xx'}, got {got.status_code}")
+                        checked.append(line)
+                        ok = (got.is_success if want is None else got.status_code == want)
+                        if not ok:
+                            wrong.append(f"{line} {got.text[:200]}")
+                        if want == 401:
+                            assert got.headers.get("www-authenticate", "").startswith("Bearer")
+    assert wrong == [], "\n".join(wrong)
+    specific = [e for e in PERMISSIONS if e.service != "*"]
+    assert all(any(f" {e.method} {e.path} " in line for line in checked) for e in specific)
+    assert len(checked) > 150
+
+
+async def _served_paths(http: httpx.AsyncClient, base: str) -> set[tuple[str, str]]:
+    spec = (await http.get(f"{base}/openapi.json")).json()
+    return {(method.upper(), path) for path, ops in spec["paths"].items() for method in ops}
+
+
+async def test_an_officer_signs_in_resolves_own_agency_ticket_and_is_refused_another(
+        system: System) -> None:
+    sla, intake = system.urls["sla"], system.urls["intake"]
+    officer = await system.accounts.user("andi.dlh", "officer", "DLH")
+    async with httpx.AsyncClient(timeout=60) as http:
+        signed = await http.post(f"{sla}/v1/auth/token",
+                                 data={"username": "andi.dlh", "password": officer.password})
+        assert signed.status_code == 200, signed.text
+        token = signed.json()
+        assert (token["token_type"], token["expires_in"]) == ("bearer", 1800)
+        bearer = {"Authorization": f"Bearer {token['access_token']}"}
+        seen = await http.get(f"{sla}/v1/tickets/T-DLH", headers=bearer)
+        resolved = await http.post(f"{sla}/v1/tickets/T-DLH/events", headers=bearer,
+                                   json={"action": "resolved", "note": "Sampah sudah diangkut"})
+        other = await http.get(f"{sla}/v1/tickets/T-PDAM", headers=bearer)
+        other_act = await http.post(f"{sla}/v1/tickets/T-PDAM/events", headers=bearer,
+                                    json={"action": "resolved"})
+        unknown = await http.get(f"{sla}/v1/tickets/T-NOPE", headers=bearer)
+        not_mine = await http.post(f"{sla}/v1/tickets/T-DLH/events", headers=bearer,
+                                   json={"action": "reprioritised", "priority": "low"})
+        tracking = await http.get(f"{intake}/v1/complaints/{system.tracking_id}")
+    assert seen.status_code == 200 and seen.json()["agency"] == "DLH"
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json()["status"] == "resolved"
+    assert resolved.json()["history"][-1]["actor"] == "andi.dlh (officer, DLH)"
+    # another agency's ticket answers exactly as a ticket that does not exist
+    assert other.status_code == other_act.status_code == unknown.status_code == 404
+    assert other.json()["detail"] == "no ticket T-PDAM"
+    assert not_mine.status_code == 403  # reprioritising is the agency head's
+    assert tracking.status_code == 200  # the citizen's view stays public
+
+
+async def test_wrong_passwords_lock_the_account_for_a_while(settings: Settings,
+                                                            accounts: Accounts) -> None:
+    settings = settings.model_copy(update={"auth_max_failed_sign_ins": 3, "auth_lockout_seconds": 2.0})
+    user = await accounts.user("rina.dlh", "officer", "DLH")
+    async with serving(router_app(settings), settings.router_port) as url, \
+            httpx.AsyncClient(timeout=60) as http:
+
+        async def sign_in(password: str) -> httpx.Response:
+            return await http.post(f"{url}/v1/auth/token",
+                                   data={"username": "rina.dlh", "password": password})
+
+        before = await sign_in(user.password)
+        wrong = [await sign_in("salah-salah-salah") for _ in range(3)]
+        locked = await sign_in(user.password)
+        unknown = await http.post(f"{url}/v1/auth/token",
+                                  data={"username": "nobody", "password": "whatever-it-is"})
+
+        async def unlocked() -> bool:
+            return (await sign_in(user.password)).status_code == 200
+
+        assert await eventually(unlocked, timeout=60)
+    assert before.status_code == 200
+    assert [w.status_code for w in wrong] == [400, 400, 400]
+    assert locked.status_code == 400
+    assert locked.json() == wrong[0].json() == unknown.json()  # no hint which part was wrong
+    assert locked.json()["error"] == "invalid_grant"
+
+
+async def test_expired_tokens_and_revoked_accounts_and_keys_stop_working(
+        settings: Settings, accounts: Accounts) -> None:
+    head = await accounts.user("kabid.dlh", "agency_head", "DLH")
+    expired = accounts.auth.issue(Principal("user", "kabid.dlh", settings.tenant, "agency_head", "DLH"),
+                                  now=time.time() - settings.auth_token_seconds - 60)
+    web = await accounts.channel("web")
+    async with serving(intake_app(settings), settings.intake_port) as intake, \
+            serving(sla_app(settings), settings.sla_port) as sla, httpx.AsyncClient(timeout=60) as http:
+        report = f"{sla}/v1/reports/compliance"
+        fresh = await http.get(report, headers=head.headers)
+        stale = await http.get(report, headers={"Authorization": f"Bearer {expired.access_token}"})
+        forged = await http.get(report, headers={
+            "Authorization": head.headers["Authorization"][:-2] + "xx"})
+        posted = await http.post(f"{intake}/v1/complaints", json=COMPLAINT, headers=web.headers)
+        await accounts.store.revoke_key(web.name)
+        await accounts.store.revoke_user("kabid.dlh")
+        after_key = await http.post(f"{intake}/v1/complaints", json=COMPLAINT, headers=web.headers)
+        after_user = await http.get(report, headers=head.headers)
+        sign_in = await http.post(f"{sla}/v1/auth/token",
+                                  data={"username": "kabid.dlh", "password": head.password})
+    assert (fresh.status_code, posted.status_code) == (200, 202)
+    assert (stale.status_code, forged.status_code) == (401, 401)
+    assert (after_key.status_code, after_user.status_code, sign_in.status_code) == (401, 401, 400)
+    assert after_key.headers["www-authenticate"].startswith("Bearer")
