@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -24,6 +25,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
 from services.dev import create_topics, service_command
+from shared.accounts import AccountStore
 from shared.contracts import Topics
 from shared.embedded import die_with_parent, env_or_embedded, free_port
 from shared.mongo import Document
@@ -87,6 +89,17 @@ async def pipeline(settings: Settings, values: list[bytes]) -> float:
     return elapsed
 
 
+async def web_channel_key(settings: Settings) -> str:
+    """A web channel's API key, made as `disposisi admin create-api-key` makes one."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url)
+    try:
+        store = AccountStore(client[settings.mongodb_database])
+        _, key = await store.create_api_key(tenant=settings.tenant, kind="channel", name="web")
+    finally:
+        await client.close()
+    return key
+
+
 async def latency(settings: Settings, count: int) -> list[float]:
     """Seconds from `POST /v1/complaints` to the ticket on the agency's queue, one complaint at
     a time (the pipeline idle otherwise): what a citizen and an agency wait in normal use."""
@@ -95,7 +108,9 @@ async def latency(settings: Settings, count: int) -> list[float]:
     await consumer.start()
     await consumer.seek_to_end()
     waits: list[float] = []
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.intake_port}") as http:
+    headers = {"X-API-Key": await web_channel_key(settings)}
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.intake_port}",
+                                 headers=headers) as http:
         for _ in range(count):
             started = time.perf_counter()
             response = await http.post("/v1/complaints", json={"channel": "web", "text": TEXTS[0]})
@@ -142,7 +157,8 @@ def main() -> None:
     bootstrap, mongo_url, servers = env_or_embedded(work)
     settings = Settings(kafka_bootstrap_servers=bootstrap, mongodb_url=mongo_url,
                         mongodb_database=f"bench_{uuid.uuid4().hex[:8]}", intake_port=free_port(),
-                        router_port=free_port(), sla_port=free_port())
+                        router_port=free_port(), sla_port=free_port(),
+                        auth_secret=secrets.token_urlsafe(48))
     processes: list[subprocess.Popen[bytes]] = []
     try:
         asyncio.run(create_topics(settings))

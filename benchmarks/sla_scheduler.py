@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import tempfile
@@ -273,7 +274,8 @@ def run(args: argparse.Namespace, work: Path) -> Figures:
         policy.write_text(POLICY)
         settings = Settings(kafka_bootstrap_servers=bootstrap, mongodb_url=mongo_url,
                             mongodb_database=f"bench_{uuid.uuid4().hex[:8]}", sla_policy=policy,
-                            sla_port=free_port(), intake_port=free_port(), router_port=free_port())
+                            sla_port=free_port(), intake_port=free_port(), router_port=free_port(),
+                            auth_secret=secrets.token_urlsafe(48))  # the service refuses to start without
         template_due = utc_now()
         template = template_ticket(policy, template_due)
         asyncio.run(create_topics(settings))
