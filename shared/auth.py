@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer, OAuth2PasswordRequestForm
 from pydantic import BaseModel
+from pymongo.errors import PyMongoError
 
 from shared.accounts import AccountStore
 from shared.permissions import Decision, Principal, Scope, decide, rule_for, sees_ticket
@@ -111,6 +112,12 @@ def _unauthorized(reason: str) -> HTTPException:
                          headers={"WWW-Authenticate": 'Bearer realm="disposisi"'})
 
 
+def _store_down() -> HTTPException:
+    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
+                         "the account store is unreachable; try again shortly",
+                         headers={"Retry-After": "5"})
+
+
 @dataclass(frozen=True)
 class Access:
     """What the guard allowed for this request."""
@@ -174,7 +181,10 @@ async def _principal(auth: Authenticator, token: str | None, key: str | None) ->
         return None
     if token is not None and key is not None:  # whose rights would apply is no guess to make
         raise _unauthorized("send a bearer token or an API key, not both")
-    principal = await auth.from_token(token) if token else await auth.from_key(key or "")
+    try:
+        principal = await auth.from_token(token) if token else await auth.from_key(key or "")
+    except PyMongoError as error:  # who is calling cannot be known now: never let it through
+        raise _store_down() from error
     if principal is None:
         raise _unauthorized("invalid, expired or revoked credentials")
     return principal
@@ -184,13 +194,17 @@ def build_auth_router() -> APIRouter:
     router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
     @router.post("/token", response_model=TokenResponse, responses={
-        400: {"description": "Wrong username or password, or the account is locked for a while"}})
+        400: {"description": "Wrong username or password, or the account is locked for a while"},
+        503: {"description": "The account store is unreachable"}})
     async def sign_in(request: Request,
                       form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> Any:
         """OAuth2 password flow: form-encoded ``username`` and ``password`` give a signed
         access token to send as ``Authorization: Bearer``."""
         auth: Authenticator = request.app.state.auth
-        token = await auth.sign_in(form.username, form.password)
+        try:
+            token = await auth.sign_in(form.username, form.password)
+        except PyMongoError as error:
+            raise _store_down() from error
         if token is None:
             # One answer for a wrong name, a wrong password and a locked account.
             return JSONResponse(status_code=status.HTTP_400_BAD_REQUEST, content={

@@ -10,11 +10,17 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from services.intake.app import create_app as intake_app
 from services.router.app import create_app as router_app
 from services.sla.app import create_app as sla_app
+from services.sla.reports_api import build_reports_router
+from shared import mongo
+from shared.accounts import AccountStore
+from shared.auth import Authenticator, build_auth_router, guard
 from shared.contracts import Topics, utc_now
+from shared.embedded import free_port
 from shared.permissions import (
     ANYONE,
     PERMISSIONS,
@@ -276,3 +282,29 @@ async def test_expired_tokens_and_revoked_accounts_and_keys_stop_working(
     assert (stale.status_code, forged.status_code) == (401, 401)
     assert (after_key.status_code, after_user.status_code, sign_in.status_code) == (401, 401, 400)
     assert after_key.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_with_the_account_store_down_no_call_gets_through(settings: Settings,
+                                                                accounts: Accounts) -> None:
+    """The store is a real address with nothing listening: credentials cannot be checked, so
+    protected calls and sign-in answer 503 (never 200, never a 500); no credentials is still 401."""
+    supervisor = await accounts.user("inspektorat", "supervisor")
+    web = await accounts.channel("web")
+    down = settings.model_copy(update={
+        "mongodb_url": f"mongodb://127.0.0.1:{free_port()}/?directConnection=true&serverSelectionTimeoutMS=300"})
+    client = mongo.connect(down)
+    app = FastAPI(dependencies=[guard("sla")])  # as the SLA app mounts it, on the dead store
+    app.state.auth = Authenticator(down, AccountStore(mongo.database(client, down)))
+    app.include_router(build_auth_router())
+    app.include_router(build_reports_router())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sla",
+                                 timeout=60) as http:
+        report = await http.get("/v1/reports/compliance", headers=supervisor.headers)
+        keyed = await http.get("/v1/reports/compliance", headers=web.headers)
+        sign_in = await http.post("/v1/auth/token", data={"username": "inspektorat",
+                                                          "password": supervisor.password})
+        anonymous = await http.get("/v1/reports/compliance")
+    await client.close()
+    assert (report.status_code, keyed.status_code, sign_in.status_code) == (503, 503, 503)
+    assert report.headers["retry-after"] == "5"
+    assert anonymous.status_code == 401
