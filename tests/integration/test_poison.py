@@ -7,7 +7,7 @@ or dead-lettering twice."""
 import hashlib
 import json
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -246,55 +246,68 @@ async def test_sla_dead_letters_poison_on_both_topics_once(
 
 
 class FlakyTicketStore(TicketStore):
-    """The real store, losing its connection once on the first write of one ticket: a
-    transient failure in the middle of a batch."""
+    """The real store, losing its connection once when it opens the first batch of tickets and
+    once on the first write of ticket F-2: transient failures in the middle of a batch."""
 
-    def __init__(self, *args: Any, flaky_ticket: str, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.flaky_ticket = flaky_ticket
-        self.failed = 0
+        self.failed: list[str] = []
+
+    def _fail_once(self, what: str) -> None:
+        if what not in self.failed:
+            self.failed.append(what)
+            raise AutoReconnect(f"connection lost while writing {what} (injected)")
+
+    async def add_new(self, tickets: Sequence[Document]) -> int:
+        self._fail_once("new tickets")
+        return await super().add_new(tickets)
 
     async def save_if_unchanged(self, ticket: Document, version: int) -> bool:
-        if ticket["_id"] == self.flaky_ticket and not self.failed:
-            self.failed += 1
-            raise AutoReconnect("connection lost (injected)")
+        if ticket["_id"] == "F-2":
+            self._fail_once("F-2")
         return await super().save_if_unchanged(ticket, version)
 
 
 @pytest.fixture
 async def flaky_sla(settings: Settings, mongo: AsyncMongoClient[Document]) -> AsyncIterator[
-        tuple[FlakyTicketStore, str]]:
-    """SLA update handlers on a real broker and store whose writes of ticket F-2 fail once."""
+        FlakyTicketStore]:
+    """SLA subscribers on the real broker and store, with tickets F-1 and F-2 open; then the
+    store starts failing (once each) as FlakyTicketStore says."""
     async with sla_instance(settings, mongo) as sla:
-        store = FlakyTicketStore(mongo[settings.mongodb_database], flaky_ticket="F-2")
+        now = utc_now()
+        await sla.open_tickets([routed_envelope(t, now) for t in ("F-1", "F-2")])
+        store = FlakyTicketStore(mongo[settings.mongodb_database])
         sla.store = store
         broker = make_broker(settings, "sla-flaky")
         sla_handlers.register(broker, sla)
         await ensure_topics(settings, Topics.fixed())
-        now = utc_now()
-        await sla.open_tickets([routed_envelope(t, now) for t in ("F-1", "F-2")])
         await broker.start()
         try:
-            yield store, settings.kafka_bootstrap_servers
+            yield store
         finally:
             await broker.stop()
 
 
 async def test_a_transient_failure_retries_the_batch_without_repeating_effects(
-        flaky_sla: tuple[FlakyTicketStore, str], settings: Settings) -> None:
-    store, bootstrap = flaky_sla
-    poison = [("F-1", b"\xff not an update")]
-    offsets = await produce_to_partition_0(bootstrap, Topics.UPDATES, [
-        update("F-1", "f1-ack", "acknowledged"), *poison, update("F-2", "f2-ack", "acknowledged")])
+        flaky_sla: FlakyTicketStore, settings: Settings) -> None:
+    store, bootstrap = flaky_sla, settings.kafka_bootstrap_servers
+    routed_offsets = await produce_to_partition_0(bootstrap, Topics.ROUTED, [
+        ("F-3", b"\xff not a routing decision"), routed("F-3", utc_now())])
+    update_offsets = await produce_to_partition_0(bootstrap, Topics.UPDATES, [
+        update("F-1", "f1-ack", "acknowledged"), ("F-1", b"\xff not an update"),
+        update("F-2", "f2-ack", "acknowledged")])
 
-    async def both_acknowledged() -> bool:
-        tickets = [await store.get(t) for t in ("F-1", "F-2")]
-        return all(t is not None and t["status"] == "acknowledged" for t in tickets)
+    async def all_done() -> bool:
+        tickets = [await store.get(t) for t in ("F-1", "F-2", "F-3")]
+        return all(t is not None for t in tickets) and [t["status"] for t in tickets if t] == [
+            "acknowledged", "acknowledged", "assigned"]
 
-    assert await eventually(both_acknowledged, timeout=60)
-    letters = await dead_letters_of(settings, Topics.UPDATES, expect=1)
-    assert store.failed == 1, "the batch met the injected failure and was retried"
-    assert [letter["offset"] for letter in letters] == [offsets[1]]
+    assert await eventually(all_done, timeout=60)
+    letters = await read_topic(bootstrap, Topics.DEADLETTER, expect=2, timeout=60, settle=4.0)
+    assert sorted(store.failed) == ["F-2", "new tickets"], "both batches met a failure and retried"
+    assert sorted((d["data"]["source_topic"], d["data"]["offset"]) for d in letters) == sorted(
+        [(Topics.ROUTED, routed_offsets[0]), (Topics.UPDATES, update_offsets[1])]), \
+        "each poison record is dead-lettered once, though its batch was delivered twice"
     first = await store.get("F-1")
     assert first is not None
     assert first["applied_events"].count("f1-ack") == 1
