@@ -4,7 +4,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 
 from services.router.flows import Router
 from shared.contracts import Complaint, Envelope, EventType, RerouteRequest, Topics
-from shared.kafka import Outgoing, batch_subscriber, consume_batch
+from shared.kafka import Outgoing, batch_subscriber, consume_batch, ensure_topics
 
 SERVICE = "router"
 
@@ -14,7 +14,14 @@ def register(broker: KafkaBroker, router: Router) -> None:
         return [out for e in events for out in router.decide(e)]
 
     async def reroute(events: list[Envelope[RerouteRequest]]) -> list[Outgoing]:
-        return [out for e in events for out in router.reroute(e)]
+        outgoing = [out for e in events for out in router.reroute(e)]
+        # A withdrawal may go to an agency the rulebook no longer lists, whose queue may not
+        # exist: a broker that does not create topics on demand would refuse it forever.
+        known = {Topics.agency(code) for code in router.rulebook.codes}
+        unknown = {o.topic for o in outgoing if o.topic.startswith(Topics.AGENCY_PREFIX)} - known
+        if unknown:
+            await ensure_topics(router.settings, unknown)
+        return outgoing
 
     @batch_subscriber(broker, Topics.RECEIVED, group_id="disposisi-router", settings=router.settings,
                       description="Accepted complaints to route by Tupoksi.")

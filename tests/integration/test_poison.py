@@ -312,3 +312,24 @@ async def test_a_transient_failure_retries_the_batch_without_repeating_effects(
     assert first is not None
     assert first["applied_events"].count("f1-ack") == 1
     assert [h["action"] for h in first["history"]].count("acknowledged") == 1
+
+
+async def test_a_reroute_from_an_agency_without_a_queue_does_not_block_the_next(
+        router_settings: Settings) -> None:
+    """A ticket held by an agency the rulebook no longer knows (no queue topic exists) is
+    re-routed, its withdrawal lands on a queue made for it, and the next request is served."""
+    settings = router_settings
+    bootstrap = settings.kafka_bootstrap_servers
+    rejected = {"cause": "rejected", "actor": "petugas", "reason": "bukan tupoksi kami"}
+    await ensure_topics(settings, Topics.fixed())
+    async with serving(create_router(settings), settings.router_port):
+        await produce_to_partition_0(bootstrap, Topics.REROUTE, [
+            ("G-9", reroute_request("G-9", rejected, agency="GONE", rejected_by=["GONE"])),
+            ("G-10", reroute_request("G-10", rejected, agency="DAMKAR", rejected_by=["DAMKAR"]))])
+        decided = await read_topic(bootstrap, Topics.ROUTED, expect=2, timeout=60)
+        [withdrawn] = await read_topic(bootstrap, Topics.agency("GONE"), expect=1, timeout=30)
+        letters = await read_topic(bootstrap, Topics.DEADLETTER, expect=1, timeout=2)
+    assert sorted((e["ticket_id"], e["data"]["agency"]) for e in decided) == [
+        ("G-10", "DLH"), ("G-9", "DLH")]
+    assert withdrawn["type"] == "ticket.withdrawn"
+    assert letters == []
