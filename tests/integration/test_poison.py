@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaMessage
 from pymongo import AsyncMongoClient
 from pymongo.errors import AutoReconnect
 
@@ -23,8 +24,8 @@ from services.router.app import create_app as create_router
 from services.sla import handlers as sla_handlers
 from services.sla.app import create_app as create_sla
 from services.sla.store import TicketStore
-from shared.contracts import Topics, utc_now
-from shared.kafka import ensure_topics, make_broker
+from shared.contracts import Envelope, EventType, TicketUpdate, Topics, utc_now
+from shared.kafka import Outgoing, batch_subscriber, consume_batch, ensure_topics, make_broker
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.integration.sla_support import (
@@ -333,3 +334,49 @@ async def test_a_reroute_from_an_agency_without_a_queue_does_not_block_the_next(
         ("G-10", "DLH"), ("G-9", "DLH")]
     assert withdrawn["type"] == "ticket.withdrawn"
     assert letters == []
+
+
+async def test_a_record_its_handler_refuses_costs_one_letter_and_the_rest_are_handled(
+        settings: Settings) -> None:
+    """The shared consumer on a real broker: when handling a batch fails because of one
+    record's content, the others are handled one by one and only that record is
+    dead-lettered; a store failure first retries the whole batch."""
+    topic = "disposisi.test.poison"
+    bootstrap = settings.kafka_bootstrap_servers
+    await ensure_topics(settings, [topic, Topics.DEADLETTER])
+    handled: list[str] = []
+    failures: list[str] = []
+
+    async def handle(events: list[Envelope[TicketUpdate]]) -> list[Outgoing]:
+        if not failures:
+            failures.append("store")
+            raise AutoReconnect("connection lost (injected)")
+        if any(e.ticket_id == "BAD" for e in events):
+            failures.append("BAD")
+            raise LookupError("no agency XYZ in the rulebook")
+        handled.extend(str(e.ticket_id) for e in events)
+        return []
+
+    broker = make_broker(settings, "poison-test")
+
+    @batch_subscriber(broker, topic, group_id="poison-test", settings=settings,
+                      description="test")
+    async def consume(body: list[bytes], message: KafkaMessage) -> None:
+        await consume_batch(broker, message, TicketUpdate, EventType.TICKET_UPDATE, handle,
+                            settings=settings, service="test")
+
+    await broker.start()
+    try:
+        offsets = await produce_to_partition_0(bootstrap, topic, [
+            update(t, f"e-{t}", "acknowledged") for t in ("A", "BAD", "C")])
+        async def both_handled() -> bool:
+            return set(handled) == {"A", "C"}
+
+        assert await eventually(both_handled, timeout=60)
+        letters = await dead_letters_of(settings, topic, expect=1)
+    finally:
+        await broker.stop()
+    assert sorted(set(handled)) == ["A", "C"]
+    assert failures[0] == "store" and "BAD" in failures
+    assert [(letter["offset"], letter["reason"]) for letter in letters] == [
+        (offsets[1], "not processed: LookupError: no agency XYZ in the rulebook")]
