@@ -59,6 +59,25 @@ class EventType(StrEnum):
     DEAD_LETTER = "deadletter"
 
 
+# Length limits: a consumer accepts from Kafka no more than HTTP accepts from a citizen or an
+# officer, so an event can never carry what the API would have refused.
+TEXT_MAX = 4000
+TITLE_MAX = 200
+NOTE_MAX = 4000
+REASON_MAX = 1000
+ACTOR_MAX = 120
+CODE_MAX = 40  # an agency code; also part of a topic name (disposisi.agency.<CODE>)
+NAME_MAX = 200
+URL_MAX = 2083  # what pydantic's HttpUrl accepts
+ATTACHMENTS_MAX = 10
+# Masking a contact may lengthen the text: "a@b.c" (5 characters) becomes a 20-character
+# placeholder, so an agency's copy is at most four times the citizen's.
+MASKED_GROWTH = 4
+EXPLANATION_ITEMS_MAX = 500  # rule ids and matched phrases: bounded by the rulebook, generously
+
+AgencyCode = Annotated[str, Field(min_length=1, max_length=CODE_MAX, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
 def derived_event_id(*parts: str) -> str:
     """A stable event id: redelivered input yields the same output ids, so consumers can dedupe."""
     return str(uuid.uuid5(EVENT_NAMESPACE, "\x1f".join(parts)))
@@ -128,8 +147,9 @@ class ComplaintSubmission(Strict):
     """What a channel sends: over HTTP (`POST /v1/complaints`) or on `complaints.submitted`."""
 
     channel: Channel = Field(description="Where the complaint came from.")
-    text: str = Field(min_length=10, max_length=4000, description="The complaint in the citizen's words.")
-    title: str | None = Field(None, min_length=1, max_length=200)
+    text: str = Field(min_length=10, max_length=TEXT_MAX,
+                      description="The complaint in the citizen's words.")
+    title: str | None = Field(None, min_length=1, max_length=TITLE_MAX)
     external_id: str | None = Field(
         None, min_length=1, max_length=128,
         description="The channel's own id; with `channel` it makes resubmission idempotent.",
@@ -138,22 +158,23 @@ class ComplaintSubmission(Strict):
     reporter: Reporter | None = None
     anonymous: bool = Field(False, description="Hide the reporter's identity from agencies.")
     confidential: bool = Field(False, description="Rahasia: the whole report is confidential.")
-    attachments: list[HttpUrl] = Field(default_factory=list, max_length=10)
+    attachments: list[HttpUrl] = Field(default_factory=list, max_length=ATTACHMENTS_MAX)
 
 
 class Complaint(BaseModel):
     """An accepted complaint with its tracking number (`complaint.received`)."""
 
-    ticket_id: str
+    ticket_id: str = Field(min_length=1, max_length=64)
     channel: Channel
-    text: str
-    title: str | None = None
-    external_id: str | None = None
+    text: str = Field(min_length=1, max_length=TEXT_MAX)
+    title: str | None = Field(None, max_length=TITLE_MAX)
+    external_id: str | None = Field(None, max_length=128)
     location: Location | None = None
     reporter: Reporter | None = None
     anonymous: bool = False
     confidential: bool = False
-    attachments: list[str] = Field(default_factory=list)
+    attachments: list[Annotated[str, Field(max_length=URL_MAX)]] = Field(
+        default_factory=list, max_length=ATTACHMENTS_MAX)
     submitted_at: datetime
 
     @property
@@ -169,21 +190,28 @@ class Priority(StrEnum):
 
 
 class Candidate(BaseModel):
-    agency: str
+    agency: AgencyCode
     score: float
-    rule_ids: list[str] = Field(default_factory=list)
+    rule_ids: list[Annotated[str, Field(max_length=NAME_MAX)]] = Field(
+        default_factory=list, max_length=EXPLANATION_ITEMS_MAX)
 
 
 class RoutingExplanation(BaseModel):
     """Why the router chose this agency, in terms a civil servant can check."""
 
-    rulebook_version: str = Field(description="Content hash of the rulebook used.")
-    rule_ids: list[str] = Field(default_factory=list, description="Rules that fired for the winner.")
-    matched_terms: list[str] = Field(default_factory=list, description="Phrases found in the text.")
+    rulebook_version: str = Field(max_length=NAME_MAX, description="Content hash of the rulebook used.")
+    rule_ids: list[Annotated[str, Field(max_length=NAME_MAX)]] = Field(
+        default_factory=list, max_length=EXPLANATION_ITEMS_MAX,
+        description="Rules that fired for the winner.")
+    matched_terms: list[Annotated[str, Field(max_length=NAME_MAX)]] = Field(
+        default_factory=list, max_length=EXPLANATION_ITEMS_MAX,
+        description="Phrases found in the text.")
     score: float = 0.0
     confidence: float = Field(0.0, ge=0, le=1)
-    candidates: list[Candidate] = Field(default_factory=list, description="Top candidates.")
-    reason: str = Field("", description="One sentence for humans.")
+    candidates: list[Candidate] = Field(default_factory=list, max_length=20,
+                                        description="Top candidates.")
+    # A re-routing's reason quotes the rejection's (REASON_MAX) and the actor (ACTOR_MAX).
+    reason: str = Field("", max_length=4 * REASON_MAX, description="One sentence for humans.")
 
 
 class TicketRouted(BaseModel):
@@ -193,27 +221,32 @@ class TicketRouted(BaseModel):
     triage desk, publishes a new `ticket.routed` with the next ``assignment`` number.
     """
 
-    agency: str = Field(description="Agency code, e.g. DLH, EXT_PLN or TRIAGE.")
-    agency_name: str
+    agency: AgencyCode = Field(description="Agency code, e.g. DLH, EXT_PLN or TRIAGE.")
+    agency_name: str = Field(max_length=NAME_MAX)
     authority: Literal["kota", "provinsi", "pusat", "bumn", "internal"]
     priority: Priority
-    category: str | None = None
+    category: str | None = Field(None, max_length=NAME_MAX)
     routing: RoutingExplanation
     channel: Channel
-    title: str | None = None
-    text: str = Field(description="The complaint text, with contact details masked when anonymous.")
+    title: str | None = Field(None, max_length=MASKED_GROWTH * TITLE_MAX)
+    text: str = Field(max_length=MASKED_GROWTH * TEXT_MAX,
+                      description="The complaint text, with contact details masked when anonymous.")
     location: Location | None = None
     anonymous: bool = False
     confidential: bool = False
     submitted_at: datetime
-    attachments: list[str] = Field(default_factory=list)
+    attachments: list[Annotated[str, Field(max_length=URL_MAX)]] = Field(
+        default_factory=list, max_length=ATTACHMENTS_MAX)
     reporter: Reporter | None = Field(None, description="Absent when anonymous or confidential.")
     assignment: int = Field(1, ge=1, description="1 for the first decision, +1 per re-routing.")
-    previous_agency: str | None = Field(None, description="The agency this ticket was taken from.")
-    rejected_by: list[str] = Field(
-        default_factory=list, description="Agencies that rejected this ticket so far.")
+    previous_agency: AgencyCode | None = Field(
+        None, description="The agency this ticket was taken from.")
+    rejected_by: list[AgencyCode] = Field(
+        default_factory=list, max_length=100,
+        description="Agencies that rejected this ticket so far.")
     assigned_by: str | None = Field(
-        None, description="Who assigned it by hand (triage desk); null for the router.")
+        None, max_length=ACTOR_MAX,
+        description="Who assigned it by hand (triage desk); null for the router.")
 
     @model_validator(mode="after")
     def _identity_stays_hidden(self) -> "TicketRouted":
@@ -256,10 +289,10 @@ class TicketUpdate(Strict):
     """
 
     action: UpdateAction
-    actor: str | None = Field(None, max_length=120, description="Who acted (officer or system).")
-    note: str | None = Field(None, max_length=4000, description="Message for the citizen.")
-    reason: str | None = Field(None, max_length=1000, description="Why rejected.")
-    suggested_agency: str | None = Field(None, max_length=40, description="Who should take it.")
+    actor: str | None = Field(None, max_length=ACTOR_MAX, description="Who acted (officer or system).")
+    note: str | None = Field(None, max_length=NOTE_MAX, description="Message for the citizen.")
+    reason: str | None = Field(None, max_length=REASON_MAX, description="Why rejected.")
+    suggested_agency: str | None = Field(None, max_length=CODE_MAX, description="Who should take it.")
     priority: Priority | None = Field(None, description="The new priority (reprioritised only).")
 
     @model_validator(mode="after")
@@ -302,10 +335,11 @@ class RerouteRequest(BaseModel):
 
     ticket: TicketRouted = Field(description="The ticket as currently assigned.")
     cause: Literal["rejected", "manual"]
-    actor: str | None = None
-    reason: str
-    suggested_agency: str | None = Field(None, description="The rejecting agency's suggestion.")
-    agency: str | None = Field(None, description="Manual: the agency the triage desk chose.")
+    actor: str | None = Field(None, max_length=ACTOR_MAX)
+    reason: str = Field(max_length=REASON_MAX)
+    suggested_agency: str | None = Field(None, max_length=CODE_MAX,
+                                         description="The rejecting agency's suggestion.")
+    agency: AgencyCode | None = Field(None, description="Manual: the agency the triage desk chose.")
 
 
 class DeadLetter(BaseModel):
@@ -314,10 +348,16 @@ class DeadLetter(BaseModel):
     source_topic: str
     partition: int | None = None
     offset: int | None = None
-    key: str | None = None
+    key: str | None = Field(None, description="The record's key (cut to 200 characters).")
     service: str
     reason: str
-    payload: str = Field(description="The original bytes, as UTF-8 text (invalid bytes replaced).")
+    payload: str = Field(description="The original bytes as UTF-8 text (invalid bytes replaced); "
+                                     "only the start of them when `payload_truncated`.")
+    payload_truncated: bool = Field(
+        False, description="True when the record was too large to carry whole.")
+    payload_size: int | None = Field(None, description="Size of the original record, in bytes.")
+    payload_sha256: str | None = Field(
+        None, description="SHA-256 (hex) of the whole original record, to match it to a copy.")
 
 
 DataT = TypeVar("DataT", bound=BaseModel)
@@ -326,12 +366,13 @@ DataT = TypeVar("DataT", bound=BaseModel)
 class Envelope(BaseModel, Generic[DataT]):
     """Every message on every Disposisi topic."""
 
-    id: str = Field(description="Event id (UUID). Consumers dedupe on it.")
+    id: str = Field(min_length=1, max_length=128, description="Event id (UUID). Consumers dedupe on it.")
     type: EventType
     schema_version: int = SCHEMA_VERSION
     time: datetime = Field(default_factory=utc_now, description="When the event was made, UTC.")
-    tenant: str
-    ticket_id: str | None = Field(None, description="Tracking number; also the Kafka key.")
+    tenant: str = Field(max_length=100)
+    ticket_id: str | None = Field(None, max_length=64,
+                                  description="Tracking number; also the Kafka key.")
     data: DataT
 
     def to_bytes(self) -> bytes:

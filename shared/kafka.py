@@ -2,10 +2,12 @@
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -88,9 +90,26 @@ async def publish_raw(broker: KafkaBroker, messages: Sequence[tuple[str, str | N
     await asyncio.gather(*pending)
 
 
+# What a record's content can cause (invalid, refused, naming something unknown): it fails
+# the same way on every redelivery, so the record is dead-lettered. Anything else (the store,
+# the broker, the network) is retried by redelivering the batch (NACK).
+RECORD_FAULTS: tuple[type[Exception], ...] = (ValueError, LookupError, TypeError)
+_KEY_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Decoded(Generic[Data]):
+    record: Incoming
+    event: Envelope[Data]
+
+
 def decode_event(record: Incoming, model: type[Data], expected: EventType, *,
-                 needs_ticket: bool = True) -> Envelope[Data]:
+                 settings: Settings, needs_ticket: bool = True) -> Envelope[Data]:
     """Decode one record; raise ValueError naming the problem (the dead-letter reason)."""
+    size = len(record.value) + len(record.key or b"")
+    if size > settings.max_record_bytes:
+        raise ValueError(f"record is {size} bytes, over the limit of {settings.max_record_bytes} "
+                         "bytes (DISPOSISI_MAX_RECORD_BYTES)")
     try:
         event = Envelope[model].model_validate_json(record.value)  # type: ignore[valid-type]
     except ValidationError as error:
@@ -102,33 +121,92 @@ def decode_event(record: Incoming, model: type[Data], expected: EventType, *,
     return event
 
 
-def decode_batch(message: KafkaMessage, model: type[Data], expected: EventType, *,
+def decode_batch(records: Sequence[Incoming], model: type[Data], expected: EventType, *,
                  settings: Settings, service: str, needs_ticket: bool = True,
-                 ) -> tuple[list[Envelope[Data]], list[Outgoing]]:
+                 ) -> tuple[list[Decoded[Data]], list[Outgoing]]:
     """The batch's valid events, and a dead letter for each record that is not one."""
-    events: list[Envelope[Data]] = []
+    decoded: list[Decoded[Data]] = []
     rejected: list[Outgoing] = []
-    for record in incoming_records(message.raw_message):
+    for record in records:
         try:
-            events.append(decode_event(record, model, expected, needs_ticket=needs_ticket))
+            decoded.append(Decoded(record, decode_event(record, model, expected, settings=settings,
+                                                        needs_ticket=needs_ticket)))
         except ValueError as error:
             rejected.append(dead_letter(settings, service, record, str(error)))
-    return events, rejected
+    return decoded, rejected
+
+
+async def consume_batch(broker: KafkaBroker, message: KafkaMessage, model: type[Data],
+                        expected: EventType,
+                        handle: Callable[[list[Envelope[Data]]], Awaitable[list[Outgoing]]], *,
+                        settings: Settings, service: str, needs_ticket: bool = True) -> None:
+    """How a consumer takes a batch: decode each record; handle the valid ones together (the
+    handler must be idempotent: a redelivered batch is handled again); if a record's content
+    makes that fail, handle them one by one and dead-letter the culprits; publish the effects,
+    and the dead letters last. A failure of anything else raises (the batch is redelivered)
+    before any dead letter is sent, so each poison record is dead-lettered once."""
+    decoded, rejected = decode_batch(incoming_records(message.raw_message), model, expected,
+                                     settings=settings, service=service, needs_ticket=needs_ticket)
+    try:
+        outgoing = await handle([d.event for d in decoded]) if decoded else []
+    except RECORD_FAULTS:
+        outgoing = []
+        for item in decoded:
+            try:
+                outgoing += await handle([item.event])
+            except RECORD_FAULTS as error:
+                log.warning("record refused: %s", error, exc_info=True)
+                rejected.append(dead_letter(settings, service, item.record, refusal(error)))
+    await publish_all(broker, outgoing)
+    await publish_all(broker, rejected)
+
+
+def refusal(error: Exception) -> str:
+    """A dead letter's reason for a record that decoded but could not be processed."""
+    if isinstance(error, ValueError):
+        return str(error)
+    return f"not processed: {type(error).__name__}: {error}"
 
 
 def dead_letter(settings: Settings, service: str, record: Incoming, reason: str) -> Outgoing:
+    """The dead letter of one record: its place (topic, partition, offset), the reason and the
+    record itself, cut short when too large to publish, with the original size and SHA-256.
+    Its id derives from the place, so a repeat is recognisable as the same letter."""
+    payload, truncated = _letter_payload(record.value, settings.deadletter_payload_bytes)
     letter = DeadLetter(
         source_topic=record.topic, partition=record.partition, offset=record.offset,
-        key=record.key.decode(errors="replace") if record.key else None,
-        service=service, reason=reason, payload=record.value.decode(errors="replace"),
+        key=record.key.decode(errors="replace")[:_KEY_CHARS] if record.key else None,
+        service=service, reason=reason[:2000], payload=payload, payload_truncated=truncated,
+        payload_size=len(record.value), payload_sha256=hashlib.sha256(record.value).hexdigest(),
     )
     event_id = derived_event_id("deadletter", service, record.topic, str(record.partition),
                                 str(record.offset))
     event = Envelope[DeadLetter](id=event_id, type=EventType.DEAD_LETTER, tenant=settings.tenant,
                                  ticket_id=None, data=letter)
     log.warning("dead-lettered %s[%s]@%s: %s", record.topic, record.partition, record.offset,
-                reason)
+                reason[:500])
     return Outgoing(Topics.DEADLETTER, event)
+
+
+def _letter_payload(value: bytes, limit: int) -> tuple[str, bool]:
+    """The record as text, or its start when the whole would take more than ``limit`` bytes
+    once escaped in JSON (control characters take six bytes there, a quote two)."""
+    text = value.decode(errors="replace")
+    size = _json_size(text)
+    if size <= limit:
+        return text, False
+    encoded = text.encode()
+    cut = len(encoded) * limit // size
+    while True:
+        start = encoded[:cut].decode(errors="ignore")  # never half a character
+        size = _json_size(start)
+        if size <= limit:
+            return start, True
+        cut = min(cut - 1, cut * limit // size)
+
+
+def _json_size(text: str) -> int:
+    return len(json.dumps(text, ensure_ascii=False).encode()) - 2
 
 
 async def ensure_topics(settings: Settings, topics: Iterable[str], *,
@@ -176,6 +254,7 @@ async def kafka_reachable(settings: Settings, within: float = 3.0) -> bool:
             await admin.close()
 
 
+_FETCH_MAX_BYTES = 50 * 1024 * 1024  # aiokafka's default for a whole fetch
 BatchHandler = Callable[[list[bytes], KafkaMessage], Awaitable[None]]
 
 
@@ -190,6 +269,10 @@ def batch_subscriber(broker: KafkaBroker, topic: str, *, group_id: str, settings
         # The embedded broker answers a fetch only when its wait expires; a short wait keeps
         # the time from submission to the agency's queue low when traffic is light.
         fetch_max_wait_ms=settings.fetch_max_wait_ms, batch_timeout_ms=settings.fetch_max_wait_ms,
+        # Able to fetch a record larger than any it accepts: an oversized record must be read
+        # to be dead-lettered, or it would block its partition.
+        max_partition_fetch_bytes=settings.consumer_fetch_bytes,
+        fetch_max_bytes=max(_FETCH_MAX_BYTES, settings.consumer_fetch_bytes),
         description=description,
     )
     return subscriber

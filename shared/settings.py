@@ -5,7 +5,7 @@ import socket
 from importlib import resources
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -67,3 +67,24 @@ class Settings(BaseSettings):
     auth_max_failed_sign_ins: int = Field(
         5, ge=1, description="Wrong passwords in a row that lock an account.")
     auth_lockout_seconds: float = Field(900.0, gt=0, description="How long a locked account stays locked.")
+    # --- consumer limits (poison records) ---
+    max_record_bytes: int = Field(
+        1_000_000, ge=1024, description="Largest record a consumer accepts; a larger one is "
+                                        "dead-lettered (truncated) and the consumer moves on.")
+    deadletter_payload_bytes: int = Field(
+        64_000, ge=1024, le=512_000,
+        description="Most bytes of the original record a dead letter carries (as UTF-8 text); "
+                    "longer ones are cut, with the original size and SHA-256 kept. Kept well "
+                    "under the producer's 1 MiB request limit.")
+    consumer_fetch_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024,
+        description="Largest record a consumer can fetch (per partition fetch); above "
+                    "max_record_bytes so an oversized record is read, and dead-lettered, instead "
+                    "of blocking its partition. Keep the broker's message.max.bytes below it.")
+
+    @model_validator(mode="after")
+    def _fetch_holds_what_is_refused(self) -> "Settings":
+        if self.consumer_fetch_bytes <= self.max_record_bytes:
+            raise ValueError("consumer_fetch_bytes must exceed max_record_bytes, or a record just "
+                             "over the limit could not be fetched to dead-letter it")
+        return self

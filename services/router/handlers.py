@@ -1,28 +1,39 @@
-"""Router's Kafka subscriber: received complaints in, decisions out."""
+"""Router's Kafka subscribers: received complaints in, decisions out."""
 
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from services.router.flows import Router
-from shared.contracts import Complaint, EventType, RerouteRequest, Topics
-from shared.kafka import batch_subscriber, decode_batch, publish_all
+from shared.contracts import Complaint, Envelope, EventType, RerouteRequest, Topics
+from shared.kafka import Outgoing, batch_subscriber, consume_batch, ensure_topics
 
 SERVICE = "router"
 
 
 def register(broker: KafkaBroker, router: Router) -> None:
+    async def decide(events: list[Envelope[Complaint]]) -> list[Outgoing]:
+        return [out for e in events for out in router.decide(e)]
+
+    async def reroute(events: list[Envelope[RerouteRequest]]) -> list[Outgoing]:
+        outgoing = [out for e in events for out in router.reroute(e)]
+        # A withdrawal may go to an agency the rulebook no longer lists, whose queue may not
+        # exist: a broker that does not create topics on demand would refuse it forever.
+        known = {Topics.agency(code) for code in router.rulebook.codes}
+        unknown = {o.topic for o in outgoing if o.topic.startswith(Topics.AGENCY_PREFIX)} - known
+        if unknown:
+            await ensure_topics(router.settings, unknown)
+        return outgoing
+
     @batch_subscriber(broker, Topics.RECEIVED, group_id="disposisi-router", settings=router.settings,
                       description="Accepted complaints to route by Tupoksi.")
     async def on_complaints_received(body: list[bytes], message: KafkaMessage) -> None:
-        events, rejected = decode_batch(message, Complaint, EventType.COMPLAINT_RECEIVED,
-                                        settings=router.settings, service=SERVICE)
-        await publish_all(broker, [*rejected, *(out for e in events for out in router.decide(e))])
+        await consume_batch(broker, message, Complaint, EventType.COMPLAINT_RECEIVED, decide,
+                            settings=router.settings, service=SERVICE)
 
     @batch_subscriber(broker, Topics.REROUTE, group_id="disposisi-router-reroute",
                       settings=router.settings,
                       description="Rejected or hand-assigned tickets that need a new decision.")
     async def on_tickets_reroute(body: list[bytes], message: KafkaMessage) -> None:
-        events, rejected = decode_batch(message, RerouteRequest, EventType.REROUTE_REQUESTED,
-                                        settings=router.settings, service=SERVICE)
-        await publish_all(broker, [*rejected, *(out for e in events for out in router.reroute(e))])
+        await consume_batch(broker, message, RerouteRequest, EventType.REROUTE_REQUESTED, reroute,
+                            settings=router.settings, service=SERVICE)
 
     _ = (on_complaints_received, on_tickets_reroute)

@@ -3,45 +3,59 @@
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from services.sla.flows import Sla, UnknownTicket
-from shared.contracts import EventType, TicketRouted, TicketUpdate, Topics
+from shared.contracts import Envelope, EventType, TicketRouted, TicketUpdate, Topics
 from shared.kafka import (
+    RECORD_FAULTS,
+    Incoming,
     Outgoing,
     batch_subscriber,
+    consume_batch,
     dead_letter,
-    decode_batch,
     decode_event,
     incoming_records,
     publish_all,
+    refusal,
 )
 
 SERVICE = "sla"
 
 
 def register(broker: KafkaBroker, sla: Sla) -> None:
+    async def open_tickets(events: list[Envelope[TicketRouted]]) -> list[Outgoing]:
+        # Idempotent: a known ticket id or an equal assignment changes nothing.
+        await sla.open_tickets(events)
+        return await sla.apply_parked([str(e.ticket_id) for e in events])
+
+    async def apply_update(record: Incoming) -> Outgoing | None:
+        """Apply one record (once: a repeated event id changes nothing); its dead letter when
+        it is invalid or refused. A failure of the store raises: the batch is redelivered."""
+        try:
+            event = decode_event(record, TicketUpdate, EventType.TICKET_UPDATE, settings=sla.settings)
+        except ValueError as error:
+            return dead_letter(sla.settings, SERVICE, record, str(error))
+        try:
+            await sla.apply(str(event.ticket_id), event.data, event.id)
+        except UnknownTicket:  # its routing decision may not have been read yet
+            await sla.park(record, str(event.ticket_id), event.data, event.id)
+        except RECORD_FAULTS as error:  # refused (UpdateRefused is a ValueError)
+            return dead_letter(sla.settings, SERVICE, record, refusal(error))
+        return None
+
     @batch_subscriber(broker, Topics.ROUTED, group_id="disposisi-sla", settings=sla.settings,
                       description="Routing decisions: each opens a ticket with its clocks; a newer "
                                   "assignment re-assigns it, an equal or older one is a duplicate.")
     async def on_tickets_routed(body: list[bytes], message: KafkaMessage) -> None:
-        events, rejected = decode_batch(message, TicketRouted, EventType.TICKET_ROUTED,
-                                        settings=sla.settings, service=SERVICE)
-        await publish_all(broker, rejected)
-        await sla.open_tickets(events)
-        await publish_all(broker, await sla.apply_parked([str(e.ticket_id) for e in events]))
+        await consume_batch(broker, message, TicketRouted, EventType.TICKET_ROUTED, open_tickets,
+                            settings=sla.settings, service=SERVICE)
 
     @batch_subscriber(broker, Topics.UPDATES, group_id="disposisi-sla-updates", settings=sla.settings,
                       description="Actions on tickets: acknowledged, responded, resolved, rejected, "
                                   "needs_info, citizen_replied, note, reprioritised.")
     async def on_tickets_updates(body: list[bytes], message: KafkaMessage) -> None:
-        # One at a time, in order: a ticket's updates share its key and so its partition.
-        rejected: list[Outgoing] = []
-        for record in incoming_records(message.raw_message):
-            try:
-                event = decode_event(record, TicketUpdate, EventType.TICKET_UPDATE)
-                await sla.apply(str(event.ticket_id), event.data, event.id)
-            except UnknownTicket:  # its routing decision may not have been read yet
-                await sla.park(record, str(event.ticket_id), event.data, event.id)
-            except ValueError as error:  # invalid, or refused (UpdateRefused is a ValueError)
-                rejected.append(dead_letter(sla.settings, SERVICE, record, str(error)))
+        # One at a time, in order: a ticket's updates share its key and so its partition. The
+        # dead letters go last, so a redelivered batch never sends one twice.
+        rejected = [letter for record in incoming_records(message.raw_message)
+                    if (letter := await apply_update(record)) is not None]
         await publish_all(broker, rejected)
 
     _ = (on_tickets_routed, on_tickets_updates)

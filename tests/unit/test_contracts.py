@@ -5,9 +5,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from services.router.domain import mask_contacts
 from shared.contracts import (
+    ACTOR_MAX,
+    ATTACHMENTS_MAX,
+    NOTE_MAX,
+    REASON_MAX,
+    TEXT_MAX,
+    TITLE_MAX,
     AgencyTicket,
     Channel,
     Complaint,
@@ -16,6 +23,8 @@ from shared.contracts import (
     EventType,
     Priority,
     Reporter,
+    RerouteRequest,
+    TicketRouted,
     TicketUpdate,
     UpdateAction,
     derived_event_id,
@@ -309,3 +318,62 @@ def test_describe_errors_indexes_list_items() -> None:
 def test_describe_errors_without_location() -> None:
     assert describe_errors([{"msg": "broken"}]) == "(message): broken"
     assert describe_errors([]) == ""
+
+
+# --- length limits of consumed events ----------------------------------------------------
+
+def test_a_received_complaint_is_held_to_the_http_limits() -> None:
+    document = json.loads(make_envelope().model_dump_json())["data"]
+    assert Complaint.model_validate({**document, "text": "x" * TEXT_MAX}).text == "x" * TEXT_MAX
+    for field, value in [("text", "x" * (TEXT_MAX + 1)), ("title", "x" * (TITLE_MAX + 1)),
+                         ("attachments", ["https://x.id/a.jpg"] * (ATTACHMENTS_MAX + 1))]:
+        with pytest.raises(ValidationError) as caught:
+            Complaint.model_validate({**document, field: value})
+        assert error_fields(caught.value) == {field}
+
+
+def test_a_megabyte_routed_ticket_is_refused_naming_the_text() -> None:
+    with pytest.raises(ValidationError) as caught:
+        TicketRouted.model_validate(agency_ticket(text="sampah " * 150_000))
+    assert error_fields(caught.value) == {"text"}
+
+
+def test_the_longest_text_still_fits_an_agency_ticket_once_contacts_are_masked() -> None:
+    # The shortest e-mail address becomes a 20-character placeholder: the worst growth.
+    text = ("a@b.c " * TEXT_MAX)[:TEXT_MAX]
+    title = ("a@b.c " * TITLE_MAX)[:TITLE_MAX]
+    accepted = ComplaintSubmission.model_validate(submission(text=text, title=title))
+    masked = mask_contacts(accepted.text)
+    assert len(masked) > 3 * TEXT_MAX
+    ticket = AgencyTicket.model_validate(agency_ticket(text=masked, title=mask_contacts(title),
+                                                       anonymous=True))
+    assert ticket.text == masked
+
+
+@pytest.mark.parametrize(("model", "document", "field"), [
+    (TicketUpdate, {"action": "responded", "note": "x" * (NOTE_MAX + 1)}, "note"),
+    (TicketUpdate, {"action": "rejected", "reason": "x" * (REASON_MAX + 1),
+                    "suggested_agency": "DLH"}, "reason"),
+    (RerouteRequest, {"ticket": agency_ticket(), "cause": "rejected",
+                      "reason": "x" * (REASON_MAX + 1)}, "reason"),
+    (RerouteRequest, {"ticket": agency_ticket(), "cause": "manual", "reason": "by hand",
+                      "actor": "x" * (ACTOR_MAX + 1)}, "actor"),
+    (RerouteRequest, {"ticket": agency_ticket(agency="DLH/../x"), "cause": "manual",
+                      "reason": "by hand"}, "ticket.agency"),
+    (TicketRouted, agency_ticket(rejected_by=["x" * 41]), "rejected_by.0"),
+    (TicketRouted, agency_ticket(routing={"rulebook_version": "v1", "reason": "x" * 5000}),
+     "routing.reason"),
+])
+def test_every_consumed_event_bounds_its_text(model: type[BaseModel], document: dict[str, Any],
+                                              field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(document)
+    assert error_fields(caught.value) == {field}
+
+
+def test_an_envelope_bounds_its_ids() -> None:
+    document = json.loads(make_envelope().model_dump_json())
+    for field in ("id", "ticket_id", "tenant"):
+        with pytest.raises(ValidationError) as caught:
+            Envelope[Complaint].model_validate({**document, field: "x" * 129})
+        assert error_fields(caught.value) == {field}
