@@ -10,6 +10,7 @@ from services.intake import api, handlers
 from services.intake.flows import Intake
 from services.intake.store import ComplaintStore
 from shared import mongo
+from shared.audit_store import AuditLog
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.outbox import OutboxRelay
@@ -24,13 +25,15 @@ def create_app(settings: Settings) -> FastAPI:
     complaints = ComplaintStore(db, settings)
     relay = OutboxRelay(complaints.collection, broker, lease_seconds=settings.outbox_lease_seconds,
                         owner=settings.instance_id)
-    intake = Intake(settings, complaints, relay)
+    audit = AuditLog(db)
+    intake = Intake(settings, complaints, relay, audit)
     handlers.register(broker, intake)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings, [Topics.SUBMITTED, Topics.RECEIVED, Topics.DEADLETTER])
         await complaints.ensure_indexes()
+        await audit.ensure_indexes()
         await relay.ensure_indexes()
         await broker.start()
         async with background(lambda: every(settings.outbox_sweep_seconds, relay.sweep,

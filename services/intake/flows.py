@@ -5,7 +5,9 @@ from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
 from services.intake.domain import accept, fingerprint, new_ticket_id
-from services.intake.store import Accepted, ComplaintStore
+from services.intake.store import Accepted, ComplaintStore, complaint_of
+from shared.audit import Actor, AuditAction, AuditRecord
+from shared.audit_store import AuditLog
 from shared.contracts import ComplaintSubmission, utc_now
 from shared.mongo import Document
 from shared.outbox import OutboxRelay
@@ -16,6 +18,8 @@ from shared.settings import Settings
 class Submission:
     content: ComplaintSubmission
     key: str | None
+    actor: Actor | None = None  # who submitted; the channel when not given
+    request_id: str | None = None
 
 
 @dataclass
@@ -23,6 +27,7 @@ class Intake:
     settings: Settings
     complaints: ComplaintStore
     relay: OutboxRelay
+    audit: AuditLog
 
     def _ticket_id(self) -> str:
         local_now = utc_now().astimezone(ZoneInfo(self.settings.timezone))
@@ -44,7 +49,23 @@ class Intake:
         earlier one when the idempotency key was seen before."""
         items = [self._accepted(s) for s in submissions]
         stored = await self.complaints.save(items, self._reissue)
-        return [stored[i.key] for i in items]
+        docs = [stored[i.key] for i in items]
+        # Every stored complaint, new or earlier: an append lost to a crash is made when the
+        # submission is retried or redelivered (once: keyed by the tracking number).
+        await self.audit.append([self._record(d, s) for d, s in zip(docs, submissions, strict=True)])
+        return docs
+
+    def _record(self, doc: Document, submission: Submission) -> AuditRecord:
+        complaint = complaint_of(doc)
+        return AuditRecord(
+            tenant=self.settings.tenant, key=f"submission:{doc['ticket_id']}",
+            action=AuditAction.SUBMISSION, ticket_id=doc["ticket_id"],
+            actor=submission.actor or Actor.channel(complaint["channel"]),
+            request_id=submission.request_id, time=doc["submitted_at"],
+            # Never the text or the reporter: whether identity is hidden is all it says of them.
+            after={"status": "received", "channel": complaint["channel"],
+                   "anonymous": complaint.get("anonymous", False),
+                   "confidential": complaint.get("confidential", False)})
 
     async def publish(self, docs: list[Document]) -> None:
         await self.relay.publish(docs)

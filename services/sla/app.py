@@ -14,6 +14,7 @@ from services.sla.report_store import ensure_report_indexes
 from services.sla.reports_api import ReportSource, build_reports_router
 from services.sla.store import TicketStore
 from shared import mongo
+from shared.audit_store import AuditLog
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.outbox import OutboxRelay
@@ -32,7 +33,8 @@ def create_app(settings: Settings) -> FastAPI:
                         owner=settings.instance_id)
     reroutes = OutboxRelay(store.reroutes, broker, lease_seconds=settings.outbox_lease_seconds,
                            owner=settings.instance_id)
-    sla = Sla(settings, policy, rulebook, store, relay, reroutes)
+    audit = AuditLog(db)
+    sla = Sla(settings, policy, rulebook, store, relay, reroutes, audit)
     handlers.register(broker, sla)
 
     @asynccontextmanager
@@ -40,6 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
         await ensure_topics(settings, [Topics.ROUTED, Topics.UPDATES, Topics.REROUTE,
                                        Topics.ESCALATIONS, Topics.DEADLETTER])
         await store.ensure_indexes()
+        await audit.ensure_indexes()
         await relay.ensure_indexes()
         await reroutes.ensure_indexes()
         await ensure_report_indexes(store.tickets, store.escalations)
