@@ -139,3 +139,20 @@ def test_actors_are_typed() -> None:
     assert Actor.system().kind == "system" and Actor.citizen().kind == "citizen"
     with pytest.raises(ValidationError):
         Actor(name="x", role="officer", kind="robot")
+
+
+def test_cli_lines_name_the_step_and_the_actor() -> None:
+    from shared.audit_cli import describe_check, entry_json, entry_line
+
+    officer = Actor(name="siti.dlh", role="officer", agency="DLH", kind="person")
+    [entry] = seal_all([record("k", actor=officer, request_id="req-9")], seq=0, prev_hash=GENESIS,
+                       now=NOW)
+    line = entry_line(dict(entry))
+    assert line == ('#1 2026-11-30 08:15:30.123000+00:00 update:acknowledged BKL-261130-AAAA by '
+                    'siti.dlh (person, officer, DLH) {"status":"assigned"} -> '
+                    '{"status":"acknowledged"} request req-9')
+    assert json.loads(entry_json(dict(entry)))["hash"] == entry["hash"]
+    broken = verify_chain([{**entry, "seq": 2}])
+    assert describe_check("t", broken) == ("audit log of t: BROKEN at seq 1: gap: expected seq 1, "
+                                           "found 2 (0 entries before it verified)")
+    assert describe_check("t", verify_chain([entry])).startswith("audit log of t: OK, 1 entries")
