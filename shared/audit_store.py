@@ -68,6 +68,8 @@ class AuditLog:
         self.log = db[LOG]
         self.keys = db[KEYS]
         self.heads = db[HEADS]
+        self._heads: dict[str, Head] = {}  # the last entry this process appended or walked over
+        self._indexed = False
 
     async def ensure_indexes(self) -> None:
         await self.log.create_index([("tenant", ASCENDING), ("key", ASCENDING)], unique=True)
@@ -77,7 +79,11 @@ class AuditLog:
 
     async def append(self, records: Sequence[AuditRecord]) -> int:
         """Append records (in this order, per tenant) whose keys are not in the log yet; returns
-        how many were new. An append costs about six round trips, whatever the batch's size."""
+        how many were new. Uncontended, an append is three round trips of latency whatever the
+        batch's size."""
+        if not self._indexed:  # the unique (tenant, key) index is what makes appends idempotent
+            await self.ensure_indexes()
+            self._indexed = True
         added = 0
         by_tenant: dict[str, dict[str, AuditRecord]] = {}
         for record in records:
@@ -87,19 +93,25 @@ class AuditLog:
         return added
 
     async def _append(self, tenant: str, records: list[AuditRecord]) -> int:
-        added = 0
+        added, pending = 0, records
+        stopped_at: tuple[Head, str] | None = None  # (the head then, the key not inserted)
         for attempt in range(_ATTEMPTS):
             head = await self._catch_up(tenant)
-            pending = await self._not_yet_appended(tenant, records)
-            if not pending:
-                return added
+            if stopped_at is not None:  # new keys usually: look them up only after a shortfall
+                pending = await self._not_yet_appended(tenant, pending)
+                if head == stopped_at[0]:  # no entry took its seq, so its key was taken
+                    pending = [r for r in pending if r.key != stopped_at[1]]
+                if not pending:
+                    return added
             entries = seal_all(pending, seq=head.seq, prev_hash=head.hash, now=utc_now())
             inserted = await self._insert(entries)
             if inserted:
                 await self._register(tenant, entries[:inserted])
                 added += inserted
-            if inserted == len(entries):
+                head = Head(entries[inserted - 1]["seq"], entries[inserted - 1]["hash"])
+            if inserted == len(pending):
                 return added
+            stopped_at, pending = (head, pending[inserted].key), pending[inserted:]
             await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 25)))
         raise AuditAppendError(f"audit log of {tenant}: no free seq after {_ATTEMPTS} attempts")
 
@@ -116,18 +128,25 @@ class AuditLog:
         return len(docs)
 
     async def _register(self, tenant: str, entries: Sequence[AuditEntry | Document]) -> None:
-        """Key lookups, then the head hint, for entries already in the log."""
-        await insert_new(self.keys, [{"_id": _key_id(tenant, e["key"]), "seq": e["seq"]}
-                                     for e in entries])
+        """Key lookups and the head hint for entries already in the log."""
         last = entries[-1]
-        # Only forward: a slower writer never moves the hint back.
-        await self.heads.update_one({"_id": tenant, "seq": {"$lt": last["seq"]}},
-                                    {"$set": {"seq": last["seq"], "hash": last["hash"]}})
+        self._heads[tenant] = Head(int(last["seq"]), str(last["hash"]))
+        keys = insert_new(self.keys, [{"_id": _key_id(tenant, e["key"]), "seq": e["seq"]}
+                                      for e in entries])
+        await asyncio.gather(keys, self._move_hint(tenant, last))
+
+    async def _move_hint(self, tenant: str, last: AuditEntry | Document) -> None:
+        # Only forward: a slower writer never moves the hint back (its upsert collides).
+        with contextlib.suppress(DuplicateKeyError):
+            await self.heads.update_one({"_id": tenant, "seq": {"$lt": last["seq"]}},
+                                        {"$set": {"seq": last["seq"], "hash": last["hash"]}},
+                                        upsert=True)
 
     async def _catch_up(self, tenant: str) -> Head:
-        """The last entry: from the hint, walk forward over entries written after it (by
-        concurrent writers, or by one that crashed before registering them)."""
-        head = await self.head(tenant, create=True)
+        """The last entry: from the last one this process saw (or the hint), walk forward over
+        entries written since (by concurrent writers, or by one that crashed before
+        registering them)."""
+        head = self._heads.get(tenant) or await self.head(tenant)
         while True:
             ids = [entry_id(tenant, n) for n in range(head.seq + 1, head.seq + 1 + _PROBE)]
             found = {d["seq"]: d for d in await self.log.find({"_id": {"$in": ids}}).to_list(None)}
@@ -138,7 +157,10 @@ class AuditLog:
                 return head
             await self._register(tenant, run)
             head = Head(int(run[-1]["seq"]), str(run[-1]["hash"]))
-            if len(run) < _PROBE:
+            if len(run) == _PROBE:  # far behind: the hint may be nearer the end
+                hint = await self.head(tenant)
+                head = hint if hint.seq > head.seq else head
+            else:
                 return head
 
     async def _not_yet_appended(self, tenant: str, records: list[AuditRecord]) -> list[AuditRecord]:
@@ -146,14 +168,11 @@ class AuditLog:
         found = {d["_id"] for d in await self.keys.find({"_id": {"$in": ids}}, {"_id": 1}).to_list(None)}
         return [r for r, i in zip(records, ids, strict=True) if i not in found]
 
-    async def head(self, tenant: str, *, create: bool = False) -> Head:
-        """The seq and hash of the tenant's last entry (0 and GENESIS for an empty log)."""
+    async def head(self, tenant: str) -> Head:
+        """The head hint: seq and hash of the tenant's last registered entry (0 and GENESIS
+        before the first)."""
         doc = await self.heads.find_one({"_id": tenant})
         if doc is None:
-            if create:
-                with contextlib.suppress(DuplicateKeyError):  # another writer was first
-                    await self.heads.insert_one({"_id": tenant, "seq": 0, "hash": GENESIS})
-                return await self.head(tenant)
             return Head(0, GENESIS)
         return Head(int(doc["seq"]), str(doc["hash"]))
 

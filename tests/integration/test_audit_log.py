@@ -190,3 +190,12 @@ async def test_entries_of_a_writer_that_died_are_completed_not_duplicated(
     assert [e["key"] for e in await all_entries(log)] == ["first", "lost-1", "lost-2", "next"]
     assert (await log.head(TENANT)).seq == 4
     assert (await log.verify(TENANT)).ok
+
+
+async def test_lost_key_lookups_do_not_let_a_key_in_twice(db: AsyncDatabase[Document]) -> None:
+    await AuditLog(db).append([record("a"), record("b")])
+    await db["audit_keys"].delete_many({})  # the fast lookup is gone; the unique index is not
+    log = AuditLog(db)  # a fresh process
+    assert await log.append([record("a"), record("b"), record("c")]) == 1
+    assert [e["key"] for e in await all_entries(log)] == ["a", "b", "c"]
+    assert (await log.verify(TENANT)).ok
