@@ -3,16 +3,18 @@
 Collections:
 - ``audit_log``: the entries, ``_id = "<tenant>:<seq, 12 digits>"``, so one entry per seq
   (the chain cannot fork), with a unique index on (tenant, key) (a key is appended once);
-- ``audit_keys``: ``_id = "<tenant>:<key>"``, a fast lookup of the keys already appended;
-- ``audit_heads``: ``_id = <tenant>``, a hint of the tenant's last entry (``seq``, ``hash``).
+- ``audit_keys``: ``_id = "<tenant>:<key>"``, a fast lookup of keys appended, to skip the
+  already appended records of a redelivered batch in one round trip;
+- ``audit_heads``: ``_id = <tenant>``, a hint of a recent entry (``seq``, ``hash``), moved
+  every ``_HINT_EVERY`` entries: where a writer that starts cold begins to look for the end.
 
-No transaction is needed (NX-27017's are not safe between concurrent sessions): an append
-seals its entries after the last entry it found and inserts them in order; the first seq or
-key another writer took stops the insert there, and it retries after that writer's entries.
-Entries are only ever inserted right after an existing one, so the chain has no gaps. The
-hint and the key lookups are written after the entries; an append first walks forward from
-the hint (by ``_id``) and completes them for any entry a crashed writer left behind. Every
-lookup is by ``_id``: NX-27017 answers only those from an index whatever the log's size.
+No transaction is needed (NX-27017's fail between concurrent sessions): an append walks
+forward (by ``_id``) from the last entry it knows to the end of the chain, seals its entries
+after it and inserts them in order; the first seq or key another writer took stops the
+insert there, and it retries from the new end. Entries are only ever inserted right after an
+existing one, so the chain has no gaps. Every lookup is by ``_id``: NX-27017 answers only
+those from an index whatever the log's size. Uncontended, an append is two round trips (a
+lookup, then the entries with their keys).
 """
 
 import asyncio
@@ -42,6 +44,7 @@ KEYS = "audit_keys"
 HEADS = "audit_heads"
 _ATTEMPTS = 200  # a failed attempt means another writer appended: progress, not a livelock
 _PROBE = 64  # entries looked up at once when walking forward from the head hint
+_HINT_EVERY = 32  # the hint moves when an append crosses a multiple of this (fewer writes)
 
 
 class AuditAppendError(RuntimeError):
@@ -73,14 +76,12 @@ class AuditLog:
 
     async def ensure_indexes(self) -> None:
         await self.log.create_index([("tenant", ASCENDING), ("key", ASCENDING)], unique=True)
-        await self.log.create_index([("tenant", ASCENDING), ("ticket_id", ASCENDING)])
 
     # --- writing ----------------------------------------------------------------------------
 
     async def append(self, records: Sequence[AuditRecord]) -> int:
         """Append records (in this order, per tenant) whose keys are not in the log yet; returns
-        how many were new. Uncontended, an append is three round trips of latency whatever the
-        batch's size."""
+        how many were new."""
         if not self._indexed:  # the unique (tenant, key) index is what makes appends idempotent
             await self.ensure_indexes()
             self._indexed = True
@@ -97,10 +98,12 @@ class AuditLog:
         stopped_at: tuple[Head, str] | None = None  # (the head then, the key not inserted)
         for attempt in range(_ATTEMPTS):
             head = await self._catch_up(tenant)
-            if stopped_at is not None:  # new keys usually: look them up only after a shortfall
-                pending = await self._not_yet_appended(tenant, pending)
-                if head == stopped_at[0]:  # no entry took its seq, so its key was taken
-                    pending = [r for r in pending if r.key != stopped_at[1]]
+            if stopped_at is not None and head == stopped_at[0]:
+                # No entry took the seq, so the key was taken (a redelivery): drop it, and any
+                # other record of the batch already appended. (Keys are new usually: no lookup
+                # before the first insert; another writer's entry in the way needs none either.)
+                pending = [r for r in await self._not_yet_appended(tenant, pending)
+                           if r.key != stopped_at[1]]
                 if not pending:
                     return added
             entries = seal_all(pending, seq=head.seq, prev_hash=head.hash, now=utc_now())
@@ -127,15 +130,18 @@ class AuditLog:
             return int(error.details.get("nInserted", 0))
         return len(docs)
 
-    async def _register(self, tenant: str, entries: Sequence[AuditEntry | Document]) -> None:
-        """Key lookups and the head hint for entries already in the log."""
-        last = entries[-1]
-        self._heads[tenant] = Head(int(last["seq"]), str(last["hash"]))
+    async def _register(self, tenant: str, entries: Sequence[AuditEntry]) -> None:
+        """Key lookups for entries just inserted, and now and then the head hint."""
+        first, last = entries[0], entries[-1]
+        self._heads[tenant] = Head(last["seq"], last["hash"])
         keys = insert_new(self.keys, [{"_id": _key_id(tenant, e["key"]), "seq": e["seq"]}
                                       for e in entries])
-        await asyncio.gather(keys, self._move_hint(tenant, last))
+        if (first["seq"] - 1) // _HINT_EVERY == last["seq"] // _HINT_EVERY:
+            await keys
+        else:  # crossed a multiple of _HINT_EVERY: the hint stays within reach of one probe
+            await asyncio.gather(keys, self._move_hint(tenant, last))
 
-    async def _move_hint(self, tenant: str, last: AuditEntry | Document) -> None:
+    async def _move_hint(self, tenant: str, last: AuditEntry) -> None:
         # Only forward: a slower writer never moves the hint back (its upsert collides).
         with contextlib.suppress(DuplicateKeyError):
             await self.heads.update_one({"_id": tenant, "seq": {"$lt": last["seq"]}},
@@ -155,8 +161,10 @@ class AuditLog:
                 run.append(found[head.seq + len(run) + 1])
             if not run:
                 return head
-            await self._register(tenant, run)
+            # Other writers register their own entries; a crashed one's are caught at the
+            # unique (tenant, key) index if their events come again.
             head = Head(int(run[-1]["seq"]), str(run[-1]["hash"]))
+            self._heads[tenant] = head
             if len(run) == _PROBE:  # far behind: the hint may be nearer the end
                 hint = await self.head(tenant)
                 head = hint if hint.seq > head.seq else head
@@ -191,29 +199,28 @@ class AuditLog:
             start += batch
 
     async def verify(self, tenant: str) -> ChainCheck:
-        """Walk the whole chain, then check its end against the head document: entries past
-        the last one reached, or a head that records another last entry, are broken links."""
-        walker = ChainWalker()
+        """Walk the whole chain; the entry the head hint names must hash as the hint records,
+        and no entry may lie past the last one reached."""
+        walker, hint = ChainWalker(), await self.head(tenant)
         async for doc in self.walk(tenant):
             broken = walker.step(doc)
+            if broken is None and walker.seq == hint.seq and walker.prev != hint.hash:
+                broken = BrokenLink(hint.seq, f"hash mismatch: the head hint records "
+                                              f"{hint.hash[:12]}…, the entry hashes to "
+                                              f"{walker.prev[:12]}…")
             if broken is not None:
                 return walker.result(broken)
-        return walker.result(await self._end_problem(tenant, walker))
+        return walker.result(await self._end_problem(tenant, walker, hint))
 
-    async def _end_problem(self, tenant: str, walker: ChainWalker) -> BrokenLink | None:
+    async def _end_problem(self, tenant: str, walker: ChainWalker, hint: Head) -> BrokenLink | None:
         beyond = await self.log.find_one({"tenant": tenant, "seq": {"$gt": walker.seq}},
                                          sort=[("seq", ASCENDING)])
         if beyond is not None:
             return BrokenLink(walker.seq + 1, f"gap: expected seq {walker.seq + 1}, "
                                               f"found seq {beyond['seq']} next")
-        head = await self.head(tenant)
-        if head.seq > walker.seq:
-            return BrokenLink(walker.seq + 1, f"gap: the head records seq {head.seq}, the "
+        if hint.seq > walker.seq:
+            return BrokenLink(walker.seq + 1, f"gap: the head hint records seq {hint.seq}, the "
                                               f"entries end at seq {walker.seq}")
-        if head.seq != walker.seq or head.hash != walker.prev:
-            return BrokenLink(walker.seq, f"hash mismatch: the head records seq {head.seq} with "
-                                          f"hash {head.hash[:12]}…, the last entry hashes to "
-                                          f"{walker.prev[:12]}…")
         return None
 
     async def latest(self, tenant: str, *, limit: int, ticket_id: str | None = None) -> list[Document]:
@@ -222,7 +229,7 @@ class AuditLog:
             found = await self.log.find({"tenant": tenant, "ticket_id": ticket_id}).sort(
                 "seq", -1).limit(limit).to_list(None)
             return found[::-1]
-        head = await self.head(tenant)
+        head = await self._catch_up(tenant)
         first = max(1, head.seq - limit + 1)
         ids = [entry_id(tenant, n) for n in range(first, head.seq + 1)]
         docs = await self.log.find({"_id": {"$in": ids}}).to_list(None)

@@ -7,13 +7,12 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from services.intake import api, handlers
-from services.intake.flows import Intake
+from services.intake.flows import AuditedRelay, Intake
 from services.intake.store import ComplaintStore
 from shared import mongo
 from shared.audit_store import AuditLog
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
-from shared.outbox import OutboxRelay
 from shared.runtime import add_health, background, every, serve, validation_error
 from shared.settings import Settings
 
@@ -23,10 +22,10 @@ def create_app(settings: Settings) -> FastAPI:
     client = mongo.connect(settings)
     db = mongo.database(client, settings)
     complaints = ComplaintStore(db, settings)
-    relay = OutboxRelay(complaints.collection, broker, lease_seconds=settings.outbox_lease_seconds,
-                        owner=settings.instance_id)
     audit = AuditLog(db)
-    intake = Intake(settings, complaints, relay, audit)
+    relay = AuditedRelay(complaints.collection, broker, lease_seconds=settings.outbox_lease_seconds,
+                         owner=settings.instance_id, audit=audit, tenant=settings.tenant)
+    intake = Intake(settings, complaints, relay)
     handlers.register(broker, intake)
 
     @asynccontextmanager

@@ -9,13 +9,17 @@ from typing import Any
 import pytest
 from pymongo import AsyncMongoClient
 
+from services.intake.flows import AuditedRelay, Intake, Submission
+from services.intake.store import ComplaintStore
 from services.sla.flows import Sla
 from shared.audit import Actor, AuditRecord
 from shared.audit_store import AuditLog
-from shared.contracts import TicketUpdate, utc_now
+from shared.contracts import ComplaintSubmission, TicketUpdate, Topics, utc_now
+from shared.kafka import ensure_topics, make_broker
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.integration.sla_support import routed_envelope, sla_instance
+from tests.integration.support import eventually, read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -152,3 +156,37 @@ async def test_records_never_carry_the_reporter_or_the_text(
 def test_records_must_name_a_known_action() -> None:
     with pytest.raises(ValueError, match="unknown audit action"):
         AuditRecord(tenant="t", key="k", action="routed", actor=Actor.system())
+
+
+async def test_a_submission_is_audited_before_it_is_published_even_after_a_failed_append(
+        settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
+    db = mongo[settings.mongodb_database]
+    complaints = ComplaintStore(db, settings)
+    await complaints.ensure_indexes()
+    await ensure_topics(settings, [Topics.RECEIVED])
+    broker = make_broker(settings, "intake-audit-test")
+    await broker.connect()
+    lease = settings.outbox_lease_seconds
+    try:
+        failing = AuditedRelay(complaints.collection, broker, lease_seconds=lease,
+                               owner=settings.instance_id, audit=LostAppend(db), tenant=settings.tenant)
+        intake = Intake(settings, complaints, failing)
+        submission = ComplaintSubmission(channel="whatsapp", text="Sampah di TPS belum diangkut",
+                                         reporter={"name": "Siti Aminah"}, confidential=True)
+        [doc] = await intake.store([Submission(submission, key=None, request_id="req-3")])
+        with pytest.raises(ConnectionError):
+            await intake.publish([doc])  # the append fails: nothing is published either
+        log = AuditLog(db)
+        sweeper = AuditedRelay(complaints.collection, broker, lease_seconds=lease, owner="other",
+                               audit=log, tenant=settings.tenant)
+        assert await eventually(sweeper.sweep, timeout=60)  # once the writer's lease ran out
+        events = await read_topic(settings.kafka_bootstrap_servers, Topics.RECEIVED, expect=1,
+                                  settle=1)
+        await sweeper.publish([doc])  # a late retry by the writer: no second entry
+        found = await log.latest(settings.tenant, limit=10)
+    finally:
+        await broker.stop()
+    assert [e["ticket_id"] for e in events] == [doc["ticket_id"]]
+    assert summary(found) == [("submission", "whatsapp", "channel", None, {
+        "status": "received", "channel": "whatsapp", "anonymous": False, "confidential": True})]
+    assert found[0]["request_id"] == "req-3" and "Siti" not in repr(found)
