@@ -13,8 +13,8 @@ forward (by ``_id``) from the last entry it knows to the end of the chain, seals
 after it and inserts them in order; the first seq or key another writer took stops the
 insert there, and it retries from the new end. Entries are only ever inserted right after an
 existing one, so the chain has no gaps. Every lookup is by ``_id``: NX-27017 answers only
-those from an index whatever the log's size. Uncontended, an append is two round trips (a
-lookup, then the entries with their keys).
+those from an index whatever the log's size. Uncontended, an append is three round trips (a
+lookup, the entries, their keys).
 """
 
 import asyncio
