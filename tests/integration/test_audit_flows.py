@@ -12,7 +12,7 @@ from pymongo import AsyncMongoClient
 from services.intake.flows import AuditedRelay, Intake, Submission
 from services.intake.store import ComplaintStore
 from services.sla.flows import Sla
-from shared.audit import Actor, AuditRecord
+from shared.audit import Actor
 from shared.audit_store import AuditLog
 from shared.contracts import ComplaintSubmission, TicketUpdate, Topics, utc_now
 from shared.kafka import ensure_topics, make_broker
@@ -112,7 +112,7 @@ async def test_an_append_lost_after_the_ticket_was_written_is_made_on_redelivery
         await sla.apply("T-3", TicketUpdate(action="acknowledged", actor="petugas DLH"), "u-9")
         found = await entries(sla, "T-3")
     assert [h["action"] for h in ticket["history"]] == ["assigned", "acknowledged"]
-    assert summary(found) [1:] == [("update:acknowledged", "petugas DLH", "person",
+    assert summary(found)[1:] == [("update:acknowledged", "petugas DLH", "person",
                                     {"status": "assigned"}, {"status": "acknowledged"})]
     # The entry has the time of the change, not of the redelivery.
     assert abs(found[1]["time"] - ticket["history"][1]["at"]) < timedelta(milliseconds=1)
@@ -151,11 +151,6 @@ async def test_records_never_carry_the_reporter_or_the_text(
     assert len(stored) > 100
     for secret in ("Budi", "0812", "+62812", "Sampah numpuk", "mohon foto"):
         assert secret not in stored
-
-
-def test_records_must_name_a_known_action() -> None:
-    with pytest.raises(ValueError, match="unknown audit action"):
-        AuditRecord(tenant="t", key="k", action="routed", actor=Actor.system())
 
 
 async def test_a_submission_is_audited_before_it_is_published_even_after_a_failed_append(
