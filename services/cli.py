@@ -11,6 +11,7 @@ from services.router import cli as router_cli
 from services.router.rulebook import RulebookError
 from services.sla.cli import add_calendar_commands, run_calendar
 from services.sla.policy import PolicyError
+from shared.audit_cli import add_audit_commands, run_audit
 from shared.embedded import EmbeddedServerError
 from shared.settings import Settings
 
@@ -32,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     router_cli.add_commands(commands)
     add_calendar_commands(commands)
     admin_cli.add_commands(commands)
+    add_audit_commands(commands)
     return parser
 
 
@@ -61,6 +63,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_calendar(args)
     if args.command == "admin":
         return admin_cli.run(args)
+    if args.command == "audit":
+        return run_audit(args)
     return _run_service(args.command)
 
 

@@ -7,14 +7,14 @@ from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
 from services.intake import api, handlers
-from services.intake.flows import Intake
+from services.intake.flows import AuditedRelay, Intake
 from services.intake.store import ComplaintStore
 from shared import mongo
 from shared.accounts import AccountStore
 from shared.auth import Authenticator, build_auth_router, guard
+from shared.audit_store import AuditLog
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
-from shared.outbox import OutboxRelay
 from shared.runtime import add_health, background, every, serve, validation_error
 from shared.settings import Settings
 
@@ -24,8 +24,9 @@ def create_app(settings: Settings) -> FastAPI:
     client = mongo.connect(settings)
     db = mongo.database(client, settings)
     complaints = ComplaintStore(db, settings)
-    relay = OutboxRelay(complaints.collection, broker, lease_seconds=settings.outbox_lease_seconds,
-                        owner=settings.instance_id)
+    audit = AuditLog(db)
+    relay = AuditedRelay(complaints.collection, broker, lease_seconds=settings.outbox_lease_seconds,
+                         owner=settings.instance_id, audit=audit, tenant=settings.tenant)
     intake = Intake(settings, complaints, relay)
     handlers.register(broker, intake)
     auth = Authenticator(settings, AccountStore(db))
@@ -35,6 +36,7 @@ def create_app(settings: Settings) -> FastAPI:
         await ensure_topics(settings, [Topics.SUBMITTED, Topics.RECEIVED, Topics.DEADLETTER])
         await complaints.ensure_indexes()
         await auth.accounts.ensure_indexes()
+        await audit.ensure_indexes()
         await relay.ensure_indexes()
         await broker.start()
         async with background(lambda: every(settings.outbox_sweep_seconds, relay.sweep,

@@ -1,21 +1,29 @@
 """Intake flows: accept submissions (validate → number → persist with outbox) and publish."""
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.intake.domain import accept, fingerprint, new_ticket_id
-from services.intake.store import Accepted, ComplaintStore
+from services.intake.store import Accepted, ComplaintStore, complaint_of
+from shared.audit import Actor, AuditAction, AuditRecord
+from shared.audit_store import AuditLog
 from shared.contracts import ComplaintSubmission, utc_now
 from shared.mongo import Document
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
+
+SUBMITTED_BY, REQUEST_ID = "submitted_by", "request_id"  # kept with the complaint for its audit
 
 
 @dataclass(frozen=True)
 class Submission:
     content: ComplaintSubmission
     key: str | None
+    actor: Actor | None = None  # who submitted; the channel when not given
+    request_id: str | None = None
 
 
 @dataclass
@@ -33,7 +41,9 @@ class Intake:
         complaint = accept(submission.content, ticket_id=ticket_id, now=utc_now())
         # Without an idempotency key each submission is its own complaint.
         key = submission.key or f"new:{uuid.uuid4()}"
-        return Accepted(key=key, complaint=complaint, fingerprint=fingerprint(submission.content))
+        actor = submission.actor or Actor.channel(complaint.channel.value)
+        return Accepted(key=key, complaint=complaint, fingerprint=fingerprint(submission.content),
+                        extra={SUBMITTED_BY: actor.model_dump(), REQUEST_ID: submission.request_id})
 
     def _reissue(self, item: Accepted) -> Accepted:
         complaint = item.complaint.model_copy(update={"ticket_id": self._ticket_id()})
@@ -48,3 +58,33 @@ class Intake:
 
     async def publish(self, docs: list[Document]) -> None:
         await self.relay.publish(docs)
+
+
+class AuditedRelay(OutboxRelay):
+    """Intake's outbox: a complaint's submission is appended to the audit log before its event
+    is published, by the writer or, after a crash or an outage, by the sweep. So every
+    complaint that reaches the router is audited (once: keyed by its tracking number), and an
+    HTTP submission's 202 does not wait for the append."""
+
+    def __init__(self, *args: Any, audit: AuditLog, tenant: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.audit = audit
+        self.tenant = tenant
+
+    async def publish(self, docs: Sequence[Document]) -> None:
+        await self.audit.append([submission_record(self.tenant, d) for d in docs
+                                 if not d.get("published")])
+        await super().publish(docs)
+
+
+def submission_record(tenant: str, doc: Document) -> AuditRecord:
+    complaint = complaint_of(doc)
+    actor = doc.get(SUBMITTED_BY) or Actor.channel(complaint["channel"]).model_dump()
+    return AuditRecord(
+        tenant=tenant, key=f"submission:{doc['ticket_id']}", action=AuditAction.SUBMISSION,
+        ticket_id=doc["ticket_id"], actor=Actor.model_validate(actor),
+        request_id=doc.get(REQUEST_ID), time=doc["submitted_at"],
+        # Never the text or the reporter: whether identity is hidden is all it says of them.
+        after={"status": "received", "channel": complaint["channel"],
+               "anonymous": complaint.get("anonymous", False),
+               "confidential": complaint.get("confidential", False)})

@@ -1,7 +1,7 @@
 """Intake's MongoDB collection ``complaints``: each accepted complaint with its outbox event."""
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pymongo import ASCENDING
@@ -23,6 +23,7 @@ class Accepted:
     key: str
     complaint: Complaint
     fingerprint: str
+    extra: Document = field(default_factory=dict)  # stored beside it, e.g. who submitted it
 
 
 class ComplaintStore:
@@ -42,7 +43,7 @@ class ComplaintStore:
         now = utc_now()
         return {
             "_id": item.key, "ticket_id": complaint.ticket_id, "fingerprint": item.fingerprint,
-            "submitted_at": complaint.submitted_at, "created_at": now,
+            "submitted_at": complaint.submitted_at, "created_at": now, **item.extra,
             **outbox_fields(Topics.RECEIVED, event, lease_seconds=self.settings.outbox_lease_seconds,
                             owner=self.settings.instance_id, now=now),
         }

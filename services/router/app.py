@@ -12,6 +12,7 @@ from services.router.rulebook import Rulebook, load_rulebook
 from shared import mongo
 from shared.accounts import AccountStore
 from shared.auth import Authenticator, build_auth_router, guard
+from shared.audit_store import AuditLog
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.runtime import add_health, background, every, serve
@@ -29,7 +30,11 @@ def create_app(settings: Settings) -> FastAPI:
     async def create_queues(book: Rulebook) -> None:
         await ensure_topics(settings, [Topics.agency(code) for code in book.codes])
 
-    reloader = RulebookReloader(settings.rulebook, router, create_queues)
+    # The router keeps no state of its own in the store; it appends its rulebook changes to
+    # the audit log (routing decisions are audited where they take effect, by SLA).
+    client = mongo.connect(settings)
+    reloader = RulebookReloader(settings.rulebook, router, create_queues,
+                                audit=AuditLog(mongo.database(client, settings)))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -16,6 +16,7 @@ from services.sla.store import TicketStore
 from shared import mongo
 from shared.accounts import AccountStore
 from shared.auth import Authenticator, build_auth_router, guard
+from shared.audit_store import AuditLog
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.outbox import OutboxRelay
@@ -34,7 +35,8 @@ def create_app(settings: Settings) -> FastAPI:
                         owner=settings.instance_id)
     reroutes = OutboxRelay(store.reroutes, broker, lease_seconds=settings.outbox_lease_seconds,
                            owner=settings.instance_id)
-    sla = Sla(settings, policy, rulebook, store, relay, reroutes)
+    audit = AuditLog(db)
+    sla = Sla(settings, policy, rulebook, store, relay, reroutes, audit)
     handlers.register(broker, sla)
     auth = Authenticator(settings, AccountStore(db))
 
@@ -44,6 +46,7 @@ def create_app(settings: Settings) -> FastAPI:
                                        Topics.ESCALATIONS, Topics.DEADLETTER])
         await store.ensure_indexes()
         await auth.accounts.ensure_indexes()
+        await audit.ensure_indexes()
         await relay.ensure_indexes()
         await reroutes.ensure_indexes()
         await ensure_report_indexes(store.tickets, store.escalations)

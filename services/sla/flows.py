@@ -8,6 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from services.router.rulebook import Rulebook
+from services.sla.audit_records import (
+    escalation_record,
+    manual_request_record,
+    routing_record,
+    update_actor,
+    update_note,
+    update_record,
+)
 from services.sla.domain import (
     Ticket,
     UpdateRefused,
@@ -22,6 +30,8 @@ from services.sla.domain import (
 from services.sla.ladder import Notice
 from services.sla.policy import Policy
 from services.sla.store import TicketStore
+from shared.audit import Actor, AuditRecord
+from shared.audit_store import AuditLog
 from shared.contracts import (
     Envelope,
     EventType,
@@ -63,34 +73,45 @@ class Sla:
     store: TicketStore
     relay: OutboxRelay          # escalations
     reroute_relay: OutboxRelay  # reroute requests
+    audit: AuditLog
 
     # --- routing decisions ------------------------------------------------------------------
 
     async def open_tickets(self, routed: list[Envelope[TicketRouted]]) -> int:
         """Open new tickets; a newer assignment of a known ticket re-assigns it; an equal or
-        older one is a duplicate and changes nothing. Returns how many tickets changed."""
+        older one is a duplicate and changes nothing. Returns how many tickets changed.
+
+        Each decision that took effect (now or at an earlier delivery) is audited, in one
+        append for the batch: its record is built from the event, so a redelivery after a
+        crash between the ticket's write and the append appends what was missing, once."""
         now = utc_now()
         opened = await self.store.add_new([
             new_ticket(str(e.ticket_id), e.data, self.policy, assigned_at=_assigned_at(e), now=now)
             for e in routed])
         reassigned = 0
+        took_effect = [e for e in routed if e.data.assignment == 1]
         for event in routed:
             if event.data.assignment > 1:
-                reassigned += await self._reassign(event)
+                changed, applied = await self._reassign(event)
+                reassigned += changed
+                took_effect += [event] if applied else []
+        await self.audit.append([routing_record(self.settings.tenant, e) for e in took_effect])
         return opened + reassigned
 
-    async def _reassign(self, event: Envelope[TicketRouted]) -> int:
+    async def _reassign(self, event: Envelope[TicketRouted]) -> tuple[int, bool]:
+        """(1 if this call changed the ticket, whether the ticket holds this assignment)."""
         ticket_id = str(event.ticket_id)
         for _ in range(_RETRIES):
             ticket = await self.store.get(ticket_id)
             if ticket is None:
-                return 0
+                return 0, False
             changed = reassign(ticket, event.data, self.policy, assigned_at=_assigned_at(event),
                                now=utc_now())
-            if changed is None:
-                return 0
+            if changed is None:  # a duplicate (already holds it), or resolved meanwhile
+                return 0, any(a["assignment"] == event.data.assignment and
+                              a["agency"] == event.data.agency for a in ticket["assignments"])
             if await self.store.save_if_unchanged(changed, ticket["version"]):
-                return 1
+                return 1, True
         raise RuntimeError(f"ticket {ticket_id} kept changing; re-assignment not applied")
 
     # --- updates that came before their ticket --------------------------------------------
@@ -140,35 +161,53 @@ class Sla:
 
     # --- updates ----------------------------------------------------------------------------
 
-    async def apply(self, ticket_id: str, update: TicketUpdate, event_id: str) -> Ticket:
+    async def apply(self, ticket_id: str, update: TicketUpdate, event_id: str, *,
+                    actor: Actor | None = None, request_id: str | None = None) -> Ticket:
         """Apply an update once: a repeated event id returns the ticket unchanged. A rejection
-        is stored in one transaction with its reroute request, then the request is published."""
+        is stored in one transaction with its reroute request, then the request is published.
+        ``actor`` is who acted (today: what the update claims, when not given); the audit
+        record rides in the update's history entry and is appended after the ticket's write,
+        again on a repeat (once: the append is keyed by the event id)."""
+        actor = actor or update_actor(update)
         for _ in range(_RETRIES):
             ticket = await self.store.get(ticket_id)
             if ticket is None:
                 raise UnknownTicket(f"no ticket {ticket_id}")
             if event_id in ticket["applied_events"]:
+                await self._audit_update(ticket, event_id)
                 return ticket
             changed = apply_update(ticket, update, self.policy, event_id=event_id, now=utc_now())
+            changed["history"][-1]["audit"] = update_note(ticket, changed, actor, request_id)
             if update.action is not UpdateAction.REJECTED:
                 if await self.store.save_if_unchanged(changed, ticket["version"]):
+                    await self._audit_update(changed, event_id)
                     return changed
                 continue
             request = self._reroute_doc(changed, rejection_request(changed, update), "rejected")
             if await self.store.save_with_outbox(changed, ticket["version"], [request]):
+                await self._audit_update(changed, event_id)
                 await self._publish_reroutes([request])
                 return changed
         raise RuntimeError(f"ticket {ticket_id} kept changing; update not applied")
 
-    async def request_route(self, ticket_id: str, *, agency: str, actor: str,
-                            reason: str) -> RerouteRequest:
+    async def _audit_update(self, ticket: Ticket, event_id: str) -> None:
+        record = update_record(self.settings.tenant, ticket, event_id)
+        if record is not None:
+            await self.audit.append([record])
+
+    async def request_route(self, ticket_id: str, *, agency: str, actor: str | Actor,
+                            reason: str, request_id: str | None = None) -> RerouteRequest:
         """The triage desk's choice, sent to the router; a repeat of the same choice for the
-        same assignment is the same request."""
+        same assignment is the same request (and the same audit entry)."""
         ticket = await self.store.get(ticket_id)
         if ticket is None:
             raise UnknownTicket(f"no ticket {ticket_id}")
-        request = manual_request(ticket, agency=agency, actor=actor, reason=reason)
+        who = actor if isinstance(actor, Actor) else Actor.claimed(actor)
+        request = manual_request(ticket, agency=agency, actor=who.name, reason=reason)
         stored = await self.store.add_reroute(self._reroute_doc(ticket, request, f"manual:{agency}"))
+        await self.audit.append([manual_request_record(
+            self.settings.tenant, ticket, request_key=stored["_id"], agency=agency, actor=who,
+            request_id=request_id)])
         await self._publish_reroutes([stored])
         return RerouteRequest.model_validate(stored["event"]["data"])
 
@@ -201,6 +240,7 @@ class Sla:
         tickets = await self.store.claim_due(now, limit=self.settings.scheduler_batch_size,
                                              token=token, lease_seconds=self.settings.outbox_lease_seconds)
         docs: list[Document] = []
+        records: list[AuditRecord] = []
         finished: list[tuple[Ticket, int]] = []
         for ticket in tickets:
             notices = escalations_due(ticket, self.policy, now,
@@ -208,8 +248,12 @@ class Sla:
                                       supervisors=self.supervisors,
                                       routing_desk=self.rulebook.fallback)
             docs += [self._escalation_doc(ticket, n, now) for n in notices]
+            records += [escalation_record(self.settings.tenant, ticket, n) for n in notices]
             finished.append((mark_fired(ticket, notices, self.policy, now), ticket["version"]))
         mine = await self.store.store_escalations(docs, self.settings.instance_id)
+        # Before the tickets advance: a crash in between redoes this turn with the same notice
+        # ids, so the records are appended then (once, by key), never lost.
+        await self.audit.append(records)
         await self.store.finish(finished, token)
         await self.relay.publish(mine)
         return Turn(claimed=len(tickets), fired=len(mine))

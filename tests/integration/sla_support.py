@@ -13,6 +13,7 @@ from services.router.rulebook import load_rulebook
 from services.sla.flows import Sla
 from services.sla.policy import load_policy
 from services.sla.store import TicketStore
+from shared.audit_store import AuditLog
 from shared.contracts import Envelope, TicketRouted, Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.mongo import Document
@@ -58,7 +59,9 @@ async def sla_instance(settings: Settings, mongo: AsyncMongoClient[Document], *,
     try:
         relays = [OutboxRelay(c, broker, lease_seconds=settings.outbox_lease_seconds,
                               owner=settings.instance_id) for c in (store.escalations, store.reroutes)]
+        audit = AuditLog(store.db)
+        await audit.ensure_indexes()
         yield Sla(settings, load_policy(settings.sla_policy), load_rulebook(settings.rulebook), store,
-                  relays[0], relays[1])
+                  relays[0], relays[1], audit)
     finally:
         await broker.stop()
