@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from pymongo.errors import PyMongoError
 
 from shared.accounts import AccountStore
+from shared.audit import Actor, ActorKind
 from shared.permissions import Decision, Principal, Scope, decide, rule_for, sees_ticket
 from shared.settings import Settings
 
@@ -137,6 +138,20 @@ class Access:
     def actor(self) -> str:
         assert self.principal is not None, "actions are never public"
         return self.principal.actor
+
+    @property
+    def audit_actor(self) -> Actor:
+        """The signed-in caller as the audit log records it."""
+        assert self.principal is not None, "actions are never public"
+        p = self.principal
+        kind: ActorKind = "person" if p.kind == "user" else "service" if p.kind == "service" else "channel"
+        return Actor(name=p.name, role=p.role, agency=p.agency, kind=kind)
+
+
+def request_id_of(request: Request) -> str:
+    """The caller's ``X-Request-ID`` (so a proxy's id reaches the audit log), else a new one."""
+    given = request.headers.get("x-request-id", "")
+    return given[:64] if given.strip() else uuid.uuid4().hex
 
 
 def access_of(request: Request) -> Access:

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from services.intake.domain import fingerprint, idempotency_key, public_history
 from services.intake.flows import Intake, Submission
 from services.intake.store import complaint_of
-from shared.auth import access_of
+from shared.auth import access_of, request_id_of
 from shared.contracts import ComplaintSubmission
 from shared.mongo import Document
 
@@ -67,7 +67,9 @@ def build_router() -> APIRouter:
                                 "this API key may submit complaints for its own channel only")
         intake = _intake(request)
         key = idempotency_key(submission, header_key=idempotency_key_header)
-        [doc] = await intake.store([Submission(submission, key)])
+        access = access_of(request)
+        [doc] = await intake.store([Submission(submission, key, actor=access.audit_actor,
+                                               request_id=request_id_of(request))])
         if doc["fingerprint"] != fingerprint(submission):
             raise HTTPException(status.HTTP_409_CONFLICT,
                                 "this Idempotency-Key or external_id was used for another complaint")

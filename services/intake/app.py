@@ -11,8 +11,8 @@ from services.intake.flows import AuditedRelay, Intake
 from services.intake.store import ComplaintStore
 from shared import mongo
 from shared.accounts import AccountStore
-from shared.auth import Authenticator, build_auth_router, guard
 from shared.audit_store import AuditLog
+from shared.auth import Authenticator, build_auth_router, guard
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.runtime import add_health, background, every, serve, validation_error

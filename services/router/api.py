@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.encoders import jsonable_encoder
 
 from services.router.reload import RulebookReloader
+from shared.auth import access_of, request_id_of
 
 
 def _reloader(request: Request) -> RulebookReloader:
@@ -27,7 +28,8 @@ def build_router() -> APIRouter:
         """Read the rulebook file now. An invalid file is refused with its reason (422) and
         the rulebook already loaded keeps serving."""
         reloader = _reloader(request)
-        await reloader.reload()
+        await reloader.reload(actor=access_of(request).audit_actor,
+                              request_id=request_id_of(request))
         if reloader.last_error:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, reloader.last_error)
         encoded: dict[str, Any] = jsonable_encoder(reloader.status())

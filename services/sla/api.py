@@ -14,7 +14,7 @@ from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
 from services.sla.flows import Sla, UnknownTicket, UpdateRefused
-from shared.auth import Access, access_of
+from shared.auth import Access, access_of, request_id_of
 from shared.contracts import RerouteRequest, Strict, TicketUpdate, derived_event_id
 from shared.mongo import Document
 from shared.permissions import UPDATE_ACTIONS
@@ -86,7 +86,9 @@ def build_router() -> APIRouter:
         event_id = (derived_event_id("http-update", ticket_id, idempotency_key)
                     if idempotency_key else str(uuid.uuid4()))
         try:
-            ticket = await _sla(request).apply(ticket_id, update.as_update(access.actor), event_id)
+            ticket = await _sla(request).apply(ticket_id, update.as_update(access.actor), event_id,
+                                               actor=access.audit_actor,
+                                               request_id=request_id_of(request))
         except UnknownTicket as error:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
         except UpdateRefused as error:
@@ -107,8 +109,8 @@ def build_router() -> APIRouter:
                 "msg": f"unknown agency code {body.agency!r}: not in the rulebook"}])
         try:
             return await sla.request_route(ticket_id, agency=body.agency,
-                                           actor=access_of(request).actor,
-                                           reason=body.reason)
+                                           actor=access_of(request).audit_actor,
+                                           reason=body.reason, request_id=request_id_of(request))
         except UnknownTicket as error:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
         except UpdateRefused as error:

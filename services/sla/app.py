@@ -15,8 +15,8 @@ from services.sla.reports_api import ReportSource, build_reports_router
 from services.sla.store import TicketStore
 from shared import mongo
 from shared.accounts import AccountStore
-from shared.auth import Authenticator, build_auth_router, guard
 from shared.audit_store import AuditLog
+from shared.auth import Authenticator, build_auth_router, guard
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.outbox import OutboxRelay
