@@ -13,7 +13,7 @@ from shared import mongo
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.outbox import OutboxRelay
-from shared.runtime import add_health, background, every, serve, validation_error
+from shared.runtime import add_health, add_store_errors, background, every, serve, validation_error
 from shared.settings import Settings
 
 
@@ -30,6 +30,7 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings, [Topics.SUBMITTED, Topics.RECEIVED, Topics.DEADLETTER])
+        await mongo.wait_until_reachable(db)
         await complaints.ensure_indexes()
         await relay.ensure_indexes()
         await broker.start()
@@ -44,7 +45,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.intake = intake
     app.add_exception_handler(RequestValidationError, validation_error)
     app.include_router(api.build_router())
-    add_health(app, settings, handlers.SERVICE, db)
+    add_health(app, settings, handlers.SERVICE, db, broker=broker)
+    add_store_errors(app, settings)
     return app
 
 

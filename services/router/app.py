@@ -41,7 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
                   description="Routes complaints to the agency whose Tupoksi covers them.")
     app.state.reloader = reloader
     app.include_router(api.build_router())
-    add_health(app, settings, handlers.SERVICE)
+    add_health(app, settings, handlers.SERVICE, broker=broker)
     return app
 
 

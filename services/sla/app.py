@@ -17,7 +17,7 @@ from shared import mongo
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.outbox import OutboxRelay
-from shared.runtime import add_health, background, every, serve, validation_error
+from shared.runtime import add_health, add_store_errors, background, every, serve, validation_error
 from shared.settings import Settings
 
 
@@ -39,6 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings, [Topics.ROUTED, Topics.UPDATES, Topics.REROUTE,
                                        Topics.ESCALATIONS, Topics.DEADLETTER])
+        await mongo.wait_until_reachable(db)
         await store.ensure_indexes()
         await relay.ensure_indexes()
         await reroutes.ensure_indexes()
@@ -62,7 +63,8 @@ def create_app(settings: Settings) -> FastAPI:
                                            policy.timezone)
     app.include_router(api.build_router())
     app.include_router(build_reports_router())
-    add_health(app, settings, handlers.SERVICE, db)
+    add_health(app, settings, handlers.SERVICE, db, broker=broker)
+    add_store_errors(app, settings)
     return app
 
 
