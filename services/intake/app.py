@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 
 from services.intake import api, handlers
 from services.intake.flows import Intake
+from services.intake.reconcile import Reconciler
 from services.intake.store import ComplaintStore
 from shared import mongo
 from shared.contracts import Topics
@@ -25,17 +26,21 @@ def create_app(settings: Settings) -> FastAPI:
     relay = OutboxRelay(complaints.collection, broker, lease_seconds=settings.outbox_lease_seconds,
                         owner=settings.instance_id)
     intake = Intake(settings, complaints, relay)
+    reconciler = Reconciler(settings, complaints, relay)
     handlers.register(broker, intake)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await ensure_topics(settings, [Topics.SUBMITTED, Topics.RECEIVED, Topics.DEADLETTER])
+        await ensure_topics(settings, [Topics.SUBMITTED, Topics.RECEIVED, Topics.OPENED,
+                                       Topics.DEADLETTER])
         await mongo.wait_until_reachable(db)
         await complaints.ensure_indexes()
         await relay.ensure_indexes()
         await broker.start()
-        async with background(lambda: every(settings.outbox_sweep_seconds, relay.sweep,
-                                            "intake outbox sweep")):
+        async with background(
+            lambda: every(settings.outbox_sweep_seconds, relay.sweep, "intake outbox sweep"),
+            lambda: every(settings.reconcile_interval_seconds, reconciler.turn, "reconciliation"),
+        ):
             yield
         await broker.stop()
         await client.close()
@@ -43,9 +48,11 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Disposisi intake", version="1", lifespan=lifespan,
                   description="Accepts citizens' complaints from every channel.")
     app.state.intake = intake
+    app.state.reconciler = reconciler
     app.add_exception_handler(RequestValidationError, validation_error)
     app.include_router(api.build_router())
-    add_health(app, settings, handlers.SERVICE, db, broker=broker)
+    add_health(app, settings, handlers.SERVICE, db, broker=broker,
+               checks={"reconciliation": reconciler.readiness})
     add_store_errors(app, settings)
     return app
 

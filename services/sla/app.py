@@ -32,23 +32,27 @@ def create_app(settings: Settings) -> FastAPI:
                         owner=settings.instance_id)
     reroutes = OutboxRelay(store.reroutes, broker, lease_seconds=settings.outbox_lease_seconds,
                            owner=settings.instance_id)
-    sla = Sla(settings, policy, rulebook, store, relay, reroutes)
+    openings = OutboxRelay(store.openings, broker, lease_seconds=settings.outbox_lease_seconds,
+                           owner=settings.instance_id)
+    sla = Sla(settings, policy, rulebook, store, relay, reroutes, openings)
     handlers.register(broker, sla)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await ensure_topics(settings, [Topics.ROUTED, Topics.UPDATES, Topics.REROUTE,
+        await ensure_topics(settings, [Topics.ROUTED, Topics.OPENED, Topics.UPDATES, Topics.REROUTE,
                                        Topics.ESCALATIONS, Topics.DEADLETTER])
         await mongo.wait_until_reachable(db)
         await store.ensure_indexes()
         await relay.ensure_indexes()
         await reroutes.ensure_indexes()
+        await openings.ensure_indexes()
         await ensure_report_indexes(store.tickets, store.escalations)
         await broker.start()
         async with background(
             sla.run_scheduler,
             lambda: every(settings.outbox_sweep_seconds, relay.sweep, "escalation outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, reroutes.sweep, "reroute outbox sweep"),
+            lambda: every(settings.outbox_sweep_seconds, openings.sweep, "opened outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, sla.expire_parked, "parked update expiry"),
         ):
             yield
