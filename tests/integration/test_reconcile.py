@@ -8,6 +8,7 @@ import contextlib
 import json
 import logging
 from collections import Counter
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,11 @@ from services.dev import create_topics
 from services.intake.app import create_app as create_intake
 from services.router.app import create_app as create_router
 from services.sla.app import create_app as create_sla
-from shared.contracts import Topics
+from shared.contracts import Topics, utc_now
 from shared.embedded import free_port, start_kafka
 from shared.mongo import Document
 from shared.settings import Settings
+from tests.integration.sla_support import routed_envelope, sla_instance
 from tests.integration.support import eventually, produce, read_topic, serving
 
 pytestmark = pytest.mark.integration
@@ -196,3 +198,25 @@ async def _post_complaints_one(url: str) -> list[str]:
         answer = await http.post(f"{url}/v1/complaints", json={"channel": "web", "text": TEXTS[0]})
     assert answer.status_code == 202
     return [answer.json()["ticket_id"]]
+
+
+async def test_the_sla_announces_a_ticket_again_when_its_decision_comes_again(
+        settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
+    """The first ticket.opened may have been lost with the broker: a decision read again (the
+    reconciliation's doing) announces the ticket again under the same id, and changes nothing."""
+    submitted = utc_now() - timedelta(minutes=5)
+    async with sla_instance(settings, mongo) as sla:
+        first = [routed_envelope("BKL-261128-AAAA0001", submitted),
+                 routed_envelope("BKL-261128-AAAA0002", submitted)]
+        assert await sla.open_tickets(first) == 2
+        assert await sla.open_tickets([routed_envelope("BKL-261128-AAAA0001", submitted)]) == 0
+        announced = await read_topic(settings.kafka_bootstrap_servers, Topics.OPENED, expect=3,
+                                     settle=1)
+    assert Counter(e["ticket_id"] for e in announced) == {"BKL-261128-AAAA0001": 2,
+                                                          "BKL-261128-AAAA0002": 1}
+    ids = {e["ticket_id"]: {a["id"] for a in announced if a["ticket_id"] == e["ticket_id"]}
+           for e in announced}
+    assert all(len(event_ids) == 1 for event_ids in ids.values()), "same event id each time"
+    assert {e["type"] for e in announced} == {"ticket.opened"}
+    assert {e["data"]["agency"] for e in announced} == {"DLH"}
+    assert await mongo[settings.mongodb_database]["tickets"].count_documents({}) == 2
