@@ -131,7 +131,7 @@ def start_services(settings: Settings, log_dir: Path) -> list[subprocess.Popen[b
                                   stdout=(log_dir / f"{name}.log").open("wb"),
                                   stderr=subprocess.STDOUT) for name in ("intake", "router", "sla")]
     for port in (settings.intake_port, settings.router_port, settings.sla_port):
-        _wait_healthy(f"http://127.0.0.1:{port}/healthz")
+        _wait_healthy(f"http://127.0.0.1:{port}/readyz")
     return processes
 
 

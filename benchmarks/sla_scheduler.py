@@ -229,7 +229,7 @@ def start_sla(settings: Settings, log_dir: Path) -> subprocess.Popen[bytes]:
         if process.poll() is not None:
             raise SystemExit(f"the SLA service exited with {process.returncode}; see {log_dir / 'sla.log'}")
         try:
-            if httpx.get(f"http://127.0.0.1:{settings.sla_port}/healthz", timeout=2).status_code == 200:
+            if httpx.get(f"http://127.0.0.1:{settings.sla_port}/readyz", timeout=5).status_code == 200:
                 return process
         except httpx.HTTPError:
             pass

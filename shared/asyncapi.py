@@ -13,6 +13,7 @@ from shared.contracts import (
     Envelope,
     Escalation,
     RerouteRequest,
+    TicketOpened,
     TicketRouted,
     TicketUpdate,
     TicketWithdrawn,
@@ -26,6 +27,9 @@ CHANNELS: list[tuple[str, Any, str]] = [
      "Accepted complaints with their tracking number (type complaint.received)."),
     (Topics.ROUTED, Envelope[TicketRouted],
      "The router's decision with its explanation (type ticket.routed)."),
+    (Topics.OPENED, Envelope[TicketOpened],
+     "The SLA service stored a ticket (type ticket.opened); intake's reconciliation counts a "
+     "complaint as ticketed only after this."),
     (Topics.agency("<CODE>"), Envelope[AgencyTicket] | Envelope[TicketWithdrawn],
      "One queue per agency code: ticket.assigned (never with the identity of an anonymous or "
      "confidential reporter) and ticket.withdrawn when a ticket is re-routed elsewhere."),

@@ -31,6 +31,7 @@ class Topics:
     SUBMITTED = "disposisi.complaints.submitted"
     RECEIVED = "disposisi.complaints.received"
     ROUTED = "disposisi.tickets.routed"
+    OPENED = "disposisi.tickets.opened"
     UPDATES = "disposisi.tickets.updates"
     REROUTE = "disposisi.tickets.reroute"
     ESCALATIONS = "disposisi.escalations"
@@ -43,7 +44,7 @@ class Topics:
 
     @classmethod
     def fixed(cls) -> list[str]:
-        return [cls.SUBMITTED, cls.RECEIVED, cls.ROUTED, cls.UPDATES, cls.REROUTE,
+        return [cls.SUBMITTED, cls.RECEIVED, cls.ROUTED, cls.OPENED, cls.UPDATES, cls.REROUTE,
                 cls.ESCALATIONS, cls.DEADLETTER]
 
 
@@ -52,6 +53,7 @@ class EventType(StrEnum):
     COMPLAINT_RECEIVED = "complaint.received"
     TICKET_ROUTED = "ticket.routed"
     TICKET_ASSIGNED = "ticket.assigned"
+    TICKET_OPENED = "ticket.opened"
     TICKET_UPDATE = "ticket.update"
     TICKET_WITHDRAWN = "ticket.withdrawn"
     REROUTE_REQUESTED = "ticket.reroute_requested"
@@ -258,6 +260,17 @@ class TicketRouted(BaseModel):
 class AgencyTicket(TicketRouted):
     """What an agency receives on its queue (`ticket.assigned`): the decision and the complaint,
     never the identity of a reporter who asked for anonymity or confidentiality."""
+
+
+class TicketOpened(BaseModel):
+    """The SLA service stored this ticket and runs its clocks (`ticket.opened` on
+    `disposisi.tickets.opened`). Intake counts a complaint as ticketed only on this event, so
+    a complaint or a routing decision lost on the way is noticed and sent again. Announced
+    again (same event id) whenever the ticket's routing decision is read again."""
+
+    agency: str = Field(description="The agency of the assignment that opened the ticket.")
+    assignment: int = Field(ge=1, description="That assignment's number.")
+    opened_at: datetime = Field(description="When the SLA service stored the ticket.")
 
 
 class TicketWithdrawn(BaseModel):

@@ -6,7 +6,8 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, ConnectionFailure
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from shared.settings import Settings
 
@@ -16,7 +17,23 @@ DUPLICATE_KEY = 11000
 
 def connect(settings: Settings) -> AsyncMongoClient[Document]:
     # tz_aware: instants come back as UTC-aware datetimes, never naive local times.
-    return AsyncMongoClient(settings.mongodb_url, tz_aware=True, serverSelectionTimeoutMS=10_000)
+    # Short selection and connect timeouts: with the store down a request fails within a
+    # second (503 to the client) instead of holding the caller for the driver's 30 s default.
+    return AsyncMongoClient(settings.mongodb_url, tz_aware=True,
+                            serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
+                            connectTimeoutMS=settings.mongodb_timeout_ms,
+                            socketTimeoutMS=settings.mongodb_socket_timeout_ms)
+
+
+async def wait_until_reachable(db: AsyncDatabase[Document], *, within: float = 60.0) -> None:
+    """At start-up the store may still be coming up: keep pinging it (the short timeouts of
+    ``connect`` would otherwise fail the first index creation at once)."""
+    async for attempt in AsyncRetrying(
+        stop=stop_after_delay(within), wait=wait_exponential(0.2, max=3),
+        retry=retry_if_exception_type(ConnectionFailure), reraise=True,
+    ):
+        with attempt:
+            await db.command("ping")
 
 
 def database(client: AsyncMongoClient[Document], settings: Settings) -> AsyncDatabase[Document]:

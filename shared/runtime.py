@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 import uvicorn
@@ -11,7 +11,9 @@ from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import ConnectionFailure, PyMongoError
 
 from shared.kafka import kafka_reachable
 from shared.mongo import Document
@@ -34,28 +36,107 @@ async def validation_error(request: Request, error: Exception) -> JSONResponse:
                         content={"errors": errors, "detail": jsonable_encoder(error.errors())})
 
 
+# A readiness check answers None when fine, else the problem in a few words.
+ReadinessCheck = Callable[[], Awaitable[str | None]]
+
+
 def add_health(app: FastAPI, settings: Settings, service: str,
-               db: AsyncDatabase[Document] | None = None) -> None:
+               db: AsyncDatabase[Document] | None = None, *, broker: KafkaBroker | None = None,
+               checks: Mapping[str, ReadinessCheck] | None = None) -> None:
+    """``/healthz``: the process answers (200 while its event loop runs; restart it if not).
+    ``/readyz``: it can do its work now: the broker answers, every subscriber of ``broker``
+    has partitions assigned, the store answers, and each extra check passes; else 503 with
+    each failed check named."""
+    probes: dict[str, ReadinessCheck] = {"kafka": lambda: _kafka_problem(settings)}
+    if broker is not None:
+        probes["consumers"] = lambda: _consumers_problem(broker)
+    if db is not None:
+        probes["mongodb"] = lambda: _mongo_problem(db, settings.readiness_timeout_seconds)
+    probes.update(checks or {})
+
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:
-        """200 when this service reaches Kafka (and MongoDB, if it uses it), else 503 saying
-        which failed."""
-        checks = {"kafka": await kafka_reachable(settings)}
-        if db is not None:
-            checks["mongodb"] = await _mongo_ok(db)
-        ok = all(checks.values())
-        return JSONResponse(status_code=200 if ok else 503,
-                            content={"service": service, "ok": ok, "checks": checks})
+        """Liveness: 200 while the process serves requests."""
+        return JSONResponse({"service": service, "status": "alive"})
 
-    _ = healthz
+    @app.get("/readyz", tags=["health"], responses={503: {"description": "A check failed"}})
+    async def readyz() -> JSONResponse:
+        """Readiness: 200 when every check passes, else 503 naming each failed check."""
+        results = await asyncio.gather(*(_bounded(probe, settings.readiness_timeout_seconds)
+                                         for probe in probes.values()))
+        report = {name: {"ok": problem is None, **({"problem": problem} if problem else {})}
+                  for name, problem in zip(probes, results, strict=True)}
+        failed = [name for name, problem in zip(probes, results, strict=True) if problem]
+        return JSONResponse(status_code=503 if failed else 200,
+                            content={"service": service, "ready": not failed, "failed": failed,
+                                     "checks": report})
+
+    _ = (healthz, readyz)
 
 
-async def _mongo_ok(db: AsyncDatabase[Document]) -> bool:
+async def _bounded(probe: ReadinessCheck, within: float) -> str | None:
     try:
-        await asyncio.wait_for(db.command("ping"), 2.0)
-        return True
+        async with asyncio.timeout(within):
+            return await probe()
+    except TimeoutError:
+        return f"no answer within {within:g} s"
+    except Exception as error:
+        return f"check failed: {type(error).__name__}"
+
+
+async def _kafka_problem(settings: Settings) -> str | None:
+    # Inside the check's own bound, so an unreachable broker is reported as such.
+    if await kafka_reachable(settings, within=0.8 * settings.readiness_timeout_seconds):
+        return None
+    return "broker unreachable"
+
+
+async def _consumers_problem(broker: KafkaBroker) -> str | None:
+    """Each subscriber's consumer must hold partitions: before its group assigns them (or
+    while the group rebalances, or after the broker lost its topics) nothing is consumed."""
+    waiting = []
+    for subscriber in broker.subscribers:
+        consumer = getattr(subscriber, "consumer", None)
+        if consumer is None or not consumer.assignment():
+            topics = ",".join(getattr(subscriber, "topic_names_for_subscribe", []))
+            waiting.append(f"{topics} ({getattr(subscriber, 'group_id', None)})")
+    return f"no partitions assigned: {'; '.join(waiting)}" if waiting else None
+
+
+async def _mongo_problem(db: AsyncDatabase[Document], within: float) -> str | None:
+    try:
+        await asyncio.wait_for(db.command("ping"), within)
+        return None
     except Exception:
-        return False
+        return "store unreachable"
+
+
+STORE_UNAVAILABLE = {"errors": [{"field": None, "problem": "store unavailable, retry later"}]}
+
+
+def add_store_errors(app: FastAPI, settings: Settings) -> None:
+    """A store that cannot be reached answers 503 with Retry-After (the client may retry;
+    nothing was accepted), not a bare 500 after a long wait."""
+
+    async def store_error(request: Request, error: Exception) -> JSONResponse:
+        if not store_unreachable(error):
+            log.exception("store error on %s %s", request.method, request.url.path,
+                          exc_info=error)
+            return JSONResponse(status_code=500, content={
+                "errors": [{"field": None, "problem": "internal store error"}]})
+        log.warning("store unavailable on %s %s: %s", request.method, request.url.path,
+                    type(error).__name__)
+        return JSONResponse(status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                            content=STORE_UNAVAILABLE,
+                            headers={"Retry-After": str(settings.store_retry_after_seconds)})
+
+    app.add_exception_handler(PyMongoError, store_error)
+
+
+def store_unreachable(error: BaseException) -> bool:
+    """Connection lost, no server to select, or a call that timed out."""
+    return isinstance(error, ConnectionFailure) or (isinstance(error, PyMongoError)
+                                                    and error.timeout)
 
 
 @contextlib.asynccontextmanager

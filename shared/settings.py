@@ -88,3 +88,24 @@ class Settings(BaseSettings):
             raise ValueError("consumer_fetch_bytes must exceed max_record_bytes, or a record just "
                              "over the limit could not be fetched to dead-letter it")
         return self
+    # --- reconciliation, readiness and store timeouts ---
+    mongodb_timeout_ms: int = Field(
+        500, ge=50, description="How long a MongoDB call waits to find or connect to the store "
+                                "before failing (the HTTP API then answers 503).")
+    mongodb_socket_timeout_ms: int = Field(
+        10_000, ge=100, description="How long a MongoDB call waits for a reply on an open "
+                                    "connection (a hung store).")
+    store_retry_after_seconds: int = Field(
+        5, ge=1, description="Retry-After of the 503 answered while the store is unreachable.")
+    reconcile_after_seconds: float = Field(
+        120.0, gt=0, description="A complaint accepted this long ago without a ticket has its "
+                                 "complaint.received republished.")
+    reconcile_interval_seconds: float = Field(
+        15.0, gt=0, description="Pause between reconciliation scans.")
+    reconcile_alarm_seconds: float = Field(
+        600.0, gt=0, description="A complaint without a ticket for this long raises the alarm "
+                                 "and makes intake not ready.")
+    reconcile_batch_size: int = Field(
+        500, ge=1, description="Most complaints one reconciliation scan republishes.")
+    readiness_timeout_seconds: float = Field(
+        3.0, gt=0, description="How long each /readyz check may take.")

@@ -8,6 +8,7 @@ from fastapi.exceptions import RequestValidationError
 
 from services.intake import api, handlers
 from services.intake.flows import AuditedRelay, Intake
+from services.intake.reconcile import Reconciler
 from services.intake.store import ComplaintStore
 from shared import mongo
 from shared.accounts import AccountStore
@@ -15,7 +16,7 @@ from shared.audit_store import AuditLog
 from shared.auth import Authenticator, build_auth_router, guard
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
-from shared.runtime import add_health, background, every, serve, validation_error
+from shared.runtime import add_health, add_store_errors, background, every, serve, validation_error
 from shared.settings import Settings
 
 
@@ -28,19 +29,24 @@ def create_app(settings: Settings) -> FastAPI:
     relay = AuditedRelay(complaints.collection, broker, lease_seconds=settings.outbox_lease_seconds,
                          owner=settings.instance_id, audit=audit, tenant=settings.tenant)
     intake = Intake(settings, complaints, relay)
+    reconciler = Reconciler(settings, complaints, relay)
     handlers.register(broker, intake)
     auth = Authenticator(settings, AccountStore(db))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await ensure_topics(settings, [Topics.SUBMITTED, Topics.RECEIVED, Topics.DEADLETTER])
+        await ensure_topics(settings, [Topics.SUBMITTED, Topics.RECEIVED, Topics.OPENED,
+                                       Topics.DEADLETTER])
+        await mongo.wait_until_reachable(db)
         await complaints.ensure_indexes()
         await auth.accounts.ensure_indexes()
         await audit.ensure_indexes()
         await relay.ensure_indexes()
         await broker.start()
-        async with background(lambda: every(settings.outbox_sweep_seconds, relay.sweep,
-                                            "intake outbox sweep")):
+        async with background(
+            lambda: every(settings.outbox_sweep_seconds, relay.sweep, "intake outbox sweep"),
+            lambda: every(settings.reconcile_interval_seconds, reconciler.turn, "reconciliation"),
+        ):
             yield
         await broker.stop()
         await client.close()
@@ -50,10 +56,13 @@ def create_app(settings: Settings) -> FastAPI:
                   dependencies=[guard(handlers.SERVICE)])
     app.state.intake = intake
     app.state.auth = auth
+    app.state.reconciler = reconciler
     app.add_exception_handler(RequestValidationError, validation_error)
     app.include_router(api.build_router())
     app.include_router(build_auth_router())
-    add_health(app, settings, handlers.SERVICE, db)
+    add_health(app, settings, handlers.SERVICE, db, broker=broker,
+               checks={"reconciliation": reconciler.readiness})
+    add_store_errors(app, settings)
     return app
 
 

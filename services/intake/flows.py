@@ -59,6 +59,10 @@ class Intake:
     async def publish(self, docs: list[Document]) -> None:
         await self.relay.publish(docs)
 
+    async def mark_ticketed(self, ticket_ids: list[str]) -> int:
+        """The SLA service opened these complaints' tickets: reconciliation leaves them be."""
+        return await self.complaints.mark_ticketed(ticket_ids, utc_now())
+
 
 class AuditedRelay(OutboxRelay):
     """Intake's outbox: a complaint's submission is appended to the audit log before its event

@@ -4,7 +4,7 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 
 from services.intake.domain import idempotency_key
 from services.intake.flows import Intake, Submission
-from shared.contracts import ComplaintSubmission, Envelope, EventType, Topics
+from shared.contracts import ComplaintSubmission, Envelope, EventType, TicketOpened, Topics
 from shared.kafka import Outgoing, batch_subscriber, consume_batch
 
 SERVICE = "intake"
@@ -17,6 +17,10 @@ def register(broker: KafkaBroker, intake: Intake) -> None:
         await intake.publish(await intake.store(submissions))
         return []
 
+    async def mark(events: list[Envelope[TicketOpened]]) -> list[Outgoing]:
+        await intake.mark_ticketed([str(e.ticket_id) for e in events])
+        return []
+
     @batch_subscriber(
         broker, Topics.SUBMITTED, group_id="disposisi-intake", settings=intake.settings,
         description="Raw complaints from channel adapters; invalid ones go to the dead letters.",
@@ -25,4 +29,12 @@ def register(broker: KafkaBroker, intake: Intake) -> None:
         await consume_batch(broker, message, ComplaintSubmission, EventType.COMPLAINT_SUBMITTED,
                             accept, settings=intake.settings, service=SERVICE, needs_ticket=False)
 
-    _ = on_complaints_submitted
+    @batch_subscriber(
+        broker, Topics.OPENED, group_id="disposisi-intake-opened", settings=intake.settings,
+        description="Tickets the SLA service opened: their complaints are no longer reconciled.",
+    )
+    async def on_tickets_opened(body: list[bytes], message: KafkaMessage) -> None:
+        await consume_batch(broker, message, TicketOpened, EventType.TICKET_OPENED, mark,
+                            settings=intake.settings, service=SERVICE)
+
+    _ = (on_complaints_submitted, on_tickets_opened)

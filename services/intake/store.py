@@ -1,7 +1,10 @@
-"""Intake's MongoDB collection ``complaints``: each accepted complaint with its outbox event."""
+"""Intake's MongoDB collection ``complaints``: each accepted complaint with its outbox event
+and ``ticketed_at``, set when the SLA service announces the complaint's ticket (null until
+then: the reconciliation walks the null ones, oldest first)."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING
@@ -34,6 +37,9 @@ class ComplaintStore:
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index([("ticket_id", ASCENDING)], unique=True)
+        # "Which complaints still wait for a ticket, oldest first?": an equality and a sort,
+        # answered from this index without a scan however many complaints are ticketed.
+        await self.collection.create_index([("ticketed_at", ASCENDING), ("submitted_at", ASCENDING)])
 
     def _document(self, item: Accepted) -> Document:
         complaint = item.complaint
@@ -43,7 +49,8 @@ class ComplaintStore:
         now = utc_now()
         return {
             "_id": item.key, "ticket_id": complaint.ticket_id, "fingerprint": item.fingerprint,
-            "submitted_at": complaint.submitted_at, "created_at": now, **item.extra,
+            "submitted_at": complaint.submitted_at, "created_at": now, "ticketed_at": None,
+            **item.extra,
             **outbox_fields(Topics.RECEIVED, event, lease_seconds=self.settings.outbox_lease_seconds,
                             owner=self.settings.instance_id, now=now),
         }
@@ -72,6 +79,32 @@ class ComplaintStore:
 
     async def by_ticket(self, ticket_id: str) -> Document | None:
         return await self.collection.find_one({"ticket_id": ticket_id})
+
+    async def mark_ticketed(self, ticket_ids: Sequence[str], now: datetime) -> int:
+        """Record that these complaints have their ticket; a repeated announcement changes
+        nothing. Returns how many were newly marked."""
+        if not ticket_ids:
+            return 0
+        result = await self.collection.update_many(
+            {"ticket_id": {"$in": list(ticket_ids)}, "ticketed_at": None},
+            {"$set": {"ticketed_at": now}})
+        return result.modified_count
+
+    async def oldest_unticketed(self, limit: int) -> list[Document]:
+        """Up to ``limit`` complaints without a ticket, oldest first. (A range condition on
+        submitted_at would make NX-27017 scan; the sort walks the index.)"""
+        cursor = self.collection.find({"ticketed_at": None}).sort("submitted_at", ASCENDING)
+        return await cursor.limit(limit).to_list(None)
+
+    async def count_unticketed_before(self, cutoff: datetime) -> int:
+        return await self.collection.count_documents(
+            {"ticketed_at": None, "submitted_at": {"$lt": cutoff}})
+
+    async def note_republished(self, ids: Sequence[str], epoch: float) -> None:
+        # Epoch seconds, not a datetime: NX-27017 stores a datetime given to $set as a string.
+        await self.collection.update_many({"_id": {"$in": list(ids)}},
+                                          {"$set": {"republished_epoch": epoch},
+                                           "$inc": {"republished": 1}})
 
     async def ticket(self, ticket_id: str) -> Document | None:
         return await self.tickets.find_one({"_id": ticket_id})

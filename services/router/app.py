@@ -55,7 +55,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.auth = auth
     app.include_router(api.build_router())
     app.include_router(build_auth_router())
-    add_health(app, settings, handlers.SERVICE)
+    add_health(app, settings, handlers.SERVICE, broker=broker)
     return app
 
 

@@ -20,7 +20,7 @@ from shared.auth import Authenticator, build_auth_router, guard
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.outbox import OutboxRelay
-from shared.runtime import add_health, background, every, serve, validation_error
+from shared.runtime import add_health, add_store_errors, background, every, serve, validation_error
 from shared.settings import Settings
 
 
@@ -35,26 +35,31 @@ def create_app(settings: Settings) -> FastAPI:
                         owner=settings.instance_id)
     reroutes = OutboxRelay(store.reroutes, broker, lease_seconds=settings.outbox_lease_seconds,
                            owner=settings.instance_id)
+    openings = OutboxRelay(store.openings, broker, lease_seconds=settings.outbox_lease_seconds,
+                           owner=settings.instance_id)
     audit = AuditLog(db)
-    sla = Sla(settings, policy, rulebook, store, relay, reroutes, audit)
+    sla = Sla(settings, policy, rulebook, store, relay, reroutes, openings, audit)
     handlers.register(broker, sla)
     auth = Authenticator(settings, AccountStore(db))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await ensure_topics(settings, [Topics.ROUTED, Topics.UPDATES, Topics.REROUTE,
+        await ensure_topics(settings, [Topics.ROUTED, Topics.OPENED, Topics.UPDATES, Topics.REROUTE,
                                        Topics.ESCALATIONS, Topics.DEADLETTER])
+        await mongo.wait_until_reachable(db)
         await store.ensure_indexes()
         await auth.accounts.ensure_indexes()
         await audit.ensure_indexes()
         await relay.ensure_indexes()
         await reroutes.ensure_indexes()
+        await openings.ensure_indexes()
         await ensure_report_indexes(store.tickets, store.escalations)
         await broker.start()
         async with background(
             sla.run_scheduler,
             lambda: every(settings.outbox_sweep_seconds, relay.sweep, "escalation outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, reroutes.sweep, "reroute outbox sweep"),
+            lambda: every(settings.outbox_sweep_seconds, openings.sweep, "opened outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, sla.expire_parked, "parked update expiry"),
         ):
             yield
@@ -72,7 +77,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.build_router())
     app.include_router(build_reports_router())
     app.include_router(build_auth_router())
-    add_health(app, settings, handlers.SERVICE, db)
+    add_health(app, settings, handlers.SERVICE, db, broker=broker)
+    add_store_errors(app, settings)
     return app
 
 

@@ -36,6 +36,7 @@ from shared.contracts import (
     Envelope,
     EventType,
     RerouteRequest,
+    TicketOpened,
     TicketRouted,
     TicketUpdate,
     Topics,
@@ -73,6 +74,7 @@ class Sla:
     store: TicketStore
     relay: OutboxRelay          # escalations
     reroute_relay: OutboxRelay  # reroute requests
+    opening_relay: OutboxRelay  # ticket.opened, for intake's reconciliation
     audit: AuditLog
 
     # --- routing decisions ------------------------------------------------------------------
@@ -96,7 +98,34 @@ class Sla:
                 reassigned += changed
                 took_effect += [event] if applied else []
         await self.audit.append([routing_record(self.settings.tenant, e) for e in took_effect])
+        await self._announce(routed, now)
         return opened + reassigned
+
+    async def _announce(self, routed: list[Envelope[TicketRouted]], now: datetime) -> None:
+        """Say ``ticket.opened`` for every ticket in the batch, including ones opened before:
+        reading a decision again means someone upstream is still waiting for the ticket (the
+        first announcement may have been lost with the broker's log), so it goes out again
+        under its first event id. Stored before publishing; the sweep retries a failed send."""
+        first = {str(e.ticket_id): e for e in reversed(routed)}
+        await self.store.add_openings([self._opening_doc(ticket_id, event, now)
+                                       for ticket_id, event in first.items()])
+        stored = await self.store.openings_for(list(first))
+        try:
+            await self.opening_relay.publish([{**doc, "published": False} for doc in stored])
+        except Exception as error:
+            log.warning("announcing %d opened tickets failed, the sweep will retry: %s",
+                        len(stored), error)
+
+    def _opening_doc(self, ticket_id: str, event: Envelope[TicketRouted],
+                     now: datetime) -> Document:
+        opened = TicketOpened(agency=event.data.agency, assignment=event.data.assignment,
+                              opened_at=now)
+        announcement = envelope(opened, type=EventType.TICKET_OPENED, tenant=self.settings.tenant,
+                                ticket_id=ticket_id, event_id=derived_event_id("opened", ticket_id))
+        return {"_id": ticket_id, "ticket_id": ticket_id, "created_at": now,
+                **outbox_fields(Topics.OPENED, announcement, now=now,
+                                owner=self.settings.instance_id,
+                                lease_seconds=self.settings.outbox_lease_seconds)}
 
     async def _reassign(self, event: Envelope[TicketRouted]) -> tuple[int, bool]:
         """(1 if this call changed the ticket, whether the ticket holds this assignment)."""

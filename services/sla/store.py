@@ -1,5 +1,6 @@
 """SLA's MongoDB collections: ``tickets`` (state, clocks, the scheduler's ``next_check_at``),
-``escalations`` and ``reroutes`` (outboxes of ``ticket.escalated`` and reroute requests)."""
+``escalations``, ``reroutes`` and ``openings`` (outboxes of ``ticket.escalated``, reroute
+requests and ``ticket.opened``)."""
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -13,6 +14,7 @@ TICKETS = "tickets"
 ESCALATIONS = "escalations"
 REROUTES = "reroutes"
 PARKED = "parked_updates"
+OPENINGS = "openings"
 CLAIM = "claim"  # the scheduler's lease token; never written by ticket updates
 
 # Tickets are written whole (replace, guarded by their version), never with $set: NX-27017 0.8
@@ -27,6 +29,7 @@ class TicketStore:
         self.escalations = db[ESCALATIONS]
         self.reroutes = db[REROUTES]
         self.parked = db[PARKED]
+        self.openings = db[OPENINGS]
 
     async def ensure_indexes(self) -> None:
         # The scheduler only ever asks "what is due now?": this index answers it without a scan.
@@ -70,6 +73,15 @@ class TicketStore:
         stored = await self.reroutes.find_one({"_id": doc["_id"]})
         assert stored is not None
         return stored
+
+    # --- announcements that a ticket is open -------------------------------------------------
+
+    async def add_openings(self, docs: Sequence[Document]) -> None:
+        """Store each ticket's ``ticket.opened`` outbox record once (keyed by ticket id)."""
+        await insert_new(self.openings, docs)
+
+    async def openings_for(self, ticket_ids: Sequence[str]) -> list[Document]:
+        return await self.openings.find({"_id": {"$in": list(ticket_ids)}}).to_list(None)
 
     # --- updates that came before their ticket --------------------------------------------
 

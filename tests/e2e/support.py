@@ -34,7 +34,7 @@ def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 90
         if process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before {url} was healthy")
         try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

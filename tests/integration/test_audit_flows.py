@@ -103,6 +103,7 @@ async def test_an_append_lost_after_the_ticket_was_written_is_made_on_redelivery
     async with sla_instance(settings, mongo) as sla:
         await sla.open_tickets([routed_envelope("T-3", utc_now())])
         dying = Sla(sla.settings, sla.policy, sla.rulebook, sla.store, sla.relay, sla.reroute_relay,
+                    sla.opening_relay,
                     LostAppend(sla.store.db))
         with pytest.raises(ConnectionError):
             await dying.apply("T-3", TicketUpdate(action="acknowledged", actor="petugas DLH"), "u-9")

@@ -142,7 +142,7 @@ async def test_complaints_accepted_during_a_broker_outage_are_published_after_it
         response = await http.post(f"{url}/v1/complaints", json=COMPLAINT, timeout=30,
                                    headers=web.headers)
         assert response.status_code == 202, "accepting must not depend on the broker"
-        assert (await http.get(f"{url}/healthz", timeout=30)).status_code == 503
+        assert (await http.get(f"{url}/readyz", timeout=30)).status_code == 503
         broker = start_kafka(broker.port, tmp_path)  # memory storage: the topics are gone
         try:
             await ensure_topics(settings, [Topics.RECEIVED])
