@@ -8,10 +8,11 @@ from fastapi.exceptions import RequestValidationError
 
 from services.intake import api, handlers
 from services.intake.flows import Intake
-from services.intake.store import ComplaintStore
+from services.intake.store import ComplaintStore, ReplyStore
 from shared import mongo
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
+from shared.limits import install_abuse_limits
 from shared.outbox import OutboxRelay
 from shared.runtime import add_health, background, every, serve, validation_error
 from shared.settings import Settings
@@ -24,17 +25,24 @@ def create_app(settings: Settings) -> FastAPI:
     complaints = ComplaintStore(db, settings)
     relay = OutboxRelay(complaints.collection, broker, lease_seconds=settings.outbox_lease_seconds,
                         owner=settings.instance_id)
-    intake = Intake(settings, complaints, relay)
+    replies = ReplyStore(db, settings)
+    reply_relay = OutboxRelay(replies.collection, broker, lease_seconds=settings.outbox_lease_seconds,
+                              owner=settings.instance_id)
+    intake = Intake(settings, complaints, relay, replies, reply_relay)
     handlers.register(broker, intake)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await ensure_topics(settings, [Topics.SUBMITTED, Topics.RECEIVED, Topics.DEADLETTER])
+        await ensure_topics(settings, [Topics.SUBMITTED, Topics.RECEIVED, Topics.UPDATES,
+                                       Topics.DEADLETTER])
         await complaints.ensure_indexes()
         await relay.ensure_indexes()
+        await reply_relay.ensure_indexes()
         await broker.start()
         async with background(lambda: every(settings.outbox_sweep_seconds, relay.sweep,
-                                            "intake outbox sweep")):
+                                            "intake outbox sweep"),
+                              lambda: every(settings.outbox_sweep_seconds, reply_relay.sweep,
+                                            "intake reply outbox sweep")):
             yield
         await broker.stop()
         await client.close()
@@ -43,6 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
                   description="Accepts citizens' complaints from every channel.")
     app.state.intake = intake
     app.add_exception_handler(RequestValidationError, validation_error)
+    install_abuse_limits(app, settings)
     app.include_router(api.build_router())
     add_health(app, settings, handlers.SERVICE, db)
     return app

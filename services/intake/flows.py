@@ -4,9 +4,15 @@ import uuid
 from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
-from services.intake.domain import accept, fingerprint, new_ticket_id
-from services.intake.store import Accepted, ComplaintStore
-from shared.contracts import ComplaintSubmission, utc_now
+from services.intake.domain import (
+    accept,
+    fingerprint,
+    hash_tracking_code,
+    new_ticket_id,
+    to_publish,
+)
+from services.intake.store import Accepted, ComplaintStore, ReplyStore
+from shared.contracts import ComplaintSubmission, TicketUpdate, utc_now
 from shared.mongo import Document
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
@@ -16,6 +22,7 @@ from shared.settings import Settings
 class Submission:
     content: ComplaintSubmission
     key: str | None
+    tracking_code: str | None = None  # given to the citizen over HTTP; only its hash is stored
 
 
 @dataclass
@@ -23,6 +30,8 @@ class Intake:
     settings: Settings
     complaints: ComplaintStore
     relay: OutboxRelay
+    replies: ReplyStore
+    reply_relay: OutboxRelay
 
     def _ticket_id(self) -> str:
         local_now = utc_now().astimezone(ZoneInfo(self.settings.timezone))
@@ -30,10 +39,12 @@ class Intake:
 
     def _accepted(self, submission: Submission) -> Accepted:
         ticket_id = self._ticket_id()
-        complaint = accept(submission.content, ticket_id=ticket_id, now=utc_now())
+        complaint, withheld = to_publish(accept(submission.content, ticket_id=ticket_id, now=utc_now()))
         # Without an idempotency key each submission is its own complaint.
         key = submission.key or f"new:{uuid.uuid4()}"
-        return Accepted(key=key, complaint=complaint, fingerprint=fingerprint(submission.content))
+        code = submission.tracking_code
+        return Accepted(key=key, complaint=complaint, fingerprint=fingerprint(submission.content),
+                        withheld=withheld, tracking_code_hash=hash_tracking_code(code) if code else None)
 
     def _reissue(self, item: Accepted) -> Accepted:
         complaint = item.complaint.model_copy(update={"ticket_id": self._ticket_id()})
@@ -48,3 +59,10 @@ class Intake:
 
     async def publish(self, docs: list[Document]) -> None:
         await self.relay.publish(docs)
+
+    async def store_reply(self, ticket_id: str, update: TicketUpdate, event_id: str) -> Document:
+        """Persist a citizen's reply (the point of no loss) with its outbox event."""
+        return await self.replies.save(ticket_id, update, event_id)
+
+    async def publish_reply(self, doc: Document) -> None:
+        await self.reply_relay.publish([doc])

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
 from services.router import api, handlers
 from services.router.flows import Router
@@ -11,7 +12,8 @@ from services.router.reload import RulebookReloader
 from services.router.rulebook import Rulebook, load_rulebook
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
-from shared.runtime import add_health, background, every, serve
+from shared.limits import install_abuse_limits
+from shared.runtime import add_health, background, every, serve, validation_error
 from shared.settings import Settings
 
 
@@ -40,6 +42,8 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Disposisi router", version="1", lifespan=lifespan,
                   description="Routes complaints to the agency whose Tupoksi covers them.")
     app.state.reloader = reloader
+    app.add_exception_handler(RequestValidationError, validation_error)
+    install_abuse_limits(app, settings)
     app.include_router(api.build_router())
     add_health(app, settings, handlers.SERVICE)
     return app

@@ -16,6 +16,7 @@ from services.sla.store import TicketStore
 from shared import mongo
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
+from shared.limits import install_abuse_limits
 from shared.outbox import OutboxRelay
 from shared.runtime import add_health, background, every, serve, validation_error
 from shared.settings import Settings
@@ -58,6 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
                   description="Keeps every ticket, its clocks and its escalations.")
     app.state.sla = sla
     app.add_exception_handler(RequestValidationError, validation_error)
+    install_abuse_limits(app, settings)
     app.state.report_source = ReportSource(store.tickets, store.escalations, policy.reports,
                                            policy.timezone)
     app.include_router(api.build_router())
