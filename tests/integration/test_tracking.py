@@ -4,6 +4,7 @@ the citizen answers a needs_info, which reaches the SLA as `citizen_replied` (ma
 the complaint is anonymous) and resumes its clocks. Wrong codes look like unknown numbers and
 are limited per ticket."""
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -12,6 +13,8 @@ from pymongo import AsyncMongoClient
 
 from services.intake.app import create_app as intake_app
 from shared.contracts import Topics
+from shared.embedded import free_port, start_kafka
+from shared.kafka import ensure_topics
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.integration.support import eventually, read_topic, serving
@@ -107,3 +110,29 @@ async def test_wrong_codes_are_limited_per_ticket_and_retries_get_a_code_of_thei
     assert locked.status_code == 429 and int(locked.headers["Retry-After"]) > 0
     assert unknown.status_code == 404
     assert still_public.status_code == 200 and still_public.json()["text"] is None
+
+
+async def test_a_reply_accepted_while_the_broker_is_down_is_published_after_it(
+        settings: Settings, mongo: AsyncMongoClient[Document], tmp_path: Path) -> None:
+    # A broker of its own (even when the suite runs against real Kafka): the test stops it.
+    broker = start_kafka(free_port(), tmp_path)
+    settings = settings.model_copy(update={"kafka_bootstrap_servers": broker.address})
+    async with serving(intake_app(settings), settings.intake_port) as url, httpx.AsyncClient() as http:
+        accepted = (await http.post(f"{url}/v1/complaints", json=COMPLAINT)).json()
+        # The SLA's part, as it stands when the agency has asked the citizen for more.
+        await mongo[settings.mongodb_database]["tickets"].insert_one(
+            {"_id": accepted["ticket_id"], "status": "needs_info", "agency": "DLH", "history": []})
+        broker.stop()
+        sent = await http.post(f"{url}/v1/complaints/{accepted['ticket_id']}/replies",
+                               json={"text": "Sudah saya kirim fotonya"}, timeout=60,
+                               headers={"X-Tracking-Code": accepted["tracking_code"]})
+        assert sent.status_code == 202, "a reply is stored, whatever the broker does"
+        broker = start_kafka(broker.port, tmp_path)  # memory storage: the topics are gone
+        try:
+            await ensure_topics(settings, [Topics.UPDATES])
+            updates = await read_topic(settings.kafka_bootstrap_servers, Topics.UPDATES, expect=1,
+                                       timeout=90)
+        finally:
+            broker.stop()
+    assert [(u["ticket_id"], u["data"]["action"]) for u in updates] == \
+        [(accepted["ticket_id"], "citizen_replied")]
