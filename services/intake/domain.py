@@ -161,7 +161,8 @@ def hash_tracking_code(code: str, salt: str | None = None) -> str:
     """Stored instead of the code. 60 random bits make a fast salted hash enough: there is no
     dictionary to try, and a stolen database gives no code back in useful time."""
     salt = salt if salt is not None else secrets.token_hex(16)
-    digest = hashlib.sha256(f"{salt}:{normalise_tracking_code(code)}".encode()).hexdigest()
+    text = f"{salt}:{normalise_tracking_code(code)}"
+    digest = hashlib.sha256(text.encode(errors="replace")).hexdigest()
     return f"sha256${salt}${digest}"
 
 
