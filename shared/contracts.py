@@ -5,6 +5,7 @@ UTF-8 JSON objects keyed by ticket id. Changing a field's meaning needs a new
 ``schema_version``; adding an optional field does not.
 """
 
+import unicodedata
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -18,6 +19,7 @@ from pydantic import (
     EmailStr,
     Field,
     HttpUrl,
+    field_validator,
     model_validator,
 )
 
@@ -89,10 +91,44 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _is_valid_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate such as JSON "\ud800"
+        return False
+    return True
+
+
+# Characters that show nothing: format characters (zero-width space and joiners, BOM, bidi
+# marks), separators and controls, and letters that render blank (Hangul fillers, braille blank).
+_BLANK_CATEGORIES = frozenset({"Cf", "Cc", "Zs", "Zl", "Zp", "Mn", "Me"})
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _visible(text: str) -> str:
+    # An empty string is left to min_length (or means "not given" where that is allowed).
+    if text and all(c in _BLANK_LETTERS or unicodedata.category(c) in _BLANK_CATEGORIES for c in text):
+        raise ValueError("is empty once invisible characters (zero-width spaces, joiners, BOM, "
+                         "blank space) are removed")
+    return text
+
+
+VisibleText = Annotated[str, AfterValidator(_visible)]
+
+
 class Strict(BaseModel):
     """Unknown fields are an error, so a misspelt field is reported instead of ignored."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _valid_unicode(cls, value: Any) -> Any:
+        # JSON allows "\ud800", which no UTF-8 store, log or response can hold.
+        values = value if isinstance(value, list | tuple) else [value]
+        if any(isinstance(v, str) and not _is_valid_unicode(v) for v in values):
+            raise ValueError("contains invalid Unicode (a lone surrogate)")
+        return value
 
 
 class Channel(StrEnum):
@@ -124,9 +160,9 @@ PhoneNumber = Annotated[str, Field(max_length=32), AfterValidator(_normalise_pho
 
 
 class Location(Strict):
-    kelurahan: str | None = Field(None, max_length=100, description="Kelurahan (urban village).")
-    kecamatan: str | None = Field(None, max_length=100, description="Kecamatan (district).")
-    address: str | None = Field(None, max_length=300, description="Street address or landmark.")
+    kelurahan: VisibleText | None = Field(None, max_length=100, description="Kelurahan (urban village).")
+    kecamatan: VisibleText | None = Field(None, max_length=100, description="Kecamatan (district).")
+    address: VisibleText | None = Field(None, max_length=300, description="Street address or landmark.")
     lat: float | None = Field(None, ge=-90, le=90, description="Latitude, WGS84.")
     lon: float | None = Field(None, ge=-180, le=180, description="Longitude, WGS84.")
 
@@ -140,7 +176,7 @@ class Location(Strict):
 
 
 class Reporter(Strict):
-    name: str | None = Field(None, min_length=1, max_length=120)
+    name: VisibleText | None = Field(None, min_length=1, max_length=120)
     phone: PhoneNumber | None = Field(None, description="Normalised to E.164 (+62...).")
     email: EmailStr | None = None
 
@@ -149,10 +185,10 @@ class ComplaintSubmission(Strict):
     """What a channel sends: over HTTP (`POST /v1/complaints`) or on `complaints.submitted`."""
 
     channel: Channel = Field(description="Where the complaint came from.")
-    text: str = Field(min_length=10, max_length=TEXT_MAX,
-                      description="The complaint in the citizen's words.")
-    title: str | None = Field(None, min_length=1, max_length=TITLE_MAX)
-    external_id: str | None = Field(
+    text: VisibleText = Field(min_length=10, max_length=TEXT_MAX,
+                              description="The complaint in the citizen's words.")
+    title: VisibleText | None = Field(None, min_length=1, max_length=TITLE_MAX)
+    external_id: VisibleText | None = Field(
         None, min_length=1, max_length=128,
         description="The channel's own id; with `channel` it makes resubmission idempotent.",
     )
@@ -302,10 +338,12 @@ class TicketUpdate(Strict):
     """
 
     action: UpdateAction
-    actor: str | None = Field(None, max_length=ACTOR_MAX, description="Who acted (officer or system).")
-    note: str | None = Field(None, max_length=NOTE_MAX, description="Message for the citizen.")
-    reason: str | None = Field(None, max_length=REASON_MAX, description="Why rejected.")
-    suggested_agency: str | None = Field(None, max_length=CODE_MAX, description="Who should take it.")
+    actor: VisibleText | None = Field(None, max_length=ACTOR_MAX,
+                                      description="Who acted (officer or system).")
+    note: VisibleText | None = Field(None, max_length=NOTE_MAX, description="Message for the citizen.")
+    reason: VisibleText | None = Field(None, max_length=REASON_MAX, description="Why rejected.")
+    suggested_agency: VisibleText | None = Field(None, max_length=CODE_MAX,
+                                                 description="Who should take it.")
     priority: Priority | None = Field(None, description="The new priority (reprioritised only).")
 
     @model_validator(mode="after")

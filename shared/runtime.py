@@ -8,7 +8,6 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request, status
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
@@ -28,12 +27,23 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 async def validation_error(request: Request, error: Exception) -> JSONResponse:
-    """422 naming each bad field and its problem; `detail` keeps FastAPI's usual shape too."""
+    """422 naming each bad field and its problem; `detail` keeps FastAPI's usual shape too,
+    without the rejected input: a complaint's fields hold personal data, which an error must
+    not echo back (nor to a log or a proxy in between)."""
     assert isinstance(error, RequestValidationError)
+    detail = [{"type": e["type"], "loc": [_printable(p) for p in e["loc"]], "msg": _printable(e["msg"])}
+              for e in error.errors()]
     errors = [{"field": ".".join(str(p) for p in e["loc"] if p != "body") or "body",
-               "problem": e["msg"]} for e in error.errors()]
+               "problem": e["msg"]} for e in detail]
     return JSONResponse(status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-                        content={"errors": errors, "detail": jsonable_encoder(error.errors())})
+                        content={"errors": errors, "detail": detail})
+
+
+def _printable(part: object) -> str | int:
+    # A field name is the caller's own key and may be a lone surrogate: UTF-8 must encode it.
+    if isinstance(part, int):
+        return part
+    return str(part).encode("utf-8", "replace").decode("utf-8")
 
 
 # A readiness check answers None when fine, else the problem in a few words.

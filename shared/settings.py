@@ -5,7 +5,8 @@ import socket
 from importlib import resources
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from limits import parse as parse_rate_limit
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -109,3 +110,28 @@ class Settings(BaseSettings):
         500, ge=1, description="Most complaints one reconciliation scan republishes.")
     readiness_timeout_seconds: float = Field(
         3.0, gt=0, description="How long each /readyz check may take.")
+    # --- abuse limits (privacy helper) ---
+    max_body_bytes: int = Field(
+        262_144, ge=1024, description="Largest request body; larger ones are refused with 413 "
+                                      "before they are read in full.")
+    rate_limits_enabled: bool = Field(True, description="Off only for load tests and benchmarks.")
+    rate_limit_submit: str = Field(
+        "30/minute", description="Complaints one address may submit (`limits` notation).")
+    rate_limit_submit_per_key: str = Field(
+        "600/minute", description="Complaints one API key (X-API-Key) may submit.")
+    rate_limit_tracking: str = Field(
+        "60/minute", description="Tracking-view reads per address.")
+    rate_limit_replies: str = Field("10/minute", description="Citizens' replies per address.")
+    rate_limit_sign_in: str = Field("10/minute", description="Sign-in attempts per address.")
+    tracking_code_failures: str = Field(
+        "10/hour", description="Wrong tracking codes per ticket before it answers only 429.")
+    trusted_addresses: list[str] = Field(
+        default_factory=list, description="Addresses exempt from per-address limits (a channel "
+                                          "gateway that posts for many citizens); keys still count.")
+
+    @field_validator("rate_limit_submit", "rate_limit_submit_per_key", "rate_limit_tracking",
+                     "rate_limit_replies", "rate_limit_sign_in", "tracking_code_failures")
+    @classmethod
+    def _rate_limit_notation(cls, value: str) -> str:
+        parse_rate_limit(value)  # "30/minute", "10 per hour": refused at start, not per request
+        return value

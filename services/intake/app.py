@@ -9,13 +9,15 @@ from fastapi.exceptions import RequestValidationError
 from services.intake import api, handlers
 from services.intake.flows import AuditedRelay, Intake
 from services.intake.reconcile import Reconciler
-from services.intake.store import ComplaintStore
+from services.intake.store import ComplaintStore, ReplyStore
 from shared import mongo
 from shared.accounts import AccountStore
 from shared.audit_store import AuditLog
 from shared.auth import Authenticator, build_auth_router, guard
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
+from shared.limits import install_abuse_limits
+from shared.outbox import OutboxRelay
 from shared.runtime import add_health, add_store_errors, background, every, serve, validation_error
 from shared.settings import Settings
 
@@ -28,7 +30,10 @@ def create_app(settings: Settings) -> FastAPI:
     audit = AuditLog(db)
     relay = AuditedRelay(complaints.collection, broker, lease_seconds=settings.outbox_lease_seconds,
                          owner=settings.instance_id, audit=audit, tenant=settings.tenant)
-    intake = Intake(settings, complaints, relay)
+    replies = ReplyStore(db, settings)
+    reply_relay = OutboxRelay(replies.collection, broker, lease_seconds=settings.outbox_lease_seconds,
+                              owner=settings.instance_id)
+    intake = Intake(settings, complaints, relay, replies, reply_relay)
     reconciler = Reconciler(settings, complaints, relay)
     handlers.register(broker, intake)
     auth = Authenticator(settings, AccountStore(db))
@@ -36,15 +41,18 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings, [Topics.SUBMITTED, Topics.RECEIVED, Topics.OPENED,
-                                       Topics.DEADLETTER])
+                                       Topics.UPDATES, Topics.DEADLETTER])
         await mongo.wait_until_reachable(db)
         await complaints.ensure_indexes()
         await auth.accounts.ensure_indexes()
         await audit.ensure_indexes()
         await relay.ensure_indexes()
+        await reply_relay.ensure_indexes()
         await broker.start()
         async with background(
             lambda: every(settings.outbox_sweep_seconds, relay.sweep, "intake outbox sweep"),
+            lambda: every(settings.outbox_sweep_seconds, reply_relay.sweep,
+                          "intake reply outbox sweep"),
             lambda: every(settings.reconcile_interval_seconds, reconciler.turn, "reconciliation"),
         ):
             yield
@@ -58,6 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.auth = auth
     app.state.reconciler = reconciler
     app.add_exception_handler(RequestValidationError, validation_error)
+    install_abuse_limits(app, settings)
     app.include_router(api.build_router())
     app.include_router(build_auth_router())
     add_health(app, settings, handlers.SERVICE, db, broker=broker,

@@ -6,11 +6,17 @@ from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from services.intake.domain import accept, fingerprint, new_ticket_id
-from services.intake.store import Accepted, ComplaintStore, complaint_of
+from services.intake.domain import (
+    accept,
+    fingerprint,
+    hash_tracking_code,
+    new_ticket_id,
+    to_publish,
+)
+from services.intake.store import Accepted, ComplaintStore, ReplyStore, complaint_of
 from shared.audit import Actor, AuditAction, AuditRecord
 from shared.audit_store import AuditLog
-from shared.contracts import ComplaintSubmission, utc_now
+from shared.contracts import ComplaintSubmission, TicketUpdate, utc_now
 from shared.mongo import Document
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
@@ -24,6 +30,7 @@ class Submission:
     key: str | None
     actor: Actor | None = None  # who submitted; the channel when not given
     request_id: str | None = None
+    tracking_code: str | None = None  # given to the citizen over HTTP; only its hash is stored
 
 
 @dataclass
@@ -31,6 +38,8 @@ class Intake:
     settings: Settings
     complaints: ComplaintStore
     relay: OutboxRelay
+    replies: ReplyStore
+    reply_relay: OutboxRelay
 
     def _ticket_id(self) -> str:
         local_now = utc_now().astimezone(ZoneInfo(self.settings.timezone))
@@ -38,12 +47,14 @@ class Intake:
 
     def _accepted(self, submission: Submission) -> Accepted:
         ticket_id = self._ticket_id()
-        complaint = accept(submission.content, ticket_id=ticket_id, now=utc_now())
+        complaint, withheld = to_publish(accept(submission.content, ticket_id=ticket_id, now=utc_now()))
         # Without an idempotency key each submission is its own complaint.
         key = submission.key or f"new:{uuid.uuid4()}"
         actor = submission.actor or Actor.channel(complaint.channel.value)
+        code = submission.tracking_code
         return Accepted(key=key, complaint=complaint, fingerprint=fingerprint(submission.content),
-                        extra={SUBMITTED_BY: actor.model_dump(), REQUEST_ID: submission.request_id})
+                        extra={SUBMITTED_BY: actor.model_dump(), REQUEST_ID: submission.request_id},
+                        withheld=withheld, tracking_code_hash=hash_tracking_code(code) if code else None)
 
     def _reissue(self, item: Accepted) -> Accepted:
         complaint = item.complaint.model_copy(update={"ticket_id": self._ticket_id()})
@@ -62,6 +73,14 @@ class Intake:
     async def mark_ticketed(self, ticket_ids: list[str]) -> int:
         """The SLA service opened these complaints' tickets: reconciliation leaves them be."""
         return await self.complaints.mark_ticketed(ticket_ids, utc_now())
+
+
+    async def store_reply(self, ticket_id: str, update: TicketUpdate, event_id: str) -> Document:
+        """Persist a citizen's reply (the point of no loss) with its outbox event."""
+        return await self.replies.save(ticket_id, update, event_id)
+
+    async def publish_reply(self, doc: Document) -> None:
+        await self.reply_relay.publish([doc])
 
 
 class AuditedRelay(OutboxRelay):

@@ -10,12 +10,22 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
-from shared.contracts import Complaint, EventType, Topics, derived_event_id, envelope, utc_now
+from services.intake.domain import Withheld
+from shared.contracts import (
+    Complaint,
+    EventType,
+    TicketUpdate,
+    Topics,
+    derived_event_id,
+    envelope,
+    utc_now,
+)
 from shared.mongo import Document, insert_new
 from shared.outbox import outbox_fields
 from shared.settings import Settings
 
 COMPLAINTS = "complaints"
+REPLIES = "replies"  # citizens' answers to needs_info, each with its outbox event
 TICKETS = "tickets"  # owned by the SLA service; intake only reads it for the tracking view
 
 
@@ -24,9 +34,11 @@ class Accepted:
     """A complaint to store under an idempotency key (a fresh random key when it has none)."""
 
     key: str
-    complaint: Complaint
+    complaint: Complaint  # as published: masked, without reporter, when identity is hidden
     fingerprint: str
     extra: Document = field(default_factory=dict)  # stored beside it, e.g. who submitted it
+    withheld: Withheld | None = None
+    tracking_code_hash: str | None = None
 
 
 class ComplaintStore:
@@ -50,6 +62,8 @@ class ComplaintStore:
         return {
             "_id": item.key, "ticket_id": complaint.ticket_id, "fingerprint": item.fingerprint,
             "submitted_at": complaint.submitted_at, "created_at": now, "ticketed_at": None,
+            "withheld": item.withheld,
+            "tracking_codes": [item.tracking_code_hash] if item.tracking_code_hash else [],
             **item.extra,
             **outbox_fields(Topics.RECEIVED, event, lease_seconds=self.settings.outbox_lease_seconds,
                             owner=self.settings.instance_id, now=now),
@@ -76,6 +90,12 @@ class ComplaintStore:
             if not pending:
                 return stored
         raise RuntimeError("could not allocate unique tracking numbers")
+
+    async def add_tracking_code(self, key: str, code_hash: str) -> None:
+        """A retried submission gets a code of its own (the first answer may never have
+        arrived); the last few stay valid."""
+        await self.collection.update_one(
+            {"_id": key}, {"$push": {"tracking_codes": {"$each": [code_hash], "$slice": -5}}})
 
     async def by_ticket(self, ticket_id: str) -> Document | None:
         return await self.collection.find_one({"ticket_id": ticket_id})
@@ -113,3 +133,26 @@ class ComplaintStore:
 def complaint_of(doc: Document) -> dict[str, Any]:
     data: dict[str, Any] = doc["event"]["data"]
     return data
+
+
+class ReplyStore:
+    """Citizens' replies, stored before they are answered 202 and published by the outbox as
+    ``citizen_replied`` updates."""
+
+    def __init__(self, db: AsyncDatabase[Document], settings: Settings) -> None:
+        self.collection = db[REPLIES]
+        self.settings = settings
+
+    async def save(self, ticket_id: str, update: TicketUpdate, event_id: str) -> Document:
+        """Store the reply once per event id; a retry returns the stored one."""
+        event = envelope(update, type=EventType.TICKET_UPDATE, tenant=self.settings.tenant,
+                         ticket_id=ticket_id, event_id=event_id)
+        now = utc_now()
+        doc: Document = {
+            "_id": event_id, "ticket_id": ticket_id, "created_at": now,
+            **outbox_fields(Topics.UPDATES, event, lease_seconds=self.settings.outbox_lease_seconds,
+                            owner=self.settings.instance_id, now=now)}
+        await insert_new(self.collection, [doc])
+        stored = await self.collection.find_one({"_id": event_id})
+        assert stored is not None
+        return stored

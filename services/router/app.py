@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 
 from services.router import api, handlers
 from services.router.flows import Router
@@ -15,7 +16,8 @@ from shared.audit_store import AuditLog
 from shared.auth import Authenticator, build_auth_router, guard
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
-from shared.runtime import add_health, background, every, serve
+from shared.limits import install_abuse_limits
+from shared.runtime import add_health, background, every, serve, validation_error
 from shared.settings import Settings
 
 
@@ -53,6 +55,8 @@ def create_app(settings: Settings) -> FastAPI:
                   dependencies=[guard(handlers.SERVICE)])
     app.state.reloader = reloader
     app.state.auth = auth
+    app.add_exception_handler(RequestValidationError, validation_error)
+    install_abuse_limits(app, settings)
     app.include_router(api.build_router())
     app.include_router(build_auth_router())
     add_health(app, settings, handlers.SERVICE, broker=broker)

@@ -5,17 +5,15 @@ phrase search, scoring) is in engine.py; here the scores become a decision and i
 """
 
 import math
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-
-import phonenumbers
 
 from services.router.engine import Analysis, Tally, compiled
 from services.router.rulebook import Agency, Rulebook, Thresholds
 from services.router.text import normalise
 from shared.contracts import Candidate, Channel, Location, Priority, RoutingExplanation
+from shared.privacy import mask_personal
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 _LEVELS = list(Priority)
 
 
@@ -148,13 +146,11 @@ def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
-def mask_contacts(text: str) -> str:
-    """Hide phone numbers and e-mail addresses a reporter typed into the complaint text, so an
-    anonymous report stays anonymous even when the citizen signed it."""
-    masked = _EMAIL.sub("[email disembunyikan]", text)
-    for match in reversed(list(phonenumbers.PhoneNumberMatcher(masked, "ID"))):
-        masked = masked[:match.start] + "[nomor disembunyikan]" + masked[match.end:]
-    return masked
+def mask_contacts(text: str, names: Sequence[str] = ()) -> str:
+    """Hide what identifies the reporter in an anonymous or confidential complaint: their name,
+    NIK/KK numbers, phone numbers and e-mail addresses, however disguised. Intake already masks
+    before publishing; masking again is harmless and covers other producers."""
+    return mask_personal(text, names=names)
 
 
 __all__ = ["Decision", "mask_contacts", "normalise", "route"]

@@ -92,13 +92,20 @@ class Router:
 
 
 def routed_event(complaint: Complaint, decision: Decision) -> TicketRouted:
-    hide = mask_contacts if complaint.identity_hidden else str
+    names = [complaint.reporter.name] if complaint.reporter and complaint.reporter.name else []
+
+    def hide(text: str) -> str:
+        return mask_contacts(text, names) if complaint.identity_hidden else text
+
+    location = complaint.location
+    if complaint.identity_hidden and location and location.address:
+        location = location.model_copy(update={"address": hide(location.address)})
     return TicketRouted(
         agency=decision.agency.code, agency_name=decision.agency.name,
         authority=decision.agency.authority, priority=decision.priority,
         category=decision.category, routing=decision.explanation, channel=complaint.channel,
         title=hide(complaint.title) if complaint.title else None, text=hide(complaint.text),
-        location=complaint.location, attachments=complaint.attachments,
+        location=location, attachments=complaint.attachments,
         reporter=None if complaint.identity_hidden else complaint.reporter,
         anonymous=complaint.anonymous, confidential=complaint.confidential,
         submitted_at=complaint.submitted_at,

@@ -19,6 +19,7 @@ from shared.audit_store import AuditLog
 from shared.auth import Authenticator, build_auth_router, guard
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
+from shared.limits import install_abuse_limits
 from shared.outbox import OutboxRelay
 from shared.runtime import add_health, add_store_errors, background, every, serve, validation_error
 from shared.settings import Settings
@@ -72,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.sla = sla
     app.state.auth = auth
     app.add_exception_handler(RequestValidationError, validation_error)
+    install_abuse_limits(app, settings)
     app.state.report_source = ReportSource(store.tickets, store.escalations, policy.reports,
                                            policy.timezone)
     app.include_router(api.build_router())

@@ -176,7 +176,11 @@ async def _eventually_assigned(http: httpx.AsyncClient, ticket_url: str, caller:
 
 async def _eventually_routed(http: httpx.AsyncClient, url: str) -> dict[str, Any]:
     for _ in range(100):
-        view: dict[str, Any] = (await http.get(url)).json()
+        response = await http.get(url)
+        if response.status_code == 429:  # the tracking view's rate limit: wait as told
+            await asyncio.sleep(float(response.headers["Retry-After"]))
+            continue
+        view: dict[str, Any] = response.json()
         if view.get("agency"):
             return view
         await asyncio.sleep(0.2)

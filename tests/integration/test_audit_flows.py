@@ -10,13 +10,14 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.intake.flows import AuditedRelay, Intake, Submission
-from services.intake.store import ComplaintStore
+from services.intake.store import ComplaintStore, ReplyStore
 from services.sla.flows import Sla
 from shared.audit import Actor
 from shared.audit_store import AuditLog
 from shared.contracts import ComplaintSubmission, TicketUpdate, Topics, utc_now
 from shared.kafka import ensure_topics, make_broker
 from shared.mongo import Document
+from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from tests.integration.sla_support import routed_envelope, sla_instance
 from tests.integration.support import eventually, read_topic
@@ -166,7 +167,10 @@ async def test_a_submission_is_audited_before_it_is_published_even_after_a_faile
     try:
         failing = AuditedRelay(complaints.collection, broker, lease_seconds=lease,
                                owner=settings.instance_id, audit=LostAppend(db), tenant=settings.tenant)
-        intake = Intake(settings, complaints, failing)
+        replies = ReplyStore(db, settings)
+        intake = Intake(settings, complaints, failing, replies,
+                        OutboxRelay(replies.collection, broker, lease_seconds=lease,
+                                    owner=settings.instance_id))
         submission = ComplaintSubmission(channel="whatsapp", text="Sampah di TPS belum diangkut",
                                          reporter={"name": "Siti Aminah"}, confidential=True)
         [doc] = await intake.store([Submission(submission, key=None, request_id="req-3")])

@@ -74,7 +74,7 @@ async def test_routes_to_agency_queue_without_hidden_identity(router_settings: S
     assert assigned["T-1"]["reporter"]["name"] == "Budi"
     assert assigned["T-2"]["reporter"] is None
     assert "0812" not in assigned["T-2"]["text"]
-    assert assigned["T-2"]["title"] == "Sampah - Budi [nomor disembunyikan]"
+    assert assigned["T-2"]["title"] == "Sampah - [nama disembunyikan] [nomor disembunyikan]"
     assert assigned["T-3"]["reporter"] is None
     assert all(e["type"] == "ticket.assigned" for e in dlh + damkar + triage)
     assert letter["data"]["source_topic"] == Topics.RECEIVED
