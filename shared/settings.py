@@ -58,3 +58,11 @@ class Settings(BaseSettings):
     rulebook_reload_seconds: float = Field(
         5.0, gt=0, description="How often the router checks the rulebook file for changes.")
     instance_id: str = Field(default_factory=_instance_id)
+
+    # --- dev supervision (disposisi dev) ---
+    drain_timeout_seconds: float = Field(
+        30.0, ge=0, description="On Ctrl-C/SIGTERM, how long `disposisi dev` lets the consumers "
+                                "drain the embedded broker before stopping it.")
+    dev_ready_timeout_seconds: float = Field(
+        120.0, gt=0, description="How long `disposisi dev` waits for every service to answer "
+                                 "ready before it names the ones that do not.")
