@@ -79,7 +79,7 @@ class Supervised:
 
 
 def say(message: str) -> None:
-    print(f"disposisi dev: {message}", flush=True)
+    print(f"{time.strftime('%H:%M:%S')} disposisi dev: {message}", flush=True)
 
 
 class Supervisor:
