@@ -66,15 +66,16 @@ def launch_service(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
                             preexec_fn=die_with_parent, start_new_session=True)
 
 
-def start_servers(options: DevOptions, supervisor: Supervisor) -> dict[str, str]:
+def start_servers(options: DevOptions, supervisor: Supervisor, topics: list[str]) -> dict[str, str]:
     """Start the embedded broker and store unless the environment names external ones; return
     the settings that point the services at them."""
     env: dict[str, str] = {}
     if "DISPOSISI_KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
+        bootstrap = f"{LOOPBACK}:{options.kafka_port}"
         supervisor.start(Supervised(
             KAFKA, lambda: start_kafka(options.kafka_port, options.data_dir).process,
-            after_restart=recreate_topics))
-        env["DISPOSISI_KAFKA_BOOTSTRAP_SERVERS"] = f"{LOOPBACK}:{options.kafka_port}"
+            after_restart=functools.partial(recreate_topics, bootstrap, topics)))
+        env["DISPOSISI_KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
     if "DISPOSISI_MONGODB_URL" not in os.environ:
         supervisor.start(Supervised(
             MONGODB, lambda: start_mongo(options.mongo_port, options.data_dir).process))
@@ -89,15 +90,23 @@ def service_env(options: DevOptions, server_env: dict[str, str]) -> dict[str, st
             "DISPOSISI_ROUTER_PORT": str(options.router_port)}
 
 
-async def create_topics(settings: Settings) -> None:
+def topic_names(settings: Settings) -> list[str]:
     load_policy(settings.sla_policy)  # refuse to start on a broken policy, before any child
     codes = load_rulebook(settings.rulebook).codes
-    await ensure_topics(settings, [*Topics.fixed(), *(Topics.agency(c) for c in codes)])
+    return [*Topics.fixed(), *(Topics.agency(c) for c in codes)]
 
 
-def recreate_topics() -> None:
-    """The embedded broker keeps topics in memory: a restarted one has none."""
-    asyncio.run(create_topics(Settings()))
+async def create_topics(settings: Settings) -> None:
+    await ensure_topics(settings, topic_names(settings))
+
+
+def recreate_topics(bootstrap: str, topics: list[str]) -> None:
+    """The embedded broker keeps topics in memory: a restarted one has none. Tansu
+    acknowledges records sent to a topic that does not exist yet and they are not read back,
+    so this runs the moment the broker listens, with the names computed at start-up."""
+    settings = Settings(kafka_bootstrap_servers=bootstrap)
+    asyncio.run(ensure_topics(settings, topics))
+    say("topics recreated on the restarted broker")
 
 
 class Stop(Exception):
@@ -132,9 +141,10 @@ def _run(options: DevOptions) -> int:
     supervisor = Supervisor(options.data_dir / "processes.json")
     settings: Settings | None = None
     try:
-        os.environ.update(service_env(options, start_servers(options, supervisor)))
+        topics = topic_names(Settings())
+        os.environ.update(service_env(options, start_servers(options, supervisor, topics)))
         settings = Settings()  # the children inherit the same environment
-        asyncio.run(create_topics(settings))
+        asyncio.run(ensure_topics(settings, topics))
         env = dict(os.environ)
         for name in SERVICES:
             supervisor.start(Supervised(name, functools.partial(launch_service, name, env)))
