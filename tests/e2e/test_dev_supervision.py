@@ -8,13 +8,16 @@ import json
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
+from services.dev import DevOptions, services_not_ready
 from shared.contracts import Topics
 from shared.embedded import free_port, mongo_pid_file, remove_stale_pid_file, start_mongo
 from shared.mongo import Document
@@ -206,3 +209,30 @@ def test_the_pid_file_of_a_running_store_is_kept(tmp_path: Path) -> None:
         assert mongo_pid_file(tmp_path, port).read_text().strip() == str(server.process.pid)
     finally:
         server.stop()
+
+
+class _NotReadyYet(BaseHTTPRequestHandler):
+    """A service from before /readyz existed, whose /healthz says it is not ready."""
+
+    def do_GET(self) -> None:
+        self.send_response(404 if self.path == "/readyz" else 503)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        return None
+
+
+def test_readiness_names_each_service_that_is_not_ready_and_why(tmp_path: Path) -> None:
+    options = DevOptions(tmp_path, intake_port=free_port(), router_port=free_port(),
+                         sla_port=free_port())
+    server = ThreadingHTTPServer(("127.0.0.1", options.router_port), _NotReadyYet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        waiting = services_not_ready(options)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert waiting["router"] == "/healthz answered 503"
+    assert waiting["intake"].startswith("not answering")
+    assert set(waiting) == {"intake", "router", "sla"}
