@@ -67,19 +67,22 @@ def launch_service(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def start_servers(options: DevOptions, supervisor: Supervisor, topics: list[str]) -> dict[str, str]:
-    """Start the embedded broker and store unless the environment names external ones; return
-    the settings that point the services at them."""
+    """Start the embedded store and broker unless the environment names external ones; return
+    the settings that point the services at them. The broker's topics are created the moment
+    it listens (see ``create_topics_now``)."""
     env: dict[str, str] = {}
-    if "DISPOSISI_KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
-        bootstrap = f"{LOOPBACK}:{options.kafka_port}"
-        supervisor.start(Supervised(
-            KAFKA, lambda: start_kafka(options.kafka_port, options.data_dir).process,
-            after_restart=functools.partial(recreate_topics, bootstrap, topics)))
-        env["DISPOSISI_KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
     if "DISPOSISI_MONGODB_URL" not in os.environ:
         supervisor.start(Supervised(
             MONGODB, lambda: start_mongo(options.mongo_port, options.data_dir).process))
         env["DISPOSISI_MONGODB_URL"] = f"mongodb://{LOOPBACK}:{options.mongo_port}/?directConnection=true"
+    if "DISPOSISI_KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
+        bootstrap = f"{LOOPBACK}:{options.kafka_port}"
+        create = functools.partial(create_topics_now, bootstrap, topics)
+        supervisor.start(Supervised(
+            KAFKA, lambda: start_kafka(options.kafka_port, options.data_dir).process,
+            after_restart=create))
+        create()
+        env["DISPOSISI_KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
     return env
 
 
@@ -100,13 +103,14 @@ async def create_topics(settings: Settings) -> None:
     await ensure_topics(settings, topic_names(settings))
 
 
-def recreate_topics(bootstrap: str, topics: list[str]) -> None:
-    """The embedded broker keeps topics in memory: a restarted one has none. Tansu
+def create_topics_now(bootstrap: str, topics: list[str]) -> None:
+    """The embedded broker keeps topics in memory: a (re)started one has none. Tansu
     acknowledges records sent to a topic that does not exist yet and they are not read back,
-    so this runs the moment the broker listens, with the names computed at start-up."""
+    and clients that waited for the broker send the moment it listens; so this runs right
+    then, with the names computed once at start-up."""
     settings = Settings(kafka_bootstrap_servers=bootstrap)
     asyncio.run(ensure_topics(settings, topics))
-    say("topics recreated on the restarted broker")
+    say(f"topics created on the broker at {bootstrap}")
 
 
 class Stop(Exception):
@@ -144,7 +148,7 @@ def _run(options: DevOptions) -> int:
         topics = topic_names(Settings())
         os.environ.update(service_env(options, start_servers(options, supervisor, topics)))
         settings = Settings()  # the children inherit the same environment
-        asyncio.run(ensure_topics(settings, topics))
+        asyncio.run(ensure_topics(settings, topics))  # on an external broker: create if missing
         env = dict(os.environ)
         for name in SERVICES:
             supervisor.start(Supervised(name, functools.partial(launch_service, name, env)))

@@ -121,11 +121,11 @@ class Supervisor:
             return
         process.restart_at = None
         self._write_registry()
-        say(f"{process.name} restarted (pid {process.pid}, restart #{process.restarts})")
         try:
             process.after_restart()
         except Exception as error:  # the process runs; say what is still missing
             say(f"{process.name}: repairing after the restart failed: {error}")
+        say(f"{process.name} restarted (pid {process.pid}, restart #{process.restarts})")
 
     def stop(self, *names: str, timeout: float = 15.0) -> None:
         """Stop these together (SIGTERM, then SIGKILL after ``timeout``)."""

@@ -100,7 +100,7 @@ async def test_killed_broker_and_store_come_back_and_routing_goes_on(
 
         assert await _routed(http, dev.intake, await _post_until_accepted(http, dev.intake))
 
-        await _kill_and_wait_restarted(dev, "kafka", "topics recreated")
+        await _kill_and_wait_restarted(dev, "kafka", "kafka restarted")
         assert await _routed(http, dev.intake, await _post_until_accepted(http, dev.intake))
 
         await _kill_and_wait_restarted(dev, "mongodb", "mongodb restarted")
