@@ -3,7 +3,7 @@
 It supervises five processes (broker, store, intake, router, SLA), restarting any that
 crashes; prints where everything listens once every service answers ready; and on Ctrl-C or
 SIGTERM stops them in an order that loses nothing it holds: intake after the broker's
-submissions are consumed, router and SLA after they drained the broker, then the broker,
+submissions are consumed, the broker once router and SLA drained it, then router and SLA,
 then the store.
 """
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from services.drain import INTAKE_GROUPS, ROUTING_GROUPS, DrainResult, wait_drained
+from services.drain import INTAKE_GROUPS, ROUTING_GROUPS, DrainResult, backlog, wait_drained
 from services.router.rulebook import load_rulebook
 from services.sla.policy import load_policy
 from services.supervision import Supervised, Supervisor, say
@@ -207,9 +207,9 @@ def _not_ready(base: str) -> str | None:
 
 
 def stop_in_order(supervisor: Supervisor, settings: Settings | None) -> None:
-    """Intake first (after the broker's submissions are consumed), then router and SLA once
-    they drained the broker, then the broker, then the store. A second signal skips the
-    draining that is left."""
+    """Intake first (after the broker's submissions are consumed), then, once router and SLA
+    drained the broker, the broker, then router and SLA, then the store. A second signal
+    skips the draining that is left."""
     drain = settings is not None and KAFKA in supervisor.processes and all(
         name in supervisor.processes for name in SERVICES)
     try:
@@ -223,6 +223,10 @@ def stop_in_order(supervisor: Supervisor, settings: Settings | None) -> None:
             _report("router and SLA", asyncio.run(wait_drained(settings, ROUTING_GROUPS,
                                                                deadline=deadline, outbox=False)))
             say(f"drained in {time.monotonic() - started:.1f} s")
+            _report_late_submissions(settings)
+            # Drained: the broker goes before router and SLA, whose own shutdown takes seconds
+            # in which it would still acknowledge channel adapters' submissions, then lose them.
+            supervisor.stop(KAFKA)
     except Stop:
         say("second signal: stopping without draining")
     finally:
@@ -232,6 +236,19 @@ def stop_in_order(supervisor: Supervisor, settings: Settings | None) -> None:
         supervisor.stop(KAFKA)
         supervisor.stop(MONGODB)
         supervisor.stop_all()
+
+
+def _report_late_submissions(settings: Settings) -> None:
+    """Submissions channel adapters published after intake stopped consuming: the embedded
+    broker loses them when it stops, so say how many (the adapters must send them again)."""
+    try:
+        late = asyncio.run(backlog(settings.kafka_bootstrap_servers, INTAKE_GROUPS))
+    except Exception as error:
+        say(f"could not count submissions that arrived after intake stopped: {error!r}")
+        return
+    for behind in late:
+        say(f"{behind.behind} submissions reached {behind.topic} after intake stopped; "
+            "they are lost with the embedded broker")
 
 
 def _report(what: str, result: DrainResult) -> None:
