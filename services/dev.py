@@ -1,21 +1,34 @@
-"""``disposisi dev``: the whole system on one machine, on the embedded broker and store."""
+"""``disposisi dev``: the whole system on one machine, on the embedded broker and store.
+
+It supervises five processes (broker, store, intake, router, SLA), restarting any that
+crashes; prints where everything listens once every service answers ready; and on Ctrl-C or
+SIGTERM stops them in an order that loses nothing it holds: intake after the broker's
+submissions are consumed, the broker once router and SLA drained it, then router and SLA,
+then the store.
+"""
 
 import asyncio
+import functools
 import os
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 from services.dev_accounts import prepare_dev_accounts
+from services.drain import INTAKE_GROUPS, ROUTING_GROUPS, DrainResult, backlog, wait_drained
 from services.router.rulebook import load_rulebook
 from services.sla.policy import load_policy
+from services.supervision import Supervised, Supervisor, say
 from shared.contracts import Topics
 from shared.embedded import (
-    EmbeddedServer,
+    LOOPBACK,
+    DataDirLock,
     EmbeddedServerError,
     die_with_parent,
     port_is_open,
@@ -26,6 +39,8 @@ from shared.kafka import ensure_topics
 from shared.settings import Settings
 
 SERVICES = ("intake", "router", "sla")
+KAFKA, MONGODB = "kafka", "mongodb"
+TICK_SECONDS = 0.1
 
 
 @dataclass
@@ -37,52 +52,39 @@ class DevOptions:
     sla_port: int = 8081
     router_port: int = 8082
 
-
-@dataclass
-class Child:
-    """A service process the supervisor keeps running until it is told to stop."""
-
-    name: str
-    command: list[str]
-    env: dict[str, str]
-    process: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(self.command, env=self.env, stdin=subprocess.DEVNULL,
-                                        preexec_fn=die_with_parent)
-
-    def exited(self) -> bool:
-        return self.process is not None and self.process.poll() is not None
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+    def service_ports(self) -> dict[str, int]:
+        return {"intake": self.intake_port, "router": self.router_port, "sla": self.sla_port}
 
 
 def service_command(name: str) -> list[str]:
     return [sys.executable, "-m", "services.cli", name]
 
 
-def start_servers(options: DevOptions) -> tuple[dict[str, str], list[EmbeddedServer]]:
-    """Start the embedded broker and store unless the environment names external ones."""
+def launch_service(name: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    # A session of its own: Ctrl-C in a terminal signals the whole foreground process group,
+    # and the supervisor, not the terminal, decides when and in which order services stop.
+    return subprocess.Popen(service_command(name), env=env, stdin=subprocess.DEVNULL,
+                            preexec_fn=die_with_parent, start_new_session=True)
+
+
+def start_servers(options: DevOptions, supervisor: Supervisor, topics: list[str]) -> dict[str, str]:
+    """Start the embedded store and broker unless the environment names external ones; return
+    the settings that point the services at them. The broker's topics are created the moment
+    it listens (see ``create_topics_now``)."""
     env: dict[str, str] = {}
-    servers: list[EmbeddedServer] = []
-    if "DISPOSISI_KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
-        kafka = start_kafka(options.kafka_port, options.data_dir)
-        servers.append(kafka)
-        env["DISPOSISI_KAFKA_BOOTSTRAP_SERVERS"] = kafka.address
     if "DISPOSISI_MONGODB_URL" not in os.environ:
-        mongo = start_mongo(options.mongo_port, options.data_dir)
-        servers.append(mongo)
-        env["DISPOSISI_MONGODB_URL"] = f"mongodb://{mongo.address}/?directConnection=true"
-    return env, servers
+        supervisor.start(Supervised(
+            MONGODB, lambda: start_mongo(options.mongo_port, options.data_dir).process))
+        env["DISPOSISI_MONGODB_URL"] = f"mongodb://{LOOPBACK}:{options.mongo_port}/?directConnection=true"
+    if "DISPOSISI_KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
+        bootstrap = f"{LOOPBACK}:{options.kafka_port}"
+        create = functools.partial(create_topics_now, bootstrap, topics)
+        supervisor.start(Supervised(
+            KAFKA, lambda: start_kafka(options.kafka_port, options.data_dir).process,
+            after_restart=create))
+        create()
+        env["DISPOSISI_KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+    return env
 
 
 def service_env(options: DevOptions, server_env: dict[str, str]) -> dict[str, str]:
@@ -92,10 +94,24 @@ def service_env(options: DevOptions, server_env: dict[str, str]) -> dict[str, st
             "DISPOSISI_ROUTER_PORT": str(options.router_port)}
 
 
-async def create_topics(settings: Settings) -> None:
+def topic_names(settings: Settings) -> list[str]:
     load_policy(settings.sla_policy)  # refuse to start on a broken policy, before any child
     codes = load_rulebook(settings.rulebook).codes
-    await ensure_topics(settings, [*Topics.fixed(), *(Topics.agency(c) for c in codes)])
+    return [*Topics.fixed(), *(Topics.agency(c) for c in codes)]
+
+
+async def create_topics(settings: Settings) -> None:
+    await ensure_topics(settings, topic_names(settings))
+
+
+def create_topics_now(bootstrap: str, topics: list[str]) -> None:
+    """The embedded broker keeps topics in memory: a (re)started one has none. Tansu
+    acknowledges records sent to a topic that does not exist yet and they are not read back,
+    and clients that waited for the broker send the moment it listens; so this runs right
+    then, with the names computed once at start-up."""
+    settings = Settings(kafka_bootstrap_servers=bootstrap)
+    asyncio.run(ensure_topics(settings, topics))
+    say(f"topics created on the broker at {bootstrap}")
 
 
 class Stop(Exception):
@@ -106,68 +122,155 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
     raise Stop(signal.Signals(signum).name)
 
 
-def supervise(children: list[Child]) -> None:
-    """Keep children running (restart a crashed one) until SIGINT or SIGTERM."""
-    while True:
-        time.sleep(0.5)
-        for child in children:
-            if child.exited():
-                assert child.process is not None
-                child.restarts += 1
-                print(f"disposisi dev: {child.name} exited with {child.process.returncode}; "
-                      f"restarting (restart #{child.restarts})", flush=True)
-                time.sleep(min(5.0, 0.5 * child.restarts))
-                child.start()
-
-
 def check_service_ports(options: DevOptions) -> None:
     """Fail at once with the flag to change, instead of a service crash-looping on a busy port."""
-    for flag, port in (("--intake-port", options.intake_port), ("--sla-port", options.sla_port),
-                       ("--router-port", options.router_port)):
+    for name, port in options.service_ports().items():
         if port_is_open(port):
-            raise EmbeddedServerError(f"port {port} is already in use; choose another with {flag}")
+            raise EmbeddedServerError(f"port {port} is already in use; choose another with "
+                                      f"--{name}-port")
 
 
 def run_dev(options: DevOptions) -> int:
-    check_service_ports(options)
+    lock = DataDirLock(options.data_dir)
+    lock.acquire()
+    try:
+        check_service_ports(options)
+        return _run(options)
+    finally:
+        lock.release()
+
+
+def _run(options: DevOptions) -> int:
     signal.signal(signal.SIGTERM, _raise_stop)
     signal.signal(signal.SIGINT, _raise_stop)
-    servers: list[EmbeddedServer] = []
-    children: list[Child] = []
+    supervisor = Supervisor(options.data_dir / "processes.json")
+    settings: Settings | None = None
     try:
-        server_env, servers = start_servers(options)
-        os.environ.update(service_env(options, server_env))  # the children inherit these
-        prepare_dev_accounts(options.data_dir)
+        topics = topic_names(Settings())
+        os.environ.update(service_env(options, start_servers(options, supervisor, topics)))
+        prepare_dev_accounts(options.data_dir)  # the signing key and, once, the demo accounts
+        settings = Settings()  # the children inherit the same environment
+        asyncio.run(ensure_topics(settings, topics))  # on an external broker: create if missing
         env = dict(os.environ)
-        settings = Settings()
-        asyncio.run(create_topics(settings))
-        children = [Child(name, service_command(name), env) for name in SERVICES]
-        for child in children:
-            child.start()
-        print_addresses(options, settings, servers)
-        supervise(children)
+        for name in SERVICES:
+            supervisor.start(Supervised(name, functools.partial(launch_service, name, env)))
+        watch(supervisor, options, settings)
     except Stop as stop:
-        print(f"disposisi dev: {stop}, stopping", flush=True)
+        say(f"{stop}, stopping")
     finally:
-        for child in children:
-            child.stop()
-        for server in reversed(servers):
-            server.stop()
+        stop_in_order(supervisor, settings)
     return 0
 
 
-def print_addresses(options: DevOptions, settings: Settings, servers: list[EmbeddedServer]) -> None:
-    host = "127.0.0.1"
-    kinds = {s.name: s.address for s in servers}
+def watch(supervisor: Supervisor, options: DevOptions, settings: Settings) -> None:
+    """Supervise until a signal; print the banner once every service answers ready."""
+    started = time.monotonic()
+    announced = warned = False
+    next_probe = 0.0
+    while True:
+        supervisor.tick()
+        now = time.monotonic()
+        if not announced and now >= next_probe:
+            waiting = services_not_ready(options)
+            if not waiting:
+                print_addresses(options, settings, supervisor)
+                announced = True
+            elif not warned and now - started > settings.dev_ready_timeout_seconds:
+                say(f"not ready after {settings.dev_ready_timeout_seconds:.0f} s: "
+                    + "; ".join(f"{name} ({why})" for name, why in waiting.items()))
+                warned = True
+            next_probe = now + 0.5
+        time.sleep(TICK_SECONDS)
+
+
+def services_not_ready(options: DevOptions) -> dict[str, str]:
+    """Each service that does not answer ready yet, with why."""
+    waiting: dict[str, str] = {}
+    for name, port in options.service_ports().items():
+        why = _not_ready(f"http://{LOOPBACK}:{port}")
+        if why is not None:
+            waiting[name] = why
+    return waiting
+
+
+def _not_ready(base: str) -> str | None:
+    # /readyz checks the service's dependencies; a service without it yet falls back to /healthz.
+    for path in ("/readyz", "/healthz"):
+        try:
+            with urllib.request.urlopen(base + path, timeout=2.0) as answer:
+                return None if answer.status == 200 else f"{path} answered {answer.status}"
+        except urllib.error.HTTPError as error:
+            if error.code == 404 and path == "/readyz":
+                continue
+            return f"{path} answered {error.code}"
+        except OSError as error:
+            return f"not answering ({getattr(error, 'reason', error)})"
+    return "no health endpoint"
+
+
+def stop_in_order(supervisor: Supervisor, settings: Settings | None) -> None:
+    """Intake first (after the broker's submissions are consumed), then, once router and SLA
+    drained the broker, the broker, then router and SLA, then the store. A second signal
+    skips the draining that is left."""
+    drain = settings is not None and KAFKA in supervisor.processes and all(
+        name in supervisor.processes for name in SERVICES)
+    try:
+        if drain:
+            assert settings is not None
+            deadline = time.monotonic() + settings.drain_timeout_seconds
+            started = time.monotonic()
+            _report("intake", asyncio.run(wait_drained(settings, INTAKE_GROUPS, deadline=deadline,
+                                                       outbox=True)))
+            supervisor.stop("intake")
+            _report("router and SLA", asyncio.run(wait_drained(settings, ROUTING_GROUPS,
+                                                               deadline=deadline, outbox=False)))
+            say(f"drained in {time.monotonic() - started:.1f} s")
+            _report_late_submissions(settings)
+            # Drained: the broker goes before router and SLA, whose own shutdown takes seconds
+            # in which it would still acknowledge channel adapters' submissions, then lose them.
+            supervisor.stop(KAFKA)
+    except Stop:
+        say("second signal: stopping without draining")
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):  # stopping now; let nothing cut it short
+            signal.signal(signum, signal.SIG_IGN)
+        supervisor.stop(*SERVICES)
+        supervisor.stop(KAFKA)
+        supervisor.stop(MONGODB)
+        supervisor.stop_all()
+
+
+def _report_late_submissions(settings: Settings) -> None:
+    """Submissions channel adapters published after intake stopped consuming: the embedded
+    broker loses them when it stops, so say how many (the adapters must send them again)."""
+    try:
+        late = asyncio.run(backlog(settings.kafka_bootstrap_servers, INTAKE_GROUPS))
+    except Exception as error:
+        say(f"could not count submissions that arrived after intake stopped: {error!r}")
+        return
+    for behind in late:
+        say(f"{behind.behind} submissions reached {behind.topic} after intake stopped; "
+            "they are lost with the embedded broker")
+
+
+def _report(what: str, result: DrainResult) -> None:
+    if not result.drained:
+        say(f"{what} did not drain in time: {result.describe()}")
+
+
+def print_addresses(options: DevOptions, settings: Settings, supervisor: Supervisor) -> None:
+    embedded_kafka = KAFKA in supervisor.processes
+    embedded_mongo = MONGODB in supervisor.processes
     lines = [
         "Disposisi is running (Ctrl-C stops everything):",
         f"  kafka     {settings.kafka_bootstrap_servers}"
-        f"{'  (embedded tansu)' if any('kafka' in k for k in kinds) else '  (external)'}",
+        f"{'  (embedded tansu)' if embedded_kafka else '  (external)'}",
         f"  mongodb   {settings.mongodb_url}"
-        f"{'  (embedded nx-27017)' if any('mongo' in k for k in kinds) else '  (external)'}",
-        f"  intake    http://{host}:{options.intake_port}  (POST /v1/complaints, /docs)",
-        f"  sla       http://{host}:{options.sla_port}  (/v1/tickets/{{id}}, /v1/reports/compliance, /docs)",
-        f"  router    http://{host}:{options.router_port}  (/v1/rulebook, /docs)",
+        f"{'  (embedded nx-27017)' if embedded_mongo else '  (external)'}",
+        f"  intake    http://{LOOPBACK}:{options.intake_port}  (POST /v1/complaints, /docs)",
+        f"  sla       http://{LOOPBACK}:{options.sla_port}"
+        "  (/v1/tickets/{id}, /v1/reports/compliance, /docs)",
+        f"  router    http://{LOOPBACK}:{options.router_port}  (/v1/rulebook, /docs)",
         f"  data      {options.data_dir.resolve()}",
     ]
     print("\n".join(lines), flush=True)

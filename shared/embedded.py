@@ -2,6 +2,7 @@
 server (NX-27017), both installed from PyPI and started as child processes on loopback."""
 
 import ctypes
+import fcntl
 import os
 import shutil
 import signal
@@ -89,10 +90,78 @@ def start_mongo(port: int, data_dir: Path) -> EmbeddedServer:
     keeps one file per database; with a single ``--db`` file every database name would share
     the same collections."""
     (data_dir / "mongo").mkdir(parents=True, exist_ok=True)
+    pid_file = mongo_pid_file(data_dir, port)
+    remove_stale_pid_file(pid_file)
     command = [*nx_27017_command(), "--data-dir", str(data_dir / "mongo"), "--host", LOOPBACK,
-               "-p", str(port), "--pid-file", str(data_dir / f"nx-27017-{port}.pid"),
+               "-p", str(port), "--pid-file", str(pid_file),
                "--log-file", str(data_dir / "nx-27017.log")]
     return _start("mongodb (nx-27017)", command, port, data_dir / "nx-27017.out")
+
+
+def mongo_pid_file(data_dir: Path, port: int) -> Path:
+    return data_dir / f"nx-27017-{port}.pid"
+
+
+def remove_stale_pid_file(pid_file: Path) -> None:
+    """A killed NX-27017 leaves its pid file behind, and NX-27017 refuses to start while the
+    pid in it belongs to any live process (a reused pid, or the killed server not yet reaped).
+    Remove the file unless that pid is an NX-27017 that is really running."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        pid_file.unlink(missing_ok=True)
+        return
+    if not _is_running_nx_27017(pid):
+        pid_file.unlink(missing_ok=True)
+
+
+def _is_running_nx_27017(pid: int) -> bool:
+    proc = Path(f"/proc/{pid}")
+    try:
+        # Field 3 of stat is the state; Z is a zombie: dead, only waiting to be reaped.
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        command = (proc / "cmdline").read_bytes()
+    except (OSError, IndexError):
+        return False
+    return state != "Z" and b"nx-27017" in command
+
+
+class DataDirInUse(EmbeddedServerError):
+    """Another ``disposisi dev`` runs on this data directory."""
+
+
+class DataDirLock:
+    """One ``disposisi dev`` per data directory: two supervisors on the same store files and
+    pid files would restart each other's servers. The kernel drops the flock when the holder
+    dies, so a killed supervisor never leaves a stale lock."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "dev.lock"
+        self._file: IO[str] | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = self.path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            handle.close()
+            raise DataDirInUse(
+                f"another disposisi dev (pid {holder}) is running on {self.path.parent.resolve()}; "
+                "stop it first or choose another --data-dir") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._file = handle
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
 
 
 def _start(name: str, command: list[str], port: int, log_path: Path) -> EmbeddedServer:
@@ -102,8 +171,12 @@ def _start(name: str, command: list[str], port: int, log_path: Path) -> Embedded
             "or point the settings at the server that listens there")
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_file: IO[bytes] = log_path.open("ab")
+    # A session of its own: Ctrl-C in a terminal signals the whole foreground group, and the
+    # broker must outlive the services until they have drained it.
     process = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
+                               stdin=subprocess.DEVNULL, preexec_fn=die_with_parent,
+                               start_new_session=True)
+    log_file.close()  # the child holds its own copy
     server = EmbeddedServer(name, port, process, log_path)
     _wait_until_listening(server, timeout=30.0)
     return server

@@ -135,3 +135,10 @@ class Settings(BaseSettings):
     def _rate_limit_notation(cls, value: str) -> str:
         parse_rate_limit(value)  # "30/minute", "10 per hour": refused at start, not per request
         return value
+    # --- dev supervision (disposisi dev) ---
+    drain_timeout_seconds: float = Field(
+        30.0, ge=0, description="On Ctrl-C/SIGTERM, how long `disposisi dev` lets the consumers "
+                                "drain the embedded broker before stopping it.")
+    dev_ready_timeout_seconds: float = Field(
+        120.0, gt=0, description="How long `disposisi dev` waits for every service to answer "
+                                 "ready before it names the ones that do not.")

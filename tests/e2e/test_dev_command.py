@@ -1,11 +1,7 @@
 """`disposisi dev` from the outside: the five steps a city IT officer sees, then a clean stop."""
 
 import asyncio
-import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +9,9 @@ import httpx
 import pytest
 
 from shared.contracts import Topics
-from shared.embedded import free_port, port_is_open
-from tests.conftest import DEMO_POLICY
-from tests.e2e.support import stop, wait_healthy
+from shared.embedded import port_is_open
+from tests.e2e.dev_support import DevSystem
+from tests.e2e.support import stop
 from tests.integration.support import read_topic
 
 pytestmark = pytest.mark.e2e
@@ -25,48 +21,8 @@ COMPLAINT = {"channel": "web",
 
 
 @pytest.fixture
-def dev(tmp_path: Path) -> "DevSystem":
-    return DevSystem(tmp_path)
-
-
-class DevSystem:
-    def __init__(self, tmp_path: Path) -> None:
-        self.ports = {name: free_port() for name in ("kafka", "mongo", "intake", "sla", "router")}
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DISPOSISI_")}
-        env["DISPOSISI_SLA_POLICY"] = str(DEMO_POLICY)
-        for name in ("DISPOSISI_KAFKA_BOOTSTRAP_SERVERS", "DISPOSISI_MONGODB_URL"):
-            if name in os.environ:  # testing against real servers: dev must use them
-                env[name] = os.environ[name]
-        flags = [f"--{name}-port={port}" for name, port in self.ports.items()]
-        self.log = (tmp_path / "dev.log").open("wb")
-        self.data_dir = tmp_path / "data"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "dev", f"--data-dir={tmp_path / 'data'}", *flags],
-            env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        self.intake = f"http://127.0.0.1:{self.ports['intake']}"
-        self.sla = f"http://127.0.0.1:{self.ports['sla']}"
-        self.kafka = os.environ.get("DISPOSISI_KAFKA_BOOTSTRAP_SERVERS",
-                                    f"127.0.0.1:{self.ports['kafka']}")
-
-    def wait_ready(self) -> None:
-        for url in (self.intake, self.sla, f"http://127.0.0.1:{self.ports['router']}"):
-            wait_healthy(url, self.process)
-
-    def credentials(self) -> dict[str, Any]:
-        """What `disposisi dev` wrote for the demo tenant on its first start."""
-        found: dict[str, Any] = json.loads((self.data_dir / "dev-credentials.json").read_text())
-        return found
-
-    def channel_headers(self) -> dict[str, str]:
-        return {"X-API-Key": self.credentials()["api_keys"]["web"]}
-
-    async def sign_in(self, http: httpx.AsyncClient, username: str) -> dict[str, str]:
-        """Sign in as a demo user with the OAuth2 password form; the bearer header."""
-        password = self.credentials()["users"][username]["password"]
-        answer = await http.post(f"{self.sla}/v1/auth/token",
-                                 data={"username": username, "password": password})
-        assert answer.status_code == 200, answer.text
-        return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+def dev(tmp_path: Path) -> DevSystem:
+    return DevSystem(tmp_path / "data", tmp_path / "dev.log")
 
 
 async def test_dev_runs_the_whole_pipeline_and_stops_cleanly(dev: DevSystem) -> None:
