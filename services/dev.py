@@ -19,7 +19,7 @@ from shared.embedded import (
     die_with_parent,
     port_is_open,
     start_kafka,
-    start_mongo,
+    start_store,
 )
 from shared.kafka import ensure_topics
 from shared.settings import Settings
@@ -78,7 +78,7 @@ def start_servers(options: DevOptions) -> tuple[dict[str, str], list[EmbeddedSer
         servers.append(kafka)
         env["DISPOSISI_KAFKA_BOOTSTRAP_SERVERS"] = kafka.address
     if "DISPOSISI_MONGODB_URL" not in os.environ:
-        mongo = start_mongo(options.mongo_port, options.data_dir)
+        mongo = start_store(options.mongo_port, options.data_dir)
         servers.append(mongo)
         env["DISPOSISI_MONGODB_URL"] = f"mongodb://{mongo.address}/?directConnection=true"
     return env, servers
@@ -162,7 +162,7 @@ def print_addresses(options: DevOptions, settings: Settings, servers: list[Embed
         f"  kafka     {settings.kafka_bootstrap_servers}"
         f"{'  (embedded tansu)' if any('kafka' in k for k in kinds) else '  (external)'}",
         f"  mongodb   {settings.mongodb_url}"
-        f"{'  (embedded nx-27017)' if any('mongo' in k for k in kinds) else '  (external)'}",
+        + (f"  (embedded {settings.embedded_store})" if any("mongo" in k for k in kinds) else "  (external)"),
         f"  intake    http://{host}:{options.intake_port}  (POST /v1/complaints, /docs)",
         f"  sla       http://{host}:{options.sla_port}  (/v1/tickets/{{id}}, /v1/reports/compliance, /docs)",
         f"  router    http://{host}:{options.router_port}  (/v1/rulebook, /docs)",

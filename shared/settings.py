@@ -4,6 +4,7 @@ import os
 import socket
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,3 +59,8 @@ class Settings(BaseSettings):
     rulebook_reload_seconds: float = Field(
         5.0, gt=0, description="How often the router checks the rulebook file for changes.")
     instance_id: str = Field(default_factory=_instance_id)
+
+    # --- embedded store ---
+    embedded_store: Literal["secantus", "nx-27017"] = Field(
+        "nx-27017", description="The MongoDB-protocol server `disposisi dev`, the tests and the "
+                                "benchmarks start when DISPOSISI_MONGODB_URL is not set.")
