@@ -33,7 +33,7 @@ from shared.embedded import (
     die_with_parent,
     port_is_open,
     start_kafka,
-    start_mongo,
+    start_store,
 )
 from shared.kafka import ensure_topics
 from shared.settings import Settings
@@ -74,7 +74,7 @@ def start_servers(options: DevOptions, supervisor: Supervisor, topics: list[str]
     env: dict[str, str] = {}
     if "DISPOSISI_MONGODB_URL" not in os.environ:
         supervisor.start(Supervised(
-            MONGODB, lambda: start_mongo(options.mongo_port, options.data_dir).process))
+            MONGODB, lambda: start_store(options.mongo_port, options.data_dir).process))
         env["DISPOSISI_MONGODB_URL"] = f"mongodb://{LOOPBACK}:{options.mongo_port}/?directConnection=true"
     if "DISPOSISI_KAFKA_BOOTSTRAP_SERVERS" not in os.environ:
         bootstrap = f"{LOOPBACK}:{options.kafka_port}"
@@ -266,7 +266,7 @@ def print_addresses(options: DevOptions, settings: Settings, supervisor: Supervi
         f"  kafka     {settings.kafka_bootstrap_servers}"
         f"{'  (embedded tansu)' if embedded_kafka else '  (external)'}",
         f"  mongodb   {settings.mongodb_url}"
-        f"{'  (embedded nx-27017)' if embedded_mongo else '  (external)'}",
+        f"{'  (embedded ' + settings.embedded_store + ')' if embedded_mongo else '  (external)'}",
         f"  intake    http://{LOOPBACK}:{options.intake_port}  (POST /v1/complaints, /docs)",
         f"  sla       http://{LOOPBACK}:{options.sla_port}"
         "  (/v1/tickets/{id}, /v1/reports/compliance, /docs)",

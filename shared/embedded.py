@@ -1,5 +1,6 @@
 """The embedded default: a real Kafka-protocol broker (Tansu) and a real MongoDB-protocol
-server (NX-27017), both installed from PyPI and started as child processes on loopback."""
+server (SecantusDB or NX-27017, chosen by ``DISPOSISI_EMBEDDED_STORE``), all installed from
+PyPI and started as child processes on loopback."""
 
 import ctypes
 import fcntl
@@ -13,6 +14,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
+
+from pymongo import MongoClient
+from pymongo.errors import PyMongoError
+
+from shared.settings import Settings
 
 LOOPBACK = "127.0.0.1"
 _PR_SET_PDEATHSIG = 1
@@ -164,6 +170,66 @@ class DataDirLock:
             self._file = None
 
 
+def secantus_command() -> list[str]:
+    found = shutil.which("secantusd-py") or str(Path(sys.executable).with_name("secantusd-py"))
+    return [found]
+
+
+def start_secantus(port: int, data_dir: Path) -> EmbeddedServer:
+    """SecantusDB (MongoDB's WiredTiger engine) in ``data_dir/secantus``.
+
+    ``--sync-on-commit``: by default SecantusDB leaves journal records in memory until
+    WiredTiger flushes them, and a kill -9 lost acknowledged writes (all of 300 inserts made
+    just before the kill); with it every acknowledged write is on disk. Its own config file
+    stops it from picking up a ``secantusd.toml`` from the working or home directory. It is a
+    separate GPL-2.0 program that Disposisi runs, never imports."""
+    storage = data_dir / "secantus"
+    storage.mkdir(parents=True, exist_ok=True)
+    config = data_dir / "secantusd.toml"
+    config.write_text("# Written by disposisi: every setting is given on the command line.\n")
+    command = [*secantus_command(), "--config", str(config), "--host", LOOPBACK,
+               "--port", str(port), "--storage-path", str(storage), "--sync-on-commit"]
+    server = _start("mongodb (secantus)", command, port, data_dir / "secantus.log")
+    _wait_until_answering(server, timeout=30.0)
+    return server
+
+
+def start_store(port: int, data_dir: Path, store: str | None = None) -> EmbeddedServer:
+    """The embedded MongoDB-protocol server ``store`` names (default: the
+    ``embedded_store`` setting), returned once it answers a ping."""
+    chosen = store or Settings().embedded_store
+    if chosen == "secantus":
+        return start_secantus(port, data_dir)
+    if chosen == "nx-27017":
+        server = start_mongo(port, data_dir)
+        _wait_until_answering(server, timeout=30.0)
+        return server
+    raise EmbeddedServerError(f"unknown embedded store {chosen!r}: choose secantus or nx-27017")
+
+
+def _wait_until_answering(server: EmbeddedServer, timeout: float) -> None:
+    """A listening port may not serve yet: wait for a MongoDB ping to be answered."""
+    deadline = time.monotonic() + timeout
+    url = f"mongodb://{server.address}/?directConnection=true"
+    while True:
+        if server.process.poll() is not None:
+            raise EmbeddedServerError(
+                f"{server.name} exited with code {server.process.returncode}; "
+                f"see {server.log_path}")
+        try:
+            client: MongoClient[dict[str, object]]
+            with MongoClient(url, serverSelectionTimeoutMS=500, connectTimeoutMS=500) as client:
+                client.admin.command("ping")
+            return
+        except PyMongoError:
+            if time.monotonic() > deadline:
+                server.stop()
+                raise EmbeddedServerError(f"{server.name} did not answer a ping on port "
+                                          f"{server.port} within {timeout:.0f} s; "
+                                          f"see {server.log_path}") from None
+            time.sleep(0.1)
+
+
 def _start(name: str, command: list[str], port: int, log_path: Path) -> EmbeddedServer:
     if port_is_open(port):
         raise EmbeddedServerError(
@@ -208,7 +274,7 @@ def env_or_embedded(work: Path) -> tuple[str, str, list[EmbeddedServer]]:
             started.append(start_kafka(free_port(), work))
             bootstrap = started[-1].address
         if not mongo_url:
-            started.append(start_mongo(free_port(), work))
+            started.append(start_store(free_port(), work))
             mongo_url = f"mongodb://{started[-1].address}/?directConnection=true"
     except BaseException:
         for server in started:

@@ -4,6 +4,7 @@ import os
 import socket
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from limits import parse as parse_rate_limit
 from pydantic import Field, field_validator, model_validator
@@ -142,3 +143,7 @@ class Settings(BaseSettings):
     dev_ready_timeout_seconds: float = Field(
         120.0, gt=0, description="How long `disposisi dev` waits for every service to answer "
                                  "ready before it names the ones that do not.")
+    # --- embedded store ---
+    embedded_store: Literal["secantus", "nx-27017"] = Field(
+        "nx-27017", description="The MongoDB-protocol server `disposisi dev`, the tests and the "
+                                "benchmarks start when DISPOSISI_MONGODB_URL is not set.")

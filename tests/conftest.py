@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import pytest
 from pymongo import AsyncMongoClient
 
-from shared.embedded import EmbeddedServer, free_port, start_kafka, start_mongo
+from shared.embedded import EmbeddedServer, free_port, start_kafka, start_store
 from shared.mongo import Document
 from shared.settings import Settings
 
@@ -30,7 +30,7 @@ def mongodb_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if external:
         yield external
         return
-    server = start_mongo(free_port(), tmp_path_factory.mktemp("mongo"))
+    server = start_store(free_port(), tmp_path_factory.mktemp("mongo"))
     try:
         yield f"mongodb://{server.address}/?directConnection=true"
     finally:
