@@ -5,6 +5,8 @@ broker and controller) started as Java processes. Used by the cluster test mode 
 
 import argparse
 import asyncio
+import base64
+import contextlib
 import os
 import re
 import shutil
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import UnknownTopicOrPartitionError
 
 from shared.embedded import LOOPBACK, EmbeddedServerError, die_with_parent, free_port, port_is_open
 
@@ -205,6 +208,23 @@ class KafkaCluster:
             await admin.close()
 
 
+    async def delete_topics(self, prefix: str, within: float = 60.0) -> None:
+        """Delete every topic whose name starts with ``prefix``; returns once the metadata no longer lists
+        them (a topic created right after must not be mistaken for the old one)."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=30000)
+        await admin.start()
+        try:
+            deadline = time.monotonic() + within
+            while doomed := [t for t in await admin.list_topics() if t.startswith(prefix)]:
+                if time.monotonic() > deadline:
+                    raise KafkaClusterError(f"topics still listed {within:.0f} s after deletion: {doomed}")
+                with contextlib.suppress(UnknownTopicOrPartitionError):
+                    await admin.delete_topics(doomed)
+                await asyncio.sleep(0.2)
+        finally:
+            await admin.close()
+
+
 def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a coroutine to completion from sync code, even when called inside a running loop
     (a pytest-asyncio test): on a thread of its own with its own loop."""
@@ -282,16 +302,18 @@ def start_cluster(work_dir: Path, brokers: int = 3, *, timeout: float = 180.0,
 
 
 def _cluster_id() -> str:
-    """A cluster id as kafka-storage random-uuid makes it: 16 random bytes, base64url."""
-    import base64
-
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A cluster id as kafka-storage random-uuid makes it: 16 random bytes, base64url, never
+    starting with "-" (a command line would read it as an option)."""
+    while True:
+        made = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not made.startswith("-"):
+            return made
 
 
 def _format_storage(cluster: KafkaCluster) -> None:
     formats = [
         (node, subprocess.Popen(
-            cluster.java("kafka.tools.StorageTool", "format", "-t", cluster.cluster_id,
+            cluster.java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster.cluster_id}",
                          "-c", str(node.config), "--ignore-formatted"),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
         for node in cluster.nodes

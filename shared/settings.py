@@ -4,6 +4,7 @@ import os
 import socket
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -58,3 +59,18 @@ class Settings(BaseSettings):
     rulebook_reload_seconds: float = Field(
         5.0, gt=0, description="How often the router checks the rulebook file for changes.")
     instance_id: str = Field(default_factory=_instance_id)
+
+    # --- real Apache Kafka (replication, idempotence) ---
+    kafka_replication_factor: int = Field(
+        1, ge=1, description="Replicas of each topic Disposisi creates (3 on a production cluster).")
+    kafka_min_insync_replicas: int = Field(
+        1, ge=1, description="min.insync.replicas of the topics Disposisi creates: with acks=all a "
+                             "write succeeds only once this many replicas have it (2 of 3 in "
+                             "production).")
+    kafka_idempotent_producer: bool = Field(
+        False, description="Idempotent producers (no duplicates from producer retries). Needs a "
+                           "broker that serves InitProducerId: on for real Kafka, off for the "
+                           "embedded Tansu, which rejects it.")
+    kafka_acks: Literal["all", "1", "0"] = Field(
+        "all", description="Producer acknowledgements; 'all' so an accepted complaint survives the "
+                           "loss of the partition leader.")
