@@ -47,13 +47,19 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
     # embedded broker, which rejects InitProducerId (see STACK.md); consumers dedupe on event
     # ids either way.
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        bootstrap_list(settings),
         client_id=f"disposisi-{service}",
         acks=producer_acks(settings),
         enable_idempotence=settings.kafka_idempotent_producer,
         logger=logging.getLogger(f"disposisi.{service}.kafka"),
         log_level=logging.DEBUG,  # a line per consumed batch is noise at INFO
     )
+
+
+def bootstrap_list(settings: Settings) -> list[str]:
+    """The bootstrap servers as a list. faststream wraps a string in a list whole, so
+    "a:9092,b:9092" would reach aiokafka as one unresolvable host name."""
+    return [server.strip() for server in settings.kafka_bootstrap_servers.split(",") if server.strip()]
 
 
 def producer_acks(settings: Settings) -> Literal["all"] | int:
