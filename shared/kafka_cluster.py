@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import UnknownTopicOrPartitionError
+from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
 
 from shared.embedded import LOOPBACK, EmbeddedServerError, die_with_parent, free_port, port_is_open
 
@@ -64,7 +64,8 @@ def fetch_jars(cache: Path = CACHE) -> Path:
         return libs
     if shutil.which("mvn") is None or shutil.which("java") is None:
         raise KafkaClusterError("a real Kafka cluster needs Java 17+ and Maven (mvn) on PATH")
-    libs.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(libs, ignore_errors=True)  # a fetch cut short must not leave stray jars
+    libs.mkdir(parents=True)
     done = subprocess.run(
         ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies",
          f"-DoutputDirectory={libs}"], capture_output=True, text=True, check=False)
@@ -194,9 +195,21 @@ class KafkaCluster:
         finally:
             await admin.close()
 
-    async def leader_of(self, topic: str, partition: int) -> int:
-        """Node id of the partition's current leader (-1 while none is elected)."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000)
+    async def leader_of(self, topic: str, partition: int, within: float = 60.0) -> int:
+        """Node id of the partition's current leader (-1 while none is elected). Asks the
+        live nodes; a request that lands on a node just killed is asked again."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                return await self._leader_of(topic, partition)
+            except KafkaError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+
+    async def _leader_of(self, topic: str, partition: int) -> int:
+        live = ",".join(node.address for node in self.nodes if node.alive())
+        admin = AIOKafkaAdminClient(bootstrap_servers=live, request_timeout_ms=5000)
         await admin.start()
         try:
             [described] = await admin.describe_topics([topic])
@@ -206,7 +219,6 @@ class KafkaCluster:
             raise KeyError(f"{topic} has no partition {partition}")
         finally:
             await admin.close()
-
 
     async def delete_topics(self, prefix: str, within: float = 60.0) -> None:
         """Delete every topic whose name starts with ``prefix``; returns once the metadata no longer lists

@@ -1,11 +1,15 @@
 """kill -9 of the broker that leads disposisi.complaints.received while complaints flow through
 intake → router → SLA on the three-broker cluster (replication 3, min.insync.replicas 2,
-idempotent producers): every accepted complaint becomes exactly one ticket, and no routing
-decision is published twice."""
+idempotent producers): every accepted complaint becomes exactly one ticket.
+
+Delivery between services is at least once: when the killed node was also a consumer group's
+coordinator, the router's offset commit fails and it routes that batch again, publishing the
+same decision under the same event id (seen: 1 of 120). The SLA dedupes on that id, so the
+test demands that any repeat is the same decision, and exactly one ticket per complaint."""
 
 import asyncio
 import signal
-from collections import Counter
+from collections import defaultdict
 from pathlib import Path
 
 import httpx
@@ -45,7 +49,7 @@ async def new_leader(cluster: KafkaCluster, old: int) -> int:
     return leader if leader not in (old, -1) else 0
 
 
-async def test_leader_of_received_killed_mid_flow_loses_and_duplicates_nothing(
+async def test_leader_of_received_killed_mid_flow_loses_nothing_and_opens_each_ticket_once(
         settings: Settings, mongo: AsyncMongoClient[Document], kafka_cluster: KafkaCluster,
         tmp_path: Path) -> None:
     db = mongo[settings.mongodb_database]
@@ -79,6 +83,9 @@ async def test_leader_of_received_killed_mid_flow_loses_and_duplicates_nothing(
     tickets = await db["tickets"].find({}, {"_id": 1}).to_list(None)
     assert sorted(c["ticket_id"] for c in complaints) == sorted(accepted)
     assert sorted(t["_id"] for t in tickets) == sorted(accepted)
-    by_event = Counter(e["id"] for e in routed)
-    assert [event for event, n in by_event.items() if n > 1] == []
     assert {e["ticket_id"] for e in routed} == set(accepted)
+    decisions: dict[str, list[object]] = defaultdict(list)
+    for event in routed:
+        decisions[event["id"]].append((event["ticket_id"], event["data"]))
+    assert len(decisions) == len(accepted)  # one decision (event id) per ticket
+    assert [i for i, seen in decisions.items() if any(d != seen[0] for d in seen)] == []
