@@ -23,7 +23,7 @@ def test_every_listener_is_on_loopback_and_replication_is_as_asked(tmp_path: Pat
                   if line)
     assert config["node.id"] == "2"
     assert config["process.roles"] == "broker,controller"
-    for listener in config["listeners"].split(",") + [config["advertised.listeners"]]:
+    for listener in [*config["listeners"].split(","), config["advertised.listeners"]]:
         assert re.fullmatch(r"[A-Z]+://127\.0\.0\.1:\d+", listener)
     assert config["default.replication.factor"] == config["offsets.topic.replication.factor"] == "3"
     assert config["min.insync.replicas"] == config["transaction.state.log.min.isr"] == "2"
