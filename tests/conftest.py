@@ -36,7 +36,7 @@ CLUSTER_SETTINGS = {"kafka_replication_factor": 3, "kafka_min_insync_replicas": 
 CLUSTER_OUTBOX_LEASE = 10.0
 # For a test that starts an embedded broker of its own (to stop it), in either mode.
 EMBEDDED_KAFKA_SETTINGS = {"kafka_replication_factor": 1, "kafka_min_insync_replicas": 1,
-                           "kafka_idempotent_producer": False}
+                           "kafka_idempotent_producer": False, "outbox_lease_seconds": 2.0}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
