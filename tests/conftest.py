@@ -32,7 +32,9 @@ CLUSTER_SETTINGS = {"kafka_replication_factor": 3, "kafka_min_insync_replicas": 
 # waiting for acks=all from three replicas, on a loaded machine often longer than 2 s: the same
 # event (same id) then reaches the topic twice (measured: 35 of 600 escalations in
 # tests/e2e/test_crash.py). Consumers dedupe on the id, but the tests count messages, so the
-# cluster pass uses a lease nearer the production default (15 s).
+# cluster pass uses a lease nearer the production default (15 s). This narrows the window,
+# no more: on a machine at load 20 a 10 s lease still let 188 of 600 through (the outbox's
+# open bug; .ci/run leaves test_crash out of the cluster pass until it is fixed).
 CLUSTER_OUTBOX_LEASE = 10.0
 # For a test that starts an embedded broker of its own (to stop it), in either mode.
 EMBEDDED_KAFKA_SETTINGS = {"kafka_replication_factor": 1, "kafka_min_insync_replicas": 1,
