@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
@@ -44,17 +44,29 @@ class Incoming:
 
 
 def make_broker(settings: Settings, service: str) -> KafkaBroker:
-    # acks="all": an accepted complaint must survive a broker failover. Idempotent producers
-    # are off on purpose: the embedded broker rejects InitProducerId (see STACK.md); consumers
-    # dedupe on event ids instead.
+    # acks="all" by default: an accepted complaint must survive a broker failover. Idempotence
+    # is a setting: on for real Kafka (no duplicates from producer retries), off for the
+    # embedded broker, which rejects InitProducerId (see STACK.md); consumers dedupe on event
+    # ids either way.
     return KafkaBroker(
-        settings.kafka_bootstrap_servers,
+        bootstrap_list(settings),
         client_id=f"disposisi-{service}",
-        acks="all",
-        enable_idempotence=False,
+        acks=producer_acks(settings),
+        enable_idempotence=settings.kafka_idempotent_producer,
         logger=logging.getLogger(f"disposisi.{service}.kafka"),
         log_level=logging.DEBUG,  # a line per consumed batch is noise at INFO
     )
+
+
+def bootstrap_list(settings: Settings) -> list[str]:
+    """The bootstrap servers as a list. faststream wraps a string in a list whole, so
+    "a:9092,b:9092" would reach aiokafka as one unresolvable host name."""
+    return [server.strip() for server in settings.kafka_bootstrap_servers.split(",") if server.strip()]
+
+
+def producer_acks(settings: Settings) -> Literal["all"] | int:
+    """The ``acks`` setting as Kafka clients take it ("all", or the number 0 or 1)."""
+    return "all" if settings.kafka_acks == "all" else int(settings.kafka_acks)
 
 
 async def raw_bodies(message: StreamMessage[Any]) -> Any:
@@ -227,13 +239,23 @@ async def _create_missing(settings: Settings, names: list[str]) -> None:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [NewTopic(n, settings.topic_partitions, 1) for n in names if n not in existing]
+        missing = [new_topic(settings, n) for n in names if n not in existing]
         if missing:
             # Another service may create them between our list and our create.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
     finally:
         await admin.close()
+
+
+def new_topic(settings: Settings, name: str) -> NewTopic:
+    """A topic as Disposisi creates it: partitions and replicas from settings, and
+    min.insync.replicas so an acks=all write is refused rather than kept on too few copies."""
+    configs: dict[str, str] = {}  # none at the default: the embedded broker gets no configs
+    if settings.kafka_min_insync_replicas > 1:
+        configs["min.insync.replicas"] = str(settings.kafka_min_insync_replicas)
+    return NewTopic(name, settings.topic_partitions, settings.kafka_replication_factor,
+                    topic_configs=configs)
 
 
 async def kafka_reachable(settings: Settings, within: float = 3.0) -> bool:

@@ -147,3 +147,17 @@ class Settings(BaseSettings):
     embedded_store: Literal["secantus", "nx-27017"] = Field(
         "nx-27017", description="The MongoDB-protocol server `disposisi dev`, the tests and the "
                                 "benchmarks start when DISPOSISI_MONGODB_URL is not set.")
+    # --- real Apache Kafka (replication, idempotence) ---
+    kafka_replication_factor: int = Field(
+        1, ge=1, description="Replicas of each topic Disposisi creates (3 on a production cluster).")
+    kafka_min_insync_replicas: int = Field(
+        1, ge=1, description="min.insync.replicas of the topics Disposisi creates: with acks=all a "
+                             "write succeeds only once this many replicas have it (2 of 3 in "
+                             "production).")
+    kafka_idempotent_producer: bool = Field(
+        False, description="Idempotent producers (no duplicates from producer retries). Needs a "
+                           "broker that serves InitProducerId: on for real Kafka, off for the "
+                           "embedded Tansu, which rejects it.")
+    kafka_acks: Literal["all", "1", "0"] = Field(
+        "all", description="Producer acknowledgements; 'all' so an accepted complaint survives the "
+                           "loss of the partition leader.")

@@ -23,9 +23,9 @@ class DevSystem:
         self.ports = {name: free_port() for name in ("kafka", "mongo", "intake", "sla", "router")}
         env = {k: v for k, v in os.environ.items() if not k.startswith("DISPOSISI_")}
         env["DISPOSISI_SLA_POLICY"] = str(DEMO_POLICY)
-        for name in ("DISPOSISI_KAFKA_BOOTSTRAP_SERVERS", "DISPOSISI_MONGODB_URL"):
-            if name in os.environ:  # testing against real servers: dev must use them
-                env[name] = os.environ[name]
+        for name, value in os.environ.items():  # testing against real servers: dev must use them
+            if name.startswith("DISPOSISI_KAFKA_") or name == "DISPOSISI_MONGODB_URL":
+                env[name] = value
         env.update(env_overrides)
         self.env = env
         self.log_path = log_path

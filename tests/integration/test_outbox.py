@@ -13,6 +13,7 @@ from shared.kafka import ensure_topics, make_broker
 from shared.mongo import Document
 from shared.outbox import OutboxRelay, outbox_fields
 from shared.settings import Settings
+from tests.conftest import EMBEDDED_KAFKA_SETTINGS
 from tests.integration.support import read_topic
 
 pytestmark = pytest.mark.integration
@@ -32,7 +33,8 @@ def record(settings: Settings) -> Document:
 async def test_a_failed_republish_is_retried_after_the_outage(
         settings: Settings, mongo: AsyncMongoClient[Document], tmp_path: Path) -> None:
     server = start_kafka(free_port(), tmp_path)
-    settings = settings.model_copy(update={"kafka_bootstrap_servers": server.address})
+    settings = settings.model_copy(update={"kafka_bootstrap_servers": server.address,
+                                           **EMBEDDED_KAFKA_SETTINGS})
     await ensure_topics(settings, [Topics.RECEIVED])
     broker = make_broker(settings, "outbox-test")
     await broker.start()

@@ -1,6 +1,8 @@
 """docker-compose.yml and the Dockerfile agree with the code they run.
 
-No Docker engine runs here, so both files are parsed and cross-checked, not started.
+No Docker engine runs here, so both files are parsed and cross-checked, not started. The
+Kafka side is the one the cluster pass of the suite ran (shared/kafka_cluster.py, same version,
+same replication settings); the image digests could not be pulled here to verify.
 """
 
 import json
@@ -22,8 +24,11 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_PREFIX = "DISPOSISI_"
-BACKING = ("kafka", "mongodb")
+KAFKA_BROKERS = ("kafka-1", "kafka-2", "kafka-3")
+BACKING = (*KAFKA_BROKERS, "mongodb")
 DISPOSISI = ("intake", "router", "sla")
+POM = ROOT / "tools" / "kafka" / "pom.xml"
+DIGEST_PINNED = re.compile(r"^[a-z0-9./_-]+:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}$")
 RS_INITIATE = re.compile(r"rs\.initiate\(\s*\{\s*_id:\s*['\"]([^'\"]+)['\"]")
 
 Service = Mapping[str, Any]
@@ -82,7 +87,7 @@ def test_defines_backing_and_disposisi_services(services: dict[str, Service]) ->
 @pytest.mark.parametrize("name", DISPOSISI)
 def test_kafka_and_mongodb_hosts_are_compose_services(services: dict[str, Service], name: str) -> None:
     settings = settings_of(services[name])
-    assert kafka_hosts(settings.kafka_bootstrap_servers) <= {"kafka"}
+    assert kafka_hosts(settings.kafka_bootstrap_servers) == set(KAFKA_BROKERS)
     assert urlsplit(settings.mongodb_url).scheme == "mongodb"
     assert mongodb_hosts(settings.mongodb_url) <= {"mongodb"}
 
@@ -211,3 +216,84 @@ def test_dockerfile_runs_disposisi_as_non_root() -> None:
 def test_dockerfile_defaults_to_intake() -> None:
     commands = [arguments for keyword, arguments in dockerfile_instructions() if keyword == "CMD"]
     assert json.loads(commands[-1]) == ["disposisi", "intake"]
+
+
+# --- what the cluster pass of the tests proves (DISPOSISI_TEST_KAFKA=cluster) ---
+
+def test_three_kraft_nodes_form_one_quorum(services: dict[str, Service]) -> None:
+    envs = [environment(services[name]) for name in KAFKA_BROKERS]
+    assert {env["KAFKA_PROCESS_ROLES"] for env in envs} == {"broker,controller"}
+    assert len({env["CLUSTER_ID"] for env in envs}) == 1
+    node_ids = {env["KAFKA_NODE_ID"]: name for env, name in zip(envs, KAFKA_BROKERS, strict=True)}
+    assert len(node_ids) == len(KAFKA_BROKERS)
+    for env in envs:
+        voters = dict(v.split("@") for v in env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(","))
+        assert {node: address.partition(":")[0] for node, address in voters.items()} == node_ids
+
+
+@pytest.mark.parametrize("name", KAFKA_BROKERS)
+def test_each_broker_advertises_its_own_service_name(services: dict[str, Service], name: str) -> None:
+    advertised = environment(services[name])["KAFKA_ADVERTISED_LISTENERS"]
+    assert kafka_hosts(advertised.replace("PLAINTEXT://", "")) == {name}
+
+
+@pytest.mark.parametrize("name", KAFKA_BROKERS)
+def test_brokers_keep_three_copies_and_need_two(services: dict[str, Service], name: str) -> None:
+    env = environment(services[name])
+    assert env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == "3"
+    assert env["KAFKA_MIN_INSYNC_REPLICAS"] == env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2"
+    assert env.get("KAFKA_UNCLEAN_LEADER_ELECTION_ENABLE", "false") == "false"
+
+
+@pytest.mark.parametrize("name", DISPOSISI)
+def test_services_replicate_and_produce_idempotently(services: dict[str, Service], name: str) -> None:
+    settings = settings_of(services[name])
+    assert settings.kafka_replication_factor == len(KAFKA_BROKERS)
+    assert settings.kafka_min_insync_replicas == 2
+    assert settings.kafka_idempotent_producer
+    assert settings.kafka_acks == "all"
+
+
+@pytest.mark.parametrize("name", KAFKA_BROKERS)
+def test_brokers_run_the_kafka_version_the_tests_ran(services: dict[str, Service], name: str) -> None:
+    version = re.search(r"<kafka.version>([^<]+)<", POM.read_text())
+    assert version
+    assert services[name]["image"].startswith(f"apache/kafka:{version.group(1)}@")
+
+
+@pytest.mark.parametrize("name", (*BACKING,))
+def test_images_are_pinned_by_digest(services: dict[str, Service], name: str) -> None:
+    assert DIGEST_PINNED.match(services[name]["image"]), services[name]["image"]
+
+
+@pytest.mark.parametrize("name", BACKING + DISPOSISI)
+def test_every_container_has_resource_limits(services: dict[str, Service], name: str) -> None:
+    limits = services[name].get("deploy", {}).get("resources", {}).get("limits", {})
+    assert float(limits["cpus"]) > 0
+    assert re.fullmatch(r"\d+[MG]", str(limits["memory"]))
+
+
+@pytest.mark.parametrize("name", BACKING + DISPOSISI)
+def test_no_port_is_published_on_all_interfaces(services: dict[str, Service], name: str) -> None:
+    for mapping in services[name].get("ports", []):
+        assert str(mapping).startswith("127.0.0.1:"), f"{name} publishes {mapping} on every interface"
+
+
+def mounted_source(service: Service, path: Path) -> Path | None:
+    """The checkout file a bind mount shows at ``path`` in the container, if one does."""
+    for volume in service.get("volumes", []):
+        source, _, rest = str(volume).partition(":")
+        target = rest.partition(":")[0]
+        if source.startswith(".") and path.is_relative_to(target):
+            return ROOT / source / path.relative_to(target)
+    return None
+
+
+@pytest.mark.parametrize(("name", "field"), [("router", "rulebook"), ("sla", "sla_policy")])
+def test_rulebook_and_policy_are_mounted_from_the_checkout(
+        services: dict[str, Service], name: str, field: str) -> None:
+    inside: Path = getattr(settings_of(services[name]), field)
+    source = mounted_source(services[name], inside)
+    assert source is not None, f"{name}: {inside} is not on a bind mount, so edits never reach it"
+    assert source.is_file()
+    assert all(str(v).endswith(":ro") for v in services[name]["volumes"])

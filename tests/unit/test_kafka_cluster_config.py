@@ -1,0 +1,34 @@
+"""The cluster script's pure parts: the cluster id it formats storage with, each node's
+server.properties, and the version it fetches."""
+
+import base64
+import re
+from pathlib import Path
+
+from shared.kafka_cluster import KafkaNode, _cluster_id, kafka_version, server_properties
+
+
+def test_cluster_ids_are_16_bytes_and_never_read_as_an_option() -> None:
+    # base64url may start with "-": kafka-storage then took the id for an option and failed.
+    for _ in range(2000):
+        made = _cluster_id()
+        assert not made.startswith("-")
+        assert len(base64.urlsafe_b64decode(made + "==")) == 16
+
+
+def test_every_listener_is_on_loopback_and_replication_is_as_asked(tmp_path: Path) -> None:
+    node = KafkaNode(2, broker_port=19092, controller_port=19093, directory=tmp_path)
+    config = dict(line.split("=", 1) for line in
+                  server_properties(node, "1@127.0.0.1:1,2@127.0.0.1:19093", 3, 2, 3).splitlines()
+                  if line)
+    assert config["node.id"] == "2"
+    assert config["process.roles"] == "broker,controller"
+    for listener in [*config["listeners"].split(","), config["advertised.listeners"]]:
+        assert re.fullmatch(r"[A-Z]+://127\.0\.0\.1:\d+", listener)
+    assert config["default.replication.factor"] == config["offsets.topic.replication.factor"] == "3"
+    assert config["min.insync.replicas"] == config["transaction.state.log.min.isr"] == "2"
+    assert config["unclean.leader.election.enable"] == "false"
+
+
+def test_fetches_a_kafka_4_release() -> None:
+    assert re.fullmatch(r"4\.\d+\.\d+", kafka_version())
