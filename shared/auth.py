@@ -7,6 +7,7 @@ expiring access token as ``Authorization: Bearer``; channels and services send a
 leaves the outcome in ``request.state.access`` for handlers that must check a ticket's agency.
 """
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ ISSUER = "disposisi"
 TOKEN_PATH = "/v1/auth/token"
 MIN_SECRET_LENGTH = 32
 
+log = logging.getLogger(__name__)
 _bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_PATH, auto_error=False)
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
 
@@ -193,6 +195,7 @@ async def _principal(auth: Authenticator, token: str | None, key: str | None) ->
     except PyMongoError as error:  # who is calling cannot be known now: never let it through
         raise _store_down() from error
     except IdentityProviderDown as error:
+        log.warning("sign-in with the identity provider is unavailable: %s", error)
         raise _store_down("the identity provider") from error
     except OidcRejected as rejected:
         if rejected.status == status.HTTP_401_UNAUTHORIZED:

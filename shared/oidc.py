@@ -66,6 +66,7 @@ class OidcVerifier:
         self.audience = settings.oidc_audience or settings.oidc_client_id
         self.settings = settings
         self._jwks: PyJWKClient | None = None
+        self._declared_issuer = self.issuer  # as the discovery document spells it (a trailing /)
         self._lock = threading.Lock()
         self._last_refresh = 0.0
 
@@ -111,7 +112,7 @@ class OidcVerifier:
 
     def _decode(self, token: str, key: PyJWK, alg: str) -> dict[str, Any]:
         claims: dict[str, Any] = jwt.decode(
-            token, key, algorithms=[alg], audience=self.audience, issuer=self.issuer,
+            token, key, algorithms=[alg], audience=self.audience, issuer=self._declared_issuer,
             leeway=self.settings.oidc_leeway_seconds,
             options={"require": ["exp", "iat", "iss", "aud", "sub"]})
         return claims
@@ -186,9 +187,11 @@ class OidcVerifier:
             raise IdentityProviderDown(f"cannot read {url}: {error}") from error
         if not isinstance(document, dict) or not isinstance(document.get("jwks_uri"), str):
             raise IdentityProviderDown(f"{url} names no jwks_uri")
-        if str(document.get("issuer", "")).rstrip("/") != self.issuer:
+        declared = str(document.get("issuer", ""))
+        if declared.rstrip("/") != self.issuer:
             # OpenID Connect Discovery 4.3: the document must name the issuer it was fetched for
             raise IdentityProviderDown(f"{url} names another issuer")
+        self._declared_issuer = declared  # tokens carry it exactly so
         return str(document["jwks_uri"])
 
 

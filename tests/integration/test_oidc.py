@@ -130,7 +130,8 @@ async def test_an_unreachable_provider_answers_503_then_keys_are_cached_and_re_r
     port = free_port()
     with identity_provider(port) as before:
         early = await before.sign_in("siti", SUPERVISOR)
-    async with _sla(settings, f"http://127.0.0.1:{port}") as sla, \
+    # configured with a trailing slash, as operators often copy it; the provider writes none
+    async with _sla(settings, f"http://127.0.0.1:{port}/") as sla, \
             httpx.AsyncClient(timeout=60) as http:
         down = await http.get(sla + REPORT, headers=_bearer(early))
         assert down.status_code == 503 and down.headers["retry-after"] == "5", down.text
