@@ -7,6 +7,7 @@ expiring access token as ``Authorization: Bearer``; channels and services send a
 leaves the outcome in ``request.state.access`` for handlers that must check a ticket's agency.
 """
 
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from pymongo.errors import PyMongoError
 
 from shared.accounts import AccountStore
 from shared.audit import Actor, ActorKind
+from shared.oidc import IdentityProviderDown, OidcRejected, OidcVerifier
 from shared.permissions import Decision, Principal, Scope, decide, rule_for, sees_ticket
 from shared.settings import Settings
 
@@ -31,6 +33,7 @@ ISSUER = "disposisi"
 TOKEN_PATH = "/v1/auth/token"
 MIN_SECRET_LENGTH = 32
 
+log = logging.getLogger(__name__)
 _bearer = OAuth2PasswordBearer(tokenUrl=TOKEN_PATH, auto_error=False)
 _api_key = APIKeyHeader(name="X-API-Key", auto_error=False)
 
@@ -65,6 +68,8 @@ class Authenticator:
 
     def __post_init__(self) -> None:
         self._secret = check_secret(self.settings)
+        # The city's identity provider, when configured: its tokens are accepted beside ours.
+        self._oidc = OidcVerifier(self.settings) if self.settings.oidc_issuer else None
 
     @property
     def tenant(self) -> str:
@@ -81,7 +86,11 @@ class Authenticator:
 
     async def from_token(self, token: str) -> Principal | None:
         """The person a valid, unexpired token names, if their account is still active. Role,
-        agency and tenant come from the account now, so a change applies at once."""
+        agency and tenant come from the account now, so a change applies at once. A token of the
+        city's identity provider names the person by its claims instead (``shared.oidc``); it
+        raises ``OidcRejected`` with the reason when refused."""
+        if self._oidc is not None and self._oidc.issued_by_it(token):
+            return await self._oidc.principal(token)
         try:
             claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], issuer=ISSUER,
                                 options={"require": ["exp", "sub", "tenant", "jti"]})
@@ -113,9 +122,9 @@ def _unauthorized(reason: str) -> HTTPException:
                          headers={"WWW-Authenticate": 'Bearer realm="disposisi"'})
 
 
-def _store_down() -> HTTPException:
+def _store_down(what: str = "the account store") -> HTTPException:
     return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                         "the account store is unreachable; try again shortly",
+                         f"{what} is unreachable; try again shortly",
                          headers={"Retry-After": "5"})
 
 
@@ -200,6 +209,13 @@ async def _principal(auth: Authenticator, token: str | None, key: str | None) ->
         principal = await auth.from_token(token) if token else await auth.from_key(key or "")
     except PyMongoError as error:  # who is calling cannot be known now: never let it through
         raise _store_down() from error
+    except IdentityProviderDown as error:
+        log.warning("sign-in with the identity provider is unavailable: %s", error)
+        raise _store_down("the identity provider") from error
+    except OidcRejected as rejected:
+        if rejected.status == status.HTTP_401_UNAUTHORIZED:
+            raise _unauthorized(rejected.reason) from rejected
+        raise HTTPException(rejected.status, rejected.reason) from rejected
     if principal is None:
         raise _unauthorized("invalid, expired or revoked credentials")
     return principal

@@ -161,3 +161,27 @@ class Settings(BaseSettings):
     kafka_acks: Literal["all", "1", "0"] = Field(
         "all", description="Producer acknowledgements; 'all' so an accepted complaint survives the "
                            "loss of the partition leader.")
+
+    # --- sign-in with the city's identity provider (OpenID Connect) ---
+    oidc_issuer: str | None = Field(
+        None, description="Issuer URL of the city's OpenID Connect provider; unset turns it off. "
+                          "Its tokens are then accepted beside local accounts.")
+    oidc_client_id: str = Field(
+        "", description="Client id Disposisi is registered under at the provider (required with "
+                        "an issuer).")
+    oidc_audience: str | None = Field(
+        None, description="The `aud` a token must carry; unset: the client id (as in ID tokens).")
+    oidc_role_claim: str = Field(
+        "disposisi_role", description="Claim holding the Disposisi role (a string, or a list with "
+                                      "exactly one Disposisi role).")
+    oidc_agency_claim: str = Field(
+        "disposisi_agency", description="Claim holding the agency code of officers and agency heads.")
+    oidc_tenant_claim: str | None = Field(
+        None, description="Claim holding the tenant; unset: every token is of `tenant`.")
+    oidc_jwks_cache_seconds: float = Field(
+        300.0, gt=0, description="How long the provider's signing keys are kept before re-reading "
+                                 "(an unknown key id re-reads them sooner).")
+    oidc_leeway_seconds: float = Field(
+        30.0, ge=0, description="Clock difference to the provider tolerated for exp/iat.")
+    oidc_timeout_seconds: float = Field(
+        5.0, gt=0, description="Longest wait for the provider's discovery document or keys.")

@@ -16,7 +16,9 @@ from shared.settings import Settings
 def settings_env(settings: Settings) -> dict[str, str]:
     values = settings.model_dump(mode="json")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DISPOSISI_")}
-    env.update({f"DISPOSISI_{name.upper()}": str(value) for name, value in values.items()})
+    # an unset optional setting stays unset: str(None) would set it to the text "None"
+    env.update({f"DISPOSISI_{name.upper()}": str(value) for name, value in values.items()
+                if value is not None})
     return env
 
 
