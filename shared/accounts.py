@@ -169,11 +169,13 @@ class AccountStore:
             return SignIn(None, locked=True)
         return SignIn(None)
 
-    async def revoke_user(self, username: str) -> None:
-        result = await self.users.update_one({"_id": username},
-                                             {"$set": {"revoked": True, "revoked_at": _now()}})
-        if result.matched_count == 0:
+    async def revoke_user(self, username: str) -> UserDoc:
+        """Revoke at once; the user as they were before (``revoked`` tells whether already)."""
+        before = await self.users.find_one_and_update(
+            {"_id": username}, {"$set": {"revoked": True, "revoked_at": _now()}})
+        if before is None:
             raise AccountError(f"no user {username!r}")
+        return _user(before)
 
     # --- API keys ---------------------------------------------------------------------------
 
@@ -202,11 +204,13 @@ class AccountStore:
         query = {"tenant": tenant} if tenant else {}
         return [_api_key(d) for d in await self.keys.find(query).sort("_id", 1).to_list(None)]
 
-    async def revoke_key(self, key_id: str) -> None:
-        result = await self.keys.update_one({"_id": key_id},
-                                            {"$set": {"revoked": True, "revoked_at": _now()}})
-        if result.matched_count == 0:
+    async def revoke_key(self, key_id: str) -> ApiKeyDoc:
+        """Revoke at once; the key document as it was before."""
+        before = await self.keys.find_one_and_update(
+            {"_id": key_id}, {"$set": {"revoked": True, "revoked_at": _now()}})
+        if before is None:
             raise AccountError(f"no API key {key_id!r}")
+        return _api_key(before)
 
     async def is_empty(self) -> bool:
         return (await self.users.find_one({}, {"_id": 1}) is None

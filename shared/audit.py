@@ -28,10 +28,10 @@ ActorKind = Literal["person", "service", "channel", "citizen", "system"]
 
 
 class Actor(BaseModel):
-    """Who made a change. Today the flows know only what callers claim (an update's ``actor``
-    field, a channel's name) or which service acted. Once sign-in exists, the authenticated
-    principal becomes the actor in one line:
-    ``Actor(name=p.username, role=p.role, agency=p.agency, kind="person")``."""
+    """Who made a change. Over HTTP it is the authenticated caller (``Access.audit_actor`` of
+    ``shared.auth``: a signed-in person, a channel's or a service's API key); the administrator
+    CLI records the OS user running it. Only what arrives over Kafka from outside (an agency
+    system's update naming its officer) is merely claimed (role ``unverified``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -39,6 +39,12 @@ class Actor(BaseModel):
     role: str = Field(max_length=60, description="Role when acting; 'unverified' when only claimed.")
     agency: str | None = Field(None, max_length=40, description="Agency code the actor is bound to.")
     kind: ActorKind
+
+    @property
+    def label(self) -> str:
+        """How events name the actor, like ``Principal.actor``: ``dlh.andi (officer, DLH)``."""
+        detail = f"{self.role}, {self.agency}" if self.agency else self.role
+        return f"{self.name} ({detail})"[:120]
 
     @classmethod
     def service(cls, name: str) -> "Actor":

@@ -73,15 +73,23 @@ def entry_json(entry: dict[str, Any]) -> str:
 
 
 def entry_line(entry: dict[str, Any]) -> str:
-    actor = entry.get("actor") or {}
-    agency = f", {actor['agency']}" if actor.get("agency") else ""
+    before, after = entry.get("before"), entry.get("after")
     change = ""
-    if entry.get("before") or entry.get("after"):
-        change = f" {_compact(entry.get('before'))} -> {_compact(entry.get('after'))}"
+    if before is not None or after is not None:  # a creation has no "before" to show
+        change = ("" if before is None else f" {_compact(before)}") + f" -> {_compact(after)}"
     request = f" request {entry['request_id']}" if entry.get("request_id") else ""
     return (f"#{entry.get('seq')} {entry.get('time')} {entry.get('action')} "
-            f"{entry.get('ticket_id') or '-'} by {actor.get('name')} "
-            f"({actor.get('kind')}, {actor.get('role')}{agency}){change}{request}")
+            f"{entry.get('ticket_id') or '-'} by {_who(entry.get('actor') or {})}{change}{request}")
+
+
+def _who(actor: dict[str, Any]) -> str:
+    """``petugas.dlh (person, officer, DLH)``; a channel's or service's key says its kind
+    once: ``web (channel)``."""
+    kind, role = actor.get("kind"), actor.get("role")
+    details = [kind] if role == kind else [kind, role]
+    if actor.get("agency"):
+        details.append(actor["agency"])
+    return f"{actor.get('name')} ({', '.join(str(d) for d in details)})"
 
 
 def _compact(fields: object) -> str:

@@ -31,7 +31,8 @@ def changed_fields(before: Ticket, after: Ticket) -> tuple[dict[str, Any], dict[
 
 
 def update_actor(update: TicketUpdate) -> Actor:
-    """Who an update says acted, until sign-in tells: the citizen for their own reply."""
+    """Who an update read from Kafka says acted (HTTP updates carry the signed-in caller):
+    the citizen for their own reply."""
     if update.action is UpdateAction.CITIZEN_REPLIED and update.actor is None:
         return Actor.citizen()
     return Actor.claimed(update.actor)
@@ -60,23 +61,26 @@ def update_record(tenant: str, ticket: Ticket, event_id: str) -> AuditRecord | N
 
 def routing_record(tenant: str, event: Envelope[TicketRouted]) -> AuditRecord:
     """A routing decision taking effect: the first (``routing``), a re-routing after a
-    rejection (``routing``) or the triage desk's hand assignment carried out (``assignment``).
+    rejection (``routing``) or the triage desk's hand assignment carried out (``assignment``),
+    each by the router.
     Built from the event alone, so a redelivery builds the same record."""
     routed = event.data
     manual = routed.assigned_by is not None
+    # The router carries out a hand assignment; who chose it was authenticated when asking
+    # and is audited there (``manual_assignment``): the event only names them as text.
+    assigned_by = {"assigned_by": routed.assigned_by} if manual else {}
     before = None
     if routed.assignment > 1:
         before = {"agency": routed.previous_agency, "assignment": routed.assignment - 1}
     return AuditRecord(
         tenant=tenant, key=f"routed:{event.id}",
         action=AuditAction.ASSIGNMENT if manual else AuditAction.ROUTING,
-        actor=Actor.claimed(routed.assigned_by) if manual else ROUTER, ticket_id=str(event.ticket_id),
-        before=before, after={
+        actor=ROUTER, ticket_id=str(event.ticket_id), before=before, after={
             "agency": routed.agency, "assignment": routed.assignment,
             "priority": routed.priority.value, "category": routed.category,
             "rulebook_version": routed.routing.rulebook_version,
             "rule_ids": list(routed.routing.rule_ids), "confidence": routed.routing.confidence,
-            "rejected_by": list(routed.rejected_by)},
+            "rejected_by": list(routed.rejected_by), **assigned_by},
         time=event.time)
 
 

@@ -231,8 +231,10 @@ class Sla:
         ticket = await self.store.get(ticket_id)
         if ticket is None:
             raise UnknownTicket(f"no ticket {ticket_id}")
-        who = actor if isinstance(actor, Actor) else Actor.claimed(actor)
-        request = manual_request(ticket, agency=agency, actor=who.name, reason=reason)
+        # The event names the caller as updates do ("meja.triase (triage)"); the audit keeps
+        # the authenticated actor's fields apart.
+        who, label = (actor, actor.label) if isinstance(actor, Actor) else (Actor.claimed(actor), actor)
+        request = manual_request(ticket, agency=agency, actor=label, reason=reason)
         stored = await self.store.add_reroute(self._reroute_doc(ticket, request, f"manual:{agency}"))
         await self.audit.append([manual_request_record(
             self.settings.tenant, ticket, request_key=stored["_id"], agency=agency, actor=who,

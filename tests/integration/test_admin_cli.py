@@ -1,29 +1,38 @@
-"""`disposisi admin` as an administrator runs it, against the test's store, and the demo
-accounts of `disposisi dev`."""
+"""`disposisi admin` as an administrator runs it, against the test's store (each change in the
+audit log, by the OS user), and the demo accounts of `disposisi dev`."""
 
+import argparse
 import asyncio
+import getpass
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
 
+from services.admin_cli import COMMANDS, Admin, AuditFailed, cli_actor
 from services.dev_accounts import CREDENTIALS_FILE, prepare_dev_accounts
 from shared.accounts import AccountStore
+from shared.audit_store import AuditLog
 from shared.mongo import Document
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
 
 
-def admin(settings: Settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def disposisi(settings: Settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DISPOSISI_MONGODB_URL": settings.mongodb_url,
            "DISPOSISI_MONGODB_DATABASE": settings.mongodb_database}
-    return subprocess.run([sys.executable, "-m", "services.cli", "admin", *args], env=env,
+    return subprocess.run([sys.executable, "-m", "services.cli", *args], env=env,
                           input=stdin, capture_output=True, text=True, timeout=120)
+
+
+def admin(settings: Settings, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return disposisi(settings, "admin", *args, stdin=stdin)
 
 
 async def signs_in(store: AccountStore, username: str, password: str) -> bool:
@@ -94,3 +103,60 @@ async def test_dev_makes_demo_accounts_once(settings: Settings, mongo: AsyncMong
         assert await signs_in(store, username, user["password"])
     assert await store.key(first["api_keys"]["web"]) is not None
     assert len(secret) >= 32 and (tmp_path / "auth-secret").read_text().strip() == secret
+
+
+async def test_account_changes_are_audited_by_the_os_user(settings: Settings,
+                                                         mongo: AsyncMongoClient[Document]) -> None:
+    made = admin(settings, "create-user", "--tenant", "kota-bengkulu", "--username", "dlh.andi",
+                 "--role", "officer", "--agency", "DLH")
+    password = shown_once(made.stdout, "password (shown once):")
+    key_made = admin(settings, "create-api-key", "--tenant", "kota-bengkulu", "--channel", "web")
+    key = shown_once(key_made.stdout, "key (shown once")
+    key_id = key_made.stdout.split()[3]
+    revoked_user = admin(settings, "revoke", "--username", "dlh.andi")
+    revoked_key = admin(settings, "revoke", "--key-id", key_id)
+    refused = admin(settings, "create-user", "--tenant", "kota-bengkulu", "--username", "dlh.andi",
+                    "--role", "officer", "--agency", "DLH")  # exists: no change, no entry
+    verified = disposisi(settings, "audit", "verify", "--tenant", "kota-bengkulu")
+    shown = disposisi(settings, "audit", "show", "--tenant", "kota-bengkulu")
+    found = await AuditLog(mongo[settings.mongodb_database]).latest("kota-bengkulu", limit=10)
+
+    assert [p.returncode for p in (made, key_made, revoked_user, revoked_key, refused)] == [
+        0, 0, 0, 0, 2]
+    assert verified.returncode == 0, verified.stdout
+    assert verified.stdout.startswith("audit log of kota-bengkulu: OK, 4 entries")
+    me = {"name": getpass.getuser(), "role": "admin-cli", "agency": None, "kind": "person"}
+    andi = {"username": "dlh.andi", "role": "officer", "agency": "DLH", "revoked": False}
+    web = {"key_id": key_id, "kind": "channel", "name": "web", "revoked": False}
+    assert [(e["action"], e["actor"], e["ticket_id"], e["before"], e["after"]) for e in found] == [
+        ("user_change", me, None, None, andi), ("key_change", me, None, None, web),
+        ("user_change", me, None, andi, {**andi, "revoked": True}),
+        ("key_change", me, None, web, {**web, "revoked": True})]
+    assert f"user_change - by {me['name']} (person, admin-cli) -> " in shown.stdout.splitlines()[0]
+    stored = repr(await mongo[settings.mongodb_database]["audit_log"].find().to_list(None))
+    assert password not in stored and key not in stored and key.rsplit("_", 1)[1] not in stored
+
+
+class LostAppend(AuditLog):
+    """The store goes away after the account's write, before the audit append."""
+
+    async def append(self, records: Any) -> int:
+        raise ConnectionError("store gone before the audit append")
+
+
+async def test_a_change_the_audit_log_cannot_record_fails_loudly(
+        settings: Settings, mongo: AsyncMongoClient[Document],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    db = mongo[settings.mongodb_database]
+    store = AccountStore(db)
+    broken = Admin(store, LostAppend(db), cli_actor())
+    args = argparse.Namespace(tenant="kota-bengkulu", username="dlh.andi", role="officer",
+                              agency="DLH", password_stdin=False)
+    with pytest.raises(AuditFailed, match="the change was made, but the audit log could not "
+                                          "record it: store gone"):
+        await COMMANDS["create-user"](broken, args)
+    password = shown_once(capsys.readouterr().out, "password (shown once):")
+    # The account exists and its password was shown: the administrator is not left with a
+    # user nobody can sign in as, and is told the log lacks the change.
+    assert await signs_in(store, "dlh.andi", password)
+    assert await AuditLog(db).latest("kota-bengkulu", limit=10) == []

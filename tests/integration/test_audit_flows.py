@@ -37,27 +37,33 @@ def summary(found: list[Document]) -> list[tuple[Any, ...]]:
 async def test_routing_and_hand_assignment_are_audited_once(
         settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
     now = utc_now()
+    desk = Actor(name="meja.rina", role="triage", kind="person")  # as signed in
     first = routed_envelope("T-1", now)
     second = routed_envelope("T-1", now, agency="PUPR", assignment=2, previous_agency="DLH",
-                             assigned_by="Meja Pengaduan (Rina)")
+                             assigned_by="meja.rina (triage)")
     async with sla_instance(settings, mongo) as sla:
         await sla.open_tickets([first])
-        await sla.request_route("T-1", agency="PUPR", actor="Meja Pengaduan (Rina)",
-                                reason="Jalan rusak, bukan sampah", request_id="req-7")
-        await sla.request_route("T-1", agency="PUPR", actor="Meja Pengaduan (Rina)",
+        asked = await sla.request_route("T-1", agency="PUPR", actor=desk,
+                                        reason="Jalan rusak, bukan sampah", request_id="req-7")
+        await sla.request_route("T-1", agency="PUPR", actor=desk,
                                 reason="Jalan rusak, bukan sampah")  # the same choice again
         await sla.open_tickets([second])
         await sla.open_tickets([first, second])  # redelivered
         found = await entries(sla, "T-1")
-    assert [(e["action"], e["actor"]["name"]) for e in found] == [
-        ("routing", "router"), ("manual_assignment", "Meja Pengaduan (Rina)"),
-        ("assignment", "Meja Pengaduan (Rina)")]
+    assert asked.actor == "meja.rina (triage)"  # the router names the assigner from this
+    assert [(e["action"], e["actor"]["name"], e["actor"]["kind"]) for e in found] == [
+        ("routing", "router", "service"), ("manual_assignment", "meja.rina", "person"),
+        ("assignment", "router", "service")]
     routing, request, assignment = found
     assert routing["after"]["agency"] == "DLH" and routing["after"]["rule_ids"] == ["dlh.sampah"]
-    assert (request["before"], request["after"], request["request_id"]) == (
-        {"agency": "DLH", "assignment": 1}, {"agency": "PUPR"}, "req-7")
-    assert (assignment["before"], assignment["after"]["agency"]) == (
-        {"agency": "DLH", "assignment": 1}, "PUPR")
+    assert (request["actor"], request["before"], request["after"], request["request_id"]) == (
+        desk.model_dump(), {"agency": "DLH", "assignment": 1}, {"agency": "PUPR"}, "req-7")
+    # The router carried the choice out; the event names who chose only as text, so the
+    # entry keeps it as a field rather than as an unverified actor.
+    assert (assignment["before"], assignment["after"]["agency"],
+            assignment["after"]["assigned_by"]) == (
+        {"agency": "DLH", "assignment": 1}, "PUPR", "meja.rina (triage)")
+    assert "assigned_by" not in routing["after"]
     assert (await sla.audit.verify(settings.tenant)).count == 3
 
 
@@ -89,7 +95,7 @@ async def test_updates_record_the_fields_they_changed(
          {"status": "rejected", "rejected_by": ["DLH"]}),
     ]
     assert found[1]["actor"] == officer.model_dump() and found[1]["request_id"] == "req-1"
-    assert found[2]["actor"]["role"] == "unverified"  # only claimed, until sign-in exists
+    assert found[2]["actor"]["role"] == "unverified"  # read from Kafka: only claimed
 
 
 class LostAppend(AuditLog):

@@ -11,6 +11,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.sla.app import create_app
+from shared.audit_store import AuditLog
 from shared.contracts import Topics, derived_event_id, utc_now
 from shared.embedded import free_port
 from shared.mongo import Document
@@ -164,7 +165,8 @@ async def _assignment_is(tickets: AsyncCollection[Document], ticket_id: str, ass
     return found is not None and found["assignment"] == assignment
 
 
-async def test_the_triage_desk_routes_by_hand(settings: Settings, accounts: Accounts) -> None:
+async def test_the_triage_desk_routes_by_hand(settings: Settings, mongo: AsyncMongoClient[Document],
+                                              accounts: Accounts) -> None:
     bootstrap = settings.kafka_bootstrap_servers
     desk = await accounts.user("meja.triase", "triage")
     async with serving(create_app(settings), settings.sla_port) as url, \
@@ -175,7 +177,8 @@ async def test_the_triage_desk_routes_by_hand(settings: Settings, accounts: Acco
         await produce(bootstrap, Topics.UPDATES, [update("T-done", "u-done", "resolved")])
         assert await eventually(lambda: _status_is(http, f"{url}/v1/tickets/T-done", "resolved"))
         choice = {"agency": "PUPR", "reason": "jalan berlubang: PUPR"}
-        accepted = await http.post(f"{url}/v1/tickets/T-M/route", json=choice)
+        accepted = await http.post(f"{url}/v1/tickets/T-M/route", json=choice,
+                                   headers={"X-Request-ID": "req-desk"})
         repeated = await http.post(f"{url}/v1/tickets/T-M/route", json=choice)
         unknown_agency = await http.post(f"{url}/v1/tickets/T-M/route", json={**choice, "agency": "DINAS_X"})
         spoofed = await http.post(f"{url}/v1/tickets/T-M/route", json={**choice, "actor": "Walikota"})
@@ -197,6 +200,12 @@ async def test_the_triage_desk_routes_by_hand(settings: Settings, accounts: Acco
     assert (unknown_ticket.status_code, resolved.status_code) == (404, 409)
     assert not_in_triage.status_code == 404  # the desk sees the triage queue only
     assert [(r["data"]["cause"], r["data"]["agency"]) for r in requests] == [("manual", "PUPR")]
+    audited = await AuditLog(mongo[settings.mongodb_database]).latest(settings.tenant, limit=10,
+                                                                      ticket_id="T-M")
+    assert [(e["action"], e["actor"], e["request_id"]) for e in audited
+            if e["action"] == "manual_assignment"] == [
+        ("manual_assignment", {"name": "meja.triase", "role": "triage", "agency": None,
+                               "kind": "person"}, "req-desk")]
 
 
 async def test_two_services_fire_each_level_exactly_once(settings: Settings) -> None:

@@ -24,7 +24,9 @@ from shared.audit import (
     update_action,
     verify_chain,
 )
+from shared.auth import Access
 from shared.contracts import UpdateAction
+from shared.permissions import Principal, Scope
 
 NOW = datetime(2026, 11, 30, 8, 15, 30, 123456, tzinfo=UTC)
 
@@ -156,3 +158,30 @@ def test_cli_lines_name_the_step_and_the_actor() -> None:
     assert describe_check("t", broken) == ("audit log of t: BROKEN at seq 1: gap: expected seq 1, "
                                            "found 2 (0 entries before it verified)")
     assert describe_check("t", verify_chain([entry])).startswith("audit log of t: OK, 1 entries")
+
+
+def test_cli_lines_say_a_key_s_kind_once_and_a_creation_has_no_before() -> None:
+    from shared.audit_cli import entry_line
+
+    made = record("k", action=AuditAction.KEY_CHANGE, actor=Actor.channel("web"), ticket_id=None,
+                  before=None, after={"key_id": "ab12", "revoked": False})
+    [entry] = seal_all([made], seq=0, prev_hash=GENESIS, now=NOW)
+    assert entry_line(dict(entry)).endswith(
+        ' key_change - by web (channel) -> {"key_id":"ab12","revoked":false}')
+
+
+@pytest.mark.parametrize(("principal", "expected"), [
+    (Principal("user", "dlh.andi", "t", "officer", "DLH"),
+     {"name": "dlh.andi", "role": "officer", "agency": "DLH", "kind": "person"}),
+    (Principal("user", "admin.rina", "t", "admin"),
+     {"name": "admin.rina", "role": "admin", "agency": None, "kind": "person"}),
+    (Principal("channel", "whatsapp", "t", "channel"),
+     {"name": "whatsapp", "role": "channel", "agency": None, "kind": "channel"}),
+    (Principal("service", "sla", "t", "service"),
+     {"name": "sla", "role": "service", "agency": None, "kind": "service"}),
+])
+def test_the_audit_actor_is_the_authenticated_principal(principal: Principal,
+                                                        expected: dict[str, Any]) -> None:
+    access = Access(principal, Scope.TENANT)
+    assert access.audit_actor.model_dump() == expected
+    assert access.audit_actor.label == access.actor  # events name the caller as before
