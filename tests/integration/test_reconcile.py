@@ -25,6 +25,8 @@ from shared.contracts import Topics, utc_now
 from shared.embedded import free_port, start_kafka
 from shared.mongo import Document
 from shared.settings import Settings
+from tests.conftest import EMBEDDED_KAFKA_SETTINGS
+from tests.integration.auth_support import Accounts
 from tests.integration.sla_support import routed_envelope, sla_instance
 from tests.integration.support import eventually, produce, read_topic, serving
 
@@ -36,14 +38,15 @@ TEXTS = ["Sampah di TPS Jl. Suprapto sudah seminggu tidak diangkut, baunya menye
 COUNT = 12
 
 
-def _settings(settings: Settings, bootstrap: str) -> Settings:
+def _settings(settings: Settings, bootstrap: str, *, own_broker: bool = False) -> Settings:
     return settings.model_copy(update={
         "kafka_bootstrap_servers": bootstrap, "reconcile_after_seconds": 3.0,
-        "reconcile_interval_seconds": 0.5, "reconcile_alarm_seconds": 6.0})
+        "reconcile_interval_seconds": 0.5, "reconcile_alarm_seconds": 6.0,
+        **(EMBEDDED_KAFKA_SETTINGS if own_broker else {})})
 
 
-async def _post_complaints(url: str) -> list[str]:
-    async with httpx.AsyncClient(timeout=30) as http:
+async def _post_complaints(url: str, headers: dict[str, str]) -> list[str]:
+    async with httpx.AsyncClient(timeout=30, headers=headers) as http:
         answers = [await http.post(f"{url}/v1/complaints",
                                    json={"channel": "web", "text": TEXTS[i % len(TEXTS)],
                                          "anonymous": True, "reporter": {"name": "Rina"}})
@@ -86,13 +89,14 @@ async def _agency_messages(db: AsyncDatabase[Document], settings: Settings,
 @pytest.mark.parametrize("absent", ["router", "sla"])
 async def test_complaints_lost_with_the_broker_become_tickets_exactly_once(
         absent: str, settings: Settings, mongo: AsyncMongoClient[Document], tmp_path: Path,
-        caplog: pytest.LogCaptureFixture) -> None:
+        caplog: pytest.LogCaptureFixture, accounts: Accounts) -> None:
     """With the router (or the SLA service) not running, complaints are accepted and
     published (and, without the SLA, routed); then the broker is killed and a new empty one
     starts on the same port. Nothing on the broker remembers them: only the store does."""
     caplog.set_level(logging.INFO)
+    web = await accounts.channel("web")
     broker = start_kafka(free_port(), tmp_path)
-    settings = _settings(settings, broker.address)
+    settings = _settings(settings, broker.address, own_broker=True)
     db = mongo[settings.mongodb_database]
     builders = {"router": (create_router, settings.router_port),
                 "sla": (create_sla, settings.sla_port)}
@@ -103,7 +107,7 @@ async def test_complaints_lost_with_the_broker_become_tickets_exactly_once(
                 serving(create_intake(settings), settings.intake_port))
             build, port = builders[present]
             await running.enter_async_context(serving(build(settings), port))
-            ids = await _post_complaints(intake_url)
+            ids = await _post_complaints(intake_url, web.headers)
             assert await eventually(lambda: _all_published(db, ids), timeout=60)
             if absent == "sla":  # the decisions were made and published, then lost
                 await read_topic(settings.kafka_bootstrap_servers, Topics.ROUTED, expect=COUNT,
@@ -152,14 +156,15 @@ async def _ready_now(url: str) -> bool:
 
 
 async def test_a_repeated_complaint_is_one_ticket_one_message_one_ladder(
-        settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
+        settings: Settings, mongo: AsyncMongoClient[Document], accounts: Accounts) -> None:
+    web = await accounts.channel("web")
     settings = _settings(settings, settings.kafka_bootstrap_servers)
     db = mongo[settings.mongodb_database]
     await create_topics(settings)
     async with serving(create_intake(settings), settings.intake_port) as intake_url, \
             serving(create_router(settings), settings.router_port), \
             serving(create_sla(settings), settings.sla_port):
-        [ticket_id] = await _post_complaints_one(intake_url)
+        [ticket_id] = await _post_complaints_one(intake_url, web.headers)
         assert await eventually(lambda: _all_ticketed(db, [ticket_id]), timeout=60)
         stored = await db["complaints"].find_one({"ticket_id": ticket_id})
         assert stored is not None
@@ -196,8 +201,8 @@ async def test_a_repeated_complaint_is_one_ticket_one_message_one_ladder(
         "one escalation per clock, level and repeat"
 
 
-async def _post_complaints_one(url: str) -> list[str]:
-    async with httpx.AsyncClient(timeout=30) as http:
+async def _post_complaints_one(url: str, headers: dict[str, str]) -> list[str]:
+    async with httpx.AsyncClient(timeout=30, headers=headers) as http:
         answer = await http.post(f"{url}/v1/complaints", json={"channel": "web", "text": TEXTS[0]})
     assert answer.status_code == 202
     return [answer.json()["ticket_id"]]
