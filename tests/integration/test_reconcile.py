@@ -25,6 +25,7 @@ from shared.contracts import Topics, utc_now
 from shared.embedded import free_port, start_kafka
 from shared.mongo import Document
 from shared.settings import Settings
+from tests.integration.auth_support import Accounts
 from tests.integration.sla_support import routed_envelope, sla_instance
 from tests.integration.support import eventually, produce, read_topic, serving
 
@@ -42,8 +43,12 @@ def _settings(settings: Settings, bootstrap: str) -> Settings:
         "reconcile_interval_seconds": 0.5, "reconcile_alarm_seconds": 6.0})
 
 
-async def _post_complaints(url: str) -> list[str]:
-    async with httpx.AsyncClient(timeout=30) as http:
+async def _channel_headers(settings: Settings, mongo: AsyncMongoClient[Document]) -> dict[str, str]:
+    return (await Accounts(settings, mongo).channel("web")).headers
+
+
+async def _post_complaints(url: str, headers: dict[str, str]) -> list[str]:
+    async with httpx.AsyncClient(timeout=30, headers=headers) as http:
         answers = [await http.post(f"{url}/v1/complaints",
                                    json={"channel": "web", "text": TEXTS[i % len(TEXTS)],
                                          "anonymous": True, "reporter": {"name": "Rina"}})
@@ -103,7 +108,7 @@ async def test_complaints_lost_with_the_broker_become_tickets_exactly_once(
                 serving(create_intake(settings), settings.intake_port))
             build, port = builders[present]
             await running.enter_async_context(serving(build(settings), port))
-            ids = await _post_complaints(intake_url)
+            ids = await _post_complaints(intake_url, await _channel_headers(settings, mongo))
             assert await eventually(lambda: _all_published(db, ids), timeout=60)
             if absent == "sla":  # the decisions were made and published, then lost
                 await read_topic(settings.kafka_bootstrap_servers, Topics.ROUTED, expect=COUNT,
@@ -159,7 +164,8 @@ async def test_a_repeated_complaint_is_one_ticket_one_message_one_ladder(
     async with serving(create_intake(settings), settings.intake_port) as intake_url, \
             serving(create_router(settings), settings.router_port), \
             serving(create_sla(settings), settings.sla_port):
-        [ticket_id] = await _post_complaints_one(intake_url)
+        [ticket_id] = await _post_complaints_one(intake_url,
+                                                 await _channel_headers(settings, mongo))
         assert await eventually(lambda: _all_ticketed(db, [ticket_id]), timeout=60)
         stored = await db["complaints"].find_one({"ticket_id": ticket_id})
         assert stored is not None
@@ -196,8 +202,8 @@ async def test_a_repeated_complaint_is_one_ticket_one_message_one_ladder(
         "one escalation per clock, level and repeat"
 
 
-async def _post_complaints_one(url: str) -> list[str]:
-    async with httpx.AsyncClient(timeout=30) as http:
+async def _post_complaints_one(url: str, headers: dict[str, str]) -> list[str]:
+    async with httpx.AsyncClient(timeout=30, headers=headers) as http:
         answer = await http.post(f"{url}/v1/complaints", json={"channel": "web", "text": TEXTS[0]})
     assert answer.status_code == 202
     return [answer.json()["ticket_id"]]
