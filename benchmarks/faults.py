@@ -89,6 +89,11 @@ class Dev:
             await asyncio.sleep(0.3)
         self.banners += 1
 
+    def channel_headers(self) -> dict[str, str]:
+        """The web channel's key, from the demo accounts dev writes on its first start."""
+        credentials = json.loads((self.data_dir / "dev-credentials.json").read_text())
+        return {"X-API-Key": str(credentials["api_keys"]["web"])}
+
     def pid(self, name: str) -> int:
         pid: int = json.loads((self.data_dir / "processes.json").read_text())[name]
         return pid
@@ -175,7 +180,7 @@ class Traffic:
 
 
 async def post_complaints(dev: Dev, traffic: Traffic, n: int, seconds: float) -> None:
-    async with httpx.AsyncClient(timeout=15.0) as http:
+    async with httpx.AsyncClient(timeout=15.0, headers=dev.channel_headers()) as http:
         async def post(i: int) -> None:
             external_id = traffic.key("web", i)
             traffic.sent += 1
@@ -232,7 +237,7 @@ async def time_to_recover(dev: Dev, mongodb_url: str, since: float, run: str) ->
     client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, serverSelectionTimeoutMS=2000)
     tickets = client["disposisi"]["tickets"]
     try:
-        async with httpx.AsyncClient(timeout=5.0) as http:
+        async with httpx.AsyncClient(timeout=5.0, headers=dev.channel_headers()) as http:
             for probe in range(120):
                 ticket_id = await _accepted_probe(http, dev, f"{run}-probe-{probe}")
                 if ticket_id is None:
@@ -384,13 +389,20 @@ async def run_fault(fault: Fault, *, n: int, seconds: float, base_env: dict[str,
         row.recovery = await time_to_recover(dev, mongodb_url, injected, traffic.run)
         await flow
         await settle(mongodb_url, len(traffic.http_accepted) + len(traffic.kafka_accepted),
-                     quiet_seconds=20, limit=180)
+                     quiet_seconds=_reconcile_wait(base_env), limit=240)
         await account(row, traffic, mongodb_url, bootstrap)
     except Exception as error:
         row.note = f"run failed: {error!r}"[:200]
     finally:
         await dev.stop()
     return row
+
+
+def _reconcile_wait(env: dict[str, str]) -> float:
+    """How long the ticket count may stay flat before the run is over: long enough for one
+    reconciliation to republish what the fault left stored but unpublished."""
+    return (float(env["DISPOSISI_RECONCILE_AFTER_SECONDS"])
+            + float(env["DISPOSISI_RECONCILE_INTERVAL_SECONDS"]) + 10.0)
 
 
 def print_table(rows: list[Row]) -> None:
@@ -410,8 +422,17 @@ def print_table(rows: list[Row]) -> None:
             print(f"{r.fault}: {r.note}")
 
 
-def dev_environment(kafka: str) -> dict[str, str]:
+def dev_environment(kafka: str, reconcile_after: float) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DISPOSISI_")}
+    # The load generator plays one channel gateway posting for many citizens from loopback:
+    # that address is trusted, as a deployment trusts its gateway; the per-key limit still
+    # counts, so it is raised to the load's rate rather than switched off.
+    env["DISPOSISI_TRUSTED_ADDRESSES"] = '["127.0.0.1"]'
+    env["DISPOSISI_RATE_LIMIT_SUBMIT_PER_KEY"] = "6000/minute"
+    # A complaint stored but never published (broker killed under it) is republished by the
+    # reconciliation once it is this old; the default (minutes) outlasts a run.
+    env["DISPOSISI_RECONCILE_AFTER_SECONDS"] = str(reconcile_after)
+    env["DISPOSISI_RECONCILE_INTERVAL_SECONDS"] = "5"
     if kafka == "cluster":
         bootstrap = os.environ.get("DISPOSISI_KAFKA_BOOTSTRAP_SERVERS")
         if not bootstrap:
@@ -422,7 +443,7 @@ def dev_environment(kafka: str) -> dict[str, str]:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    env = dev_environment(args.kafka)
+    env = dev_environment(args.kafka, args.reconcile_after)
     chosen = [f for f in FAULTS if not args.only or f.name in args.only]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="disposisi-faults-") as tmp:
@@ -451,6 +472,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0,
                         help="how long the complaints are spread over")
     parser.add_argument("--only", nargs="*", choices=[f.name for f in FAULTS])
+    parser.add_argument("--reconcile-after", type=float, default=20.0,
+                        help="DISPOSISI_RECONCILE_AFTER_SECONDS for dev (seconds)")
     parser.add_argument("--keep", help="copy each run's logs into this directory")
     asyncio.run(main_async(parser.parse_args()))
 

@@ -51,8 +51,10 @@ class OutboxRelay:
         await self.collection.create_index([("published", ASCENDING), ("lease_until", ASCENDING)])
 
     async def publish(self, docs: Sequence[Document]) -> None:
-        """Publish these (already stored) documents now, then mark them published."""
-        pending = [d for d in docs if not d.get("published")]
+        """Publish these (already stored) documents now, then mark them published. Only the
+        ones still held by whoever leased them to the caller are sent: a writer whose lease
+        ran out while it was slow finds another replica's sweep already has them."""
+        pending = await self._hold([d for d in docs if not d.get("published")])
         if not pending:
             return
         # Bounded: with the broker down a send can wait indefinitely, and a stuck publish
@@ -66,6 +68,26 @@ class OutboxRelay:
             {"$set": {"published": True, "published_at": utc_now()},
              "$unset": {"lease_until": "", "lease_owner": ""}},
         )
+
+    async def _hold(self, docs: Sequence[Document]) -> list[Document]:
+        """Take these documents over from the lease they were handed over under (the
+        writer's, or a sweep's claim). One update per document decides it: if a sweep
+        claimed one first, its lease owner changed and it is not ours to send. Only the
+        owner changes: the lease's end stays, so a send that dies is retried as before.
+        (NX-27017 stores a ``$set`` datetime as a string, so this writes no datetime.)
+        Returns the stored documents now held."""
+        if not docs:
+            return []
+        token = f"{self.owner}/send/{uuid.uuid4()}"
+        by_owner: dict[str | None, list[Any]] = {}
+        for d in docs:
+            by_owner.setdefault(d.get("lease_owner"), []).append(d["_id"])
+        for owner, ids in by_owner.items():
+            await self.collection.update_many({"_id": {"$in": ids}, "lease_owner": owner},
+                                              {"$set": {"lease_owner": token}})
+        held: list[Document] = await self.collection.find(
+            {"_id": {"$in": [d["_id"] for d in docs]}, "lease_owner": token}).to_list(None)
+        return held
 
     async def sweep(self) -> int:
         """Claim documents whose lease ran out unpublished, publish them; returns the count."""

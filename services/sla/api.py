@@ -107,9 +107,10 @@ def build_router() -> APIRouter:
             raise RequestValidationError([{
                 "loc": ("body", "agency"), "type": "value_error",
                 "msg": f"unknown agency code {body.agency!r}: not in the rulebook"}])
+        access = access_of(request)
         try:
             return await sla.request_route(ticket_id, agency=body.agency,
-                                           actor=access_of(request).audit_actor,
+                                           actor=access.audit_actor, shown_as=access.actor,
                                            reason=body.reason, request_id=request_id_of(request))
         except UnknownTicket as error:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error

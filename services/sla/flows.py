@@ -225,16 +225,18 @@ class Sla:
             await self.audit.append([record])
 
     async def request_route(self, ticket_id: str, *, agency: str, actor: str | Actor,
-                            reason: str, request_id: str | None = None) -> RerouteRequest:
+                            reason: str, request_id: str | None = None,
+                            shown_as: str | None = None) -> RerouteRequest:
         """The triage desk's choice, sent to the router; a repeat of the same choice for the
-        same assignment is the same request (and the same audit entry)."""
+        same assignment is the same request (and the same audit entry). ``shown_as`` is how
+        the routing reason names the caller (``meja.triase (triage)``, as updates do)."""
         ticket = await self.store.get(ticket_id)
         if ticket is None:
             raise UnknownTicket(f"no ticket {ticket_id}")
         # The event names the caller as updates do ("meja.triase (triage)"); the audit keeps
         # the authenticated actor's fields apart.
         who, label = (actor, actor.label) if isinstance(actor, Actor) else (Actor.claimed(actor), actor)
-        request = manual_request(ticket, agency=agency, actor=label, reason=reason)
+        request = manual_request(ticket, agency=agency, actor=shown_as or label, reason=reason)
         stored = await self.store.add_reroute(self._reroute_doc(ticket, request, f"manual:{agency}"))
         await self.audit.append([manual_request_record(
             self.settings.tenant, ticket, request_key=stored["_id"], agency=agency, actor=who,

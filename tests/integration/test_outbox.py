@@ -3,6 +3,7 @@ republishing fails during an outage is retried until it is published."""
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pymongo import AsyncMongoClient
@@ -68,3 +69,49 @@ async def test_a_failed_republish_is_retried_after_the_outage(
     assert events and {e["id"] for e in events} == {"e-1"}
     stored = await outbox.find_one({"_id": "BKL-1"})
     assert stored is not None and stored["published"]
+
+
+async def _relays(settings: Settings, mongo: AsyncMongoClient[Document]
+                  ) -> tuple[Any, OutboxRelay, OutboxRelay]:
+    await ensure_topics(settings, [Topics.RECEIVED])
+    broker = make_broker(settings, "outbox-test")
+    await broker.start()
+    outbox = mongo[settings.mongodb_database]["outbox"]
+    writer = OutboxRelay(outbox, broker, lease_seconds=LEASE, owner="crashed")
+    other = OutboxRelay(outbox, broker, lease_seconds=LEASE, owner="other-replica")
+    await writer.ensure_indexes()
+    return broker, writer, other
+
+
+async def test_a_slow_writer_does_not_publish_what_another_replicas_sweep_took_over(
+        settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
+    """The writer's lease ran out before it got to publish (a slow turn): another replica's
+    sweep claimed and published the event, so the writer's late publish sends nothing."""
+    broker, writer, other = await _relays(settings, mongo)
+    doc = record(settings)  # the writer's copy: leased to it, unpublished
+    await writer.collection.insert_one(dict(doc))
+    try:
+        assert await other.sweep() == 1
+        await writer.publish([doc])
+        events = await read_topic(settings.kafka_bootstrap_servers, Topics.RECEIVED, expect=2,
+                                  timeout=5, settle=2)
+    finally:
+        await broker.stop()
+    assert [e["id"] for e in events] == ["e-1"]
+
+
+async def test_a_writer_whose_lease_ran_out_unclaimed_still_publishes_once(
+        settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
+    broker, writer, other = await _relays(settings, mongo)
+    doc = record(settings)
+    await writer.collection.insert_one(dict(doc))
+    try:
+        await writer.publish([doc])
+        assert await other.sweep() == 0  # held, then published: nothing left to claim
+        events = await read_topic(settings.kafka_bootstrap_servers, Topics.RECEIVED, expect=2,
+                                  timeout=5, settle=2)
+    finally:
+        await broker.stop()
+    assert [e["id"] for e in events] == ["e-1"]
+    stored = await writer.collection.find_one({"_id": "BKL-1"})
+    assert stored is not None and stored["published"] and "lease_owner" not in stored
