@@ -21,6 +21,7 @@ from shared.accounts import AccountStore
 from shared.auth import Authenticator, build_auth_router, guard
 from shared.contracts import Topics, utc_now
 from shared.embedded import free_port
+from shared.limits import install_abuse_limits
 from shared.permissions import (
     ANYONE,
     PERMISSIONS,
@@ -312,6 +313,7 @@ async def test_with_the_account_store_down_no_call_gets_through(settings: Settin
     client = mongo.connect(down)
     app = FastAPI(dependencies=[guard("sla")])  # as the SLA app mounts it, on the dead store
     app.state.auth = Authenticator(down, AccountStore(mongo.database(client, down)))
+    install_abuse_limits(app, down)  # as every app does: sign-in is rate limited
     app.include_router(build_auth_router())
     app.include_router(build_reports_router())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sla",
