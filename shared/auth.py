@@ -24,6 +24,7 @@ from pymongo.errors import PyMongoError
 
 from shared.accounts import AccountStore
 from shared.audit import Actor, ActorKind
+from shared.limits import rate_limit
 from shared.oidc import IdentityProviderDown, OidcRejected, OidcVerifier
 from shared.permissions import Decision, Principal, Scope, decide, rule_for, sees_ticket
 from shared.settings import Settings
@@ -224,8 +225,12 @@ async def _principal(auth: Authenticator, token: str | None, key: str | None) ->
 def build_auth_router() -> APIRouter:
     router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
-    @router.post("/token", response_model=TokenResponse, responses={
+    # Per address, before the form is checked: guessing passwords across many accounts from
+    # one address is slowed down too, not only one account's lock-out.
+    @router.post("/token", response_model=TokenResponse,
+                 dependencies=[Depends(rate_limit("rate_limit_sign_in"))], responses={
         400: {"description": "Wrong username or password, or the account is locked for a while"},
+        429: {"description": "Too many sign-ins from this address; see Retry-After"},
         503: {"description": "The account store is unreachable"}})
     async def sign_in(request: Request,
                       form: Annotated[OAuth2PasswordRequestForm, Depends()]) -> Any:

@@ -49,7 +49,7 @@ PERMISSIONS: dict[Endpoint, Mapping[str, Scope]] = {
     # intake
     Endpoint("intake", "POST", "/v1/complaints"): {CHANNEL: Scope.TENANT},
     Endpoint("intake", "GET", "/v1/complaints/{ticket_id}"): PUBLIC,  # the citizen's tracking view
-    # the citizen's answer to an agency: the tracking number and code are its credential
+    # the citizen's answer to the agency: the tracking code (checked by the handler) is the key
     Endpoint("intake", "POST", "/v1/complaints/{ticket_id}/replies"): PUBLIC,
     # SLA
     Endpoint("sla", "GET", "/v1/tickets/{ticket_id}"): {

@@ -12,6 +12,7 @@ import pytest
 from services.intake.app import create_app as intake_app
 from services.sla.app import create_app as sla_app
 from shared.settings import Settings
+from tests.integration.auth_support import Accounts
 from tests.integration.support import serving
 
 pytestmark = pytest.mark.integration
@@ -38,58 +39,107 @@ async def _raw_request(port: int, head: bytes, body_parts: list[bytes]) -> bytes
         writer.close()
 
 
-async def test_a_body_over_the_limit_is_refused_before_it_is_read(settings: Settings) -> None:
+async def test_a_body_over_the_limit_is_refused_before_it_is_read(settings: Settings,
+                                                                  accounts: Accounts) -> None:
     settings = settings.model_copy(update={"max_body_bytes": 64 * 1024})
+    web = await accounts.channel("web")
+    key = f"X-API-Key: {web.headers['X-API-Key']}\r\n".encode()
     async with serving(intake_app(settings), settings.intake_port):
         # 100 MB announced, 1 KB sent: the answer comes without waiting for the rest.
         announced = await _raw_request(settings.intake_port, (
-            b"POST /v1/complaints HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /v1/complaints HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + key +
             b"Content-Length: 104857600\r\n\r\n"), [b"{" + b" " * 1023])
         # Chunked, no length given: refused once the streamed bytes pass the limit.
         chunk = b" " * 16384
         chunks = [b"4000\r\n" + chunk + b"\r\n"] * 8
         streamed = await _raw_request(settings.intake_port, (
-            b"POST /v1/complaints HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /v1/complaints HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + key +
             b"Transfer-Encoding: chunked\r\n\r\n"), [b"1\r\n{\r\n", *chunks, b"0\r\n\r\n"])
+        # Without credentials too: the limit holds before anyone is asked who they are.
+        anonymous = await _raw_request(settings.intake_port, (
+            b"POST /v1/complaints HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 104857600\r\n\r\n"), [b"{" + b" " * 1023])
         async with httpx.AsyncClient() as http:
             fine = await http.post(f"http://127.0.0.1:{settings.intake_port}/v1/complaints",
-                                   json={**COMPLAINT, "text": COMPLAINT["text"] + " ." * 1000})
+                                   json={**COMPLAINT, "text": COMPLAINT["text"] + " ." * 1000},
+                                   headers=web.headers)
     assert announced.startswith(b"HTTP/1.1 413"), announced[:200]
     assert streamed.startswith(b"HTTP/1.1 413"), streamed[:200]
-    assert fine.status_code == 202
+    assert anonymous.startswith(b"HTTP/1.1 413"), anonymous[:200]
+    assert fine.status_code == 202, fine.text
 
 
-async def test_public_endpoints_answer_429_with_retry_after(settings: Settings) -> None:
+async def test_public_endpoints_answer_429_with_retry_after(settings: Settings,
+                                                             accounts: Accounts) -> None:
     settings = settings.model_copy(update={
-        "rate_limit_submit": "3/minute", "rate_limit_submit_per_key": "2/minute",
+        "rate_limit_submit": "3/minute", "rate_limit_submit_per_key": "10/minute",
         "rate_limit_tracking": "2/minute"})
+    web = await accounts.channel("web")
     async with serving(intake_app(settings), settings.intake_port) as url, httpx.AsyncClient() as http:
-        by_address = [await http.post(f"{url}/v1/complaints", json=COMPLAINT) for _ in range(4)]
+        # Refused callers are not counted: they cannot use up a channel's or an address's quota.
+        refused = [await http.post(f"{url}/v1/complaints", json=COMPLAINT, headers=headers)
+                   for headers in [{}, {}, {"X-API-Key": "not-a-key"}, {"X-API-Key": "not-a-key"}]]
+        by_address = [await http.post(f"{url}/v1/complaints", json=COMPLAINT, headers=web.headers)
+                      for _ in range(4)]
         ticket_id = by_address[0].json()["ticket_id"]
         views = [await http.get(f"{url}/v1/complaints/{ticket_id}") for _ in range(3)]
-    trusted = settings.model_copy(update={"trusted_addresses": ["127.0.0.1"]})
+    trusted = settings.model_copy(update={"trusted_addresses": ["127.0.0.1"],
+                                          "rate_limit_submit": "1/minute",
+                                          "rate_limit_submit_per_key": "2/minute"})
+    other = await accounts.channel("web")
     async with serving(intake_app(trusted), settings.intake_port) as url, httpx.AsyncClient() as http:
-        unlimited = [await http.post(f"{url}/v1/complaints", json=COMPLAINT) for _ in range(5)]
-        by_key = [await http.post(f"{url}/v1/complaints", json=COMPLAINT,
-                                  headers={"X-API-Key": "channel-key-1"}) for _ in range(3)]
-        other_key = await http.post(f"{url}/v1/complaints", json=COMPLAINT,
-                                    headers={"X-API-Key": "channel-key-2"})
+        # A trusted gateway's address is not limited, but every key still is, on its own.
+        by_key = [await http.post(f"{url}/v1/complaints", json=COMPLAINT, headers=web.headers)
+                  for _ in range(3)]
+        other_key = await http.post(f"{url}/v1/complaints", json=COMPLAINT, headers=other.headers)
+    assert [r.status_code for r in refused] == [401] * 4
     assert [r.status_code for r in by_address] == [202, 202, 202, 429]
     assert 0 < int(by_address[-1].headers["Retry-After"]) <= 60
     assert [r.status_code for r in views] == [200, 200, 429]
-    assert [r.status_code for r in unlimited] == [202] * 5
     assert [r.status_code for r in by_key] == [202, 202, 429]
+    assert 0 < int(by_key[-1].headers["Retry-After"]) <= 60
     assert other_key.status_code == 202
 
 
-async def test_bad_text_is_a_422_naming_the_field_never_a_500(settings: Settings) -> None:
+async def test_sign_ins_from_one_address_answer_429_with_retry_after(settings: Settings,
+                                                                    accounts: Accounts) -> None:
+    settings = settings.model_copy(update={"rate_limit_sign_in": "3/minute",
+                                           "auth_max_failed_sign_ins": 100})
+    officer = await accounts.user("andi.dlh", "officer", "DLH")
+    async with serving(sla_app(settings), settings.sla_port) as url, httpx.AsyncClient() as http:
+        # Guessing across many accounts: no account locks, the address is slowed down.
+        guesses = [await http.post(f"{url}/v1/auth/token",
+                                   data={"username": f"user{i}", "password": "tebak-tebak"})
+                   for i in range(3)]
+        right = await http.post(f"{url}/v1/auth/token",
+                                data={"username": "andi.dlh", "password": officer.password})
+        # Tokens already issued keep working: only signing in is limited.
+        working = await http.get(f"{url}/v1/tickets/T-NOPE", headers=officer.headers)
+    trusted = settings.model_copy(update={"trusted_addresses": ["127.0.0.1"]})
+    async with serving(sla_app(trusted), settings.sla_port) as url, httpx.AsyncClient() as http:
+        gateway = [await http.post(f"{url}/v1/auth/token",
+                                   data={"username": "andi.dlh", "password": officer.password})
+                   for _ in range(4)]
+    assert [g.status_code for g in guesses] == [400] * 3
+    assert right.status_code == 429
+    assert 0 < int(right.headers["Retry-After"]) <= 60
+    assert "access_token" not in right.text
+    assert working.status_code == 404  # authenticated, and the ticket does not exist
+    assert [g.status_code for g in gateway] == [200] * 4
+
+
+async def test_bad_text_is_a_422_naming_the_field_never_a_500(settings: Settings,
+                                                              accounts: Accounts) -> None:
+    web = await accounts.channel("web")
+    officer = await accounts.user("andi.dlh", "officer", "DLH")
     async with serving(intake_app(settings), settings.intake_port) as url, \
             serving(sla_app(settings), settings.sla_port) as sla, httpx.AsyncClient() as http:
         async def post(path: str, raw: str, base: str = url) -> httpx.Response:
+            caller = web if base == url else officer
             return await http.post(f"{base}{path}", content=raw.encode(),
-                                   headers={"content-type": "application/json"})
+                                   headers={"content-type": "application/json", **caller.headers})
 
-        invisible = await http.post(f"{url}/v1/complaints", json={
+        invisible = await http.post(f"{url}/v1/complaints", headers=web.headers, json={
             **COMPLAINT, "text": "\u200b\u200c\u200d\ufeff\u2060" * 3, "title": "\u200b \u3164"})
         # json.dumps keeps "\ud800" as an escape: the body is valid JSON holding a lone surrogate.
         surrogate_text = await post("/v1/complaints", json.dumps({**COMPLAINT, "text": "\ud800" * 12}))
@@ -109,11 +159,13 @@ async def test_bad_text_is_a_422_naming_the_field_never_a_500(settings: Settings
     assert surrogate_key.json()["errors"][0]["field"] == "body"  # pydantic names no key here
 
 
-async def test_validation_errors_echo_no_personal_data(settings: Settings) -> None:
+async def test_validation_errors_echo_no_personal_data(settings: Settings,
+                                                        accounts: Accounts) -> None:
+    web = await accounts.channel("web")
     personal = {"name": "Siti Aminah binti Haji Abdullah Syamsuddin" * 4,
                 "phone": "0899-1111-22223333", "email": "siti aminah@example.com"}
     async with serving(intake_app(settings), settings.intake_port) as url, httpx.AsyncClient() as http:
-        response = await http.post(f"{url}/v1/complaints", json={
+        response = await http.post(f"{url}/v1/complaints", headers=web.headers, json={
             "channel": "web", "text": "Siti 0899", "reporter": personal,
             "location": {"address": "Rumah Siti Aminah, RT 03 " * 20}})
     assert response.status_code == 422

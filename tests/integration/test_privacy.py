@@ -16,6 +16,7 @@ from services.router.app import create_app as router_app
 from services.sla.app import create_app as sla_app
 from shared.contracts import Topics
 from shared.settings import Settings
+from tests.integration.auth_support import Accounts
 from tests.integration.support import eventually, read_topic, serving
 
 pytestmark = pytest.mark.integration
@@ -61,12 +62,14 @@ async def pipeline(settings: Settings) -> AsyncIterator[tuple[str, str]]:
 
 
 async def test_hidden_complaints_reach_no_agency_or_public_view_with_personal_data(
-        settings: Settings) -> None:
+        settings: Settings, accounts: Accounts) -> None:
+    web = await accounts.channel("web")
+    officer = await accounts.user("petugas.dlh", "officer", "DLH")
     bootstrap = settings.kafka_bootstrap_servers
     async with pipeline(settings) as (intake, sla), httpx.AsyncClient() as http:
         posted: dict[str, dict[str, Any]] = {}
         for kind, flags in KINDS.items():
-            response = await http.post(f"{intake}/v1/complaints", json={
+            response = await http.post(f"{intake}/v1/complaints", headers=web.headers, json={
                 "channel": "web", "title": TITLE, "text": TEXT, "reporter": REPORTER, **flags})
             assert response.status_code == 202, response.text
             posted[kind] = response.json()
@@ -77,7 +80,7 @@ async def test_hidden_complaints_reach_no_agency_or_public_view_with_personal_da
                     for e in await read_topic(bootstrap, Topics.agency("DLH"), expect=4)}
 
         async def ticket_views() -> dict[str, Any] | None:
-            views = {kind: await http.get(f"{sla}/v1/tickets/{ticket_id}")
+            views = {kind: await http.get(f"{sla}/v1/tickets/{ticket_id}", headers=officer.headers)
                      for kind, ticket_id in ids.items()}
             if any(v.status_code != 200 for v in views.values()):
                 return None

@@ -17,6 +17,7 @@ from shared.embedded import free_port, start_kafka
 from shared.kafka import ensure_topics
 from shared.mongo import Document
 from shared.settings import Settings
+from tests.integration.auth_support import Accounts
 from tests.integration.support import eventually, read_topic, serving
 from tests.integration.test_privacy import pipeline
 
@@ -27,24 +28,28 @@ COMPLAINT = {"channel": "web", "anonymous": True, "reporter": {"name": "Rina Mar
              "text": "Sampah di TPS Jl. Suprapto sudah seminggu tidak diangkut, baunya menyengat"}
 
 
-async def _ticket(http: httpx.AsyncClient, url: str) -> dict[str, Any] | None:
-    response = await http.get(url)
+async def _ticket(http: httpx.AsyncClient, url: str, headers: dict[str, str]) -> dict[str, Any] | None:
+    response = await http.get(url, headers=headers)
     return response.json() if response.status_code == 200 else None
 
 
 async def test_the_code_opens_the_complaint_and_lets_the_citizen_answer(
-        settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
+        settings: Settings, mongo: AsyncMongoClient[Document], accounts: Accounts) -> None:
+    web = await accounts.channel("web")
+    officer = await accounts.user("petugas.dlh", "officer", "DLH")
     async with pipeline(settings) as (intake, sla), httpx.AsyncClient() as http:
-        accepted = (await http.post(f"{intake}/v1/complaints", json=COMPLAINT)).json()
+        accepted = (await http.post(f"{intake}/v1/complaints", json=COMPLAINT,
+                                    headers=web.headers)).json()
         ticket_id, code = accepted["ticket_id"], accepted["tracking_code"]
-        ticket = await eventually(lambda: _ticket(http, f"{sla}/v1/tickets/{ticket_id}"), timeout=60)
+        ticket = await eventually(lambda: _ticket(http, f"{sla}/v1/tickets/{ticket_id}",
+                                                  officer.headers), timeout=60)
         assert ticket is not None and ticket["agency"] == "DLH"
         public_url = f"{intake}/v1/complaints/{ticket_id}"
         replies_url = f"{public_url}/replies"
         answer = {"text": "Fotonya sudah saya kirim, saya Rina, WA O812-3456-7890"}
         too_early = await http.post(replies_url, json=answer, headers={"X-Tracking-Code": code})
-        asked = await http.post(f"{sla}/v1/tickets/{ticket_id}/events", json={
-            "action": "needs_info", "actor": "petugas DLH", "note": "Mohon kirim foto lokasi"})
+        asked = await http.post(f"{sla}/v1/tickets/{ticket_id}/events", headers=officer.headers,
+                                json={"action": "needs_info", "note": "Mohon kirim foto lokasi"})
         assert asked.status_code == 200, asked.text
         wrong = await http.post(replies_url, json=answer, headers={"X-Tracking-Code": "AAAA-BBBB-CCCC"})
         without = await http.post(replies_url, json=answer)
@@ -54,7 +59,7 @@ async def test_the_code_opens_the_complaint_and_lets_the_citizen_answer(
         assert sent.status_code == 202, sent.text
         [update] = await read_topic(settings.kafka_bootstrap_servers, Topics.UPDATES, expect=1)
         resumed = await eventually(
-            lambda: _resumed(http, f"{sla}/v1/tickets/{ticket_id}"), timeout=60)
+            lambda: _resumed(http, f"{sla}/v1/tickets/{ticket_id}", officer.headers), timeout=60)
         anyone = (await http.get(public_url)).json()
         holder = (await http.get(public_url, params={"code": code})).json()
 
@@ -75,23 +80,26 @@ async def test_the_code_opens_the_complaint_and_lets_the_citizen_answer(
     notes = [step["note"] for step in holder["history"]]
     assert "Mohon kirim foto lokasi" in notes and update["data"]["note"] in notes
     assert holder["routing"]["matched_terms"]
-    assert "petugas DLH" not in str(holder)
+    assert asked.json()["history"][-1]["actor"] == "petugas.dlh (officer, DLH)"
+    assert "petugas.dlh" not in str(holder) and "petugas.dlh" not in str(anyone)
     [stored] = await mongo[settings.mongodb_database]["complaints"].find().to_list(None)
     assert code not in str(stored), "only a hash of the code is stored"
     assert stored["withheld"]["reporter"]["name"] == "Rina Marlina"
     assert "reporter" not in stored["event"]["data"] or stored["event"]["data"]["reporter"] is None
 
 
-async def _resumed(http: httpx.AsyncClient, url: str) -> dict[str, Any] | None:
-    ticket = await _ticket(http, url)
+async def _resumed(http: httpx.AsyncClient, url: str, headers: dict[str, str]
+                   ) -> dict[str, Any] | None:
+    ticket = await _ticket(http, url, headers)
     return ticket if ticket and ticket["status"] != "needs_info" else None
 
 
 async def test_wrong_codes_are_limited_per_ticket_and_retries_get_a_code_of_their_own(
-        settings: Settings) -> None:
+        settings: Settings, accounts: Accounts) -> None:
     settings = settings.model_copy(update={"tracking_code_failures": "3/hour"})
+    web = await accounts.channel("web")
     async with serving(intake_app(settings), settings.intake_port) as url, httpx.AsyncClient() as http:
-        headers = {"Idempotency-Key": "web-form-42"}
+        headers = {"Idempotency-Key": "web-form-42", **web.headers}
         first = (await http.post(f"{url}/v1/complaints", json=COMPLAINT, headers=headers)).json()
         retry = (await http.post(f"{url}/v1/complaints", json=COMPLAINT, headers=headers)).json()
         view = f"{url}/v1/complaints/{first['ticket_id']}"
@@ -113,12 +121,15 @@ async def test_wrong_codes_are_limited_per_ticket_and_retries_get_a_code_of_thei
 
 
 async def test_a_reply_accepted_while_the_broker_is_down_is_published_after_it(
-        settings: Settings, mongo: AsyncMongoClient[Document], tmp_path: Path) -> None:
+        settings: Settings, mongo: AsyncMongoClient[Document], tmp_path: Path,
+        accounts: Accounts) -> None:
+    web = await accounts.channel("web")
     # A broker of its own (even when the suite runs against real Kafka): the test stops it.
     broker = start_kafka(free_port(), tmp_path)
     settings = settings.model_copy(update={"kafka_bootstrap_servers": broker.address})
     async with serving(intake_app(settings), settings.intake_port) as url, httpx.AsyncClient() as http:
-        accepted = (await http.post(f"{url}/v1/complaints", json=COMPLAINT)).json()
+        accepted = (await http.post(f"{url}/v1/complaints", json=COMPLAINT,
+                                    headers=web.headers)).json()
         # The SLA's part, as it stands when the agency has asked the citizen for more.
         await mongo[settings.mongodb_database]["tickets"].insert_one(
             {"_id": accepted["ticket_id"], "status": "needs_info", "agency": "DLH", "history": []})
