@@ -1,5 +1,6 @@
 """Helpers for end-to-end tests: services as real processes, as `disposisi dev` runs them."""
 
+import json
 import os
 import signal
 import subprocess
@@ -17,8 +18,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
     values = settings.model_dump(mode="json")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DISPOSISI_")}
     # an unset optional setting stays unset: str(None) would set it to the text "None"
-    env.update({f"DISPOSISI_{name.upper()}": str(value) for name, value in values.items()
-                if value is not None})
+    # lists and mappings as JSON, the way pydantic-settings reads them back
+    env.update({f"DISPOSISI_{name.upper()}": json.dumps(value) if isinstance(value, list | dict)
+                else str(value) for name, value in values.items() if value is not None})
     return env
 
 

@@ -22,6 +22,7 @@ from shared.kafka_cluster import KafkaCluster
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.e2e.support import spawn, stop, wait_healthy
+from tests.integration.auth_support import Accounts
 from tests.integration.support import at_least, eventually, read_topic
 
 pytestmark = [pytest.mark.e2e, pytest.mark.cluster]
@@ -31,10 +32,10 @@ TEXTS = ["Sampah di TPS belum diangkut seminggu", "Jalan berlubang besar di depa
          "Air PDAM mati sejak kemarin pagi", "Lampu jalan mati di gang kami"]
 
 
-async def post_complaints(intake: str, numbers: range) -> list[str]:
-    """Post one complaint per number; the ticket ids of those answered 202."""
+async def post_complaints(intake: str, numbers: range, headers: dict[str, str]) -> list[str]:
+    """Post one complaint per number, as the web channel; the ticket ids of those answered 202."""
     accepted = []
-    async with httpx.AsyncClient(timeout=60) as http:
+    async with httpx.AsyncClient(timeout=60, headers=headers) as http:
         for i in numbers:
             response = await http.post(f"{intake}/v1/complaints", json={
                 "channel": "web", "text": TEXTS[i % 4], "external_id": f"failover-{i}"})
@@ -51,22 +52,25 @@ async def new_leader(cluster: KafkaCluster, old: int) -> int:
 
 async def test_leader_of_received_killed_mid_flow_loses_nothing_and_opens_each_ticket_once(
         settings: Settings, mongo: AsyncMongoClient[Document], kafka_cluster: KafkaCluster,
-        tmp_path: Path) -> None:
+        tmp_path: Path, accounts: Accounts) -> None:
     db = mongo[settings.mongodb_database]
+    web = await accounts.channel("web")
     intake_url = f"http://127.0.0.1:{settings.intake_port}"
     await create_topics(settings)
-    services = [spawn(name, settings, tmp_path) for name in ("intake", "router", "sla")]
+    # One address posts for many citizens, as a channel gateway does: its key still counts.
+    services = [spawn(name, settings, tmp_path, trusted_addresses=["127.0.0.1"])
+                for name in ("intake", "router", "sla")]
     victim = -1
     try:
         for process, port in zip(services, (settings.intake_port, settings.router_port,
                                             settings.sla_port), strict=True):
             wait_healthy(f"http://127.0.0.1:{port}", process)
-        accepted = await post_complaints(intake_url, range(BURST // 3))
+        accepted = await post_complaints(intake_url, range(BURST // 3), web.headers)
         assert await eventually(lambda: at_least(db["tickets"], 5), timeout=120)
         victim = await kafka_cluster.leader_of(Topics.RECEIVED, 0)
         assert victim in {n.node_id for n in kafka_cluster.nodes}
         kafka_cluster.kill(victim)
-        accepted += await post_complaints(intake_url, range(BURST // 3, BURST))
+        accepted += await post_complaints(intake_url, range(BURST // 3, BURST), web.headers)
         moved_to = await eventually(lambda: new_leader(kafka_cluster, victim), timeout=60)
         assert await eventually(lambda: at_least(db["tickets"], len(accepted)), timeout=240)
         routed = await read_topic(settings.kafka_bootstrap_servers, Topics.ROUTED,
