@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    NodeNotReadyError,
+    RequestTimedOutError,
+    UnknownTopicOrPartitionError,
+)
 
 from shared.embedded import LOOPBACK, EmbeddedServerError, die_with_parent, free_port, port_is_open
 
@@ -227,11 +233,18 @@ class KafkaCluster:
         await admin.start()
         try:
             deadline = time.monotonic() + within
-            while doomed := [t for t in await admin.list_topics() if t.startswith(prefix)]:
+            while True:
+                try:
+                    doomed = [t for t in await admin.list_topics() if t.startswith(prefix)]
+                    if not doomed:
+                        return
+                    with contextlib.suppress(UnknownTopicOrPartitionError):
+                        await admin.delete_topics(doomed)
+                except (NodeNotReadyError, KafkaConnectionError, RequestTimedOutError) as error:
+                    # A node just started (or restarted by the previous test) may not answer yet.
+                    doomed = [f"(not reachable yet: {type(error).__name__})"]
                 if time.monotonic() > deadline:
                     raise KafkaClusterError(f"topics still listed {within:.0f} s after deletion: {doomed}")
-                with contextlib.suppress(UnknownTopicOrPartitionError):
-                    await admin.delete_topics(doomed)
                 await asyncio.sleep(0.2)
         finally:
             await admin.close()
