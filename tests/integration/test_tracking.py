@@ -17,6 +17,7 @@ from shared.embedded import free_port, start_kafka
 from shared.kafka import ensure_topics
 from shared.mongo import Document
 from shared.settings import Settings
+from tests.conftest import EMBEDDED_KAFKA_SETTINGS
 from tests.integration.auth_support import Accounts
 from tests.integration.support import eventually, read_topic, serving
 from tests.integration.test_privacy import pipeline
@@ -126,7 +127,8 @@ async def test_a_reply_accepted_while_the_broker_is_down_is_published_after_it(
     web = await accounts.channel("web")
     # A broker of its own (even when the suite runs against real Kafka): the test stops it.
     broker = start_kafka(free_port(), tmp_path)
-    settings = settings.model_copy(update={"kafka_bootstrap_servers": broker.address})
+    settings = settings.model_copy(update={"kafka_bootstrap_servers": broker.address,
+                                           **EMBEDDED_KAFKA_SETTINGS})
     async with serving(intake_app(settings), settings.intake_port) as url, httpx.AsyncClient() as http:
         accepted = (await http.post(f"{url}/v1/complaints", json=COMPLAINT,
                                     headers=web.headers)).json()
