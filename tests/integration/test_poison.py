@@ -28,6 +28,7 @@ from shared.contracts import Envelope, EventType, TicketUpdate, Topics, utc_now
 from shared.kafka import Outgoing, batch_subscriber, consume_batch, ensure_topics, make_broker
 from shared.mongo import Document
 from shared.settings import Settings
+from tests.integration.auth_support import Accounts
 from tests.integration.sla_support import (
     routed,
     routed_envelope,
@@ -198,7 +199,8 @@ async def test_router_dead_letters_poison_on_both_topics_once(router_settings: S
 
 
 async def test_sla_dead_letters_poison_on_both_topics_once(
-        settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
+        settings: Settings, mongo: AsyncMongoClient[Document], accounts: Accounts) -> None:
+    officer = await accounts.user("petugas.dlh", "officer", "DLH")
     now = utc_now()
     big_routed = routed_event("P-big", now, text="sampah " * (TWO_MB // 7))
     mb_routed = routed_event("P-mb", now, text="sampah " * (900_000 // 7))  # under the byte limit
@@ -217,7 +219,7 @@ async def test_sla_dead_letters_poison_on_both_topics_once(
     await ensure_topics(settings, Topics.fixed())
     with counted_log_lines() as log_lines:
         async with serving(create_sla(settings), settings.sla_port) as url, \
-                httpx.AsyncClient(base_url=url) as http:
+                httpx.AsyncClient(base_url=url, headers=officer.headers) as http:
             routed_offsets = await produce_to_partition_0(
                 bootstrap, Topics.ROUTED, [*routed_poison, routed("U-1", now), routed("G-1", now)])
             update_offsets = await produce_to_partition_0(bootstrap, Topics.UPDATES, [
