@@ -46,8 +46,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import AsyncMongoClient
 
 from shared.contracts import Topics
+from shared.credentials import kafka_client_options
 from shared.embedded import free_port
 from shared.mongo import Document
+from shared.settings import Settings
 
 TEXTS = ["Sampah di TPS Jl. Suprapto sudah seminggu tidak diangkut, baunya menyengat",
          "Jalan berlubang besar di depan SD 5, sudah ada motor jatuh",
@@ -199,7 +201,8 @@ async def post_complaints(dev: Dev, traffic: Traffic, n: int, seconds: float) ->
 
 
 async def publish_submissions(bootstrap: str, traffic: Traffic, n: int, seconds: float) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=10_000)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", request_timeout_ms=10_000,
+                                **broker_options(bootstrap))
     await producer.start()
     try:
         async def send(i: int) -> None:
@@ -342,7 +345,7 @@ async def duplicate_assignments(bootstrap: str, ticket_ids: set[str]) -> int:
 async def read_all(bootstrap: str, wanted: Callable[[str], bool]) -> list[dict[str, Any]]:
     """Every message now on the topics ``wanted`` accepts, read up to their current ends."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest", group_id=None)
+                                auto_offset_reset="earliest", group_id=None, **broker_options(bootstrap))
     await consumer.start()
     try:
         topics = [t for t in await consumer.topics() if wanted(t)]
@@ -439,7 +442,20 @@ def dev_environment(kafka: str, reconcile_after: float) -> dict[str, str]:
             raise SystemExit("--kafka cluster needs DISPOSISI_KAFKA_BOOTSTRAP_SERVERS "
                              "(the cluster's brokers)")
         env["DISPOSISI_KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
+        env.update({k: v for k, v in os.environ.items() if k.startswith(KAFKA_CREDENTIALS)})
     return env
+
+
+# A secured cluster's credentials (SASL user, password file, CA) reach dev and its services.
+KAFKA_CREDENTIALS = ("DISPOSISI_KAFKA_SECURITY_PROTOCOL", "DISPOSISI_KAFKA_SASL_", "DISPOSISI_KAFKA_SSL_")
+
+
+def broker_options(bootstrap: str) -> dict[str, Any]:
+    """Client options of this run's broker: none for the embedded one; a cluster's credentials
+    come from the same DISPOSISI_KAFKA_* variables the services read."""
+    if os.environ.get("DISPOSISI_KAFKA_BOOTSTRAP_SERVERS") != bootstrap:
+        return {}
+    return kafka_client_options(Settings(kafka_bootstrap_servers=bootstrap))
 
 
 async def main_async(args: argparse.Namespace) -> None:

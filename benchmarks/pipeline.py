@@ -27,9 +27,10 @@ from pymongo import AsyncMongoClient
 from services.dev import create_topics, service_command
 from shared.accounts import AccountStore
 from shared.contracts import Topics
+from shared.credentials import kafka_client_options, mongo_client_options
 from shared.embedded import die_with_parent, env_or_embedded, free_port
 from shared.mongo import Document
-from shared.settings import Settings
+from shared.settings import Settings, as_environment
 
 TEXTS = ["Sampah di TPS Jl. Suprapto sudah seminggu tidak diangkut, baunya menyengat",
          "Jalan berlubang besar di depan SD 5, sudah ada motor jatuh",
@@ -44,8 +45,9 @@ def submissions(n: int) -> list[bytes]:
                                  "text": TEXTS[i % len(TEXTS)]}}).encode() for i in range(n)]
 
 
-async def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+async def produce(settings: Settings, topic: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5,
+                                **kafka_client_options(settings))
     await producer.start()
     try:
         futures = [await producer.send(topic, v, key=str(i).encode()) for i, v in enumerate(values)]
@@ -62,10 +64,10 @@ async def raw_baseline(bootstrap: str, values: list[bytes]) -> float:
 
     await ensure_topics(settings, [topic])
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=None, enable_auto_commit=False)
+                                group_id=None, enable_auto_commit=False, **kafka_client_options(settings))
     await consumer.start()
     started = time.perf_counter()
-    await produce(bootstrap, topic, values)
+    await produce(settings, topic, values)
     seen = 0
     while seen < len(values):
         batches = await consumer.getmany(timeout_ms=500, max_records=5000)
@@ -76,10 +78,11 @@ async def raw_baseline(bootstrap: str, values: list[bytes]) -> float:
 
 
 async def pipeline(settings: Settings, values: list[bytes]) -> float:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url)
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url,
+                                                          **mongo_client_options(settings))
     tickets = client[settings.mongodb_database]["tickets"]
     started = time.perf_counter()
-    await produce(settings.kafka_bootstrap_servers, Topics.SUBMITTED, values)
+    await produce(settings, Topics.SUBMITTED, values)
     # estimated_document_count is the cheap `count` command; count_documents is an aggregation
     # that this store answers slowly, and polling with it would slow the pipeline it measures.
     while await tickets.estimated_document_count() < len(values):
@@ -91,7 +94,8 @@ async def pipeline(settings: Settings, values: list[bytes]) -> float:
 
 async def web_channel_key(settings: Settings) -> str:
     """A web channel's API key, made as `disposisi admin create-api-key` makes one."""
-    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url)
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url,
+                                                          **mongo_client_options(settings))
     try:
         store = AccountStore(client[settings.mongodb_database])
         _, key = await store.create_api_key(tenant=settings.tenant, kind="channel", name="web")
@@ -104,7 +108,8 @@ async def latency(settings: Settings, count: int) -> list[float]:
     """Seconds from `POST /v1/complaints` to the ticket on the agency's queue, one complaint at
     a time (the pipeline idle otherwise): what a citizen and an agency wait in normal use."""
     consumer = AIOKafkaConsumer(Topics.agency("DLH"), bootstrap_servers=settings.kafka_bootstrap_servers,
-                                auto_offset_reset="latest", group_id=None, fetch_max_wait_ms=10)
+                                auto_offset_reset="latest", group_id=None, fetch_max_wait_ms=10,
+                                **kafka_client_options(settings))
     await consumer.start()
     await consumer.seek_to_end()
     waits: list[float] = []
@@ -125,8 +130,7 @@ async def latency(settings: Settings, count: int) -> list[float]:
 
 
 def start_services(settings: Settings, log_dir: Path) -> list[subprocess.Popen[bytes]]:
-    env = {**os.environ, **{f"DISPOSISI_{k.upper()}": str(v)
-                            for k, v in settings.model_dump(mode="json").items()}}
+    env = {**os.environ, **as_environment(settings)}
     processes = [subprocess.Popen(service_command(name), env=env, preexec_fn=die_with_parent,
                                   stdout=(log_dir / f"{name}.log").open("wb"),
                                   stderr=subprocess.STDOUT) for name in ("intake", "router", "sla")]

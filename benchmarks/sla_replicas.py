@@ -21,6 +21,7 @@ from pymongo import AsyncMongoClient
 
 from services.sla.flows import Sla, Turn
 from shared.contracts import utc_now
+from shared.credentials import mongo_client_options
 from shared.embedded import env_or_embedded
 from shared.mongo import Document
 from shared.settings import Settings
@@ -50,7 +51,8 @@ async def open_many(sla: Sla, prefix: str, n: int, routed_at: datetime) -> float
 
 
 async def run(settings: Settings, n: int, replicas: int, waiting: int) -> None:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, **mongo_client_options(settings))
     async with AsyncExitStack() as stack:
         slas = [await stack.enter_async_context(sla_instance(
             settings.model_copy(update={"instance_id": f"bench-{i}"}), client)) for i in range(replicas)]

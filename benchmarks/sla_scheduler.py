@@ -48,9 +48,10 @@ from services.dev import create_topics, service_command
 from services.sla.domain import new_ticket
 from services.sla.policy import load_policy
 from shared.contracts import TicketRouted, Topics, utc_now
+from shared.credentials import kafka_client_options, mongo_client_options
 from shared.embedded import die_with_parent, env_or_embedded, free_port
 from shared.mongo import Document
-from shared.settings import Settings
+from shared.settings import Settings, as_environment
 
 RESPONSE_TARGET = timedelta(days=30)
 POLICY = """\
@@ -175,7 +176,8 @@ async def sample_latency(settings: Settings, tickets: AsyncCollection[Document],
     """Insert ``sample`` tickets due 3 to 8 s from now; for each escalation seen, seconds from
     due (triggered_at) to fired_at, and to its arrival at a consumer."""
     consumer = AIOKafkaConsumer(Topics.ESCALATIONS, bootstrap_servers=settings.kafka_bootstrap_servers,
-                                auto_offset_reset="earliest", group_id=None, fetch_max_wait_ms=10)
+                                auto_offset_reset="earliest", group_id=None, fetch_max_wait_ms=10,
+                                **kafka_client_options(settings))
     await consumer.start()
     now = utc_now()
     dues = [now + timedelta(seconds=3 + 5 * i / sample) for i in range(sample)]
@@ -220,8 +222,7 @@ def idle_cpu(pids: dict[str, int], seconds: float) -> dict[str, float]:
 
 
 def start_sla(settings: Settings, log_dir: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, **{f"DISPOSISI_{k.upper()}": str(v)
-                            for k, v in settings.model_dump(mode="json").items()}}
+    env = {**os.environ, **as_environment(settings)}
     process = subprocess.Popen(service_command("sla"), env=env, preexec_fn=die_with_parent,
                                stdout=(log_dir / "sla.log").open("wb"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 300
@@ -239,7 +240,8 @@ def start_sla(settings: Settings, log_dir: Path) -> subprocess.Popen[bytes]:
 
 async def load(settings: Settings, template: Document, template_due: datetime,
                args: argparse.Namespace) -> tuple[float, float, list[list[float]]]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, **mongo_client_options(settings))
     tickets = client[settings.mongodb_database]["tickets"]
     try:
         insert_seconds = await bulk_load(tickets, template, template_due, args.tickets, args.batch)
@@ -258,7 +260,8 @@ async def load(settings: Settings, template: Document, template_due: datetime,
 
 async def measure(settings: Settings, template: Document, template_due: datetime,
                   sample: int) -> tuple[list[float], list[float], int]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, **mongo_client_options(settings))
     try:
         return await sample_latency(settings, client[settings.mongodb_database]["tickets"],
                                     template, template_due, sample, wait_seconds=120)

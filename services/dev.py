@@ -26,6 +26,7 @@ from services.router.rulebook import load_rulebook
 from services.sla.policy import load_policy
 from services.supervision import Supervised, Supervisor, say
 from shared.contracts import Topics
+from shared.credentials import redact_url
 from shared.embedded import (
     LOOPBACK,
     DataDirLock,
@@ -244,7 +245,7 @@ def _report_late_submissions(settings: Settings) -> None:
     """Submissions channel adapters published after intake stopped consuming: the embedded
     broker loses them when it stops, so say how many (the adapters must send them again)."""
     try:
-        late = asyncio.run(backlog(settings.kafka_bootstrap_servers, INTAKE_GROUPS))
+        late = asyncio.run(backlog(settings, INTAKE_GROUPS))
     except Exception as error:
         say(f"could not count submissions that arrived after intake stopped: {error!r}")
         return
@@ -265,7 +266,7 @@ def print_addresses(options: DevOptions, settings: Settings, supervisor: Supervi
         "Disposisi is running (Ctrl-C stops everything):",
         f"  kafka     {settings.kafka_bootstrap_servers}"
         f"{'  (embedded tansu)' if embedded_kafka else '  (external)'}",
-        f"  mongodb   {settings.mongodb_url}"
+        f"  mongodb   {redact_url(settings.mongodb_url)}"
         f"{'  (embedded ' + settings.embedded_store + ')' if embedded_mongo else '  (external)'}",
         f"  intake    http://{LOOPBACK}:{options.intake_port}  (POST /v1/complaints, /docs)",
         f"  sla       http://{LOOPBACK}:{options.sla_port}"

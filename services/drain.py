@@ -20,6 +20,7 @@ from pymongo import AsyncMongoClient
 
 from services.intake.store import COMPLAINTS
 from shared.contracts import Topics
+from shared.credentials import kafka_client_options, mongo_client_options
 from shared.mongo import Document
 from shared.settings import Settings
 
@@ -64,13 +65,16 @@ class DrainResult:
         return "; ".join(parts) or "nothing left"
 
 
-async def backlog(bootstrap: str, groups: Mapping[str, Sequence[str]]) -> list[Backlog]:
+async def backlog(settings: Settings, groups: Mapping[str, Sequence[str]]) -> list[Backlog]:
     """Per group and topic, how many records lie between its commits and the topic's end."""
+    bootstrap = settings.kafka_bootstrap_servers
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="disposisi-dev-drain",
-                                request_timeout_ms=int(CALL_TIMEOUT_SECONDS * 1000))
+                                request_timeout_ms=int(CALL_TIMEOUT_SECONDS * 1000),
+                                **kafka_client_options(settings))
     ends = AIOKafkaConsumer(bootstrap_servers=bootstrap, client_id="disposisi-dev-drain",
                             enable_auto_commit=False,
-                            request_timeout_ms=int(CALL_TIMEOUT_SECONDS * 1000))
+                            request_timeout_ms=int(CALL_TIMEOUT_SECONDS * 1000),
+                            **kafka_client_options(settings))
     try:
         async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
             await admin.start()
@@ -109,7 +113,8 @@ def _offset(committed: object) -> int:
 async def unpublished_complaints(settings: Settings) -> int:
     """Complaints intake stored (and answered 202 for) that its outbox has not published."""
     client: AsyncMongoClient[Document] = AsyncMongoClient(
-        settings.mongodb_url, serverSelectionTimeoutMS=int(CALL_TIMEOUT_SECONDS * 1000))
+        settings.mongodb_url, serverSelectionTimeoutMS=int(CALL_TIMEOUT_SECONDS * 1000),
+        **mongo_client_options(settings))
     try:
         async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
             pending = await client[settings.mongodb_database][COMPLAINTS].find(
@@ -129,7 +134,7 @@ async def wait_drained(settings: Settings, groups: Mapping[str, Sequence[str]], 
     result = DrainResult(drained=False)
     while True:
         try:
-            behind = tuple(await backlog(settings.kafka_bootstrap_servers, groups))
+            behind = tuple(await backlog(settings, groups))
             unpublished = await unpublished_complaints(settings) if outbox else 0
             result = DrainResult(drained=not behind and not unpublished, backlog=behind,
                                  unpublished=unpublished)

@@ -10,14 +10,27 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.message import StreamMessage
 from pydantic import BaseModel, ValidationError
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    retry_if_not_exception_type,
+    stop_after_delay,
+    wait_exponential,
+)
 
 from shared.contracts import DeadLetter, Envelope, EventType, Topics, derived_event_id, describe_errors
+from shared.credentials import (
+    CredentialsError,
+    KafkaAccessRefused,
+    kafka_broker_security,
+    kafka_client_options,
+    kafka_refusal,
+)
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -53,6 +66,7 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
         client_id=f"disposisi-{service}",
         acks=producer_acks(settings),
         enable_idempotence=settings.kafka_idempotent_producer,
+        security=kafka_broker_security(settings),
         logger=logging.getLogger(f"disposisi.{service}.kafka"),
         log_level=logging.DEBUG,  # a line per consumed batch is noise at INFO
     )
@@ -223,19 +237,28 @@ def _json_size(text: str) -> int:
 
 async def ensure_topics(settings: Settings, topics: Iterable[str], *,
                         wait_seconds: float = 60.0) -> None:
-    """Create missing topics; waits for the broker to come up (a service may start first)."""
+    """Create missing topics; waits for the broker to come up (a service may start first),
+    but not when it refuses this client's credentials or TLS: that raises KafkaAccessRefused
+    at once, naming the cause, instead of retrying what cannot pass."""
     names = sorted(set(topics))
     async for attempt in AsyncRetrying(
         stop=stop_after_delay(wait_seconds), wait=wait_exponential(0.2, max=3),
-        retry=retry_if_exception_type(Exception), reraise=True,
+        retry=retry_if_exception_type(Exception) & retry_if_not_exception_type(CredentialsError),
+        reraise=True,
     ):
         with attempt:
-            await _create_missing(settings, names)
+            try:
+                await _create_missing(settings, names)
+            except KafkaConnectionError:
+                refused = await kafka_refusal(settings)
+                if refused:
+                    raise KafkaAccessRefused(refused) from None
+                raise
 
 
 async def _create_missing(settings: Settings, names: list[str]) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                client_id="disposisi-admin")
+                                client_id="disposisi-admin", **kafka_client_options(settings))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -263,7 +286,8 @@ async def kafka_reachable(settings: Settings, within: float = 3.0) -> bool:
     service's producer or consumers in a broken state (faststream's ping shares their client,
     and after a timed-out ping during an outage the producer never recovered)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers,
-                                client_id="disposisi-health", request_timeout_ms=int(within * 1000))
+                                client_id="disposisi-health", request_timeout_ms=int(within * 1000),
+                                **kafka_client_options(settings))
     try:
         async with asyncio.timeout(within):
             await admin.start()

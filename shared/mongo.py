@@ -9,6 +9,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, ConnectionFailure
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
+from shared.credentials import mongo_client_options
 from shared.settings import Settings
 
 Document = dict[str, Any]
@@ -22,7 +23,8 @@ def connect(settings: Settings) -> AsyncMongoClient[Document]:
     return AsyncMongoClient(settings.mongodb_url, tz_aware=True,
                             serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
                             connectTimeoutMS=settings.mongodb_timeout_ms,
-                            socketTimeoutMS=settings.mongodb_socket_timeout_ms)
+                            socketTimeoutMS=settings.mongodb_socket_timeout_ms,
+                            **mongo_client_options(settings))
 
 
 async def wait_until_reachable(db: AsyncDatabase[Document], *, within: float = 60.0) -> None:

@@ -1,5 +1,6 @@
 """The one settings class of every Disposisi service, read from ``DISPOSISI_*`` variables."""
 
+import json
 import os
 import socket
 from importlib import resources
@@ -7,7 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from limits import parse as parse_rate_limit
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,7 +31,8 @@ class Settings(BaseSettings):
 
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
     topic_partitions: int = Field(3, ge=1, description="Partitions of topics Disposisi creates.")
-    mongodb_url: str = "mongodb://127.0.0.1:27017/?directConnection=true"
+    # repr=False: a URL may carry a password (see `mongodb_username` for the other way)
+    mongodb_url: str = Field("mongodb://127.0.0.1:27017/?directConnection=true", repr=False)
     mongodb_database: str = "disposisi"
 
     rulebook: Path = _packaged("services.router", "rulebooks/kota-bengkulu.yaml")
@@ -185,3 +187,79 @@ class Settings(BaseSettings):
         30.0, ge=0, description="Clock difference to the provider tolerated for exp/iat.")
     oidc_timeout_seconds: float = Field(
         5.0, gt=0, description="Longest wait for the provider's discovery document or keys.")
+
+    # --- broker and store credentials (shared/credentials.py turns these into client options) ---
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How clients talk to Kafka: PLAINTEXT for the embedded broker on "
+                                 "loopback; SASL_SSL (SCRAM over TLS) for a production cluster.")
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism with SASL_PLAINTEXT / SASL_SSL.")
+    kafka_sasl_username: str = Field("", description="SCRAM user of this service.")
+    kafka_sasl_password: SecretStr = Field(
+        SecretStr(""), description="Its password; prefer kafka_sasl_password_file.")
+    kafka_sasl_password_file: Path | None = Field(
+        None, description="File holding the password (a Docker secret); read whenever a client "
+                          "connects, so a rotated password is picked up on reconnect.")
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="CA certificate(s) (PEM) that signed the brokers' certificates; unset: "
+                          "the system's CAs.")
+    kafka_ssl_certfile: Path | None = Field(
+        None, description="Client certificate (PEM), for brokers that require one (mutual TLS).")
+    kafka_ssl_keyfile: Path | None = Field(None, description="Private key (PEM) of the client certificate.")
+    kafka_ssl_check_hostname: bool = Field(
+        True, description="Check that a broker's certificate names the host connected to.")
+    mongodb_username: str = Field(
+        "", description="MongoDB user (or put user and password in mongodb_url).")
+    mongodb_password: SecretStr = Field(
+        SecretStr(""), description="Its password; prefer mongodb_password_file.")
+    mongodb_password_file: Path | None = Field(
+        None, description="File holding the MongoDB password (a Docker secret).")
+    mongodb_auth_source: str = Field(
+        "admin", description="Database the MongoDB user is defined in (used with mongodb_username).")
+    mongodb_tls: bool = Field(False, description="Talk TLS to MongoDB (as does tls=true in the URL).")
+    mongodb_tls_ca_file: Path | None = Field(
+        None, description="CA certificate(s) (PEM) that signed the MongoDB server's certificate.")
+    mongodb_tls_certificate_key_file: Path | None = Field(
+        None, description="Client certificate and its key in one PEM file, for x.509 or mutual TLS.")
+    mongodb_tls_allow_invalid_hostnames: bool = Field(
+        False, description="Skip the check that the server's certificate names its host (never in "
+                           "production).")
+
+    @model_validator(mode="after")
+    def _credentials_complete(self) -> "Settings":
+        # Messages name settings, never values: the values are secrets.
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        kafka_password = bool(self.kafka_sasl_password.get_secret_value()) or \
+            self.kafka_sasl_password_file is not None
+        if sasl and not (self.kafka_sasl_username and kafka_password):
+            raise ValueError(f"kafka_security_protocol {self.kafka_security_protocol} needs "
+                             "kafka_sasl_username and kafka_sasl_password (or _file)")
+        if self.kafka_sasl_password.get_secret_value() and self.kafka_sasl_password_file:
+            raise ValueError("set kafka_sasl_password or kafka_sasl_password_file, not both")
+        if bool(self.kafka_ssl_certfile) != bool(self.kafka_ssl_keyfile):
+            raise ValueError("kafka_ssl_certfile and kafka_ssl_keyfile go together")
+        mongo_password = bool(self.mongodb_password.get_secret_value()) or \
+            self.mongodb_password_file is not None
+        if mongo_password and not self.mongodb_username:
+            raise ValueError("mongodb_password (or _file) needs mongodb_username")
+        if self.mongodb_username and not mongo_password:
+            raise ValueError("mongodb_username needs mongodb_password (or _file)")
+        if self.mongodb_password.get_secret_value() and self.mongodb_password_file:
+            raise ValueError("set mongodb_password or mongodb_password_file, not both")
+        return self
+
+
+def as_environment(settings: Settings) -> dict[str, str]:
+    """The settings as DISPOSISI_* variables, for a child process to read back the same: an
+    unset optional setting stays unset (not the text "None"), lists as JSON, and secrets as
+    themselves (a JSON dump masks them as "**********")."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        raw = getattr(settings, name)
+        if raw is None:
+            continue
+        if isinstance(raw, SecretStr):
+            value = raw.get_secret_value()
+        env[f"DISPOSISI_{name.upper()}"] = json.dumps(value) if isinstance(value, list | dict) \
+            else str(value).lower() if isinstance(value, bool) else str(value)
+    return env

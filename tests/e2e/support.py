@@ -1,6 +1,5 @@
 """Helpers for end-to-end tests: services as real processes, as `disposisi dev` runs them."""
 
-import json
 import os
 import signal
 import subprocess
@@ -11,16 +10,12 @@ import httpx
 
 from services.dev import service_command
 from shared.embedded import die_with_parent
-from shared.settings import Settings
+from shared.settings import Settings, as_environment
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
-    values = settings.model_dump(mode="json")
     env = {k: v for k, v in os.environ.items() if not k.startswith("DISPOSISI_")}
-    # an unset optional setting stays unset: str(None) would set it to the text "None"
-    # lists and mappings as JSON, the way pydantic-settings reads them back
-    env.update({f"DISPOSISI_{name.upper()}": json.dumps(value) if isinstance(value, list | dict)
-                else str(value) for name, value in values.items() if value is not None})
+    env.update(as_environment(settings))
     return env
 
 
