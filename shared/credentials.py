@@ -137,7 +137,7 @@ def _describe_refusal(settings: Settings, server: str, error: BaseException) -> 
                 "DISPOSISI_KAFKA_SECURITY_PROTOCOL and DISPOSISI_KAFKA_SSL_CAFILE")
     # The broker's message names the mechanism, never the password.
     return (f"Kafka at {server} refused user {settings.kafka_sasl_username!r} "
-            f"({settings.kafka_sasl_mechanism}): {type(error).__name__}: {error}; check "
+            f"({settings.kafka_sasl_mechanism}): {error}; check "
             "DISPOSISI_KAFKA_SASL_USERNAME and the password")
 
 

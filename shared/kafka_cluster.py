@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -29,6 +29,7 @@ from aiokafka.errors import (
     RequestTimedOutError,
     UnknownTopicOrPartitionError,
 )
+from aiokafka.helpers import create_ssl_context
 
 from shared.embedded import LOOPBACK, EmbeddedServerError, die_with_parent, free_port, port_is_open
 
@@ -115,6 +116,8 @@ class KafkaCluster:
     cluster_id: str
     heap: str = "-Xmx512m"
     _logs: list[IO[bytes]] = field(default_factory=list)
+    # What the harness's own clients need to talk to it (a secured listener's credentials).
+    client_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def bootstrap(self) -> str:
@@ -193,7 +196,8 @@ class KafkaCluster:
             time.sleep(0.5)
 
     async def _broker_count(self) -> int:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=5000,
+                                    **self.client_options)
         await admin.start()
         try:
             cluster = await admin.describe_cluster()
@@ -215,7 +219,8 @@ class KafkaCluster:
 
     async def _leader_of(self, topic: str, partition: int) -> int:
         live = ",".join(node.address for node in self.nodes if node.alive())
-        admin = AIOKafkaAdminClient(bootstrap_servers=live, request_timeout_ms=5000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=live, request_timeout_ms=5000,
+                                    **self.client_options)
         await admin.start()
         try:
             [described] = await admin.describe_topics([topic])
@@ -229,7 +234,8 @@ class KafkaCluster:
     async def delete_topics(self, prefix: str, within: float = 60.0) -> None:
         """Delete every topic whose name starts with ``prefix``; returns once the metadata no longer lists
         them (a topic created right after must not be mistaken for the old one)."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=30000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=30000,
+                                    **self.client_options)
         await admin.start()
         try:
             deadline = time.monotonic() + within
@@ -298,9 +304,10 @@ def server_properties(node: KafkaNode, voters: str, replication: int, min_insync
 
 
 def start_cluster(work_dir: Path, brokers: int = 3, *, timeout: float = 180.0,
-                  cache: Path = CACHE) -> KafkaCluster:
+                  cache: Path = CACHE, security: "ListenerSecurity | None" = None) -> KafkaCluster:
     """Fetch the jars (once), format fresh storage in ``work_dir`` and start ``brokers`` KRaft
-    nodes on free loopback ports; returns when every broker has registered."""
+    nodes on free loopback ports; returns when every broker has registered. With ``security``
+    the brokers listen with SASL_SSL instead of PLAINTEXT (see ListenerSecurity)."""
     libs = fetch_jars(cache)
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "log4j2.properties").write_text(LOG4J2)
@@ -312,9 +319,11 @@ def start_cluster(work_dir: Path, brokers: int = 3, *, timeout: float = 180.0,
     cluster = KafkaCluster(libs, work_dir, nodes, cluster_id=_cluster_id())
     for node in nodes:
         node.directory.mkdir(parents=True, exist_ok=True)
-        node.config.write_text(server_properties(node, voters, replication, min_insync,
-                                                 partitions=3))
-    _format_storage(cluster)
+        properties = server_properties(node, voters, replication, min_insync, partitions=3)
+        node.config.write_text(security.secure(properties, node) if security else properties)
+    if security:
+        cluster.client_options = security.client_options()
+    _format_storage(cluster, security.format_arguments() if security else ())
     try:
         for node in nodes:
             cluster.launch(node)
@@ -335,11 +344,11 @@ def _cluster_id() -> str:
             return made
 
 
-def _format_storage(cluster: KafkaCluster) -> None:
+def _format_storage(cluster: KafkaCluster, extra: Sequence[str] = ()) -> None:
     formats = [
         (node, subprocess.Popen(
             cluster.java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster.cluster_id}",
-                         "-c", str(node.config), "--ignore-formatted"),
+                         "-c", str(node.config), "--ignore-formatted", *extra),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
         for node in cluster.nodes
     ]
@@ -349,6 +358,55 @@ def _format_storage(cluster: KafkaCluster) -> None:
         if process.returncode != 0:
             raise KafkaClusterError(f"kafka-storage format failed for node {node.node_id}:\n"
                                     f"{output.decode(errors='replace')}")
+
+
+BROKER_USER = "broker"  # the SCRAM user brokers authenticate as among themselves
+
+
+@dataclass(frozen=True)
+class ListenerSecurity:
+    """A SASL_SSL listener in place of PLAINTEXT, for clients and for brokers among themselves
+    (the controllers' listener stays PLAINTEXT on loopback): SCRAM-SHA-512 users created when
+    the storage is formatted (``kafka-storage format --add-scram``), TLS from one PEM file
+    (key, then certificate, valid for 127.0.0.1) and the CA that signed it. ``users`` must
+    include BROKER_USER. Passwords reach the brokers' config and format command line: for
+    tests and trials on one machine, not for production."""
+
+    keystore: Path
+    ca_file: Path
+    users: Mapping[str, str]
+
+    def secure(self, properties: str, node: KafkaNode) -> str:
+        """``server_properties`` with its PLAINTEXT broker listener made SASL_SSL."""
+        jaas = ("org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{BROKER_USER}" password="{self.users[BROKER_USER]}";')
+        overrides = {
+            "listeners": f"SASL_SSL://{LOOPBACK}:{node.broker_port},"
+                         f"CONTROLLER://{LOOPBACK}:{node.controller_port}",
+            "advertised.listeners": f"SASL_SSL://{LOOPBACK}:{node.broker_port}",
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "SASL_SSL",
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
+            "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": jaas,
+            "ssl.keystore.type": "PEM",
+            "ssl.keystore.location": str(self.keystore),
+            "ssl.truststore.type": "PEM",
+            "ssl.truststore.location": str(self.ca_file),
+        }
+        lines = [line for line in properties.splitlines()
+                 if line and line.partition("=")[0] not in overrides]
+        return "\n".join([*lines, *(f"{k}={v}" for k, v in overrides.items()), ""])
+
+    def format_arguments(self) -> list[str]:
+        return [arg for name, password in self.users.items()
+                for arg in ("--add-scram", f"SCRAM-SHA-512=[name={name},password={password}]")]
+
+    def client_options(self) -> dict[str, Any]:
+        """aiokafka options of a client signed in as BROKER_USER."""
+        return {"security_protocol": "SASL_SSL", "ssl_context": create_ssl_context(cafile=str(self.ca_file)),
+                "sasl_mechanism": "SCRAM-SHA-512", "sasl_plain_username": BROKER_USER,
+                "sasl_plain_password": self.users[BROKER_USER]}
 
 
 def main(argv: list[str] | None = None) -> int:

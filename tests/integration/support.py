@@ -4,7 +4,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import uvicorn
@@ -36,8 +36,10 @@ async def serving(app: FastAPI, port: int) -> AsyncIterator[str]:
         await task
 
 
-async def produce(bootstrap: str, topic: str, messages: list[tuple[str | None, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+async def produce(bootstrap: str, topic: str, messages: list[tuple[str | None, bytes]], *,
+                  options: Mapping[str, Any] | None = None) -> None:
+    """``options``: more aiokafka client options (a secured broker's credentials)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", **(options or {}))
     await producer.start()
     try:
         for key, value in messages:
@@ -47,11 +49,12 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[str | None, b
 
 
 async def read_topic(bootstrap: str, topic: str, *, expect: int, timeout: float = 30.0,
-                     settle: float = 0.0) -> list[dict[str, Any]]:
+                     settle: float = 0.0, options: Mapping[str, Any] | None = None,
+                     ) -> list[dict[str, Any]]:
     """Read a topic from the start until ``expect`` messages arrived (or time ran out); with
     ``settle``, keep reading that long afterwards to catch any extra (duplicate) message."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                                group_id=None, enable_auto_commit=False)
+                                group_id=None, enable_auto_commit=False, **(options or {}))
     await consumer.start()
     found: list[dict[str, Any]] = []
     try:
