@@ -26,7 +26,6 @@ from services.router.rulebook import load_rulebook
 from services.sla.policy import load_policy
 from services.supervision import Supervised, Supervisor, say
 from shared.contracts import Topics
-from shared.credentials import redact_url
 from shared.embedded import (
     LOOPBACK,
     DataDirLock,
@@ -37,7 +36,7 @@ from shared.embedded import (
     start_store,
 )
 from shared.kafka import ensure_topics
-from shared.settings import Settings
+from shared.settings import Settings, redact_url
 
 SERVICES = ("intake", "router", "sla")
 KAFKA, MONGODB = "kafka", "mongodb"

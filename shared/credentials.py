@@ -7,11 +7,9 @@ every function returns no options: the embedded dev servers on loopback need non
 """
 
 import asyncio
-import contextlib
 import ssl
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
@@ -164,14 +162,3 @@ def mongo_client_options(settings: Settings) -> dict[str, Any]:
     if settings.mongodb_tls_allow_invalid_hostnames:
         options["tlsAllowInvalidHostnames"] = True
     return options
-
-
-def redact_url(url: str) -> str:
-    """The URL with any password replaced, for printing and logs."""
-    with contextlib.suppress(ValueError):
-        parts = urlsplit(url)
-        if parts.password is not None:
-            user, _, hosts = parts.netloc.rpartition("@")
-            name = user.partition(":")[0]
-            return urlunsplit(parts._replace(netloc=f"{name}:***@{hosts}"))
-    return url

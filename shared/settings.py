@@ -6,9 +6,10 @@ import socket
 from importlib import resources
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from limits import parse as parse_rate_limit
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, field_serializer, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,7 +24,9 @@ def _instance_id() -> str:
 class Settings(BaseSettings):
     """Configuration shared by intake, router and SLA; each service reads what it needs."""
 
-    model_config = SettingsConfigDict(env_prefix="DISPOSISI_", extra="ignore")
+    # hide_input_in_errors: a refused setting is named, but no value is echoed (a model-level
+    # check would otherwise print every input, passwords and the signing key included).
+    model_config = SettingsConfigDict(env_prefix="DISPOSISI_", extra="ignore", hide_input_in_errors=True)
 
     tenant: str = Field("kota-bengkulu", description="Tenant id written into every event.")
     ticket_prefix: str = Field("BKL", description="Prefix of tracking numbers.")
@@ -248,6 +251,10 @@ class Settings(BaseSettings):
             raise ValueError("set mongodb_password or mongodb_password_file, not both")
         return self
 
+    @field_serializer("mongodb_url", when_used="json")
+    def _url_without_password(self, url: str) -> str:
+        return redact_url(url)
+
 
 def as_environment(settings: Settings) -> dict[str, str]:
     """The settings as DISPOSISI_* variables, for a child process to read back the same: an
@@ -260,6 +267,20 @@ def as_environment(settings: Settings) -> dict[str, str]:
             continue
         if isinstance(raw, SecretStr):
             value = raw.get_secret_value()
+        elif isinstance(raw, str):
+            value = raw  # as set: the JSON dump hides a URL's password
         env[f"DISPOSISI_{name.upper()}"] = json.dumps(value) if isinstance(value, list | dict) \
             else str(value).lower() if isinstance(value, bool) else str(value)
     return env
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced, for printing, logs and settings dumps."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:
+        return url
+    user, _, hosts = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{hosts}"))
