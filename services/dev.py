@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -72,6 +73,10 @@ def start_servers(options: DevOptions, supervisor: Supervisor, topics: list[str]
     the settings that point the services at them. The broker's topics are created the moment
     it listens (see ``create_topics_now``)."""
     env: dict[str, str] = {}
+    dropped = drop_credentials(os.environ, kafka="DISPOSISI_KAFKA_BOOTSTRAP_SERVERS" not in os.environ,
+                               mongodb="DISPOSISI_MONGODB_URL" not in os.environ)
+    if dropped:
+        say(f"the embedded servers have no users or TLS; ignoring {', '.join(dropped)}")
     if "DISPOSISI_MONGODB_URL" not in os.environ:
         supervisor.start(Supervised(
             MONGODB, lambda: start_store(options.mongo_port, options.data_dir).process))
@@ -85,6 +90,23 @@ def start_servers(options: DevOptions, supervisor: Supervisor, topics: list[str]
         create()
         env["DISPOSISI_KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
     return env
+
+
+# Settings meant for an external broker or store (shared/credentials.py), which the embedded
+# ones on loopback do not take.
+KAFKA_CREDENTIALS = ("DISPOSISI_KAFKA_SECURITY_PROTOCOL", "DISPOSISI_KAFKA_SASL_", "DISPOSISI_KAFKA_SSL_")
+MONGODB_CREDENTIALS = ("DISPOSISI_MONGODB_USERNAME", "DISPOSISI_MONGODB_PASSWORD",
+                       "DISPOSISI_MONGODB_AUTH_SOURCE", "DISPOSISI_MONGODB_TLS")
+
+
+def drop_credentials(env: MutableMapping[str, str], *, kafka: bool, mongodb: bool) -> list[str]:
+    """Remove from ``env`` the credential settings of the servers dev runs embedded, so that
+    neither dev nor the services it starts offer them there; returns the names removed."""
+    prefixes = (KAFKA_CREDENTIALS if kafka else ()) + (MONGODB_CREDENTIALS if mongodb else ())
+    dropped = sorted(name for name in env if prefixes and name.startswith(prefixes))
+    for name in dropped:
+        del env[name]
+    return dropped
 
 
 def service_env(options: DevOptions, server_env: dict[str, str]) -> dict[str, str]:

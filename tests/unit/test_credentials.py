@@ -13,6 +13,7 @@ from faststream.security import SASLScram256, SASLScram512
 from pydantic import SecretStr, ValidationError
 from pymongo import AsyncMongoClient
 
+from services.dev import drop_credentials
 from shared.compose_secrets import CertificateAuthority, main, write_compose_secrets
 from shared.credentials import (
     CredentialsError,
@@ -220,3 +221,20 @@ def test_compose_secrets_are_written_once(tmp_path: Path) -> None:
     passwords = {(directory / n).read_text() for n in written if n.endswith("_password")}
     assert len(passwords) == 4 and all(len(p) >= 32 for p in passwords)
     assert main([str(directory)]) == 2  # never overwritten
+
+
+def test_dev_offers_no_credentials_to_its_embedded_servers() -> None:
+    env = {"DISPOSISI_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "DISPOSISI_KAFKA_SASL_USERNAME": "u",
+           "DISPOSISI_KAFKA_SSL_CAFILE": "/ca", "DISPOSISI_MONGODB_USERNAME": "u",
+           "DISPOSISI_MONGODB_PASSWORD_FILE": "/p", "DISPOSISI_MONGODB_TLS": "true",
+           "DISPOSISI_MONGODB_DATABASE": "d", "DISPOSISI_KAFKA_ACKS": "all"}
+    external_store = dict(env)
+    assert drop_credentials(external_store, kafka=True, mongodb=False) == [
+        "DISPOSISI_KAFKA_SASL_USERNAME", "DISPOSISI_KAFKA_SECURITY_PROTOCOL", "DISPOSISI_KAFKA_SSL_CAFILE"]
+    assert external_store["DISPOSISI_MONGODB_USERNAME"] == "u"  # for the external store
+    both_embedded = dict(env)
+    drop_credentials(both_embedded, kafka=True, mongodb=True)
+    assert both_embedded == {"DISPOSISI_MONGODB_DATABASE": "d", "DISPOSISI_KAFKA_ACKS": "all"}
+    both_external = dict(env)
+    assert drop_credentials(both_external, kafka=False, mongodb=False) == []
+    assert both_external == env
