@@ -12,9 +12,11 @@ because compose mounts each file as it is, and the containers read them as their
 (kafka, mongodb, disposisi), not as the owner on the host."""
 
 import argparse
+import base64
 import ipaddress
 import secrets
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +24,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 VALID_DAYS = 825  # the longest lifetime browsers' rules allow a server certificate
@@ -39,12 +42,21 @@ class Issued:
 
     certificate: str
     key: str
+    _key: Key
+    _certificate: x509.Certificate
+    _authority: x509.Certificate
 
     @property
     def key_and_chain(self) -> str:
         """Key first, then the certificate: the one-file form of Kafka's PEM keystore and of
         mongod's --tlsCertificateKeyFile."""
         return self.key + self.certificate
+
+    def pkcs12(self, password: str) -> bytes:
+        """Key, certificate and CA in one PKCS#12 keystore, the form the Kafka image takes."""
+        return pkcs12.serialize_key_and_certificates(
+            b"disposisi", self._key, self._certificate, [self._authority],
+            serialization.BestAvailableEncryption(password.encode()))
 
 
 def _pem_key(key: Key) -> str:
@@ -101,7 +113,8 @@ class CertificateAuthority:
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
                                                   ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .sign(self._key, hashes.SHA256()))
-        return Issued(certificate.public_bytes(serialization.Encoding.PEM).decode(), _pem_key(key))
+        return Issued(certificate.public_bytes(serialization.Encoding.PEM).decode(), _pem_key(key),
+                      key, certificate, self.certificate)
 
 
 def new_password() -> str:
@@ -109,26 +122,49 @@ def new_password() -> str:
     return secrets.token_urlsafe(24)
 
 
-def write_secret(path: Path, text: str) -> None:
-    path.write_text(text, encoding="utf-8")
+def write_secret(path: Path, content: str | bytes) -> None:
+    if isinstance(content, str):
+        content = content.encode()
+    path.write_bytes(content)
     path.chmod(0o644)
 
 
-def write_compose_secrets(directory: Path) -> list[Path]:
-    """The files docker-compose.yml mounts from ``directory`` (which must not exist yet)."""
+def kafka_jaas(broker_password: str) -> str:
+    """The brokers' own SCRAM login (inter-broker traffic), as KAFKA_OPTS points to it."""
+    return ("KafkaServer {\n  org.apache.kafka.common.security.scram.ScramLoginModule required\n"
+            f'  username="broker" password="{broker_password}";\n}};\n')
+
+
+def kafka_client_properties(broker_password: str) -> str:
+    """What Kafka's own tools (the healthcheck) need to talk to a broker."""
+    return "\n".join([
+        "security.protocol=SASL_SSL", "sasl.mechanism=SCRAM-SHA-512",
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="broker" password="{broker_password}";',
+        "ssl.truststore.type=PEM", "ssl.truststore.location=/etc/kafka/secrets/ca.crt", ""])
+
+
+def write_compose_secrets(directory: Path, *, also_names: Sequence[str] = ()) -> list[Path]:
+    """The files docker-compose.yml mounts from ``directory`` (which must not exist yet).
+    Certificates name their compose host and localhost, and ``also_names`` (the test broker's
+    127.0.0.1)."""
     directory.mkdir(parents=True, exist_ok=False, mode=0o700)
     authority = CertificateAuthority()
-    files = {"ca.crt": authority.certificate_pem}
+    passwords = {f"kafka_{user}_password": new_password() for user in KAFKA_USERS}
+    passwords |= {f"mongodb_{user}_password": new_password() for user in MONGODB_USERS}
+    passwords["kafka_keystore_password"] = new_password()
+    files: dict[str, str | bytes] = {"ca.crt": authority.certificate_pem, **passwords}
     for broker in KAFKA_BROKERS:
-        files[f"{broker}.pem"] = authority.issue([broker, "localhost"]).key_and_chain
+        issued = authority.issue([broker, "localhost", *also_names])
+        files[f"{broker}.p12"] = issued.pkcs12(passwords["kafka_keystore_password"])
+    files["kafka_jaas.conf"] = kafka_jaas(passwords["kafka_broker_password"])
+    files["kafka_client.properties"] = kafka_client_properties(passwords["kafka_broker_password"])
     files["mongodb.pem"] = authority.issue(["mongodb", "localhost"]).key_and_chain
-    for user in KAFKA_USERS:
-        files[f"kafka_{user}_password"] = new_password()
-    for user in MONGODB_USERS:
-        files[f"mongodb_{user}_password"] = new_password()
+    # A replica set with users needs a key its members share (base64 characters only).
+    files["mongodb_keyfile"] = base64.b64encode(secrets.token_bytes(96)).decode()
     written = []
-    for name, text in files.items():
-        write_secret(directory / name, text)
+    for name, content in files.items():
+        write_secret(directory / name, content)
         written.append(directory / name)
     return written
 

@@ -365,16 +365,18 @@ BROKER_USER = "broker"  # the SCRAM user brokers authenticate as among themselve
 
 @dataclass(frozen=True)
 class ListenerSecurity:
-    """A SASL_SSL listener in place of PLAINTEXT, for clients and for brokers among themselves
-    (the controllers' listener stays PLAINTEXT on loopback): SCRAM-SHA-512 users created when
-    the storage is formatted (``kafka-storage format --add-scram``), TLS from one PEM file
-    (key, then certificate, valid for 127.0.0.1) and the CA that signed it. ``users`` must
-    include BROKER_USER. Passwords reach the brokers' config and format command line: for
-    tests and trials on one machine, not for production."""
+    """A SASL_SSL listener in place of PLAINTEXT, for clients and for brokers among themselves,
+    and a controllers' listener on mutual TLS (only holders of a certificate of the CA reach
+    it), as docker-compose.yml runs them: SCRAM-SHA-512 users created when the storage is
+    formatted (``kafka-storage format --add-scram``), TLS from a keystore (PKCS#12 with
+    ``keystore_password``, else one PEM file of key then certificate; valid for 127.0.0.1) and
+    the CA that signed it. ``users`` must include BROKER_USER. Passwords reach the brokers'
+    config and format command line: for tests and trials on one machine, not for production."""
 
     keystore: Path
     ca_file: Path
     users: Mapping[str, str]
+    keystore_password: str | None = None
 
     def secure(self, properties: str, node: KafkaNode) -> str:
         """``server_properties`` with its PLAINTEXT broker listener made SASL_SSL."""
@@ -384,19 +386,26 @@ class ListenerSecurity:
             "listeners": f"SASL_SSL://{LOOPBACK}:{node.broker_port},"
                          f"CONTROLLER://{LOOPBACK}:{node.controller_port}",
             "advertised.listeners": f"SASL_SSL://{LOOPBACK}:{node.broker_port}",
-            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT",
+            "listener.security.protocol.map": "SASL_SSL:SASL_SSL,CONTROLLER:SSL",
+            "listener.name.controller.ssl.client.auth": "required",
             "inter.broker.listener.name": "SASL_SSL",
             "sasl.enabled.mechanisms": "SCRAM-SHA-512",
             "sasl.mechanism.inter.broker.protocol": "SCRAM-SHA-512",
             "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config": jaas,
-            "ssl.keystore.type": "PEM",
-            "ssl.keystore.location": str(self.keystore),
+            **self._keystore(),
             "ssl.truststore.type": "PEM",
             "ssl.truststore.location": str(self.ca_file),
         }
         lines = [line for line in properties.splitlines()
                  if line and line.partition("=")[0] not in overrides]
         return "\n".join([*lines, *(f"{k}={v}" for k, v in overrides.items()), ""])
+
+    def _keystore(self) -> dict[str, str]:
+        if self.keystore_password is None:
+            return {"ssl.keystore.type": "PEM", "ssl.keystore.location": str(self.keystore)}
+        return {"ssl.keystore.type": "PKCS12", "ssl.keystore.location": str(self.keystore),
+                "ssl.keystore.password": self.keystore_password,
+                "ssl.key.password": self.keystore_password}
 
     def format_arguments(self) -> list[str]:
         return [arg for name, password in self.users.items()

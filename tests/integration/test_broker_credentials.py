@@ -8,6 +8,7 @@ password stops a service at start with an error naming the refusal (and never th
 clients without credentials, or that do not trust the broker's CA, are refused."""
 
 import asyncio
+import ssl
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pydantic import SecretStr
 
 from services.intake.app import create_app as intake_app
 from services.router.app import create_app as router_app
-from shared.compose_secrets import CertificateAuthority, new_password
+from shared.compose_secrets import write_compose_secrets
 from shared.contracts import Topics
 from shared.credentials import KafkaAccessRefused, kafka_client_options
 from shared.kafka import ensure_topics, kafka_reachable
@@ -48,20 +49,20 @@ class SecureKafka:
 
 @pytest.fixture(scope="module")
 def secure_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureKafka]:
+    """One broker on the files `python -m shared.compose_secrets` makes for docker-compose.yml
+    (kafka-1's PKCS#12 keystore, the CA, the passwords), its certificate also naming 127.0.0.1."""
     directory = tmp_path_factory.mktemp("secure-kafka")
-    authority = CertificateAuthority()
-    ca_file = directory / "ca.crt"
-    ca_file.write_text(authority.certificate_pem)
-    keystore = directory / "broker.pem"
-    keystore.write_text(authority.issue(["127.0.0.1", "localhost"]).key_and_chain)
-    password = new_password()
-    password_file = directory / "kafka_disposisi_password"
-    password_file.write_text(password + "\n")  # as an editor or `echo` leaves it
-    users = {BROKER_USER: new_password(), SERVICE_USER: password}
-    cluster = start_cluster(directory / "kafka", brokers=1,
-                            security=ListenerSecurity(keystore, ca_file, users))
+    secrets = directory / "secrets"
+    write_compose_secrets(secrets, also_names=["127.0.0.1"])
+    keystore_password = (secrets / "kafka_keystore_password").read_text()
+    keystore = secrets / "kafka-1.p12"
+    password_file = secrets / "kafka_disposisi_password"
+    password = password_file.read_text()
+    users = {BROKER_USER: (secrets / "kafka_broker_password").read_text(), SERVICE_USER: password}
+    cluster = start_cluster(directory / "kafka", brokers=1, security=ListenerSecurity(
+        keystore, secrets / "ca.crt", users, keystore_password=keystore_password))
     try:
-        yield SecureKafka(cluster, ca_file, password_file, password)
+        yield SecureKafka(cluster, secrets / "ca.crt", password_file, password)
     finally:
         cluster.stop()
 
@@ -153,3 +154,24 @@ async def test_a_plaintext_client_is_refused(settings: Settings, secure_kafka: S
                 await producer.start()
     finally:
         await producer.stop()
+
+
+async def test_the_controllers_port_admits_no_client_without_a_certificate(
+        secure_kafka: SecureKafka) -> None:
+    """The controllers' listener is mutual TLS: brokers present their certificate; a client
+    that trusts the CA but has none is cut off at the handshake."""
+    port = secure_kafka.cluster.nodes[0].controller_port
+    context = ssl.create_default_context(cafile=str(secure_kafka.ca_file))
+    refusal = ""
+    async with asyncio.timeout(REFUSAL_WITHIN):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+        try:
+            writer.write(b"\x00\x00\x00\x01\x00")  # TLS 1.3 reports the refusal on first use
+            await writer.drain()
+            answer = await reader.read(1)
+        except (ssl.SSLError, ConnectionResetError) as error:
+            answer, refusal = b"", str(error)
+        finally:
+            writer.close()
+    assert answer == b"", f"the controller answered a client without a certificate: {answer!r}"
+    assert refusal == "" or "CERTIFICATE" in refusal.upper() or "reset" in refusal, refusal
