@@ -4,11 +4,14 @@ tests/integration/test_broker_credentials.py; no MongoDB server with users and T
 (the embedded NX-27017 has neither), so the MongoDB side is checked as the options PyMongo
 is given, and PyMongo's own parsing of them."""
 
+import base64
 import ssl
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import pkcs12
 from faststream.security import SASLScram256, SASLScram512
 from pydantic import SecretStr, ValidationError
 from pymongo import AsyncMongoClient
@@ -209,17 +212,29 @@ def test_printed_urls_hide_the_password() -> None:
 def test_compose_secrets_are_written_once(tmp_path: Path) -> None:
     directory = tmp_path / "secrets"
     written = {path.name for path in write_compose_secrets(directory)}
-    assert {"ca.crt", "kafka-1.pem", "kafka-2.pem", "kafka-3.pem", "mongodb.pem",
-            "kafka_broker_password", "kafka_disposisi_password", "mongodb_root_password",
-            "mongodb_disposisi_password"} == written
+    assert written == {"ca.crt", "kafka-1.p12", "kafka-2.p12", "kafka-3.p12", "kafka_keystore_password",
+                       "kafka_jaas.conf", "kafka_client.properties", "mongodb.pem", "mongodb_keyfile",
+                       "kafka_broker_password", "kafka_disposisi_password", "mongodb_root_password",
+                       "mongodb_disposisi_password"}
     assert directory.stat().st_mode & 0o777 == 0o700
-    keystore = (directory / "kafka-1.pem").read_text()
-    assert keystore.startswith("-----BEGIN PRIVATE KEY-----")  # PKCS#8, as Kafka's PEM keystore reads
-    assert "-----BEGIN CERTIFICATE-----" in keystore
+    ca = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
+    keystore_password = (directory / "kafka_keystore_password").read_bytes()
+    for broker in ("kafka-1", "kafka-2", "kafka-3"):
+        key, certificate, chain = pkcs12.load_key_and_certificates(
+            (directory / f"{broker}.p12").read_bytes(), keystore_password)
+        assert key is not None and certificate is not None
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert names.get_values_for_type(x509.DNSName) == [broker, "localhost"]
+        certificate.verify_directly_issued_by(ca)
+        assert chain == [ca]
+    broker_password = (directory / "kafka_broker_password").read_text()
+    assert f'username="broker" password="{broker_password}";' in (directory / "kafka_jaas.conf").read_text()
+    assert broker_password in (directory / "kafka_client.properties").read_text()
     context = ssl.create_default_context(cafile=str(directory / "ca.crt"))
     context.load_cert_chain(directory / "mongodb.pem")  # key and certificate belong together
+    assert len(base64.b64decode((directory / "mongodb_keyfile").read_text(), validate=True)) == 96
     passwords = {(directory / n).read_text() for n in written if n.endswith("_password")}
-    assert len(passwords) == 4 and all(len(p) >= 32 for p in passwords)
+    assert len(passwords) == 5 and all(len(p) >= 32 for p in passwords)
     assert main([str(directory)]) == 2  # never overwritten
 
 
