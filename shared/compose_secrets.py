@@ -31,7 +31,7 @@ VALID_DAYS = 825  # the longest lifetime browsers' rules allow a server certific
 KAFKA_BROKERS = ("kafka-1", "kafka-2", "kafka-3")
 # SCRAM users: the brokers' own (inter-broker traffic) and the services'.
 KAFKA_USERS = ("broker", "disposisi")
-MONGODB_USERS = ("root", "disposisi")
+MONGODB_USERS = ("root",)  # the services sign in as root for now (README)
 
 Key = ec.EllipticCurvePrivateKey
 

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import yaml
 
+from shared.compose_secrets import write_compose_secrets
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,9 +36,14 @@ Service = Mapping[str, Any]
 
 
 @pytest.fixture(scope="module")
-def services() -> dict[str, Service]:
-    compose = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
-    assert isinstance(compose, dict), "docker-compose.yml is not a mapping"
+def compose() -> dict[str, Any]:
+    loaded = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))
+    assert isinstance(loaded, dict), "docker-compose.yml is not a mapping"
+    return loaded
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, Service]:
     found = compose.get("services")
     assert isinstance(found, dict), "docker-compose.yml has no services mapping"
     return found
@@ -235,7 +241,7 @@ def test_three_kraft_nodes_form_one_quorum(services: dict[str, Service]) -> None
 @pytest.mark.parametrize("name", KAFKA_BROKERS)
 def test_each_broker_advertises_its_own_service_name(services: dict[str, Service], name: str) -> None:
     advertised = environment(services[name])["KAFKA_ADVERTISED_LISTENERS"]
-    assert kafka_hosts(advertised.replace("PLAINTEXT://", "")) == {name}
+    assert kafka_hosts(re.sub(r"[A-Z_]+://", "", advertised)) == {name}
 
 
 @pytest.mark.parametrize("name", KAFKA_BROKERS)
@@ -298,3 +304,122 @@ def test_rulebook_and_policy_are_mounted_from_the_checkout(
     assert source is not None, f"{name}: {inside} is not on a bind mount, so edits never reach it"
     assert source.is_file()
     assert all(str(v).endswith(":ro") for v in services[name]["volumes"])
+
+
+# --- broker and store credentials (README, "Broker and store credentials") ---
+
+def mounted_secrets(service: Service) -> dict[str, str]:
+    """Where each secret granted to the service appears in its container: target → secret."""
+    found = {}
+    for entry in service.get("secrets", []):
+        source, target = (entry, entry) if isinstance(entry, str) else (entry["source"],
+                                                                         entry.get("target", entry["source"]))
+        found[target if target.startswith("/") else f"/run/secrets/{target}"] = source
+    return found
+
+
+def secret_file(compose: dict[str, Any], service: Service, path: str | Path | None) -> str:
+    """The ./secrets file the service sees at ``path`` (fails when none is mounted there)."""
+    secret = mounted_secrets(service).get(str(path))
+    assert secret is not None, f"nothing is mounted at {path}"
+    return str(compose["secrets"][secret]["file"]).removeprefix("./secrets/")
+
+
+def scram_users(service: Service) -> dict[str, str]:
+    """User → password file of each SCRAM user a broker's storage is formatted with."""
+    script = " ".join(argv(service["command"]))
+    return dict(re.findall(r"--add-scram \"SCRAM-SHA-512=\[name=([^,]+),password=\$\$\(cat ([^)]+)\)\]\"",
+                           script))
+
+
+def test_every_secret_is_a_file_the_secrets_script_makes(compose: dict[str, Any], tmp_path: Path) -> None:
+    made = {path.name for path in write_compose_secrets(tmp_path / "secrets")}
+    files = {str(entry["file"]) for entry in compose["secrets"].values()}
+    assert {f.removeprefix("./secrets/") for f in files} <= made
+    assert all(f.startswith("./secrets/") for f in files)
+    assert "/secrets/" in (ROOT / ".gitignore").read_text().splitlines()
+    assert "secrets" in DOCKERIGNORE.read_text().splitlines()  # never in the image
+
+
+@pytest.mark.parametrize("name", DISPOSISI)
+def test_services_sign_in_to_kafka_with_scram_over_verified_tls(
+        compose: dict[str, Any], services: dict[str, Service], name: str) -> None:
+    settings = settings_of(services[name])
+    assert settings.kafka_security_protocol == "SASL_SSL"
+    assert settings.kafka_sasl_mechanism == "SCRAM-SHA-512"
+    assert settings.kafka_ssl_check_hostname
+    assert not settings.kafka_sasl_password.get_secret_value(), "a password belongs in a secret file"
+    assert secret_file(compose, services[name], settings.kafka_ssl_cafile) == "ca.crt"
+    password = secret_file(compose, services[name], settings.kafka_sasl_password_file)
+    for broker in KAFKA_BROKERS:  # each broker knows the user, with the same password file
+        users = scram_users(services[broker])
+        assert settings.kafka_sasl_username in users
+        assert secret_file(compose, services[broker], users[settings.kafka_sasl_username]) == password
+
+
+@pytest.mark.parametrize("name", KAFKA_BROKERS)
+def test_brokers_take_clients_only_on_sasl_ssl(services: dict[str, Service], name: str) -> None:
+    env = environment(services[name])
+    protocols = dict(pair.split(":") for pair in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    listeners = [listener.partition("://")[0] for listener in env["KAFKA_LISTENERS"].split(",")]
+    assert {protocols[listener] for listener in listeners if listener != "CONTROLLER"} == {"SASL_SSL"}
+    assert protocols["CONTROLLER"] == "SSL"
+    assert env["KAFKA_LISTENER_NAME_CONTROLLER_SSL_CLIENT_AUTH"] == "required"
+    assert protocols[env["KAFKA_INTER_BROKER_LISTENER_NAME"]] == "SASL_SSL"
+    assert env["KAFKA_ADVERTISED_LISTENERS"].startswith("SASL_SSL://")
+    assert env["KAFKA_SASL_ENABLED_MECHANISMS"] == env["KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL"] == \
+        "SCRAM-SHA-512"
+
+
+@pytest.mark.parametrize("name", KAFKA_BROKERS)
+def test_brokers_tls_and_own_login_come_from_secrets(
+        compose: dict[str, Any], services: dict[str, Service], name: str) -> None:
+    env = environment(services[name])
+    service = services[name]
+    assert secret_file(compose, service, f"/etc/kafka/secrets/{env['KAFKA_SSL_KEYSTORE_FILENAME']}") == \
+        f"{name}.p12"
+    for credentials in ("KAFKA_SSL_KEYSTORE_CREDENTIALS", "KAFKA_SSL_KEY_CREDENTIALS"):
+        assert secret_file(compose, service, f"/etc/kafka/secrets/{env[credentials]}") == \
+            "kafka_keystore_password"
+    assert secret_file(compose, service, env["KAFKA_SSL_TRUSTSTORE_LOCATION"]) == "ca.crt"
+    jaas = re.search(r"java\.security\.auth\.login\.config=(\S+)", env["KAFKA_OPTS"])
+    assert jaas
+    assert secret_file(compose, service, jaas.group(1)) == "kafka_jaas.conf"
+    assert secret_file(compose, service, scram_users(service)["broker"]) == "kafka_broker_password"
+    assert argv(service["command"])[-1].rstrip().endswith("exec /etc/kafka/docker/run")
+
+
+@pytest.mark.parametrize("name", KAFKA_BROKERS)
+def test_broker_healthcheck_signs_in(compose: dict[str, Any], services: dict[str, Service],
+                                     name: str) -> None:
+    test = argv(services[name]["healthcheck"]["test"])
+    config = test[test.index("--command-config") + 1]
+    assert secret_file(compose, services[name], config) == "kafka_client.properties"
+
+
+def test_mongodb_requires_tls_and_a_password(compose: dict[str, Any], services: dict[str, Service]) -> None:
+    mongodb = services["mongodb"]
+    command = argv(mongodb["command"])
+    assert command[command.index("--tlsMode") + 1] == "requireTLS"
+    assert secret_file(compose, mongodb, command[command.index("--tlsCertificateKeyFile") + 1]) == \
+        "mongodb.pem"
+    assert "--keyFile" in command  # a replica set with users: its members share a key
+    assert "/run/secrets/mongodb_keyfile" in " ".join(argv(mongodb["entrypoint"]))
+    env = environment(mongodb)
+    assert secret_file(compose, mongodb, env["MONGO_INITDB_ROOT_PASSWORD_FILE"]) == "mongodb_root_password"
+    check = healthcheck_text(mongodb)
+    assert "--tls " in check and "--username root" in check
+
+
+@pytest.mark.parametrize("name", DISPOSISI)
+def test_services_sign_in_to_mongodb_over_tls(compose: dict[str, Any], services: dict[str, Service],
+                                              name: str) -> None:
+    settings = settings_of(services[name])
+    root = environment(services["mongodb"])
+    assert settings.mongodb_username == root["MONGO_INITDB_ROOT_USERNAME"]
+    assert secret_file(compose, services[name], settings.mongodb_password_file) == \
+        secret_file(compose, services["mongodb"], root["MONGO_INITDB_ROOT_PASSWORD_FILE"])
+    assert settings.mongodb_auth_source == "admin"
+    assert settings.mongodb_tls and not settings.mongodb_tls_allow_invalid_hostnames
+    assert secret_file(compose, services[name], settings.mongodb_tls_ca_file) == "ca.crt"
+    assert "@" not in settings.mongodb_url  # no password in the URL

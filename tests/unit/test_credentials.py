@@ -214,8 +214,7 @@ def test_compose_secrets_are_written_once(tmp_path: Path) -> None:
     written = {path.name for path in write_compose_secrets(directory)}
     assert written == {"ca.crt", "kafka-1.p12", "kafka-2.p12", "kafka-3.p12", "kafka_keystore_password",
                        "kafka_jaas.conf", "kafka_client.properties", "mongodb.pem", "mongodb_keyfile",
-                       "kafka_broker_password", "kafka_disposisi_password", "mongodb_root_password",
-                       "mongodb_disposisi_password"}
+                       "kafka_broker_password", "kafka_disposisi_password", "mongodb_root_password"}
     assert directory.stat().st_mode & 0o777 == 0o700
     ca = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
     keystore_password = (directory / "kafka_keystore_password").read_bytes()
@@ -234,7 +233,7 @@ def test_compose_secrets_are_written_once(tmp_path: Path) -> None:
     context.load_cert_chain(directory / "mongodb.pem")  # key and certificate belong together
     assert len(base64.b64decode((directory / "mongodb_keyfile").read_text(), validate=True)) == 96
     passwords = {(directory / n).read_text() for n in written if n.endswith("_password")}
-    assert len(passwords) == 5 and all(len(p) >= 32 for p in passwords)
+    assert len(passwords) == 4 and all(len(p) >= 32 for p in passwords)
     assert main([str(directory)]) == 2  # never overwritten
 
 
