@@ -285,9 +285,13 @@ async def kafka_reachable(settings: Settings, within: float = 3.0) -> bool:
     """Health probe on a client of its own: a probe cancelled mid-request must not leave the
     service's producer or consumers in a broken state (faststream's ping shares their client,
     and after a timed-out ping during an outage the producer never recovered)."""
+    try:
+        options = kafka_client_options(settings)
+    except CredentialsError:  # an unreadable password or CA file: not ready, and not a crash
+        return False
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers,
                                 client_id="disposisi-health", request_timeout_ms=int(within * 1000),
-                                **kafka_client_options(settings))
+                                **options)
     try:
         async with asyncio.timeout(within):
             await admin.start()

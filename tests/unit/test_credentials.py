@@ -24,6 +24,7 @@ from shared.credentials import (
     kafka_client_options,
     mongo_client_options,
 )
+from shared.kafka import kafka_reachable
 from shared.settings import Settings, as_environment, redact_url
 
 PASSWORD = "s3cret-Passw0rd"
@@ -252,3 +253,9 @@ def test_dev_offers_no_credentials_to_its_embedded_servers() -> None:
     both_external = dict(env)
     assert drop_credentials(both_external, kafka=False, mongodb=False) == []
     assert both_external == env
+
+
+async def test_an_unreadable_password_file_makes_kafka_not_ready_instead_of_crashing(
+        tmp_path: Path) -> None:
+    settings = sasl_ssl(kafka_sasl_password=SecretStr(""), kafka_sasl_password_file=tmp_path / "gone")
+    assert await kafka_reachable(settings, within=1.0) is False
