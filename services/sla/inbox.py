@@ -22,7 +22,7 @@ from shared.permissions import TRIAGE_QUEUE, Scope
 OPEN_STATUSES = ("assigned", "acknowledged", "responded", "needs_info", "rejected")
 # What a row of the inbox carries: enough to show and order it, never the reporter.
 SUMMARY_FIELDS = ("agency", "agency_name", "status", "priority", "category", "channel", "title",
-                  "text", "location.kelurahan", "submitted_at", "assigned_at", "due_next_at",
+                  "text", "location", "submitted_at", "assigned_at", "due_next_at",
                   "due_soon_at", "deadlines", "anonymous", "confidential")
 
 

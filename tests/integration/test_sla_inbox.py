@@ -43,6 +43,8 @@ async def test_the_inbox_lists_the_agencys_open_tickets_due_first_filtered_and_p
         assert (first["total"], [t["ticket_id"] for t in first["tickets"]]) == (3, ["T-DLH-NEW"])
         row = first["tickets"][0]
         assert "reporter" not in row and row["due_next_at"] and row["due_soon_at"]
+        found = (await http.get("/v1/tickets", params={"per_page": 1})).json()["tickets"]
+        assert found[0]["location"]["kelurahan"] == "Padang Jati"
         found = (await http.get("/v1/tickets", params={"q": "hibrida"})).json()["tickets"]
         assert [t["ticket_id"] for t in found] == ["T-DLH-MID"]
         found = (await http.get("/v1/tickets", params={"kelurahan": "Padang Jati"})).json()["tickets"]
