@@ -31,6 +31,7 @@ from services.sla.updates import ALLOWED
 from shared.contracts import utc_now
 from shared.settings import Settings
 
+# Optional in the form so a missing token is the same 403 as a wrong one.
 CsrfField = Annotated[str, Form(alias=CSRF_FIELD)]
 FILTERS = ("status", "due", "category", "kelurahan", "q")
 OFFICER_ROLES = ("officer", "agency_head")
@@ -93,7 +94,7 @@ def _sign_in_routes(router: APIRouter) -> None:
         return console.render(request, console.sessions.read(request), "login.html", {"errors": []})
 
     @router.post("/login")
-    async def login(request: Request, csrf: CsrfField, username: Annotated[str, Form()] = "",
+    async def login(request: Request, csrf: CsrfField = "", username: Annotated[str, Form()] = "",
                     password: Annotated[str, Form()] = "") -> Response:
         console = _console(request)
         session = console.sessions.read(request)
@@ -117,7 +118,7 @@ def _sign_in_routes(router: APIRouter) -> None:
                               {"errors": errors, "username": username}, status_code=400)
 
     @router.post("/logout")
-    async def logout(request: Request, csrf: CsrfField) -> Response:
+    async def logout(request: Request, csrf: CsrfField = "") -> Response:
         console = _console(request)
         session = console.sessions.read(request)
         check_csrf(session, csrf)
@@ -183,6 +184,7 @@ def _inbox_routes(router: APIRouter) -> None:
 async def _inbox_events(request: Request, console: Console, session: Session,
                         params: dict[str, str | int]) -> AsyncIterator[dict[str, str]]:
     template = console.templates.get_template("_rows.html")
+    counter = console.templates.get_template("_count.html")
     last = ""
     assert session.token is not None
     while not await request.is_disconnected():
@@ -204,6 +206,7 @@ async def _inbox_events(request: Request, console: Console, session: Session,
                 html = template.render(listing=listing, now=now,
                                        timezone=console.settings.timezone)
                 yield {"event": "rows", "data": html}
+                yield {"event": "count", "data": counter.render(listing=listing)}
         await asyncio.sleep(console.settings.console_live_poll_seconds)
 
 
@@ -223,8 +226,8 @@ def _ticket_routes(router: APIRouter) -> None:
         return await _show_ticket(request, console, session, ticket_id, errors=[])
 
     @router.post("/tickets/{ticket_id}/actions")
-    async def ticket_action(request: Request, ticket_id: str, csrf: CsrfField,
-                            action: Annotated[str, Form()], nonce: Annotated[str, Form()],
+    async def ticket_action(request: Request, ticket_id: str, csrf: CsrfField = "",
+                            action: Annotated[str, Form()] = "", nonce: Annotated[str, Form()] = "",
                             note: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
                             suggested_agency: Annotated[str, Form()] = "") -> Response:
         found = _signed_in(request)
@@ -240,7 +243,7 @@ def _ticket_routes(router: APIRouter) -> None:
             assert session.token is not None
             try:
                 answer = await console.backends.act(session.token, ticket_id, update,
-                                                    idempotency_key=nonce[:100])
+                                                    idempotency_key=_once(nonce))
             except SignedOut:
                 return _signed_out(request, console)
             if answer.ok:
@@ -252,6 +255,12 @@ def _ticket_routes(router: APIRouter) -> None:
                                   action=action, values=values)
 
     _ = (ticket_page, ticket_action)
+
+
+def _once(nonce: str) -> str:
+    """The form's nonce as the API's Idempotency-Key: a form sent twice (a double click, a
+    resent POST) is applied once."""
+    return nonce.strip()[:100] or uuid.uuid4().hex
 
 
 def _action_problems(action: str, values: dict[str, str]) -> list[dict[str, str]]:
@@ -308,7 +317,7 @@ def _citizen_routes(router: APIRouter) -> None:
         return await _show_tracking(request, console, session, ticket_id, errors=[])
 
     @router.post("/track/{ticket_id}")
-    async def open_with_code(request: Request, ticket_id: str, csrf: CsrfField,
+    async def open_with_code(request: Request, ticket_id: str, csrf: CsrfField = "",
                              code: Annotated[str, Form()] = "") -> Response:
         """The tracking code is kept in the (signed, HttpOnly) session, never in the address,
         where it would reach browser history and logs."""
@@ -326,8 +335,8 @@ def _citizen_routes(router: APIRouter) -> None:
         return console.redirect(request, session, f"/track/{ticket_id}")
 
     @router.post("/track/{ticket_id}/reply")
-    async def reply(request: Request, ticket_id: str, csrf: CsrfField,
-                    nonce: Annotated[str, Form()], text: Annotated[str, Form()] = "") -> Response:
+    async def reply(request: Request, ticket_id: str, csrf: CsrfField = "",
+                    nonce: Annotated[str, Form()] = "", text: Annotated[str, Form()] = "") -> Response:
         console = _console(request)
         session = console.sessions.read(request)
         check_csrf(session, csrf)
@@ -337,7 +346,7 @@ def _citizen_routes(router: APIRouter) -> None:
         if not text.strip():
             return await _show_tracking(request, console, session, ticket_id,
                                         errors=[{"field": "text", "problem": "wajib diisi"}])
-        answer = await console.backends.reply(ticket_id, code, text.strip(), nonce[:100])
+        answer = await console.backends.reply(ticket_id, code, text.strip(), _once(nonce))
         if not answer.ok:
             problems = ([{"field": "text", "problem": "Instansi sedang tidak menunggu jawaban."}]
                         if answer.status == 409 else form_errors(answer.body))
@@ -354,7 +363,7 @@ def _citizen_routes(router: APIRouter) -> None:
             "open": console.settings.console_channel_api_key is not None})
 
     @router.post("/submit")
-    async def submit(request: Request, csrf: CsrfField, nonce: Annotated[str, Form()],
+    async def submit(request: Request, csrf: CsrfField = "", nonce: Annotated[str, Form()] = "",
                      text: Annotated[str, Form()] = "", title: Annotated[str, Form()] = "",
                      kelurahan: Annotated[str, Form()] = "", address: Annotated[str, Form()] = "",
                      name: Annotated[str, Form()] = "", phone: Annotated[str, Form()] = "",
@@ -367,7 +376,7 @@ def _citizen_routes(router: APIRouter) -> None:
                   "name": name, "phone": phone, "email": email, "anonymous": anonymous}
         errors = [] if text.strip() else [{"field": "text", "problem": "wajib diisi"}]
         if not errors:
-            answer = await console.backends.submit(_complaint(values), nonce[:100])
+            answer = await console.backends.submit(_complaint(values), _once(nonce))
             if answer.ok:
                 ticket_id, code = answer.body["ticket_id"], answer.body.get("tracking_code")
                 if code:

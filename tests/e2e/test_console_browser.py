@@ -88,6 +88,7 @@ async def test_an_officer_and_a_citizen_take_a_complaint_from_arrival_to_resolut
     await expect(row).to_be_visible(timeout=WAIT_MS)
     assert await officer.evaluate("window.notReloaded === true")
     await expect(row).to_contain_text("Padang Jati")
+    await expect(officer.locator("#count")).to_contain_text("1 tiket terbuka")
     # The demo policy's response target is seconds: the light turns red, still without a reload.
     await expect(row.locator(".light")).to_have_text("Terlambat", timeout=WAIT_MS)
     assert await officer.evaluate("window.notReloaded === true")
