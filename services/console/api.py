@@ -2,11 +2,9 @@
 with its actions, the citizen's tracking page and the public complaint form. Every read and
 action goes to intake or the SLA API with the caller's own credentials."""
 
-import asyncio
-import hashlib
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -21,10 +19,10 @@ from services.console.domain import (
     STATUS_LABELS,
     action_label,
     citizen_steps,
-    clock_state,
     form_errors,
 )
 from services.console.flows import Backends, SignedOut
+from services.console.live import live_events
 from services.console.session import CSRF_FIELD, Session, Sessions, check_csrf
 from services.router.rulebook import Rulebook
 from services.sla.updates import ALLOWED
@@ -176,38 +174,22 @@ def _inbox_routes(router: APIRouter) -> None:
         console, session = found
         params: dict[str, str | int] = {k: v[:100] for k, v in request.query_params.items()
                                         if k in (*FILTERS, "page", "per_page")}
-        return EventSourceResponse(_inbox_events(request, console, session, params))
+        assert session.token is not None
+        token = session.token
+        rows = console.templates.get_template("_rows.html")
+        count = console.templates.get_template("_count.html")
+
+        async def fetch() -> dict[str, Any] | None:
+            return await console.backends.inbox(token, params)
+
+        def render(listing: dict[str, Any], now: datetime) -> dict[str, str]:
+            context = {"listing": listing, "now": now, "timezone": console.settings.timezone}
+            return {"rows": rows.render(context), "count": count.render(context)}
+
+        return EventSourceResponse(live_events(request, fetch, render,
+                                               console.settings.console_live_poll_seconds))
 
     _ = (inbox, inbox_live)
-
-
-async def _inbox_events(request: Request, console: Console, session: Session,
-                        params: dict[str, str | int]) -> AsyncIterator[dict[str, str]]:
-    template = console.templates.get_template("_rows.html")
-    counter = console.templates.get_template("_count.html")
-    last = ""
-    assert session.token is not None
-    while not await request.is_disconnected():
-        try:
-            listing = await console.backends.inbox(session.token, params)
-        except SignedOut:
-            yield {"event": "signed-out", "data": "1"}
-            return
-        except Exception:  # the SLA API is restarting: keep the page, try again
-            listing = None
-        if listing is not None:
-            now = utc_now()
-            # Time alone turns a light from green to yellow to red: the states are part of
-            # what the page shows, so they are part of what "changed" means.
-            states = [clock_state(t, now).key for t in listing["tickets"]]
-            digest = hashlib.sha256(repr((listing["tickets"], states)).encode()).hexdigest()
-            if digest != last:
-                last = digest
-                html = template.render(listing=listing, now=now,
-                                       timezone=console.settings.timezone)
-                yield {"event": "rows", "data": html}
-                yield {"event": "count", "data": counter.render(listing=listing)}
-        await asyncio.sleep(console.settings.console_live_poll_seconds)
 
 
 # --- one ticket ---------------------------------------------------------------------------------
@@ -254,7 +236,28 @@ def _ticket_routes(router: APIRouter) -> None:
         return await _show_ticket(request, console, session, ticket_id, errors=errors,
                                   action=action, values=values)
 
-    _ = (ticket_page, ticket_action)
+    @router.get("/tickets/{ticket_id}/live")
+    async def ticket_live(request: Request, ticket_id: str) -> Response:
+        """Server-sent events: the ticket's status and traffic light when they change (the
+        citizen answered and the clock runs again, a colleague acted, a deadline passed)."""
+        found = _signed_in(request)
+        if isinstance(found, Response):
+            return Response(status_code=status.HTTP_401_UNAUTHORIZED)
+        console, session = found
+        assert session.token is not None
+        token = session.token
+        line = console.templates.get_template("_ticket_status.html")
+
+        async def fetch() -> dict[str, Any] | None:
+            return await console.backends.ticket(token, ticket_id)
+
+        def render(ticket: dict[str, Any], now: datetime) -> dict[str, str]:
+            return {"status": line.render(ticket=ticket, now=now)}
+
+        return EventSourceResponse(live_events(request, fetch, render,
+                                               console.settings.console_live_poll_seconds))
+
+    _ = (ticket_page, ticket_action, ticket_live)
 
 
 def _once(nonce: str) -> str:
