@@ -102,6 +102,24 @@ async def test_an_officer_sees_the_agencys_tickets_only_and_a_revoked_session_si
         acted = await http.post("/tickets/T-DLH/actions", data={
             "csrf_token": _csrf(ticket.text), "action": "needs_info", "nonce": "n-1"})
         assert acted.status_code == 400 and "wajib diisi" in acted.text  # the question is required
+
+        async def overdue() -> bool:  # the demo policy's response target is 5 seconds
+            found = await http.get("/inbox", params={"q": "pasar", "due": "overdue"})
+            return "T-DLH" in found.text
+        assert await eventually(overdue)
+        assert "T-DLH" not in (await http.get("/inbox", params={"q": "jembatan"})).text
+        half = await http.post("/tickets/T-DLH/actions", data={
+            "csrf_token": _csrf(ticket.text), "action": "rejected", "nonce": "n-2",
+            "reason": "Pasar dikelola Disperindag"})
+        assert half.status_code == 400 and 'href="#rejected-suggested_agency"' in half.text
+        for attempt in range(2):  # the same form sent twice is recorded once (its nonce)
+            rejected = await http.post("/tickets/T-DLH/actions", data={
+                "csrf_token": _csrf(ticket.text), "action": "rejected", "nonce": "n-3",
+                "reason": "Pasar dikelola Disperindag", "suggested_agency": "DISPERINDAG"})
+            assert rejected.status_code == 303, (attempt, rejected.text)
+        shown = await http.get("/tickets/T-DLH")
+        assert "Tindakan tercatat" in shown.text and shown.text.count("Ditolak (bukan tupoksi)") == 1
+        assert "alasan: Pasar dikelola Disperindag" in shown.text
         async with http.stream("GET", "/inbox/live") as live:
             assert live.headers["content-type"].startswith("text/event-stream")
             lines = live.aiter_lines()
