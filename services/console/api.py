@@ -14,14 +14,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sse_starlette import EventSourceResponse
 
+from services.console.citizen import citizen_routes
 from services.console.domain import (
     CLOCK_STATES,
     STATUS_LABELS,
     action_label,
-    citizen_steps,
     form_errors,
 )
-from services.console.flows import Backends, SignedOut
+from services.console.flows import Backends, SignedOut, idempotency_key
 from services.console.live import live_events
 from services.console.session import CSRF_FIELD, Session, Sessions, check_csrf
 from services.router.rulebook import Rulebook
@@ -29,7 +29,8 @@ from services.sla.updates import ALLOWED
 from shared.contracts import utc_now
 from shared.settings import Settings
 
-# Optional in the form so a missing token is the same 403 as a wrong one.
+# Each handler defaults it to "": a form without the token is then the same 403 as one with a
+# wrong token (not a 422 that would name the field).
 CsrfField = Annotated[str, Form(alias=CSRF_FIELD)]
 FILTERS = ("status", "due", "category", "kelurahan", "q")
 OFFICER_ROLES = ("officer", "agency_head")
@@ -73,7 +74,7 @@ def build_router() -> APIRouter:
     _sign_in_routes(router)
     _inbox_routes(router)
     _ticket_routes(router)
-    _citizen_routes(router)
+    citizen_routes(router)
     return router
 
 
@@ -225,7 +226,7 @@ def _ticket_routes(router: APIRouter) -> None:
             assert session.token is not None
             try:
                 answer = await console.backends.act(session.token, ticket_id, update,
-                                                    idempotency_key=_once(nonce))
+                                                    idempotency_key=idempotency_key(nonce))
             except SignedOut:
                 return _signed_out(request, console)
             if answer.ok:
@@ -258,12 +259,6 @@ def _ticket_routes(router: APIRouter) -> None:
                                                console.settings.console_live_poll_seconds))
 
     _ = (ticket_page, ticket_action, ticket_live)
-
-
-def _once(nonce: str) -> str:
-    """The form's nonce as the API's Idempotency-Key: a form sent twice (a double click, a
-    resent POST) is applied once."""
-    return nonce.strip()[:100] or uuid.uuid4().hex
 
 
 def _action_problems(action: str, values: dict[str, str]) -> list[dict[str, str]]:
@@ -299,128 +294,4 @@ async def _show_ticket(request: Request, console: Console, session: Session, tic
         "ticket": ticket, "allowed": allowed, "errors": errors, "action": action,
         "values": values or {}, "nonce": uuid.uuid4().hex,
         "agencies": [a for a in console.rulebook.agencies if a.code != ticket["agency"]]},
-        status_code=400 if errors else 200)
-
-
-# --- the citizen --------------------------------------------------------------------------------
-
-def _citizen_routes(router: APIRouter) -> None:
-    @router.get("/track")
-    async def track_search(request: Request, ticket_id: str = "") -> Response:
-        console = _console(request)
-        session = console.sessions.read(request)
-        if ticket_id.strip():
-            return console.redirect(request, session, f"/track/{ticket_id.strip().upper()}")
-        return console.render(request, session, "track_search.html", {})
-
-    @router.get("/track/{ticket_id}")
-    async def track(request: Request, ticket_id: str) -> Response:
-        console = _console(request)
-        session = console.sessions.read(request)
-        return await _show_tracking(request, console, session, ticket_id, errors=[])
-
-    @router.post("/track/{ticket_id}")
-    async def open_with_code(request: Request, ticket_id: str, csrf: CsrfField = "",
-                             code: Annotated[str, Form()] = "") -> Response:
-        """The tracking code is kept in the (signed, HttpOnly) session, never in the address,
-        where it would reach browser history and logs."""
-        console = _console(request)
-        session = console.sessions.read(request)
-        check_csrf(session, csrf)
-        code = code.strip()[:64]
-        if not code:
-            return await _show_tracking(request, console, session, ticket_id,
-                                        errors=[{"field": "code", "problem": "wajib diisi"}])
-        if await console.backends.track(ticket_id, code) is None:
-            return await _show_tracking(request, console, session, ticket_id, errors=[
-                {"field": "code", "problem": "Nomor atau kode pelacakan tidak cocok."}])
-        session.codes = {**session.codes, ticket_id: code}
-        return console.redirect(request, session, f"/track/{ticket_id}")
-
-    @router.post("/track/{ticket_id}/reply")
-    async def reply(request: Request, ticket_id: str, csrf: CsrfField = "",
-                    nonce: Annotated[str, Form()] = "", text: Annotated[str, Form()] = "") -> Response:
-        console = _console(request)
-        session = console.sessions.read(request)
-        check_csrf(session, csrf)
-        code = session.codes.get(ticket_id)
-        if code is None:
-            return console.redirect(request, session, f"/track/{ticket_id}")
-        if not text.strip():
-            return await _show_tracking(request, console, session, ticket_id,
-                                        errors=[{"field": "text", "problem": "wajib diisi"}])
-        answer = await console.backends.reply(ticket_id, code, text.strip(), _once(nonce))
-        if not answer.ok:
-            problems = ([{"field": "text", "problem": "Instansi sedang tidak menunggu jawaban."}]
-                        if answer.status == 409 else form_errors(answer.body))
-            return await _show_tracking(request, console, session, ticket_id, errors=problems,
-                                        text=text)
-        session.flash = "Jawaban Anda sudah dikirim ke instansi. Terima kasih."
-        return console.redirect(request, session, f"/track/{ticket_id}")
-
-    @router.get("/submit")
-    async def submit_page(request: Request) -> Response:
-        console = _console(request)
-        return console.render(request, console.sessions.read(request), "submit.html", {
-            "errors": [], "values": {}, "nonce": uuid.uuid4().hex,
-            "open": console.settings.console_channel_api_key is not None})
-
-    @router.post("/submit")
-    async def submit(request: Request, csrf: CsrfField = "", nonce: Annotated[str, Form()] = "",
-                     text: Annotated[str, Form()] = "", title: Annotated[str, Form()] = "",
-                     kelurahan: Annotated[str, Form()] = "", address: Annotated[str, Form()] = "",
-                     name: Annotated[str, Form()] = "", phone: Annotated[str, Form()] = "",
-                     email: Annotated[str, Form()] = "",
-                     anonymous: Annotated[str, Form()] = "") -> Response:
-        console = _console(request)
-        session = console.sessions.read(request)
-        check_csrf(session, csrf)
-        values = {"text": text, "title": title, "kelurahan": kelurahan, "address": address,
-                  "name": name, "phone": phone, "email": email, "anonymous": anonymous}
-        errors = [] if text.strip() else [{"field": "text", "problem": "wajib diisi"}]
-        if not errors:
-            answer = await console.backends.submit(_complaint(values), _once(nonce))
-            if answer.ok:
-                ticket_id, code = answer.body["ticket_id"], answer.body.get("tracking_code")
-                if code:
-                    session.codes = {**session.codes, ticket_id: code}
-                return console.render(request, session, "submitted.html",
-                                      {"ticket_id": ticket_id, "code": code})
-            errors = form_errors(answer.body)
-        return console.render(request, session, "submit.html", {
-            "errors": errors, "values": values, "nonce": nonce, "open": True}, status_code=400)
-
-    _ = (track_search, track, open_with_code, reply, submit_page, submit)
-
-
-def _complaint(values: dict[str, str]) -> dict[str, Any]:
-    complaint: dict[str, Any] = {"channel": "web", "text": values["text"].strip()}
-    if values["title"].strip():
-        complaint["title"] = values["title"].strip()
-    location = {k: values[k].strip() for k in ("kelurahan", "address") if values[k].strip()}
-    if location:
-        complaint["location"] = location
-    reporter = {k: values[k].strip() for k in ("name", "phone", "email") if values[k].strip()}
-    if reporter:
-        complaint["reporter"] = reporter
-    if values["anonymous"]:
-        complaint["anonymous"] = True
-    return complaint
-
-
-async def _show_tracking(request: Request, console: Console, session: Session, ticket_id: str, *,
-                         errors: list[dict[str, str]], text: str = "") -> Response:
-    code = session.codes.get(ticket_id)
-    view = await console.backends.track(ticket_id, code)
-    if view is None and code is not None:  # a code that no longer fits: ask again
-        session.codes = {k: v for k, v in session.codes.items() if k != ticket_id}
-        view = await console.backends.track(ticket_id, None)
-    if view is None:
-        return console.render(request, session, "error.html", {
-            "title": "Pengaduan tidak ditemukan",
-            "message": f"Tidak ada pengaduan dengan nomor {ticket_id}. Periksa kembali nomornya."},
-            status_code=404)
-    return console.render(request, session, "track.html", {
-        "view": view, "with_code": code is not None, "steps": citizen_steps(view["status"]),
-        "errors": errors, "text": text, "nonce": uuid.uuid4().hex},
         status_code=400 if errors else 200)

@@ -2,6 +2,7 @@
 person's own token (so the APIs' permission table decides what anyone sees), a channel key for
 the public form, and the tracking code for the citizen."""
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,6 +85,12 @@ class Backends:
         if not answer.ok:
             raise RuntimeError(f"{path} answered {answer.status}")
         return answer.body
+
+
+def idempotency_key(nonce: str) -> str:
+    """A form's nonce as the API's Idempotency-Key: a form sent twice (a double click, a
+    resent POST) is applied once."""
+    return nonce.strip()[:100] or uuid.uuid4().hex
 
 
 def _bearer(token: str) -> dict[str, str]:
