@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from services.dev_accounts import prepare_dev_accounts
+from services.dev_accounts import console_env, prepare_dev_accounts
 from services.drain import INTAKE_GROUPS, ROUTING_GROUPS, DrainResult, backlog, wait_drained
 from services.router.rulebook import load_rulebook
 from services.sla.policy import load_policy
@@ -40,6 +40,7 @@ from shared.kafka import ensure_topics
 from shared.settings import Settings, redact_url
 
 SERVICES = ("intake", "router", "sla")
+CONSOLE = "console"  # pages only: holds nothing, so it starts last and stops first
 KAFKA, MONGODB = "kafka", "mongodb"
 TICK_SECONDS = 0.1
 
@@ -52,9 +53,11 @@ class DevOptions:
     intake_port: int = 8080
     sla_port: int = 8081
     router_port: int = 8082
+    console_port: int = 8083
 
     def service_ports(self) -> dict[str, int]:
-        return {"intake": self.intake_port, "router": self.router_port, "sla": self.sla_port}
+        return {"intake": self.intake_port, "router": self.router_port, "sla": self.sla_port,
+                CONSOLE: self.console_port}
 
 
 def service_command(name: str) -> list[str]:
@@ -113,7 +116,10 @@ def service_env(options: DevOptions, server_env: dict[str, str]) -> dict[str, st
     return {**server_env,
             "DISPOSISI_INTAKE_PORT": str(options.intake_port),
             "DISPOSISI_SLA_PORT": str(options.sla_port),
-            "DISPOSISI_ROUTER_PORT": str(options.router_port)}
+            "DISPOSISI_ROUTER_PORT": str(options.router_port),
+            "DISPOSISI_CONSOLE_PORT": str(options.console_port),
+            "DISPOSISI_CONSOLE_INTAKE_URL": f"http://{LOOPBACK}:{options.intake_port}",
+            "DISPOSISI_CONSOLE_SLA_URL": f"http://{LOOPBACK}:{options.sla_port}"}
 
 
 def topic_names(settings: Settings) -> list[str]:
@@ -171,10 +177,11 @@ def _run(options: DevOptions) -> int:
         topics = topic_names(Settings())
         os.environ.update(service_env(options, start_servers(options, supervisor, topics)))
         prepare_dev_accounts(options.data_dir)  # the signing key and, once, the demo accounts
+        os.environ.update(console_env(options.data_dir))
         settings = Settings()  # the children inherit the same environment
         asyncio.run(ensure_topics(settings, topics))  # on an external broker: create if missing
         env = dict(os.environ)
-        for name in SERVICES:
+        for name in (*SERVICES, CONSOLE):
             supervisor.start(Supervised(name, functools.partial(launch_service, name, env)))
         watch(supervisor, options, settings)
     except Stop as stop:
@@ -236,6 +243,7 @@ def stop_in_order(supervisor: Supervisor, settings: Settings | None) -> None:
     skips the draining that is left."""
     drain = settings is not None and KAFKA in supervisor.processes and all(
         name in supervisor.processes for name in SERVICES)
+    supervisor.stop(CONSOLE)
     try:
         if drain:
             assert settings is not None
@@ -293,6 +301,7 @@ def print_addresses(options: DevOptions, settings: Settings, supervisor: Supervi
         f"  sla       http://{LOOPBACK}:{options.sla_port}"
         "  (/v1/tickets/{id}, /v1/reports/compliance, /docs)",
         f"  router    http://{LOOPBACK}:{options.router_port}  (/v1/rulebook, /docs)",
+        f"  console   http://{LOOPBACK}:{options.console_port}  (/login, /inbox, /submit, /track)",
         f"  data      {options.data_dir.resolve()}",
     ]
     print("\n".join(lines), flush=True)

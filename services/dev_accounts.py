@@ -75,3 +75,11 @@ def _print(credentials: dict[str, Any], path: Path) -> None:
         role = f"{user['role']}{' ' + user['agency'] if user['agency'] else ''}"
         lines.append(f"  {username:<14} {role:<18} password {user['password']}")
     print("\n".join(lines), flush=True)
+
+
+def console_env(data_dir: Path) -> dict[str, str]:
+    """The console's public form posts as the demo web channel: its key, unless one is set."""
+    path = data_dir / CREDENTIALS_FILE
+    if "DISPOSISI_CONSOLE_CHANNEL_API_KEY" in os.environ or not path.exists():
+        return {}
+    return {"DISPOSISI_CONSOLE_CHANNEL_API_KEY": json.loads(path.read_text())["api_keys"]["web"]}

@@ -55,6 +55,10 @@ PERMISSIONS: dict[Endpoint, Mapping[str, Scope]] = {
     Endpoint("sla", "GET", "/v1/tickets/{ticket_id}"): {
         "officer": Scope.AGENCY, "agency_head": Scope.AGENCY, "triage": Scope.TRIAGE,
         "supervisor": Scope.TENANT},
+    # the inbox: a page of the open tickets in the caller's scope (console helper)
+    Endpoint("sla", "GET", "/v1/tickets"): {
+        "officer": Scope.AGENCY, "agency_head": Scope.AGENCY, "triage": Scope.TRIAGE,
+        "supervisor": Scope.TENANT},
     Endpoint("sla", "POST", "/v1/tickets/{ticket_id}/events"): {
         "officer": Scope.AGENCY, "agency_head": Scope.AGENCY},
     Endpoint("sla", "POST", "/v1/tickets/{ticket_id}/route"): {"triage": Scope.TRIAGE},

@@ -228,6 +228,21 @@ class Settings(BaseSettings):
         False, description="Skip the check that the server's certificate names its host (never in "
                            "production).")
 
+    # --- console (agency workspace and citizen pages, services/console) ---
+    console_port: int = Field(8083, description="Port of the console's pages.")
+    console_intake_url: str = Field(
+        "http://127.0.0.1:8080", description="Where the console reaches intake's API.")
+    console_sla_url: str = Field(
+        "http://127.0.0.1:8081", description="Where the console reaches the SLA API (sign-in too).")
+    console_channel_api_key: str | None = Field(
+        None, repr=False, description="The web channel's API key the public form (/submit) "
+                                      "posts complaints with; unset: the form is closed.")
+    console_live_poll_seconds: float = Field(
+        2.0, gt=0, description="How often an open inbox asks the SLA API whether its page changed.")
+    console_page_size: int = Field(25, ge=1, le=100, description="Tickets per inbox page.")
+    console_api_timeout_seconds: float = Field(
+        10.0, gt=0, description="Longest the console waits for intake or the SLA API.")
+
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":
         # Messages name settings, never values: the values are secrets.

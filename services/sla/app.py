@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from services.router.rulebook import load_rulebook
 from services.sla import api, handlers
 from services.sla.flows import Sla
+from services.sla.inbox import build_inbox_router, ensure_inbox_index
 from services.sla.policy import load_policy
 from services.sla.report_store import ensure_report_indexes
 from services.sla.reports_api import ReportSource, build_reports_router
@@ -55,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
         await reroutes.ensure_indexes()
         await openings.ensure_indexes()
         await ensure_report_indexes(store.tickets, store.escalations)
+        await ensure_inbox_index(store.tickets)
         await broker.start()
         async with background(
             sla.run_scheduler,
@@ -78,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
                                            policy.timezone)
     app.include_router(api.build_router())
     app.include_router(build_reports_router())
+    app.include_router(build_inbox_router())
     app.include_router(build_auth_router())
     add_health(app, settings, handlers.SERVICE, db, broker=broker)
     add_store_errors(app, settings)

@@ -91,6 +91,7 @@ def refresh(ticket: Ticket, policy: Policy, now: datetime) -> Ticket:
                                          clock["target_seconds"], clock_pauses(name, as_of_now))
     ticket["next_check_at"] = schedule(ticket["ladder"], ticket["clocks"], pauses, policy,
                                        status=ticket["status"])
+    ticket.update(next_due(ticket["clocks"]))
     citizen = ticket["citizen_clocks"]
     ticket.update({
         "response_due_at": citizen["response"]["due_at"],
@@ -103,6 +104,24 @@ def refresh(ticket: Ticket, policy: Policy, now: datetime) -> Ticket:
                       "legal_ceiling": ticket["clocks"]["ceiling"]["due_at"]},
     })
     return ticket
+
+
+# Share of a clock's span after which an inbox shows it as "due soon" (the demo and default
+# ladders warn at the same point, at: 0.75).
+DUE_SOON_SHARE = 0.75
+
+
+def next_due(clocks: Mapping[str, Any]) -> dict[str, datetime | None]:
+    """The agency's next deadline over its running clocks (``due_next_at``) and when that
+    clock counts as due soon (``due_soon_at``): flat, indexed fields an inbox sorts and
+    filters on. A paused clock's due instant is as if the pause ended now."""
+    running = [c for c in clocks.values()
+               if c is not None and c["stopped_at"] is None and c["due_at"] is not None]
+    if not running:
+        return {"due_next_at": None, "due_soon_at": None}
+    first = min(running, key=lambda c: c["due_at"])
+    soon = first["started_at"] + (first["due_at"] - first["started_at"]) * DUE_SOON_SHARE
+    return {"due_next_at": first["due_at"], "due_soon_at": soon}
 
 
 def retarget_citizen(ticket: Ticket, policy: Policy, target: Target) -> None:

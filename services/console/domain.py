@@ -1,0 +1,131 @@
+"""What the console's pages show, decided without I/O: clock states as traffic lights, dates
+in the tenant's timezone, ages and statuses in plain Indonesian, the citizen's status steps."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+STATUS_LABELS = {
+    "received": "Diterima", "assigned": "Baru", "acknowledged": "Sedang ditangani",
+    "responded": "Sudah dijawab", "needs_info": "Menunggu informasi pelapor",
+    "rejected": "Dialihkan", "resolved": "Selesai",
+}
+PRIORITY_LABELS = {"low": "Rendah", "normal": "Biasa", "high": "Tinggi", "urgent": "Mendesak"}
+ACTION_LABELS = {
+    "assigned": "Didisposisikan", "rerouted": "Dialihkan ke instansi lain",
+    "acknowledged": "Diterima petugas", "responded": "Dijawab", "resolved": "Diselesaikan",
+    "rejected": "Ditolak (bukan tupoksi)", "needs_info": "Meminta informasi pelapor",
+    "citizen_replied": "Pelapor menjawab", "note": "Catatan internal",
+    "reprioritised": "Prioritas diubah",
+}
+MONTHS = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus",
+          "September", "Oktober", "November", "Desember")
+ZONE_NAMES = {"Asia/Jakarta": "WIB", "Asia/Pontianak": "WIB", "Asia/Makassar": "WITA",
+              "Asia/Jayapura": "WIT"}
+
+
+@dataclass(frozen=True)
+class ClockState:
+    """A traffic light: ``key`` for styles and filters, ``label`` for people."""
+
+    key: str
+    label: str
+
+
+ON_TIME = ClockState("on_time", "Tepat waktu")
+DUE_SOON = ClockState("due_soon", "Segera jatuh tempo")
+OVERDUE = ClockState("overdue", "Terlambat")
+PAUSED = ClockState("paused", "Dijeda")
+CLOSED = ClockState("closed", "Selesai")
+CLOCK_STATES = (ON_TIME, DUE_SOON, OVERDUE, PAUSED)
+
+
+def parse_instant(value: Any) -> datetime | None:
+    """An instant from the APIs' JSON (ISO 8601; a naive one is UTC, as the services store)."""
+    if not value:
+        return None
+    instant = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return instant if instant.tzinfo else instant.replace(tzinfo=ZoneInfo("UTC"))
+
+
+def clock_state(ticket: dict[str, Any], now: datetime) -> ClockState:
+    """The agency's next deadline as a traffic light: paused while waiting for the citizen,
+    overdue past it, due soon past the share of its span the SLA service marks."""
+    if ticket.get("status") == "needs_info":
+        return PAUSED
+    if ticket.get("status") == "resolved":
+        return CLOSED
+    due = parse_instant(ticket.get("due_next_at"))
+    soon = parse_instant(ticket.get("due_soon_at"))
+    if due is None:
+        return ON_TIME
+    if now > due:
+        return OVERDUE
+    if soon is not None and now >= soon:
+        return DUE_SOON
+    return ON_TIME
+
+
+def local_time(value: Any, timezone: str) -> str:
+    """``30 November 2026 14.05 WIB``: a date as people in the tenant read it."""
+    instant = parse_instant(value)
+    if instant is None:
+        return "—"
+    local = instant.astimezone(ZoneInfo(timezone))
+    zone = ZONE_NAMES.get(timezone, local.tzname() or timezone)
+    return f"{local.day} {MONTHS[local.month - 1]} {local.year} {local:%H.%M} {zone}"
+
+
+def age(value: Any, now: datetime) -> str:
+    """How long ago, in the largest whole unit: ``3 hari``, ``5 jam``, ``12 menit``."""
+    instant = parse_instant(value)
+    if instant is None:
+        return "—"
+    seconds = max(0, int((now - instant).total_seconds()))
+    for size, unit in ((86400, "hari"), (3600, "jam"), (60, "menit")):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return "baru saja"
+
+
+def status_label(status: str | None) -> str:
+    return STATUS_LABELS.get(status or "", status or "—")
+
+
+def priority_label(priority: str | None) -> str:
+    return PRIORITY_LABELS.get(priority or "", priority or "—")
+
+
+def action_label(action: str | None) -> str:
+    return ACTION_LABELS.get(action or "", action or "—")
+
+
+@dataclass(frozen=True)
+class Step:
+    label: str
+    state: str  # done, current, todo
+
+
+def citizen_steps(status: str) -> list[Step]:
+    """Where a complaint is, in four steps a citizen understands; asking for information is
+    the current step 'Ditangani' with its own note on the page."""
+    order = ["Diterima", "Diteruskan ke instansi", "Ditangani", "Selesai"]
+    reached = {"received": 0, "assigned": 1, "rejected": 1, "acknowledged": 2, "responded": 2,
+               "needs_info": 2, "resolved": 3}.get(status, 0)
+    steps = []
+    for index, label in enumerate(order):
+        state = "done" if index < reached or status == "resolved" else \
+            "current" if index == reached else "todo"
+        steps.append(Step(label, state))
+    return steps
+
+
+def form_errors(answer: dict[str, Any]) -> list[dict[str, str]]:
+    """The APIs' 422 body (``errors: [{field, problem}]``) as the page's error summary; the
+    field names are the form's own (``location.kelurahan`` → ``kelurahan``)."""
+    errors = answer.get("errors") if isinstance(answer, dict) else None
+    if not isinstance(errors, list):
+        return [{"field": "", "problem": str(answer.get("detail", "permintaan ditolak"))}]
+    return [{"field": str(e.get("field") or "").rsplit(".", 1)[-1],
+             "problem": str(e.get("problem", ""))} for e in errors]

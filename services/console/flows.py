@@ -1,0 +1,111 @@
+"""The console's calls to the other services, over their HTTP APIs, with the signed-in
+person's own token (so the APIs' permission table decides what anyone sees), a channel key for
+the public form, and the tracking code for the citizen."""
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from shared.settings import Settings
+
+TRACKING_CODE_HEADER = "X-Tracking-Code"
+
+
+class SignedOut(Exception):
+    """The API no longer accepts the session's token (expired or revoked)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+
+class Backends:
+    """Intake and the SLA API as the console reaches them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        timeout = settings.console_api_timeout_seconds
+        self.sla = httpx.AsyncClient(base_url=settings.console_sla_url, timeout=timeout)
+        self.intake = httpx.AsyncClient(base_url=settings.console_intake_url, timeout=timeout)
+
+    async def close(self) -> None:
+        await self.sla.aclose()
+        await self.intake.aclose()
+
+    async def sign_in(self, username: str, password: str) -> Answer:
+        reply = await self.sla.post("/v1/auth/token",
+                                    data={"username": username, "password": password})
+        return _answer(reply)
+
+    async def inbox(self, token: str, params: dict[str, str | int]) -> dict[str, Any]:
+        return await self._read(token, "/v1/tickets", params)
+
+    async def ticket(self, token: str, ticket_id: str) -> dict[str, Any] | None:
+        reply = await self.sla.get(f"/v1/tickets/{ticket_id}", headers=_bearer(token))
+        if reply.status_code == 404:
+            return None
+        return _answer(_signed_in(reply)).body
+
+    async def act(self, token: str, ticket_id: str, update: dict[str, Any],
+                  idempotency_key: str) -> Answer:
+        reply = await self.sla.post(f"/v1/tickets/{ticket_id}/events", json=update,
+                                    headers={**_bearer(token), "Idempotency-Key": idempotency_key})
+        return _answer(_signed_in(reply))
+
+    async def track(self, ticket_id: str, code: str | None) -> dict[str, Any] | None:
+        headers = {TRACKING_CODE_HEADER: code} if code else {}
+        reply = await self.intake.get(f"/v1/complaints/{ticket_id}", headers=headers)
+        if reply.status_code == 404:
+            return None
+        return _answer(reply).body
+
+    async def reply(self, ticket_id: str, code: str, text: str, idempotency_key: str) -> Answer:
+        reply = await self.intake.post(
+            f"/v1/complaints/{ticket_id}/replies", json={"text": text},
+            headers={TRACKING_CODE_HEADER: code, "Idempotency-Key": idempotency_key})
+        return _answer(reply)
+
+    async def submit(self, complaint: dict[str, Any], idempotency_key: str) -> Answer:
+        key = self.settings.console_channel_api_key or ""
+        reply = await self.intake.post("/v1/complaints", json=complaint,
+                                       headers={"X-API-Key": key, "Idempotency-Key": idempotency_key})
+        return _answer(reply)
+
+    async def _read(self, token: str, path: str, params: dict[str, str | int]) -> dict[str, Any]:
+        reply = await self.sla.get(path, params=params, headers=_bearer(token))
+        answer = _answer(_signed_in(reply))
+        if not answer.ok:
+            raise RuntimeError(f"{path} answered {answer.status}")
+        return answer.body
+
+
+def idempotency_key(nonce: str) -> str:
+    """A form's nonce as the API's Idempotency-Key: a form sent twice (a double click, a
+    resent POST) is applied once."""
+    return nonce.strip()[:100] or uuid.uuid4().hex
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _signed_in(reply: httpx.Response) -> httpx.Response:
+    if reply.status_code == 401:
+        raise SignedOut()
+    return reply
+
+
+def _answer(reply: httpx.Response) -> Answer:
+    try:
+        body = reply.json()
+    except ValueError:
+        body = {"detail": reply.text[:200]}
+    return Answer(reply.status_code, body if isinstance(body, dict) else {"items": body})

@@ -1,0 +1,121 @@
+"""``GET /v1/tickets``: a page of the open tickets a caller may see, due first (the agency
+workspace's inbox). Officers and agency heads see their agency, the triage desk its queue, a
+supervisor every agency (or one, with ``agency``). Filters: status, clock state, category,
+kelurahan, and a search in the tracking number, title and text."""
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel, Field
+from pymongo import ASCENDING
+from pymongo.asynchronous.collection import AsyncCollection
+
+from shared.auth import access_of
+from shared.contracts import utc_now
+from shared.mongo import Document
+from shared.permissions import TRIAGE_QUEUE, Scope
+
+OPEN_STATUSES = ("assigned", "acknowledged", "responded", "needs_info", "rejected")
+# What a row of the inbox carries: enough to show and order it, never the reporter.
+SUMMARY_FIELDS = ("agency", "agency_name", "status", "priority", "category", "channel", "title",
+                  "text", "location", "submitted_at", "assigned_at", "due_next_at",
+                  "due_soon_at", "deadlines", "anonymous", "confidential")
+
+
+class DueState(StrEnum):
+    ON_TIME = "on_time"
+    DUE_SOON = "due_soon"
+    OVERDUE = "overdue"
+    PAUSED = "paused"
+
+
+class TicketPage(BaseModel):
+    total: int = Field(description="Tickets matching the filters, on every page.")
+    page: int
+    per_page: int
+    tickets: list[dict[str, Any]] = Field(description="Due first; each without the reporter.")
+
+
+def inbox_query(*, agency: str | None, status: str | None, due: DueState | None,
+                category: str | None, kelurahan: str | None, q: str | None,
+                now: datetime) -> Document:
+    """The store filter for a page of the inbox (pure, for unit tests)."""
+    query: Document = {"status": status if status else {"$in": list(OPEN_STATUSES)}}
+    if agency is not None:
+        query["agency"] = agency
+    if category:
+        query["category"] = category
+    if kelurahan:
+        query["location.kelurahan"] = kelurahan
+    if q:
+        pattern = {"$regex": re.escape(q.strip()), "$options": "i"}
+        query["$or"] = [{"_id": pattern}, {"title": pattern}, {"text": pattern}]
+    if due is DueState.PAUSED:
+        query["status"] = "needs_info"
+    elif due is not None:
+        query["status"] = {"$in": [s for s in OPEN_STATUSES if s != "needs_info"]
+                           if not status else [status]}
+        query.update(_due_condition(due, now))
+    return query
+
+
+def _due_condition(due: DueState, now: datetime) -> Document:
+    if due is DueState.OVERDUE:
+        return {"due_next_at": {"$lt": now}}
+    if due is DueState.DUE_SOON:
+        return {"due_next_at": {"$gte": now}, "due_soon_at": {"$lte": now}}
+    return {"due_soon_at": {"$gt": now}}
+
+
+async def ticket_page(tickets: AsyncCollection[Document], query: Document, *, page: int,
+                      per_page: int) -> TicketPage:
+    projection = dict.fromkeys(SUMMARY_FIELDS, 1)
+    cursor = tickets.find(query, projection).sort([("due_next_at", ASCENDING), ("_id", ASCENDING)])
+    found = await cursor.skip((page - 1) * per_page).limit(per_page).to_list(None)
+    total = await tickets.count_documents(query)
+    rows = [jsonable_encoder({"ticket_id": doc.pop("_id"), **doc}) for doc in found]
+    return TicketPage(total=total, page=page, per_page=per_page, tickets=rows)
+
+
+def _agency_in_scope(request: Request, wanted: str | None) -> str | None:
+    access = access_of(request)
+    if access.scope is Scope.TRIAGE:
+        return TRIAGE_QUEUE
+    if access.scope is Scope.AGENCY:
+        assert access.principal is not None
+        return access.principal.agency or ""
+    return wanted  # the whole tenant: every agency, or the one asked for
+
+
+def build_inbox_router() -> APIRouter:
+    router = APIRouter(prefix="/v1")
+
+    @router.get("/tickets", response_model=TicketPage)
+    async def list_tickets(
+        request: Request,
+        status: Annotated[str | None, Query(pattern="^[a-z_]{1,20}$")] = None,
+        due: DueState | None = None,
+        category: Annotated[str | None, Query(max_length=80)] = None,
+        kelurahan: Annotated[str | None, Query(max_length=80)] = None,
+        q: Annotated[str | None, Query(max_length=100, description="Search in number, title, text.")] = None,
+        agency: Annotated[str | None, Query(max_length=40, description="Supervisors only.")] = None,
+        page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+        per_page: Annotated[int, Query(ge=1, le=100)] = 25,
+    ) -> TicketPage:
+        """The open tickets the caller may see, the one due first on top."""
+        query = inbox_query(agency=_agency_in_scope(request, agency), status=status, due=due,
+                            category=category, kelurahan=kelurahan, q=q, now=utc_now())
+        return await ticket_page(request.app.state.sla.store.tickets, query, page=page,
+                                 per_page=per_page)
+
+    _ = list_tickets
+    return router
+
+
+async def ensure_inbox_index(tickets: AsyncCollection[Document]) -> None:
+    await tickets.create_index([("agency", ASCENDING), ("status", ASCENDING),
+                                ("due_next_at", ASCENDING)])

@@ -1,0 +1,134 @@
+"""The console in a real browser (Debian's headless Chromium, driven by Playwright) against
+`disposisi dev` on free ports with the demo policy: a citizen submits on the public form, the
+DLH officer sees it arrive in the inbox without reloading, asks for information, the citizen
+answers on the tracking page, the clock resumes, the officer resolves. Each page is saved as a
+screenshot in docs/screenshots/ (the README shows them)."""
+
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from tests.e2e.dev_support import DevSystem
+from tests.e2e.support import stop
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+CHROMIUM = os.environ.get("DISPOSISI_TEST_CHROMIUM", "/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+COMPLAINT = "Sampah di TPS Jl. Suprapto sudah seminggu tidak diangkut, baunya menyengat sampai ke rumah warga"
+WAIT_MS = 90_000  # a loaded machine: generous, never a speed assertion
+expect.set_options(timeout=30_000)  # sign-in hashes a password (Argon2) on a busy machine
+
+
+@pytest.fixture
+def dev(tmp_path: Path) -> Iterator[DevSystem]:
+    system = DevSystem(tmp_path / "data", tmp_path / "dev.log")
+    try:
+        system.wait_for_output("Disposisi is running", timeout=240)
+        system.wait_ready()
+        yield system
+    finally:
+        stop(system.process, timeout=90)
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run"])
+        try:
+            yield launched
+        finally:
+            await launched.close()
+
+
+async def _shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+async def _sign_in(page: Page, dev: DevSystem, username: str) -> None:
+    await page.goto(f"{dev.console}/login")
+    # By keyboard alone: the name, Tab to the password, Enter sends the form.
+    await page.get_by_label("Nama pengguna").fill(username)
+    await page.keyboard.press("Tab")
+    assert await page.evaluate("document.activeElement.id") == "password"
+    await page.keyboard.type(dev.credentials()["users"][username]["password"])
+    await _shot(page, "01-login")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Kotak masuk DLH")).to_be_visible()
+
+
+async def test_an_officer_and_a_citizen_take_a_complaint_from_arrival_to_resolution(
+        dev: DevSystem, browser: Browser) -> None:
+    officer = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+    citizen = await (await browser.new_context(viewport={"width": 390, "height": 844},
+                                               is_mobile=True)).new_page()
+    await _sign_in(officer, dev, "dlh.petugas")
+    await officer.evaluate("window.notReloaded = true")  # gone if the page ever reloads
+
+    # The citizen submits on the public form and is shown the number and code once.
+    await citizen.goto(f"{dev.console}/submit")
+    await citizen.get_by_label("Apa yang ingin Anda adukan?").fill(COMPLAINT)
+    await citizen.get_by_label("Kelurahan").fill("Padang Jati")
+    await citizen.get_by_label("Nama", exact=True).fill("Siti Aminah")
+    await _shot(citizen, "02-submit")
+    await citizen.get_by_role("button", name="Kirim pengaduan").click()
+    ticket_id = (await citizen.locator("#ticket-id").inner_text()).strip()
+    assert ticket_id.startswith("BKL-")
+    await _shot(citizen, "03-submitted")
+
+    # It arrives in the officer's inbox without a reload (server-sent events).
+    row = officer.locator(f"tr[data-ticket='{ticket_id}']")
+    await expect(row).to_be_visible(timeout=WAIT_MS)
+    assert await officer.evaluate("window.notReloaded === true")
+    await expect(row).to_contain_text("Padang Jati")
+    await expect(officer.locator("#count")).to_contain_text("1 tiket terbuka")
+    # The demo policy's response target is seconds: the light turns red, still without a reload.
+    await expect(row.locator(".light")).to_have_text("Terlambat", timeout=WAIT_MS)
+    assert await officer.evaluate("window.notReloaded === true")
+    await _shot(officer, "04-inbox")
+
+    # The officer opens it and asks for information: the clock pauses.
+    await row.get_by_role("link", name=ticket_id).click()
+    await expect(officer.get_by_role("heading", name=f"Tiket {ticket_id}")).to_be_visible()
+    await expect(officer.locator(".complaint")).to_contain_text("Jl. Suprapto")
+    await officer.get_by_label("Pertanyaan untuk pelapor").fill("Mohon kirim patokan lokasi TPS.")
+    await officer.get_by_role("button", name="Minta informasi (jeda tenggat)").click()
+    await expect(officer.locator("#clock-state")).to_have_text("Dijeda")
+    await _shot(officer, "05-ticket-needs-info")
+    await officer.evaluate("window.notReloaded = true")
+
+    # The citizen reads the question on the tracking page and answers it.
+    await citizen.goto(f"{dev.console}/track/{ticket_id}")
+    await expect(citizen.get_by_text("Mohon kirim patokan lokasi TPS.")).to_be_visible()
+    await _shot(citizen, "06-track-question")
+    await citizen.get_by_label("Jawaban Anda").fill("Di depan SD Negeri 5, dekat pos ronda.")
+    await citizen.get_by_role("button", name="Kirim jawaban").click()
+    await expect(citizen.get_by_role("status")).to_contain_text("Jawaban Anda sudah dikirim")
+
+    # The reply reaches the SLA service over the broker: the clock runs again, on the open
+    # ticket page, without a reload.
+    await expect(officer.locator("#clock-state")).not_to_have_text("Dijeda", timeout=WAIT_MS)
+    assert await officer.evaluate("window.notReloaded === true")
+    await officer.reload()
+    await expect(officer.locator(".history")).to_contain_text("Pelapor menjawab")
+
+    await officer.get_by_label("Hasil penyelesaian (dilihat pelapor)").fill(
+        "Sampah sudah diangkut pagi ini; jadwal truk ditambah.")
+    await officer.get_by_role("button", name="Selesaikan").click()
+    await expect(officer.locator("#ticket-status")).to_have_text("Selesai")
+    await _shot(officer, "07-ticket-resolved")
+
+    await citizen.goto(f"{dev.console}/track/{ticket_id}")
+    await expect(citizen.locator("#citizen-status")).to_contain_text("Selesai")
+    await expect(citizen.get_by_text("Sampah sudah diangkut pagi ini")).to_be_visible()
+    await _shot(citizen, "08-track-resolved")

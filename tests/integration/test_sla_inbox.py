@@ -1,0 +1,70 @@
+"""``GET /v1/tickets``: the agency's open tickets, due first, filtered and paged, against the
+SLA service on a real port (tickets opened from routing decisions on the broker)."""
+
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from services.sla.app import create_app as sla_app
+from shared.contracts import Topics, utc_now
+from shared.settings import Settings
+from tests.integration.auth_support import Accounts
+from tests.integration.sla_support import routed
+from tests.integration.support import eventually, produce, serving
+
+pytestmark = pytest.mark.integration
+
+
+async def test_the_inbox_lists_the_agencys_open_tickets_due_first_filtered_and_paged(
+        settings: Settings, accounts: Accounts) -> None:
+    now = utc_now()
+    # Submitted at different times: the older a ticket, the sooner its clocks are due.
+    tickets: list[tuple[str | None, bytes]] = [routed("T-DLH-NEW", now, agency="DLH"),
+               routed("T-DLH-OLD", now - timedelta(days=3), agency="DLH",
+                      location={"kelurahan": "Padang Jati"}),
+               routed("T-DLH-MID", now - timedelta(days=1), agency="DLH",
+                      text="Truk sampah tidak datang ke Jl. Hibrida", category="Sampah"),
+               routed("T-PDAM", now - timedelta(days=5), agency="PDAM", category="Air")]
+    officer = await accounts.user("dlh.andi", "officer", "DLH")
+    supervisor = await accounts.user("inspektorat", "supervisor")
+    async with serving(sla_app(settings), settings.sla_port) as sla, \
+            httpx.AsyncClient(base_url=sla, timeout=30, headers=officer.headers) as http:
+        await produce(settings.kafka_bootstrap_servers, Topics.ROUTED, tickets)
+
+        async def listed() -> list[str]:
+            answer = await http.get("/v1/tickets")
+            assert answer.status_code == 200, answer.text
+            return [t["ticket_id"] for t in answer.json()["tickets"]]
+
+        assert await eventually(lambda: _len_is(listed, 3))
+        assert await listed() == ["T-DLH-OLD", "T-DLH-MID", "T-DLH-NEW"]  # never PDAM's
+        first = (await http.get("/v1/tickets", params={"per_page": 2, "page": 2})).json()
+        assert (first["total"], [t["ticket_id"] for t in first["tickets"]]) == (3, ["T-DLH-NEW"])
+        row = first["tickets"][0]
+        assert "reporter" not in row and row["due_next_at"] and row["due_soon_at"]
+        found = (await http.get("/v1/tickets", params={"per_page": 1})).json()["tickets"]
+        assert found[0]["location"]["kelurahan"] == "Padang Jati"
+        found = (await http.get("/v1/tickets", params={"q": "hibrida"})).json()["tickets"]
+        assert [t["ticket_id"] for t in found] == ["T-DLH-MID"]
+        found = (await http.get("/v1/tickets", params={"kelurahan": "Padang Jati"})).json()["tickets"]
+        assert [t["ticket_id"] for t in found] == ["T-DLH-OLD"]
+        acted = await http.post("/v1/tickets/T-DLH-NEW/events", json={"action": "needs_info",
+                                                                       "note": "Alamat lengkap?"})
+        assert acted.status_code == 200, acted.text
+        paused = (await http.get("/v1/tickets", params={"due": "paused"})).json()["tickets"]
+        assert [t["ticket_id"] for t in paused] == ["T-DLH-NEW"]
+        running = (await http.get("/v1/tickets", params={"due": "on_time"})).json()["tickets"]
+        assert "T-DLH-NEW" not in [t["ticket_id"] for t in running]
+        everyone = await http.get("/v1/tickets", headers=supervisor.headers,
+                                  params={"agency": "PDAM"})
+        assert [t["ticket_id"] for t in everyone.json()["tickets"]] == ["T-PDAM"]
+        asked_other = await http.get("/v1/tickets", params={"agency": "PDAM"})
+        assert "T-PDAM" not in [t["ticket_id"] for t in asked_other.json()["tickets"]]
+        bad = await http.get("/v1/tickets", params={"due": "soonish"})
+        assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "query.due"
+
+
+async def _len_is(listed: object, n: int) -> bool:
+    assert callable(listed)
+    return len(await listed()) == n
