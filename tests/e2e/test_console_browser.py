@@ -2,10 +2,12 @@
 `disposisi dev` on free ports with the demo policy: a citizen submits on the public form, the
 DLH officer sees it arrive in the inbox without reloading, asks for information, the citizen
 answers on the tracking page, the clock resumes, the officer resolves. Each page is saved as a
-screenshot in docs/screenshots/ (the README shows them)."""
+screenshot: in the test's temporary directory, or in DISPOSISI_TEST_SCREENSHOTS (set it to
+docs/screenshots to refresh the ones the README shows)."""
 
 import os
 import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -18,7 +20,9 @@ from tests.e2e.support import stop
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 CHROMIUM = os.environ.get("DISPOSISI_TEST_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# A test run must not rewrite the README's pictures unless asked to.
+SCREENSHOTS = Path(os.environ.get("DISPOSISI_TEST_SCREENSHOTS")
+                   or tempfile.mkdtemp(prefix="disposisi-screenshots-"))
 COMPLAINT = "Sampah di TPS Jl. Suprapto sudah seminggu tidak diangkut, baunya menyengat sampai ke rumah warga"
 WAIT_MS = 90_000  # a loaded machine: generous, never a speed assertion
 expect.set_options(timeout=30_000)  # sign-in hashes a password (Argon2) on a busy machine
