@@ -45,7 +45,9 @@ class EscalationAcks:
         self.acks = db[ACKS]
 
     async def ensure_indexes(self) -> None:
-        await self.escalations.create_index(NEWEST_FIRST)
+        # Not (fired_at, _id): NX-27017 refuses every insert into a collection with _id in a
+        # compound index ("JSON path error near '_id'").
+        await self.escalations.create_index([("fired_at", DESCENDING)])
         await self.acks.create_index([("finished", ASCENDING)])
 
     async def escalation(self, escalation_id: str, tenant: str) -> Document | None:
