@@ -65,6 +65,8 @@ PERMISSIONS: dict[Endpoint, Mapping[str, Scope]] = {
         "agency_head": Scope.AGENCY, "supervisor": Scope.TENANT},
     Endpoint("sla", "POST", "/v1/escalations/{escalation_id}/acknowledge"): {
         "supervisor": Scope.TENANT},
+    Endpoint("sla", "GET", "/v1/policy"): {"admin": Scope.TENANT, "supervisor": Scope.TENANT},
+    Endpoint("sla", "POST", "/v1/policy/reload"): {"admin": Scope.TENANT},
     # router
     Endpoint("router", "GET", "/v1/rulebook"): {
         "admin": Scope.TENANT, "supervisor": Scope.TENANT, "triage": Scope.TENANT},

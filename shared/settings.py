@@ -185,3 +185,7 @@ class Settings(BaseSettings):
         30.0, ge=0, description="Clock difference to the provider tolerated for exp/iat.")
     oidc_timeout_seconds: float = Field(
         5.0, gt=0, description="Longest wait for the provider's discovery document or keys.")
+
+    # --- SLA policy reload ---
+    sla_policy_reload_seconds: float = Field(
+        5.0, gt=0, description="How often the SLA service checks its policy files for changes.")

@@ -12,7 +12,9 @@ from services.sla.escalation_flows import EscalationDesk
 from services.sla.escalation_store import EscalationAcks
 from services.sla.escalations_api import build_escalations_router
 from services.sla.flows import Sla
-from services.sla.policy import load_policy
+from services.sla.policy import Policy, load_policy
+from services.sla.policy_api import build_policy_router
+from services.sla.policy_reload import PolicyReloader
 from services.sla.report_store import ensure_report_indexes
 from services.sla.reports_api import ReportSource, build_reports_router
 from services.sla.store import TicketStore
@@ -49,6 +51,13 @@ def create_app(settings: Settings) -> FastAPI:
         acks.acks, broker, lease_seconds=settings.outbox_lease_seconds, owner=settings.instance_id))
     auth = Authenticator(settings, AccountStore(db))
 
+    def report_source(current: Policy) -> ReportSource:
+        return ReportSource(store.tickets, store.escalations, current.reports, current.timezone)
+
+    reloader = PolicyReloader(settings.sla_policy, sla, audit,
+                              on_loaded=lambda new: setattr(app.state, "report_source",
+                                                            report_source(new)))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings, [Topics.ROUTED, Topics.OPENED, Topics.UPDATES, Topics.REROUTE,
@@ -73,6 +82,7 @@ def create_app(settings: Settings) -> FastAPI:
             lambda: every(settings.outbox_sweep_seconds, sla.expire_parked, "parked update expiry"),
             lambda: every(settings.outbox_sweep_seconds, escalations.sweep,
                           "escalation acknowledgement sweep"),
+            lambda: every(settings.sla_policy_reload_seconds, reloader.check, "policy reload"),
         ):
             yield
         await broker.stop()
@@ -86,11 +96,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.auth = auth
     app.add_exception_handler(RequestValidationError, validation_error)
     install_abuse_limits(app, settings)
-    app.state.report_source = ReportSource(store.tickets, store.escalations, policy.reports,
-                                           policy.timezone)
+    app.state.report_source = report_source(policy)
+    app.state.policy_reloader = reloader
     app.include_router(api.build_router())
     app.include_router(build_reports_router())
     app.include_router(build_escalations_router())
+    app.include_router(build_policy_router())
     app.include_router(build_auth_router())
     add_health(app, settings, handlers.SERVICE, db, broker=broker)
     add_store_errors(app, settings)

@@ -172,6 +172,7 @@ def _sample(endpoint: Endpoint, system: System, ticket_id: str | None) -> dict[s
         ("POST", "/v1/auth/token"): {"data": {"username": "admin.kota",
                                               "password": system.admin.password}},
         ("POST", "/v1/rulebook/reload"): {},
+        ("POST", "/v1/policy/reload"): {},
         ("POST", "/v1/escalations/{escalation_id}/acknowledge"): {},
         ("POST", "/v1/complaints/{ticket_id}/replies"): {
             "json": {"text": "Sudah saya kirim fotonya"},
