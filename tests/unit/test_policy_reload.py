@@ -37,7 +37,7 @@ def test_an_unchanged_policy_loads_with_the_same_version(policy: Path) -> None:
 def test_a_broken_holidays_file_is_refused_before_it_serves(policy: Path) -> None:
     serving = load_policy(policy)
     (policy.parent / "holidays-kota-bengkulu.yaml").write_text("add: [not-a-date]\n")
-    with pytest.raises(PolicyError, match="holidays-kota-bengkulu.yaml"):
+    with pytest.raises(PolicyError, match=r"holidays-kota-bengkulu\.yaml"):
         _load_whole(policy, serving)
 
 
