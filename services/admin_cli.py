@@ -120,12 +120,12 @@ async def _with_store(action: Command, args: argparse.Namespace) -> None:
         await client.close()
 
 
-def _user_fields(user: UserDoc) -> Fields:
+def user_fields(user: UserDoc) -> Fields:
     return {"username": user["_id"], "role": user["role"], "agency": user["agency"],
             "revoked": user["revoked"]}
 
 
-def _key_fields(key: ApiKeyDoc) -> Fields:
+def key_fields(key: ApiKeyDoc) -> Fields:
     return {"key_id": key["_id"], "kind": key["kind"], "name": key["name"],
             "revoked": key["revoked"]}
 
@@ -141,7 +141,7 @@ async def _create_user(admin: Admin, args: argparse.Namespace) -> None:
         print(f"password (shown once): {password}")
     await admin.record(user["tenant"], AuditAction.USER_CHANGE,
                        f"user:{user['_id']}:created",
-                       before=None, after=_user_fields(user))
+                       before=None, after=user_fields(user))
 
 
 async def _create_key(admin: Admin, args: argparse.Namespace) -> None:
@@ -151,7 +151,7 @@ async def _create_key(admin: Admin, args: argparse.Namespace) -> None:
     print(f"created {kind} key {doc['_id']} for {doc['name']} of tenant {doc['tenant']}")
     print(f"key (shown once, send it as X-API-Key): {key}")
     await admin.record(doc["tenant"], AuditAction.KEY_CHANGE, f"key:{doc['_id']}:created",
-                       before=None, after=_key_fields(doc))
+                       before=None, after=key_fields(doc))
 
 
 async def _revoke(admin: Admin, args: argparse.Namespace) -> None:
@@ -160,13 +160,13 @@ async def _revoke(admin: Admin, args: argparse.Namespace) -> None:
         print(f"revoked user {args.username}")
         await admin.record(user["tenant"], AuditAction.USER_CHANGE,
                            f"user:{user['_id']}:revoked:{user.get('revoked_at', 0.0)}",
-                           before=_user_fields(user), after={**_user_fields(user), "revoked": True})
+                           before=user_fields(user), after={**user_fields(user), "revoked": True})
     else:
         key = await admin.accounts.revoke_key(args.key_id)
         print(f"revoked API key {args.key_id}")
         await admin.record(key["tenant"], AuditAction.KEY_CHANGE,
                            f"key:{key['_id']}:revoked:{key.get('revoked_at', 0.0)}",
-                           before=_key_fields(key), after={**_key_fields(key), "revoked": True})
+                           before=key_fields(key), after={**key_fields(key), "revoked": True})
 
 
 async def _list(admin: Admin, args: argparse.Namespace) -> None:

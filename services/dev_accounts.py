@@ -9,14 +9,19 @@ import asyncio
 import json
 import os
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from services.admin_cli import key_fields, user_fields
 from shared import mongo
 from shared.accounts import AccountStore, Role, generate_password
+from shared.audit import Actor, AuditAction, AuditRecord
+from shared.audit_store import AuditLog
 from shared.settings import Settings
 
 CREDENTIALS_FILE = "dev-credentials.json"
+DEV_ACTOR = Actor.system("disposisi-dev")  # who made the demo accounts, in the audit log
 SECRET_FILE = "auth-secret"
 # username -> (role, agency)
 DEMO_USERS: dict[str, tuple[Role, str | None]] = {
@@ -39,8 +44,9 @@ def prepare_dev_accounts(data_dir: Path) -> None:
         secret_path.write_text(secrets.token_urlsafe(48))
         secret_path.chmod(0o600)
     os.environ.setdefault("DISPOSISI_AUTH_SECRET", secret_path.read_text().strip())
-    credentials = asyncio.run(_create_if_empty(Settings()))
     path = data_dir / CREDENTIALS_FILE
+    made_before = json.loads(path.read_text()) if path.exists() else None
+    credentials = asyncio.run(_create_if_empty(Settings(), made_before))
     if credentials is not None:
         path.write_text(json.dumps(credentials, indent=2) + "\n")
         path.chmod(0o600)
@@ -49,23 +55,60 @@ def prepare_dev_accounts(data_dir: Path) -> None:
         print(f"disposisi dev: demo accounts are in {path.resolve()}", flush=True)
 
 
-async def _create_if_empty(settings: Settings) -> dict[str, Any] | None:
+async def _create_if_empty(settings: Settings,
+                           made_before: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The demo accounts, made now (None if the store has accounts already). Their creation is
+    audited as the administrator CLI's is, by ``disposisi-dev``; on a later start, the accounts
+    made before (``made_before``) are audited again, once, in case the first start stopped
+    between making them and recording it."""
     client = mongo.connect(settings)
     try:
-        store = AccountStore(mongo.database(client, settings))
+        db = mongo.database(client, settings)
+        store = AccountStore(db)
         await store.ensure_indexes()
         if not await store.is_empty():
+            if made_before is not None:
+                await _audit(store, AuditLog(db), settings.tenant, made_before)
             return None
-        _, key = await store.create_api_key(tenant=settings.tenant, kind="channel", name="web")
-        users: dict[str, dict[str, str | None]] = {}
-        for username, (role, agency) in DEMO_USERS.items():
-            password = generate_password()
-            await store.create_user(tenant=settings.tenant, username=username, role=role,
-                                    agency=agency, password=password)
-            users[username] = {"password": password, "role": role.value, "agency": agency}
-        return {"api_keys": {"web": key}, "users": users}
+        credentials = await _create(store, settings.tenant)
+        await _audit(store, AuditLog(db), settings.tenant, credentials)
+        return credentials
     finally:
         await client.close()
+
+
+async def _create(store: AccountStore, tenant: str) -> dict[str, Any]:
+    _, key = await store.create_api_key(tenant=tenant, kind="channel", name="web")
+    users: dict[str, dict[str, str | None]] = {}
+    for username, (role, agency) in DEMO_USERS.items():
+        password = generate_password()
+        await store.create_user(tenant=tenant, username=username, role=role,
+                                agency=agency, password=password)
+        users[username] = {"password": password, "role": role.value, "agency": agency}
+    return {"api_keys": {"web": key}, "users": users}
+
+
+async def _audit(store: AccountStore, audit: AuditLog, tenant: str,
+                 credentials: dict[str, Any]) -> None:
+    """One ``user_change`` / ``key_change`` entry per demo account, keyed as the CLI keys its
+    own (so each account's creation is in the log once, whoever recorded it)."""
+    await audit.ensure_indexes()
+    records = [AuditRecord(tenant=user["tenant"], key=f"user:{user['_id']}:created",
+                           action=AuditAction.USER_CHANGE, actor=DEV_ACTOR, before=None,
+                           after=user_fields(user), time=_at(user["created_at"]))
+               for user in await store.list_users(tenant) if user["_id"] in credentials["users"]]
+    for key in credentials["api_keys"].values():
+        doc = await store.key(key)
+        if doc is not None:
+            records.append(AuditRecord(tenant=doc["tenant"], key=f"key:{doc['_id']}:created",
+                                       action=AuditAction.KEY_CHANGE, actor=DEV_ACTOR,
+                                       before=None, after=key_fields(doc),
+                                       time=_at(doc["created_at"])))
+    await audit.append(records)
+
+
+def _at(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
 
 
 def _print(credentials: dict[str, Any], path: Path) -> None:

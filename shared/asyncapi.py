@@ -12,6 +12,7 @@ from shared.contracts import (
     DeadLetter,
     Envelope,
     Escalation,
+    EscalationAcknowledged,
     RerouteRequest,
     TicketOpened,
     TicketRouted,
@@ -41,6 +42,9 @@ CHANNELS: list[tuple[str, Any, str]] = [
      "service after a rejection or a manual assignment by the triage desk."),
     (Topics.ESCALATIONS, Envelope[Escalation],
      "Supervisor alerts (type ticket.escalated), at most one per ticket, clock and level."),
+    (Topics.ESCALATION_ACKS, Envelope[EscalationAcknowledged],
+     "A supervisor acknowledged an escalation (type escalation.acknowledged): its "
+     "re-notifications stop. Once per escalation step, with a stable event id."),
     (Topics.DEADLETTER, Envelope[DeadLetter],
      "Messages a consumer could not accept, with the reason (type deadletter)."),
 ]

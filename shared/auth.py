@@ -27,6 +27,7 @@ from shared.audit import Actor, ActorKind
 from shared.limits import rate_limit
 from shared.oidc import IdentityProviderDown, OidcRejected, OidcVerifier
 from shared.permissions import Decision, Principal, Scope, decide, rule_for, sees_ticket
+from shared.runtime import Unavailable
 from shared.settings import Settings
 
 ALGORITHM = "HS256"
@@ -123,10 +124,9 @@ def _unauthorized(reason: str) -> HTTPException:
                          headers={"WWW-Authenticate": 'Bearer realm="disposisi"'})
 
 
-def _store_down(what: str = "the account store") -> HTTPException:
-    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE,
-                         f"{what} is unreachable; try again shortly",
-                         headers={"Retry-After": "5"})
+def _store_down(settings: Settings, what: str = "the account store") -> Unavailable:
+    return Unavailable(f"{what} is unreachable; try again shortly",
+                       retry_after=settings.store_retry_after_seconds)
 
 
 @dataclass(frozen=True)
@@ -209,10 +209,10 @@ async def _principal(auth: Authenticator, token: str | None, key: str | None) ->
     try:
         principal = await auth.from_token(token) if token else await auth.from_key(key or "")
     except PyMongoError as error:  # who is calling cannot be known now: never let it through
-        raise _store_down() from error
+        raise _store_down(auth.settings) from error
     except IdentityProviderDown as error:
         log.warning("sign-in with the identity provider is unavailable: %s", error)
-        raise _store_down("the identity provider") from error
+        raise _store_down(auth.settings, "the identity provider") from error
     except OidcRejected as rejected:
         if rejected.status == status.HTTP_401_UNAUTHORIZED:
             raise _unauthorized(rejected.reason) from rejected
@@ -240,7 +240,7 @@ def build_auth_router() -> APIRouter:
         try:
             token = await auth.sign_in(form.username, form.password)
         except PyMongoError as error:
-            raise _store_down() from error
+            raise _store_down(auth.settings) from error
         if token is None:
             # One answer for a wrong name, a wrong password and a locked account.
             return JSONResponse(status_code=status.HTTP_400_BAD_REQUEST, content={

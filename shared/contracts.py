@@ -37,6 +37,7 @@ class Topics:
     UPDATES = "disposisi.tickets.updates"
     REROUTE = "disposisi.tickets.reroute"
     ESCALATIONS = "disposisi.escalations"
+    ESCALATION_ACKS = "disposisi.escalations.acknowledged"
     DEADLETTER = "disposisi.deadletter"
     AGENCY_PREFIX = "disposisi.agency."
 
@@ -47,7 +48,7 @@ class Topics:
     @classmethod
     def fixed(cls) -> list[str]:
         return [cls.SUBMITTED, cls.RECEIVED, cls.ROUTED, cls.OPENED, cls.UPDATES, cls.REROUTE,
-                cls.ESCALATIONS, cls.DEADLETTER]
+                cls.ESCALATIONS, cls.ESCALATION_ACKS, cls.DEADLETTER]
 
 
 class EventType(StrEnum):
@@ -60,6 +61,7 @@ class EventType(StrEnum):
     TICKET_WITHDRAWN = "ticket.withdrawn"
     REROUTE_REQUESTED = "ticket.reroute_requested"
     TICKET_ESCALATED = "ticket.escalated"
+    ESCALATION_ACKNOWLEDGED = "escalation.acknowledged"
     DEAD_LETTER = "deadletter"
 
 
@@ -377,6 +379,22 @@ class Escalation(BaseModel):
     late: bool = Field(description="True when fired well after its trigger (service was down).")
     repeat: int = Field(0, ge=0, description="0 for the first notice, n for the n-th re-notify.")
     recipients: list[Recipient] = Field(description="Who to notify, by role.")
+
+
+class EscalationAcknowledged(BaseModel):
+    """A supervisor acknowledged an escalation (`escalation.acknowledged` on
+    `disposisi.escalations.acknowledged`): its step (ticket, assignment, clock, level) sends no
+    more re-notifications. Higher levels of the ladder still fire when they come due."""
+
+    escalation_id: str = Field(description="The acknowledged escalation, as listed by the SLA API.")
+    agency: str
+    assignment: int = Field(ge=1)
+    clock: str
+    level: int = Field(ge=1)
+    repeat: int = Field(ge=0, description="Which notice of the step was acknowledged.")
+    acknowledged_by: str = Field(max_length=ACTOR_MAX,
+                                 description="The supervisor, e.g. 'inspektorat (supervisor)'.")
+    acknowledged_at: datetime
 
 
 class RerouteRequest(BaseModel):

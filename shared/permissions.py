@@ -64,6 +64,13 @@ PERMISSIONS: dict[Endpoint, Mapping[str, Scope]] = {
     Endpoint("sla", "POST", "/v1/tickets/{ticket_id}/route"): {"triage": Scope.TRIAGE},
     Endpoint("sla", "GET", "/v1/reports/compliance"): {
         "agency_head": Scope.AGENCY, "supervisor": Scope.TENANT},
+    # escalations: supervisors read and acknowledge them; an agency head reads its agency's
+    Endpoint("sla", "GET", "/v1/escalations"): {
+        "agency_head": Scope.AGENCY, "supervisor": Scope.TENANT},
+    Endpoint("sla", "POST", "/v1/escalations/{escalation_id}/acknowledge"): {
+        "supervisor": Scope.TENANT},
+    Endpoint("sla", "GET", "/v1/policy"): {"admin": Scope.TENANT, "supervisor": Scope.TENANT},
+    Endpoint("sla", "POST", "/v1/policy/reload"): {"admin": Scope.TENANT},
     # router
     Endpoint("router", "GET", "/v1/rulebook"): {
         "admin": Scope.TENANT, "supervisor": Scope.TENANT, "triage": Scope.TENANT},

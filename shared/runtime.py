@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mappi
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, Request, status
+from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
@@ -124,9 +124,23 @@ async def _mongo_problem(db: AsyncDatabase[Document], within: float) -> str | No
 STORE_UNAVAILABLE = {"errors": [{"field": None, "problem": "store unavailable, retry later"}]}
 
 
+class Unavailable(HTTPException):
+    """Something the answer needs (the store, the identity provider) cannot be reached: 503
+    with Retry-After, in the one error shape of every service (``add_store_errors``)."""
+
+    def __init__(self, problem: str, *, retry_after: int) -> None:
+        super().__init__(status.HTTP_503_SERVICE_UNAVAILABLE, problem,
+                         headers={"Retry-After": str(retry_after)})
+
+
+def unavailable_body(problem: str) -> dict[str, Any]:
+    return {"errors": [{"field": None, "problem": problem}]}
+
+
 def add_store_errors(app: FastAPI, settings: Settings) -> None:
     """A store that cannot be reached answers 503 with Retry-After (the client may retry;
-    nothing was accepted), not a bare 500 after a long wait."""
+    nothing was accepted), not a bare 500 after a long wait. So does an ``Unavailable`` raised
+    by sign-in or the permission guard: every 503 has the body ``{"errors": [...]}``."""
 
     async def store_error(request: Request, error: Exception) -> JSONResponse:
         if not store_unreachable(error):
@@ -140,7 +154,13 @@ def add_store_errors(app: FastAPI, settings: Settings) -> None:
                             content=STORE_UNAVAILABLE,
                             headers={"Retry-After": str(settings.store_retry_after_seconds)})
 
+    async def unavailable(request: Request, error: Exception) -> JSONResponse:
+        assert isinstance(error, Unavailable)
+        return JSONResponse(status_code=error.status_code, content=unavailable_body(error.detail),
+                            headers=error.headers)
+
     app.add_exception_handler(PyMongoError, store_error)
+    app.add_exception_handler(Unavailable, unavailable)
 
 
 def store_unreachable(error: BaseException) -> bool:

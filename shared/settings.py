@@ -243,6 +243,10 @@ class Settings(BaseSettings):
     console_api_timeout_seconds: float = Field(
         10.0, gt=0, description="Longest the console waits for intake or the SLA API.")
 
+    # --- SLA policy reload ---
+    sla_policy_reload_seconds: float = Field(
+        5.0, gt=0, description="How often the SLA service checks its policy files for changes.")
+
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":
         # Messages name settings, never values: the values are secrets.

@@ -17,7 +17,7 @@ from shared.auth import Authenticator, build_auth_router, guard
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.limits import install_abuse_limits
-from shared.runtime import add_health, background, every, serve, validation_error
+from shared.runtime import add_health, add_store_errors, background, every, serve, validation_error
 from shared.settings import Settings
 
 
@@ -60,6 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.build_router())
     app.include_router(build_auth_router())
     add_health(app, settings, handlers.SERVICE, broker=broker)
+    add_store_errors(app, settings)  # accounts and the audit log live in the store
     return app
 
 

@@ -8,9 +8,14 @@ from fastapi.exceptions import RequestValidationError
 
 from services.router.rulebook import load_rulebook
 from services.sla import api, handlers
+from services.sla.escalation_flows import EscalationDesk
+from services.sla.escalation_store import EscalationAcks
+from services.sla.escalations_api import build_escalations_router
 from services.sla.flows import Sla
 from services.sla.inbox import build_inbox_router, ensure_inbox_index
-from services.sla.policy import load_policy
+from services.sla.policy import Policy, load_policy
+from services.sla.policy_api import build_policy_router
+from services.sla.policy_reload import PolicyReloader
 from services.sla.report_store import ensure_report_indexes
 from services.sla.reports_api import ReportSource, build_reports_router
 from services.sla.store import TicketStore
@@ -42,12 +47,23 @@ def create_app(settings: Settings) -> FastAPI:
     audit = AuditLog(db)
     sla = Sla(settings, policy, rulebook, store, relay, reroutes, openings, audit)
     handlers.register(broker, sla)
+    acks = EscalationAcks(db, store.escalations)
+    escalations = EscalationDesk(sla, acks, OutboxRelay(
+        acks.acks, broker, lease_seconds=settings.outbox_lease_seconds, owner=settings.instance_id))
     auth = Authenticator(settings, AccountStore(db))
+
+    def report_source(current: Policy) -> ReportSource:
+        return ReportSource(store.tickets, store.escalations, current.reports, current.timezone)
+
+    reloader = PolicyReloader(settings.sla_policy, sla, audit,
+                              on_loaded=lambda new: setattr(app.state, "report_source",
+                                                            report_source(new)))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings, [Topics.ROUTED, Topics.OPENED, Topics.UPDATES, Topics.REROUTE,
-                                       Topics.ESCALATIONS, Topics.DEADLETTER])
+                                       Topics.ESCALATIONS, Topics.ESCALATION_ACKS,
+                                       Topics.DEADLETTER])
         await mongo.wait_until_reachable(db)
         await store.ensure_indexes()
         await auth.accounts.ensure_indexes()
@@ -55,6 +71,8 @@ def create_app(settings: Settings) -> FastAPI:
         await relay.ensure_indexes()
         await reroutes.ensure_indexes()
         await openings.ensure_indexes()
+        await acks.ensure_indexes()
+        await escalations.relay.ensure_indexes()
         await ensure_report_indexes(store.tickets, store.escalations)
         await ensure_inbox_index(store.tickets)
         await broker.start()
@@ -64,6 +82,9 @@ def create_app(settings: Settings) -> FastAPI:
             lambda: every(settings.outbox_sweep_seconds, reroutes.sweep, "reroute outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, openings.sweep, "opened outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, sla.expire_parked, "parked update expiry"),
+            lambda: every(settings.outbox_sweep_seconds, escalations.sweep,
+                          "escalation acknowledgement sweep"),
+            lambda: every(settings.sla_policy_reload_seconds, reloader.check, "policy reload"),
         ):
             yield
         await broker.stop()
@@ -73,14 +94,17 @@ def create_app(settings: Settings) -> FastAPI:
                   description="Keeps every ticket, its clocks and its escalations.",
                   dependencies=[guard(handlers.SERVICE)])
     app.state.sla = sla
+    app.state.escalations = escalations
     app.state.auth = auth
     app.add_exception_handler(RequestValidationError, validation_error)
     install_abuse_limits(app, settings)
-    app.state.report_source = ReportSource(store.tickets, store.escalations, policy.reports,
-                                           policy.timezone)
+    app.state.report_source = report_source(policy)
+    app.state.policy_reloader = reloader
     app.include_router(api.build_router())
     app.include_router(build_reports_router())
     app.include_router(build_inbox_router())
+    app.include_router(build_escalations_router())
+    app.include_router(build_policy_router())
     app.include_router(build_auth_router())
     add_health(app, settings, handlers.SERVICE, db, broker=broker)
     add_store_errors(app, settings)

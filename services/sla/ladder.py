@@ -58,12 +58,17 @@ def build_steps(levels: list[Level], clock: ClockDoc, policy: Policy,
             "clock": level.clock, "level": level.level, "trigger": level.trigger_text,
             "notify": list(level.notify), "offset_seconds": offset, "renotify_seconds": renotify,
             "fired": previous.get("fired", 0), "slot": previous.get("slot", 0), "next_at": None,
+            # A supervisor's acknowledgement holds while the step is carried (a re-target).
+            "acknowledged": previous.get("acknowledged"),
         })
     return steps
 
 
 def is_done(step: Step) -> bool:
-    """A step without re-notify has one slot; it is done once that slot has passed."""
+    """A step without re-notify has one slot; it is done once that slot has passed. An
+    acknowledged step is done: a supervisor has it in hand, so it re-notifies no more."""
+    if step.get("acknowledged"):
+        return True
     return step["renotify_seconds"] is None and step["slot"] > 0
 
 

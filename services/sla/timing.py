@@ -74,8 +74,11 @@ def steps_for(policy: Policy, clocks: Mapping[str, Any], names: tuple[str, ...],
 
 def carry_steps(ticket: Ticket, *,
                 reset_slots: frozenset[str] = frozenset()) -> dict[tuple[str, int], Step]:
-    """The ladder's steps by (clock, level), to carry their notice counts into new steps."""
-    return {(s["clock"], s["level"]): {**s, "slot": 0 if s["clock"] in reset_slots else s["slot"]}
+    """The ladder's steps by (clock, level), to carry their notice counts into new steps. A
+    clock whose slots reset starts a new lateness (an update clock after a reply): an earlier
+    acknowledgement does not cover it."""
+    return {(s["clock"], s["level"]): {**s, **({"slot": 0, "acknowledged": None}
+                                              if s["clock"] in reset_slots else {})}
             for s in ticket["ladder"]}
 
 

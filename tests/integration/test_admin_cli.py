@@ -103,6 +103,42 @@ async def test_dev_makes_demo_accounts_once(settings: Settings, mongo: AsyncMong
         assert await signs_in(store, username, user["password"])
     assert await store.key(first["api_keys"]["web"]) is not None
     assert len(secret) >= 32 and (tmp_path / "auth-secret").read_text().strip() == secret
+    await _assert_demo_accounts_audited(settings, mongo, first)
+
+
+async def _assert_demo_accounts_audited(settings: Settings, mongo: AsyncMongoClient[Document],
+                                        made: dict[str, Any]) -> None:
+    """Each demo account's creation is in the audit log once, by disposisi-dev, and the chain
+    holds."""
+    audit = AuditLog(mongo[settings.mongodb_database])
+    entries = await audit.latest(settings.tenant, limit=100)
+    users = sorted(e["after"]["username"] for e in entries if e["action"] == "user_change")
+    keys = [e for e in entries if e["action"] == "key_change"]
+    assert users == sorted(made["users"])
+    assert len(keys) == 1 and keys[0]["after"]["name"] == "web"
+    assert {(e["actor"]["name"], e["actor"]["kind"]) for e in entries} == {("disposisi-dev", "system")}
+    assert {e["before"] for e in entries} == {None}
+    assert all(e["after"]["role"] == made["users"][e["after"]["username"]]["role"]
+               for e in entries if e["action"] == "user_change")
+    check = await audit.verify(settings.tenant)
+    assert check.ok and check.count == len(made["users"]) + 1
+
+
+async def test_demo_accounts_made_before_their_audit_entries_are_audited_on_the_next_start(
+        settings: Settings, mongo: AsyncMongoClient[Document], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A first start that stopped after making the accounts, before recording them (here: the
+    audit log is lost), records them on the next start, once."""
+    monkeypatch.setenv("DISPOSISI_MONGODB_URL", settings.mongodb_url)
+    monkeypatch.setenv("DISPOSISI_MONGODB_DATABASE", settings.mongodb_database)
+    await asyncio.to_thread(prepare_dev_accounts, tmp_path)
+    db = mongo[settings.mongodb_database]
+    for name in ("audit_log", "audit_keys", "audit_heads"):
+        await db.drop_collection(name)
+    await asyncio.to_thread(prepare_dev_accounts, tmp_path)
+    await asyncio.to_thread(prepare_dev_accounts, tmp_path)
+    made = json.loads((tmp_path / CREDENTIALS_FILE).read_text())
+    await _assert_demo_accounts_audited(settings, mongo, made)
 
 
 async def test_account_changes_are_audited_by_the_os_user(settings: Settings,

@@ -135,7 +135,8 @@ async def test_an_unreachable_provider_answers_503_then_keys_are_cached_and_re_r
             httpx.AsyncClient(timeout=60) as http:
         down = await http.get(sla + REPORT, headers=_bearer(early))
         assert down.status_code == 503 and down.headers["retry-after"] == "5", down.text
-        assert "identity provider is unreachable" in down.json()["detail"]
+        assert down.json() == {"errors": [{
+            "field": None, "problem": "the identity provider is unreachable; try again shortly"}]}
         assert (await http.get(sla + REPORT, headers=local.headers)).status_code == 200
 
         with identity_provider(port) as idp:  # back, with a new signing key

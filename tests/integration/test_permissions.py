@@ -30,6 +30,7 @@ from shared.permissions import (
     Scope,
     rule_for,
 )
+from shared.runtime import add_store_errors
 from shared.settings import Settings
 from tests.integration.auth_support import Accounts, Caller
 from tests.integration.sla_support import routed
@@ -61,6 +62,7 @@ class System:
     admin: Caller
     tracking_id: str
     tracking_code: str
+    escalation_id: str  # an escalation of T-DLH (the demo policy fires within seconds)
 
 
 async def _user(accounts: Accounts, name: str, role: str, agency: str | None = None,
@@ -108,6 +110,9 @@ async def system(settings: Settings, accounts: Accounts) -> AsyncIterator[System
         web = next(c for c in callers if c.label == "channel:web@home")
         async with httpx.AsyncClient(timeout=30) as http:
             assert await eventually(lambda: _all_open(http, urls["sla"], supervisor))
+            escalation_id = await eventually(lambda: _escalated(http, urls["sla"], supervisor),
+                                             timeout=60)
+            assert escalation_id, "the demo policy escalates T-DLH within seconds"
             accepted = await http.post(f"{urls['intake']}/v1/complaints", json=COMPLAINT,
                                        headers=web.headers)
             both = await http.get(f"{urls['sla']}/v1/tickets/T-DLH",
@@ -115,12 +120,19 @@ async def system(settings: Settings, accounts: Accounts) -> AsyncIterator[System
             assert both.status_code == 401, "two credentials at once are refused, not guessed"
             assert accepted.status_code == 202, accepted.text
         yield System(urls, accounts, callers, admin, accepted.json()["ticket_id"],
-                     accepted.json()["tracking_code"])
+                     accepted.json()["tracking_code"], escalation_id)
 
 
 async def _all_open(http: httpx.AsyncClient, sla: str, headers: dict[str, str]) -> bool:
     return all([(await http.get(f"{sla}/v1/tickets/{t}", headers=headers)).status_code == 200
                 for t, _ in TICKETS])
+
+
+async def _escalated(http: httpx.AsyncClient, sla: str, headers: dict[str, str]) -> str | None:
+    """The id of an escalation of each of T-DLH and T-PDAM once both have one (T-DLH's)."""
+    page = (await http.get(f"{sla}/v1/escalations", headers=headers, params={"limit": 200})).json()
+    found = {e["ticket_id"]: e["escalation_id"] for e in page.get("escalations", [])}
+    return found["T-DLH"] if {"T-DLH", "T-PDAM"} <= found.keys() else None
 
 
 def expected(rule: Any, who: Who, *, tenant: str, ticket_agency: str | None) -> int | None:
@@ -151,7 +163,8 @@ ALLOWED_STATUS = {("POST", "/v1/complaints/{ticket_id}/replies"): 409}
 
 def _sample(endpoint: Endpoint, system: System, ticket_id: str | None) -> dict[str, Any]:
     """A request that succeeds when the caller is allowed. A new row needs a sample here."""
-    path = endpoint.path.replace("{ticket_id}", ticket_id or system.tracking_id)
+    path = endpoint.path.replace("{ticket_id}", ticket_id or system.tracking_id).replace(
+        "{escalation_id}", system.escalation_id)
     samples: dict[tuple[str, str], dict[str, Any]] = {
         ("POST", "/v1/complaints"): {"json": COMPLAINT},
         ("POST", "/v1/tickets/{ticket_id}/events"): {"json": {"action": "note", "note": "dicek"}},
@@ -159,6 +172,8 @@ def _sample(endpoint: Endpoint, system: System, ticket_id: str | None) -> dict[s
         ("POST", "/v1/auth/token"): {"data": {"username": "admin.kota",
                                               "password": system.admin.password}},
         ("POST", "/v1/rulebook/reload"): {},
+        ("POST", "/v1/policy/reload"): {},
+        ("POST", "/v1/escalations/{escalation_id}/acknowledge"): {},
         ("POST", "/v1/complaints/{ticket_id}/replies"): {
             "json": {"text": "Sudah saya kirim fotonya"},
             "headers": {"X-Tracking-Code": system.tracking_code}},
@@ -248,6 +263,30 @@ async def test_an_officer_signs_in_resolves_own_agency_ticket_and_is_refused_ano
     assert tracking.status_code == 200  # the citizen's view stays public
 
 
+async def test_escalations_across_agencies_and_tenants(system: System) -> None:
+    """An agency head lists its own agency's escalations only and is refused another's; another
+    tenant's supervisor can neither list nor acknowledge; an unknown escalation is a 404."""
+    sla = system.urls["sla"]
+    who = {c.label: c.headers for c in system.callers}
+    url = f"{sla}/v1/escalations"
+    ack = f"{url}/{system.escalation_id}/acknowledge"
+    async with httpx.AsyncClient(timeout=60) as http:
+        own = await http.get(url, headers=who["agency_head:DLH@home"], params={"limit": 200})
+        other_agency = await http.get(url, headers=who["agency_head:DLH@home"],
+                                      params={"agency": "PDAM"})
+        everything = await http.get(url, headers=who["supervisor:-@home"], params={"limit": 200})
+        stranger_list = await http.get(url, headers=who["supervisor:-@kota-lain"])
+        stranger_ack = await http.post(ack, headers=who["supervisor:-@kota-lain"])
+        head_ack = await http.post(ack, headers=who["agency_head:DLH@home"])
+        unknown = await http.post(f"{url}/T-NOPE:a1:response:1:0/acknowledge",
+                                  headers=who["supervisor:-@home"])
+    assert own.status_code == 200 and {e["agency"] for e in own.json()["escalations"]} == {"DLH"}
+    assert {"DLH", "PDAM"} <= {e["agency"] for e in everything.json()["escalations"]}
+    assert other_agency.status_code == 403
+    assert (stranger_list.status_code, stranger_ack.status_code, head_ack.status_code) == (403, 403, 403)
+    assert unknown.status_code == 404
+
+
 async def test_wrong_passwords_lock_the_account_for_a_while(settings: Settings,
                                                             accounts: Accounts) -> None:
     settings = settings.model_copy(update={"auth_max_failed_sign_ins": 3, "auth_lockout_seconds": 2.0})
@@ -314,6 +353,7 @@ async def test_with_the_account_store_down_no_call_gets_through(settings: Settin
     app = FastAPI(dependencies=[guard("sla")])  # as the SLA app mounts it, on the dead store
     app.state.auth = Authenticator(down, AccountStore(mongo.database(client, down)))
     install_abuse_limits(app, down)  # as every app does: sign-in is rate limited
+    add_store_errors(app, down)  # and the one shape of every 503
     app.include_router(build_auth_router())
     app.include_router(build_reports_router())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://sla",
@@ -325,5 +365,7 @@ async def test_with_the_account_store_down_no_call_gets_through(settings: Settin
         anonymous = await http.get("/v1/reports/compliance")
     await client.close()
     assert (report.status_code, keyed.status_code, sign_in.status_code) == (503, 503, 503)
-    assert report.headers["retry-after"] == "5"
+    assert report.headers["retry-after"] == sign_in.headers["retry-after"] == "5"
+    shape = {"errors": [{"field": None, "problem": "the account store is unreachable; try again shortly"}]}
+    assert report.json() == keyed.json() == sign_in.json() == shape
     assert anonymous.status_code == 401

@@ -65,7 +65,14 @@ async def test_store_outage_answers_503_with_retry_after_and_recovers(
             # The sign-in check reads the store first: its 503 says the key cannot be checked.
             assert refused.status_code == 503
             assert int(refused.headers["Retry-After"]) >= 1
-            assert "unreachable" in refused.json()["detail"]
+            assert refused.json() == {"errors": [{
+                "field": None, "problem": "the account store is unreachable; try again shortly"}]}
+            # Sign-in with the store stopped: the same 503, in the same shape.
+            sign_in = await http.post(f"{url}/v1/auth/token",
+                                      data={"username": "someone", "password": "whatever-it-is"})
+            assert sign_in.status_code == 503
+            assert sign_in.headers["Retry-After"] == refused.headers["Retry-After"]
+            assert sign_in.json() == refused.json()
             started = time.monotonic()
             # The public tracking view checks no credentials: the store handler answers.
             tracking = await http.get(f"{url}/v1/complaints/BKL-261128-7K3QX9AB")

@@ -71,6 +71,18 @@ def test_decisions_follow_the_table() -> None:
     assert decide(reload, Principal("user", "x", "kota-lain", "admin"), tenant=home,
                   names_ticket=False).status == 403
     assert decide(None, OFFICER, tenant=home, names_ticket=False).status == 403  # no row: closed
+    escalations = rule_for("sla", "GET", "/v1/escalations")
+    acknowledge = rule_for("sla", "POST", "/v1/escalations/{escalation_id}/acknowledge")
+    head = Principal("user", "kepala", home, "agency_head", "DLH")
+    supervisor = Principal("user", "inspektur", home, "supervisor")
+    assert decide(escalations, head, tenant=home, names_ticket=False).scope is Scope.AGENCY
+    assert decide(escalations, supervisor, tenant=home, names_ticket=False).scope is Scope.TENANT
+    assert decide(escalations, OFFICER, tenant=home, names_ticket=False).status == 403
+    assert decide(acknowledge, supervisor, tenant=home, names_ticket=False).scope is Scope.TENANT
+    assert [decide(acknowledge, p, tenant=home, names_ticket=False).status
+            for p in (head, OFFICER, Principal("user", "a", home, "admin"),
+                      Principal("user", "t", home, "triage"))] == [403, 403, 403, 403]
+    assert decide(acknowledge, supervisor, tenant="kota-lain", names_ticket=False).status == 403
     assert decide(rule_for("intake", "GET", "/healthz"), None, tenant=home,
                   names_ticket=False).status is None
 
