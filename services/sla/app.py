@@ -38,15 +38,17 @@ def create_app(settings: Settings) -> FastAPI:
                            owner=settings.instance_id)
     openings = OutboxRelay(store.openings, broker, lease_seconds=settings.outbox_lease_seconds,
                            owner=settings.instance_id)
+    changes = OutboxRelay(store.changes, broker, lease_seconds=settings.outbox_lease_seconds,
+                          owner=settings.instance_id)
     audit = AuditLog(db)
-    sla = Sla(settings, policy, rulebook, store, relay, reroutes, openings, audit)
+    sla = Sla(settings, policy, rulebook, store, relay, reroutes, openings, audit, changes)
     handlers.register(broker, sla)
     auth = Authenticator(settings, AccountStore(db))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings, [Topics.ROUTED, Topics.OPENED, Topics.UPDATES, Topics.REROUTE,
-                                       Topics.ESCALATIONS, Topics.DEADLETTER])
+                                       Topics.ESCALATIONS, Topics.DEADLETTER, Topics.CHANGES])
         await mongo.wait_until_reachable(db)
         await store.ensure_indexes()
         await auth.accounts.ensure_indexes()
@@ -54,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
         await relay.ensure_indexes()
         await reroutes.ensure_indexes()
         await openings.ensure_indexes()
+        await changes.ensure_indexes()
         await ensure_report_indexes(store.tickets, store.escalations)
         await broker.start()
         async with background(
@@ -61,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
             lambda: every(settings.outbox_sweep_seconds, relay.sweep, "escalation outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, reroutes.sweep, "reroute outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, openings.sweep, "opened outbox sweep"),
+            lambda: every(settings.outbox_sweep_seconds, changes.sweep, "changed outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, sla.expire_parked, "parked update expiry"),
         ):
             yield
