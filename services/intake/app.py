@@ -18,7 +18,15 @@ from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.limits import install_abuse_limits
 from shared.outbox import OutboxRelay
-from shared.runtime import add_health, add_store_errors, background, every, serve, validation_error
+from shared.runtime import (
+    add_health,
+    add_store_errors,
+    background,
+    consuming,
+    every,
+    serve,
+    validation_error,
+)
 from shared.settings import Settings
 
 
@@ -50,8 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
         await relay.ensure_indexes()
         await reply_relay.ensure_indexes()
         await replies.ensure_indexes()
-        await broker.start()
-        async with background(
+        async with consuming(broker), background(
             lambda: every(settings.outbox_sweep_seconds, relay.sweep, "intake outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, reply_relay.sweep,
                           "intake reply outbox sweep"),
@@ -60,7 +67,6 @@ def create_app(settings: Settings) -> FastAPI:
                           "reply reconciliation"),
         ):
             yield
-        await broker.stop()
         await client.close()
 
     app = FastAPI(title="Disposisi intake", version="1", lifespan=lifespan,

@@ -21,7 +21,15 @@ from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.limits import install_abuse_limits
 from shared.outbox import OutboxRelay
-from shared.runtime import add_health, add_store_errors, background, every, serve, validation_error
+from shared.runtime import (
+    add_health,
+    add_store_errors,
+    background,
+    consuming,
+    every,
+    serve,
+    validation_error,
+)
 from shared.settings import Settings
 
 
@@ -58,8 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
         await openings.ensure_indexes()
         await changes.ensure_indexes()
         await ensure_report_indexes(store.tickets, store.escalations)
-        await broker.start()
-        async with background(
+        async with consuming(broker), background(
             sla.run_scheduler,
             lambda: every(settings.outbox_sweep_seconds, relay.sweep, "escalation outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, reroutes.sweep, "reroute outbox sweep"),
@@ -68,7 +75,6 @@ def create_app(settings: Settings) -> FastAPI:
             lambda: every(settings.outbox_sweep_seconds, sla.expire_parked, "parked update expiry"),
         ):
             yield
-        await broker.stop()
         await client.close()
 
     app = FastAPI(title="Disposisi SLA", version="1", lifespan=lifespan,
