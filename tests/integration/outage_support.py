@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from services.dev import create_topics
 from services.intake.app import create_app as create_intake
 from services.router.app import create_app as create_router
@@ -15,7 +17,7 @@ from services.sla.app import create_app as create_sla
 from shared.embedded import EmbeddedServer, free_port, start_kafka
 from shared.settings import Settings
 from tests.conftest import EMBEDDED_KAFKA_SETTINGS
-from tests.integration.support import serving
+from tests.integration.support import eventually, serving
 
 # Short, so the tests see a republish; the alarm well beyond what a loaded machine needs.
 RECONCILE_SHORT = {"reconcile_after_seconds": 3.0, "reconcile_interval_seconds": 0.5,
@@ -58,11 +60,21 @@ async def own_broker(settings: Settings, tmp_path: Path) -> AsyncIterator[OwnBro
         broker.stop()
 
 
+async def _ready(urls: list[str]) -> bool:
+    async with httpx.AsyncClient(timeout=30) as http:
+        return all([(await http.get(f"{url}/readyz")).status_code == 200 for url in urls])
+
+
 @contextlib.asynccontextmanager
 async def pipeline(settings: Settings) -> AsyncIterator[Urls]:
+    """The three services, ready (consumers assigned) before the test goes on: a consumer
+    still joining when the broker stops would meet the restarted broker before its topics
+    are recreated and have them made with the broker's default layout."""
     async with contextlib.AsyncExitStack() as running:
         intake = await running.enter_async_context(serving(create_intake(settings),
                                                            settings.intake_port))
-        await running.enter_async_context(serving(create_router(settings), settings.router_port))
+        router = await running.enter_async_context(serving(create_router(settings),
+                                                           settings.router_port))
         sla = await running.enter_async_context(serving(create_sla(settings), settings.sla_port))
+        assert await eventually(lambda: _ready([intake, router, sla]), timeout=120)
         yield Urls(intake, sla)
