@@ -162,21 +162,28 @@ async def background(*loops: Callable[[], Coroutine[Any, Any, None]]) -> AsyncIt
 
 
 @contextlib.asynccontextmanager
-async def consuming(broker: KafkaBroker, *, retry_seconds: float = 2.0) -> AsyncIterator[None]:
+async def consuming(broker: KafkaBroker, settings: Settings) -> AsyncIterator[None]:
     """Connect the broker's producer now and start its subscribers in the background, so the
     HTTP port opens without waiting for them. A subscriber's start returns only once its group
     assigned it partitions, and after a kill -9 the group first waits out the dead member's
     session (10-25 s measured): meanwhile ``/healthz`` answers and ``/readyz`` says
     ``consumers`` not ready, and the HTTP API (stored, then published) already works. A start
-    that fails (the broker went away) is tried again every ``retry_seconds``."""
+    that fails (the broker went away) is tried again. Stopping is bounded: the producer's
+    flush waits on every pending send, and a send the broker never acknowledges (a partition
+    a restarted broker no longer has) would otherwise hold the process forever."""
     await broker.connect()
-    starting = asyncio.create_task(_start_subscribers(broker, retry_seconds))
+    starting = asyncio.create_task(_start_subscribers(broker, settings.consumer_start_retry_seconds))
     try:
         yield
     finally:
         starting.cancel()
         await asyncio.gather(starting, return_exceptions=True)
-        await broker.stop()
+        try:
+            async with asyncio.timeout(settings.broker_stop_seconds):
+                await broker.stop()
+        except TimeoutError:
+            log.error("the broker client did not stop within %g s; leaving it",
+                      settings.broker_stop_seconds)
 
 
 async def _start_subscribers(broker: KafkaBroker, retry_seconds: float) -> None:

@@ -185,3 +185,12 @@ class Settings(BaseSettings):
         30.0, ge=0, description="Clock difference to the provider tolerated for exp/iat.")
     oidc_timeout_seconds: float = Field(
         5.0, gt=0, description="Longest wait for the provider's discovery document or keys.")
+
+    # --- consumers started in the background, bounded stop ---
+    consumer_start_retry_seconds: float = Field(
+        2.0, gt=0, description="A consumer whose start failed (broker gone) is started again after "
+                               "this long; the HTTP port is open meanwhile.")
+    broker_stop_seconds: float = Field(
+        30.0, gt=0, description="Longest wait, when a service stops, for its producer to flush "
+                                "and its consumers to leave: a send the broker will never "
+                                "acknowledge must not hold the process forever.")

@@ -58,7 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
         await relay.ensure_indexes()
         await reply_relay.ensure_indexes()
         await replies.ensure_indexes()
-        async with consuming(broker), background(
+        async with consuming(broker, settings), background(
             lambda: every(settings.outbox_sweep_seconds, relay.sweep, "intake outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, reply_relay.sweep,
                           "intake reply outbox sweep"),

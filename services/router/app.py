@@ -42,7 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings, Topics.fixed())
         await create_queues(rulebook)
-        async with consuming(broker), background(
+        async with consuming(broker, settings), background(
             lambda: every(settings.rulebook_reload_seconds, reloader.check, "rulebook reload"),
         ):
             yield

@@ -66,7 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
         await openings.ensure_indexes()
         await changes.ensure_indexes()
         await ensure_report_indexes(store.tickets, store.escalations)
-        async with consuming(broker), background(
+        async with consuming(broker, settings), background(
             sla.run_scheduler,
             lambda: every(settings.outbox_sweep_seconds, relay.sweep, "escalation outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, reroutes.sweep, "reroute outbox sweep"),
