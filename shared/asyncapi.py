@@ -14,6 +14,7 @@ from shared.contracts import (
     Escalation,
     EscalationAcknowledged,
     RerouteRequest,
+    TicketChanged,
     TicketOpened,
     TicketRouted,
     TicketUpdate,
@@ -31,6 +32,9 @@ CHANNELS: list[tuple[str, Any, str]] = [
     (Topics.OPENED, Envelope[TicketOpened],
      "The SLA service stored a ticket (type ticket.opened); intake's reconciliation counts a "
      "complaint as ticketed only after this."),
+    (Topics.CHANGES, Envelope[TicketChanged],
+     "A ticket as the public may follow it, after each change (type ticket.changed): intake's "
+     "tracking view and the settling of citizens' replies are fed from it."),
     (Topics.agency("<CODE>"), Envelope[AgencyTicket] | Envelope[TicketWithdrawn],
      "One queue per agency code: ticket.assigned (never with the identity of an anonymous or "
      "confidential reporter) and ticket.withdrawn when a ticket is re-routed elsewhere."),

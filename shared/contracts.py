@@ -34,6 +34,7 @@ class Topics:
     RECEIVED = "disposisi.complaints.received"
     ROUTED = "disposisi.tickets.routed"
     OPENED = "disposisi.tickets.opened"
+    CHANGES = "disposisi.tickets.changes"
     UPDATES = "disposisi.tickets.updates"
     REROUTE = "disposisi.tickets.reroute"
     ESCALATIONS = "disposisi.escalations"
@@ -48,7 +49,7 @@ class Topics:
     @classmethod
     def fixed(cls) -> list[str]:
         return [cls.SUBMITTED, cls.RECEIVED, cls.ROUTED, cls.OPENED, cls.UPDATES, cls.REROUTE,
-                cls.ESCALATIONS, cls.ESCALATION_ACKS, cls.DEADLETTER]
+                cls.ESCALATIONS, cls.ESCALATION_ACKS, cls.DEADLETTER, cls.CHANGES]
 
 
 class EventType(StrEnum):
@@ -57,6 +58,7 @@ class EventType(StrEnum):
     TICKET_ROUTED = "ticket.routed"
     TICKET_ASSIGNED = "ticket.assigned"
     TICKET_OPENED = "ticket.opened"
+    TICKET_CHANGED = "ticket.changed"
     TICKET_UPDATE = "ticket.update"
     TICKET_WITHDRAWN = "ticket.withdrawn"
     REROUTE_REQUESTED = "ticket.reroute_requested"
@@ -309,6 +311,54 @@ class TicketOpened(BaseModel):
     agency: str = Field(description="The agency of the assignment that opened the ticket.")
     assignment: int = Field(ge=1, description="That assignment's number.")
     opened_at: datetime = Field(description="When the SLA service stored the ticket.")
+
+
+# What of a ticket's history a citizen may follow: the steps of their complaint and the
+# messages meant for them. Internal notes, rejections between agencies and officers' names stay
+# inside government (Zammad: internal notes are not replies).
+PUBLIC_ACTIONS = frozenset({"assigned", "rerouted", "acknowledged", "responded", "needs_info",
+                            "citizen_replied", "resolved"})
+# Only these notes are written for the citizen; a routing note may quote an agency's reasons
+# for rejecting the complaint and the desk officer who re-assigned it.
+NOTES_FOR_THE_CITIZEN = frozenset({"acknowledged", "responded", "needs_info", "citizen_replied",
+                                   "resolved"})
+CHANGED_HISTORY_MAX = 200  # steps carried by ticket.changed: the newest ones
+
+
+class PublicStep(BaseModel):
+    """One step of a ticket as the citizen may follow it: never who acted or an internal note."""
+
+    at: datetime
+    action: str = Field(max_length=40)
+    agency: str | None = Field(None, max_length=CODE_MAX)
+    note: str | None = Field(None, max_length=NOTE_MAX,
+                             description="Only for a message meant for the citizen.")
+
+
+class TicketChanged(BaseModel):
+    """The SLA service's ticket as the public may follow it, after each change (`ticket.changed`
+    on `disposisi.tickets.changes`; event id derived from ticket and version, so a repeat is the
+    same event). Intake keeps its tracking view from these, never reading the SLA's store, and
+    counts a citizen's reply as settled once its event id is listed here. Announced again
+    (same id) whenever the SLA reads an update it already applied or refused."""
+
+    version: int = Field(ge=1, description="The ticket's version: a reader keeps the highest.")
+    status: str = Field(max_length=40)
+    agency: AgencyCode
+    agency_name: str | None = Field(None, max_length=NAME_MAX)
+    priority: Priority | None = None
+    category: str | None = Field(None, max_length=NAME_MAX)
+    assignment: int = Field(1, ge=1)
+    routing: RoutingExplanation | None = None
+    deadlines: dict[str, datetime | None] = Field(default_factory=dict)
+    history: list[PublicStep] = Field(default_factory=list, max_length=CHANGED_HISTORY_MAX,
+                                      description="The public steps (PUBLIC_ACTIONS), newest last.")
+    replies_applied: list[Annotated[str, Field(max_length=128)]] = Field(
+        default_factory=list, max_length=1000,
+        description="Event ids of the citizen's replies (citizen_replied) this ticket applied.")
+    replies_refused: list[Annotated[str, Field(max_length=128)]] = Field(
+        default_factory=list, max_length=1000,
+        description="Event ids of citizen's replies refused (the ticket was not waiting).")
 
 
 class TicketWithdrawn(BaseModel):

@@ -181,6 +181,54 @@ async def background(*loops: Callable[[], Coroutine[Any, Any, None]]) -> AsyncIt
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+@contextlib.asynccontextmanager
+async def consuming(broker: KafkaBroker, settings: Settings) -> AsyncIterator[None]:
+    """Connect the broker's producer now and start its subscribers in the background, so the
+    HTTP port opens without waiting for them. A subscriber's start returns only once its group
+    assigned it partitions, and after a kill -9 the group first waits out the dead member's
+    session (10-25 s measured): meanwhile ``/healthz`` answers and ``/readyz`` says
+    ``consumers`` not ready, and the HTTP API (stored, then published) already works. A start
+    that fails (the broker went away) is tried again. Stopping is bounded: the producer's
+    flush waits on every pending send, and a send the broker never acknowledges (a partition
+    a restarted broker no longer has) would otherwise hold the process forever."""
+    await broker.connect()
+    starting = asyncio.create_task(_start_subscribers(broker, settings.consumer_start_retry_seconds))
+    try:
+        yield
+    finally:
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        try:
+            async with asyncio.timeout(settings.broker_stop_seconds):
+                await broker.stop()
+        except TimeoutError:
+            log.error("the broker client did not stop within %g s; leaving it",
+                      settings.broker_stop_seconds)
+
+
+async def _start_subscribers(broker: KafkaBroker, retry_seconds: float) -> None:
+    # Side by side: each group's join may wait on its own dead member.
+    await asyncio.gather(*(_start_one(s, retry_seconds) for s in broker.subscribers))
+    for publisher in broker.publishers:
+        await publisher.start()
+    broker.running = True
+
+
+async def _start_one(subscriber: Any, retry_seconds: float) -> None:
+    while True:
+        try:
+            await subscriber.start()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            log.warning("starting the consumer of %s failed, retrying in %g s: %s",
+                        getattr(subscriber, "topic_names_for_subscribe", "?"), retry_seconds, error)
+            with contextlib.suppress(Exception):
+                await subscriber.stop()
+            await asyncio.sleep(retry_seconds)
+
+
 def serve(app: FastAPI, host: str, port: int) -> None:
     configure_logging()
     uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on")

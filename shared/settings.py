@@ -247,6 +247,15 @@ class Settings(BaseSettings):
     sla_policy_reload_seconds: float = Field(
         5.0, gt=0, description="How often the SLA service checks its policy files for changes.")
 
+    # --- consumers started in the background, bounded stop ---
+    consumer_start_retry_seconds: float = Field(
+        2.0, gt=0, description="A consumer whose start failed (broker gone) is started again after "
+                               "this long; the HTTP port is open meanwhile.")
+    broker_stop_seconds: float = Field(
+        30.0, gt=0, description="Longest wait, when a service stops, for its producer to flush "
+                                "and its consumers to leave: a send the broker will never "
+                                "acknowledge must not hold the process forever.")
+
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":
         # Messages name settings, never values: the values are secrets.

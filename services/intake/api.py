@@ -149,7 +149,7 @@ def _tracking_routes(router: APIRouter) -> None:
         agency's messages."""
         given = code or code_query or None
         doc = await _complaint_for(request, ticket_id, given)
-        return tracking_view(doc, await _intake(request).complaints.ticket(doc["ticket_id"]),
+        return tracking_view(doc, await _intake(request).tracking.get(doc["ticket_id"]),
                              with_content=given is not None)
 
     @router.post("/complaints/{ticket_id}/replies", status_code=status.HTTP_202_ACCEPTED,
@@ -169,7 +169,7 @@ def _tracking_routes(router: APIRouter) -> None:
         and code: a `citizen_replied` update resumes the clocks. Stored before this answers."""
         intake = _intake(request)
         doc = await _complaint_for(request, ticket_id, code or code_query, required=True)
-        ticket = await intake.complaints.ticket(doc["ticket_id"])
+        ticket = await intake.tracking.get(doc["ticket_id"])
         if ticket is None or ticket.get("status") != "needs_info":
             raise HTTPException(status.HTTP_409_CONFLICT,
                                 "the agency is not waiting for an answer to this complaint")

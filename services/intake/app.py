@@ -8,8 +8,8 @@ from fastapi.exceptions import RequestValidationError
 
 from services.intake import api, handlers
 from services.intake.flows import AuditedRelay, Intake
-from services.intake.reconcile import Reconciler
-from services.intake.store import ComplaintStore, ReplyStore
+from services.intake.reconcile import REPLIES_WAITING, Reconciler
+from services.intake.store import ComplaintStore, ReplyStore, TrackingStore
 from shared import mongo
 from shared.accounts import AccountStore
 from shared.audit_store import AuditLog
@@ -18,7 +18,15 @@ from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.limits import install_abuse_limits
 from shared.outbox import OutboxRelay
-from shared.runtime import add_health, add_store_errors, background, every, serve, validation_error
+from shared.runtime import (
+    add_health,
+    add_store_errors,
+    background,
+    consuming,
+    every,
+    serve,
+    validation_error,
+)
 from shared.settings import Settings
 
 
@@ -33,30 +41,32 @@ def create_app(settings: Settings) -> FastAPI:
     replies = ReplyStore(db, settings)
     reply_relay = OutboxRelay(replies.collection, broker, lease_seconds=settings.outbox_lease_seconds,
                               owner=settings.instance_id)
-    intake = Intake(settings, complaints, relay, replies, reply_relay)
+    intake = Intake(settings, complaints, relay, replies, reply_relay, TrackingStore(db))
     reconciler = Reconciler(settings, complaints, relay)
+    reply_reconciler = Reconciler(settings, replies, reply_relay, waiting=REPLIES_WAITING)
     handlers.register(broker, intake)
     auth = Authenticator(settings, AccountStore(db))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings, [Topics.SUBMITTED, Topics.RECEIVED, Topics.OPENED,
-                                       Topics.UPDATES, Topics.DEADLETTER])
+                                       Topics.UPDATES, Topics.DEADLETTER, Topics.CHANGES])
         await mongo.wait_until_reachable(db)
         await complaints.ensure_indexes()
         await auth.accounts.ensure_indexes()
         await audit.ensure_indexes()
         await relay.ensure_indexes()
         await reply_relay.ensure_indexes()
-        await broker.start()
-        async with background(
+        await replies.ensure_indexes()
+        async with consuming(broker, settings), background(
             lambda: every(settings.outbox_sweep_seconds, relay.sweep, "intake outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, reply_relay.sweep,
                           "intake reply outbox sweep"),
             lambda: every(settings.reconcile_interval_seconds, reconciler.turn, "reconciliation"),
+            lambda: every(settings.reconcile_interval_seconds, reply_reconciler.turn,
+                          "reply reconciliation"),
         ):
             yield
-        await broker.stop()
         await client.close()
 
     app = FastAPI(title="Disposisi intake", version="1", lifespan=lifespan,
@@ -65,12 +75,14 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.intake = intake
     app.state.auth = auth
     app.state.reconciler = reconciler
+    app.state.reply_reconciler = reply_reconciler
     app.add_exception_handler(RequestValidationError, validation_error)
     install_abuse_limits(app, settings)
     app.include_router(api.build_router())
     app.include_router(build_auth_router())
     add_health(app, settings, handlers.SERVICE, db, broker=broker,
-               checks={"reconciliation": reconciler.readiness})
+               checks={"reconciliation": reconciler.readiness,
+                       "reply_reconciliation": reply_reconciler.readiness})
     add_store_errors(app, settings)
     return app
 

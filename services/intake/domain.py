@@ -7,7 +7,13 @@ import secrets
 from datetime import datetime
 from typing import Any, TypedDict
 
-from shared.contracts import Complaint, ComplaintSubmission, Reporter
+from shared.contracts import (
+    NOTES_FOR_THE_CITIZEN,
+    PUBLIC_ACTIONS,
+    Complaint,
+    ComplaintSubmission,
+    Reporter,
+)
 from shared.privacy import mask_optional, mask_personal
 
 # Crockford's base32 without I, L, O, U: read aloud over the phone without confusion.
@@ -50,15 +56,9 @@ def accept(submission: ComplaintSubmission, *, ticket_id: str, now: datetime) ->
     )
 
 
-# What a citizen holding the tracking number sees of a ticket's history: the steps of their
-# complaint and the replies meant for them. Internal notes, rejections between agencies and
-# the officers' names stay inside government (Zammad: internal notes are not replies).
-PUBLIC_ACTIONS = frozenset({"assigned", "rerouted", "acknowledged", "responded", "needs_info",
-                            "citizen_replied", "resolved"})
-# Only these notes are written for the citizen; a routing note may quote an agency's reasons
-# for rejecting the complaint and the desk officer who re-assigned it.
-NOTES_FOR_THE_CITIZEN = frozenset({"acknowledged", "responded", "needs_info", "citizen_replied",
-                                   "resolved"})
+# What a citizen holding the tracking number sees of a ticket's history is what the SLA
+# service announces (shared.contracts: PUBLIC_ACTIONS, NOTES_FOR_THE_CITIZEN); filtered again
+# here, so the view holds to it whatever a producer of ticket.changed sends.
 
 
 def public_history(history: list[dict[str, Any]], *, with_notes: bool = True) -> list[dict[str, Any]]:

@@ -13,10 +13,17 @@ from services.intake.domain import (
     new_ticket_id,
     to_publish,
 )
-from services.intake.store import Accepted, ComplaintStore, ReplyStore, complaint_of
+from services.intake.store import (
+    Accepted,
+    ComplaintStore,
+    ReplyStore,
+    TrackingStore,
+    complaint_of,
+    tracked,
+)
 from shared.audit import Actor, AuditAction, AuditRecord
 from shared.audit_store import AuditLog
-from shared.contracts import ComplaintSubmission, TicketUpdate, utc_now
+from shared.contracts import ComplaintSubmission, Envelope, TicketChanged, TicketUpdate, utc_now
 from shared.mongo import Document
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
@@ -40,6 +47,7 @@ class Intake:
     relay: OutboxRelay
     replies: ReplyStore
     reply_relay: OutboxRelay
+    tracking: TrackingStore
 
     def _ticket_id(self) -> str:
         local_now = utc_now().astimezone(ZoneInfo(self.settings.timezone))
@@ -74,6 +82,20 @@ class Intake:
         """The SLA service opened these complaints' tickets: reconciliation leaves them be."""
         return await self.complaints.mark_ticketed(ticket_ids, utc_now())
 
+    async def track(self, changes: list[Envelope[TicketChanged]]) -> None:
+        """Keep the newest public state of each ticket, and settle the replies it lists."""
+        newest: dict[str, Envelope[TicketChanged]] = {}
+        for change in changes:
+            known = newest.get(str(change.ticket_id))
+            if known is None or change.data.version > known.data.version:
+                newest[str(change.ticket_id)] = change
+        for change in newest.values():
+            await self.tracking.save(tracked(change))
+        now = utc_now()
+        await self.replies.mark_settled(
+            [i for c in newest.values() for i in c.data.replies_applied], "applied", now)
+        await self.replies.mark_settled(
+            [i for c in newest.values() for i in c.data.replies_refused], "refused", now)
 
     async def store_reply(self, ticket_id: str, update: TicketUpdate, event_id: str) -> Document:
         """Persist a citizen's reply (the point of no loss) with its outbox event."""

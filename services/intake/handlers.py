@@ -4,7 +4,14 @@ from faststream.kafka import KafkaBroker, KafkaMessage
 
 from services.intake.domain import idempotency_key
 from services.intake.flows import Intake, Submission
-from shared.contracts import ComplaintSubmission, Envelope, EventType, TicketOpened, Topics
+from shared.contracts import (
+    ComplaintSubmission,
+    Envelope,
+    EventType,
+    TicketChanged,
+    TicketOpened,
+    Topics,
+)
 from shared.kafka import Outgoing, batch_subscriber, consume_batch
 
 SERVICE = "intake"
@@ -19,6 +26,10 @@ def register(broker: KafkaBroker, intake: Intake) -> None:
 
     async def mark(events: list[Envelope[TicketOpened]]) -> list[Outgoing]:
         await intake.mark_ticketed([str(e.ticket_id) for e in events])
+        return []
+
+    async def track(events: list[Envelope[TicketChanged]]) -> list[Outgoing]:
+        await intake.track(events)
         return []
 
     @batch_subscriber(
@@ -37,4 +48,13 @@ def register(broker: KafkaBroker, intake: Intake) -> None:
         await consume_batch(broker, message, TicketOpened, EventType.TICKET_OPENED, mark,
                             settings=intake.settings, service=SERVICE)
 
-    _ = (on_complaints_submitted, on_tickets_opened)
+    @batch_subscriber(
+        broker, Topics.CHANGES, group_id="disposisi-intake-tracking", settings=intake.settings,
+        description="Tickets' public state after each change: the tracking view, and which "
+                    "citizens' replies the SLA service settled.",
+    )
+    async def on_tickets_changed(body: list[bytes], message: KafkaMessage) -> None:
+        await consume_batch(broker, message, TicketChanged, EventType.TICKET_CHANGED, track,
+                            settings=intake.settings, service=SERVICE)
+
+    _ = (on_complaints_submitted, on_tickets_opened, on_tickets_changed)

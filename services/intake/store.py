@@ -1,19 +1,25 @@
-"""Intake's MongoDB collection ``complaints``: each accepted complaint with its outbox event
+"""Intake's MongoDB collections: ``complaints``, each accepted complaint with its outbox event
 and ``ticketed_at``, set when the SLA service announces the complaint's ticket (null until
-then: the reconciliation walks the null ones, oldest first)."""
+then: the reconciliation walks the null ones, oldest first); ``replies``, citizens' answers
+with their outbox event and ``settled_at``, set when the SLA service announces it applied (or
+refused) the reply; ``tracking``, intake's own copy of each ticket's public state, fed by
+``ticket.changed`` (never the SLA service's collections)."""
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from services.intake.domain import Withheld
 from shared.contracts import (
     Complaint,
+    Envelope,
     EventType,
+    TicketChanged,
     TicketUpdate,
     Topics,
     derived_event_id,
@@ -26,7 +32,7 @@ from shared.settings import Settings
 
 COMPLAINTS = "complaints"
 REPLIES = "replies"  # citizens' answers to needs_info, each with its outbox event
-TICKETS = "tickets"  # owned by the SLA service; intake only reads it for the tracking view
+TRACKING = "tracking"  # the public state of tickets, as the SLA service announces it
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,6 @@ class Accepted:
 class ComplaintStore:
     def __init__(self, db: AsyncDatabase[Document], settings: Settings) -> None:
         self.collection = db[COMPLAINTS]
-        self.tickets = db[TICKETS]
         self.settings = settings
 
     async def ensure_indexes(self) -> None:
@@ -110,13 +115,13 @@ class ComplaintStore:
             {"$set": {"ticketed_at": now}})
         return result.modified_count
 
-    async def oldest_unticketed(self, limit: int) -> list[Document]:
+    async def oldest_waiting(self, limit: int) -> list[Document]:
         """Up to ``limit`` complaints without a ticket, oldest first. (A range condition on
         submitted_at would make NX-27017 scan; the sort walks the index.)"""
         cursor = self.collection.find({"ticketed_at": None}).sort("submitted_at", ASCENDING)
         return await cursor.limit(limit).to_list(None)
 
-    async def count_unticketed_before(self, cutoff: datetime) -> int:
+    async def count_waiting_before(self, cutoff: datetime) -> int:
         return await self.collection.count_documents(
             {"ticketed_at": None, "submitted_at": {"$lt": cutoff}})
 
@@ -125,9 +130,6 @@ class ComplaintStore:
         await self.collection.update_many({"_id": {"$in": list(ids)}},
                                           {"$set": {"republished_epoch": epoch},
                                            "$inc": {"republished": 1}})
-
-    async def ticket(self, ticket_id: str) -> Document | None:
-        return await self.tickets.find_one({"_id": ticket_id})
 
 
 def complaint_of(doc: Document) -> dict[str, Any]:
@@ -143,16 +145,96 @@ class ReplyStore:
         self.collection = db[REPLIES]
         self.settings = settings
 
+    async def ensure_indexes(self) -> None:
+        # As for complaints: the replies still waiting for the SLA service, oldest first.
+        await self.collection.create_index([("settled_at", ASCENDING), ("submitted_at", ASCENDING)])
+
     async def save(self, ticket_id: str, update: TicketUpdate, event_id: str) -> Document:
         """Store the reply once per event id; a retry returns the stored one."""
         event = envelope(update, type=EventType.TICKET_UPDATE, tenant=self.settings.tenant,
                          ticket_id=ticket_id, event_id=event_id)
         now = utc_now()
         doc: Document = {
-            "_id": event_id, "ticket_id": ticket_id, "created_at": now,
+            "_id": event_id, "ticket_id": ticket_id, "created_at": now, "submitted_at": now,
+            "settled_at": None, "outcome": None,
             **outbox_fields(Topics.UPDATES, event, lease_seconds=self.settings.outbox_lease_seconds,
                             owner=self.settings.instance_id, now=now)}
         await insert_new(self.collection, [doc])
         stored = await self.collection.find_one({"_id": event_id})
         assert stored is not None
         return stored
+
+    async def mark_settled(self, event_ids: Sequence[str], outcome: str, now: datetime) -> int:
+        """The SLA service applied (or refused) these replies: reconciliation leaves them be.
+        Ids of replies this intake does not hold (an officer's citizen_replied) match nothing."""
+        if not event_ids:
+            return 0
+        result = await self.collection.update_many(
+            {"_id": {"$in": list(event_ids)}, "settled_at": None},
+            {"$set": {"settled_at": now, "outcome": outcome}})
+        return result.modified_count
+
+    async def oldest_waiting(self, limit: int) -> list[Document]:
+        """Up to ``limit`` replies the SLA service has not settled, oldest first."""
+        cursor = self.collection.find({"settled_at": None}).sort("submitted_at", ASCENDING)
+        return await cursor.limit(limit).to_list(None)
+
+    async def count_waiting_before(self, cutoff: datetime) -> int:
+        return await self.collection.count_documents(
+            {"settled_at": None, "submitted_at": {"$lt": cutoff}})
+
+    async def note_republished(self, ids: Sequence[str], epoch: float) -> None:
+        await self.collection.update_many({"_id": {"$in": list(ids)}},
+                                          {"$set": {"republished_epoch": epoch},
+                                           "$inc": {"republished": 1}})
+
+
+class TrackedTicket(TypedDict):
+    """A ticket's public state in intake's ``tracking`` collection (from ``ticket.changed``)."""
+
+    _id: str  # the tracking number
+    version: int
+    status: str
+    agency: str
+    agency_name: str | None
+    priority: str | None
+    category: str | None
+    assignment: int
+    routing: dict[str, Any] | None
+    deadlines: dict[str, datetime | None]
+    history: list[dict[str, Any]]
+    changed_at: datetime
+
+
+def tracked(event: Envelope[TicketChanged]) -> TrackedTicket:
+    state = event.data
+    return TrackedTicket(
+        _id=str(event.ticket_id), version=state.version, status=state.status, agency=state.agency,
+        agency_name=state.agency_name, priority=state.priority.value if state.priority else None,
+        category=state.category, assignment=state.assignment,
+        routing=state.routing.model_dump(mode="json") if state.routing else None,
+        deadlines=dict(state.deadlines), history=[s.model_dump() for s in state.history],
+        changed_at=event.time)
+
+
+class TrackingStore:
+    """Intake's read model of tickets for the public tracking view: the newest state the SLA
+    service announced, so the view keeps answering while the SLA service is down."""
+
+    def __init__(self, db: AsyncDatabase[Document]) -> None:
+        self.collection = db[TRACKING]
+
+    async def save(self, ticket: TrackedTicket) -> bool:
+        """Keep the newer state: an older or equal version (a redelivery, or an announcement
+        overtaken by a later one) changes nothing. Written whole, never ``$set`` (NX-27017
+        would store the dates inside as strings). True when stored."""
+        document: Document = dict(ticket)
+        try:
+            result = await self.collection.replace_one(
+                {"_id": ticket["_id"], "version": {"$lt": ticket["version"]}}, document, upsert=True)
+        except DuplicateKeyError:  # a newer (or the same) version is already stored
+            return False
+        return result.modified_count == 1 or result.upserted_id is not None
+
+    async def get(self, ticket_id: str) -> Document | None:
+        return await self.collection.find_one({"_id": ticket_id})

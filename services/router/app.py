@@ -17,7 +17,7 @@ from shared.auth import Authenticator, build_auth_router, guard
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.limits import install_abuse_limits
-from shared.runtime import add_health, add_store_errors, background, every, serve, validation_error
+from shared.runtime import add_health, add_store_errors, background, consuming, every, serve, validation_error
 from shared.settings import Settings
 
 
@@ -42,12 +42,10 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings, Topics.fixed())
         await create_queues(rulebook)
-        await broker.start()
-        async with background(
+        async with consuming(broker, settings), background(
             lambda: every(settings.rulebook_reload_seconds, reloader.check, "rulebook reload"),
         ):
             yield
-        await broker.stop()
         await client.close()
 
     app = FastAPI(title="Disposisi router", version="1", lifespan=lifespan,

@@ -27,7 +27,15 @@ from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.limits import install_abuse_limits
 from shared.outbox import OutboxRelay
-from shared.runtime import add_health, add_store_errors, background, every, serve, validation_error
+from shared.runtime import (
+    add_health,
+    add_store_errors,
+    background,
+    consuming,
+    every,
+    serve,
+    validation_error,
+)
 from shared.settings import Settings
 
 
@@ -44,8 +52,10 @@ def create_app(settings: Settings) -> FastAPI:
                            owner=settings.instance_id)
     openings = OutboxRelay(store.openings, broker, lease_seconds=settings.outbox_lease_seconds,
                            owner=settings.instance_id)
+    changes = OutboxRelay(store.changes, broker, lease_seconds=settings.outbox_lease_seconds,
+                          owner=settings.instance_id)
     audit = AuditLog(db)
-    sla = Sla(settings, policy, rulebook, store, relay, reroutes, openings, audit)
+    sla = Sla(settings, policy, rulebook, store, relay, reroutes, openings, audit, changes)
     handlers.register(broker, sla)
     acks = EscalationAcks(db, store.escalations)
     escalations = EscalationDesk(sla, acks, OutboxRelay(
@@ -63,7 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings, [Topics.ROUTED, Topics.OPENED, Topics.UPDATES, Topics.REROUTE,
                                        Topics.ESCALATIONS, Topics.ESCALATION_ACKS,
-                                       Topics.DEADLETTER])
+                                       Topics.DEADLETTER, Topics.CHANGES])
         await mongo.wait_until_reachable(db)
         await store.ensure_indexes()
         await auth.accounts.ensure_indexes()
@@ -73,21 +83,21 @@ def create_app(settings: Settings) -> FastAPI:
         await openings.ensure_indexes()
         await acks.ensure_indexes()
         await escalations.relay.ensure_indexes()
+        await changes.ensure_indexes()
         await ensure_report_indexes(store.tickets, store.escalations)
         await ensure_inbox_index(store.tickets)
-        await broker.start()
-        async with background(
+        async with consuming(broker, settings), background(
             sla.run_scheduler,
             lambda: every(settings.outbox_sweep_seconds, relay.sweep, "escalation outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, reroutes.sweep, "reroute outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, openings.sweep, "opened outbox sweep"),
+            lambda: every(settings.outbox_sweep_seconds, changes.sweep, "changed outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, sla.expire_parked, "parked update expiry"),
             lambda: every(settings.outbox_sweep_seconds, escalations.sweep,
                           "escalation acknowledgement sweep"),
             lambda: every(settings.sla_policy_reload_seconds, reloader.check, "policy reload"),
         ):
             yield
-        await broker.stop()
         await client.close()
 
     app = FastAPI(title="Disposisi SLA", version="1", lifespan=lifespan,

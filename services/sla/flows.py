@@ -29,6 +29,7 @@ from services.sla.domain import (
 )
 from services.sla.ladder import Notice
 from services.sla.policy import Policy
+from services.sla.public import REFUSED_REPLIES, public_state
 from services.sla.store import TicketStore
 from shared.audit import Actor, AuditRecord
 from shared.audit_store import AuditLog
@@ -50,7 +51,7 @@ from shared.mongo import Document
 from shared.outbox import OutboxRelay, outbox_fields
 from shared.settings import Settings
 
-__all__ = ["Sla", "UnknownTicket", "UpdateRefused"]
+__all__ = ["AlreadyRefused", "Sla", "UnknownTicket", "UpdateRefused"]
 
 log = logging.getLogger(__name__)
 _RETRIES = 10  # optimistic concurrency: re-read when another writer got there first
@@ -58,6 +59,11 @@ _RETRIES = 10  # optimistic concurrency: re-read when another writer got there f
 
 class UnknownTicket(LookupError):
     pass
+
+
+class AlreadyRefused(UpdateRefused):
+    """A citizen's reply refused before, read again: refused again, but it was already
+    dead-lettered once (intake republishes a reply until the SLA service settles it)."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,35 @@ class Sla:
     reroute_relay: OutboxRelay  # reroute requests
     opening_relay: OutboxRelay  # ticket.opened, for intake's reconciliation
     audit: AuditLog
+    change_relay: OutboxRelay | None = None  # ticket.changed, intake's tracking view
+
+    # --- the public state of tickets --------------------------------------------------------
+
+    async def announce_changes(self, ticket_ids: list[str]) -> None:
+        """Say ``ticket.changed`` with the public state of these tickets as stored now. Also
+        for a ticket whose state was announced before: reading its input again means the first
+        announcement may have been lost with the broker's log, so it goes out again under the
+        same event id (derived from the ticket's version). Stored first; the sweep retries."""
+        if self.change_relay is None or not ticket_ids:
+            return
+        tickets = await self.store.tickets.find({"_id": {"$in": ticket_ids}}).to_list(None)
+        now = utc_now()
+        await self.store.save_changes([self._change_doc(t, now) for t in tickets])
+        stored = await self.store.changes_for(ticket_ids)
+        try:
+            await self.change_relay.publish([{**doc, "published": False} for doc in stored])
+        except Exception as error:
+            log.warning("announcing %d ticket changes failed, the sweep will retry: %s",
+                        len(stored), error)
+
+    def _change_doc(self, ticket: Ticket, now: datetime) -> Document:
+        ticket_id, version = ticket["_id"], ticket["version"]
+        event = envelope(public_state(ticket), type=EventType.TICKET_CHANGED,
+                         tenant=self.settings.tenant, ticket_id=ticket_id,
+                         event_id=derived_event_id("changed", ticket_id, str(version)))
+        return {"_id": ticket_id, "ticket_id": ticket_id, "version": version, "created_at": now,
+                **outbox_fields(Topics.CHANGES, event, now=now, owner=self.settings.instance_id,
+                                lease_seconds=self.settings.outbox_lease_seconds)}
 
     # --- routing decisions ------------------------------------------------------------------
 
@@ -99,6 +134,7 @@ class Sla:
                 took_effect += [event] if applied else []
         await self.audit.append([routing_record(self.settings.tenant, e) for e in took_effect])
         await self._announce(routed, now)
+        await self.announce_changes(list({str(e.ticket_id): None for e in routed}))
         return opened + reassigned
 
     async def _announce(self, routed: list[Envelope[TicketRouted]], now: datetime) -> None:
@@ -204,20 +240,42 @@ class Sla:
                 raise UnknownTicket(f"no ticket {ticket_id}")
             if event_id in ticket["applied_events"]:
                 await self._audit_update(ticket, event_id)
+                await self.announce_changes([ticket_id])
                 return ticket
-            changed = apply_update(ticket, update, self.policy, event_id=event_id, now=utc_now())
+            if event_id in ticket.get(REFUSED_REPLIES, []):
+                await self.announce_changes([ticket_id])
+                raise AlreadyRefused(f"ticket {ticket_id}: this reply was refused before")
+            try:
+                changed = apply_update(ticket, update, self.policy, event_id=event_id, now=utc_now())
+            except UpdateRefused:
+                if update.action is UpdateAction.CITIZEN_REPLIED and \
+                        not await self._note_refused_reply(ticket, event_id):
+                    continue
+                raise
             changed["history"][-1]["audit"] = update_note(ticket, changed, actor, request_id)
             if update.action is not UpdateAction.REJECTED:
                 if await self.store.save_if_unchanged(changed, ticket["version"]):
                     await self._audit_update(changed, event_id)
+                    await self.announce_changes([ticket_id])
                     return changed
                 continue
             request = self._reroute_doc(changed, rejection_request(changed, update), "rejected")
             if await self.store.save_with_outbox(changed, ticket["version"], [request]):
                 await self._audit_update(changed, event_id)
                 await self._publish_reroutes([request])
+                await self.announce_changes([ticket_id])
                 return changed
         raise RuntimeError(f"ticket {ticket_id} kept changing; update not applied")
+
+    async def _note_refused_reply(self, ticket: Ticket, event_id: str) -> bool:
+        """Keep a refused citizen's reply on the ticket and announce it, so that intake stops
+        republishing it (it is dead-lettered once, by the caller). False when another writer
+        changed the ticket meanwhile: the reply is then tried again on the new state."""
+        noted = {**ticket, REFUSED_REPLIES: [*ticket.get(REFUSED_REPLIES, []), event_id]}
+        if not await self.store.save_if_unchanged(noted, ticket["version"]):
+            return False
+        await self.announce_changes([ticket["_id"]])
+        return True
 
     async def _audit_update(self, ticket: Ticket, event_id: str) -> None:
         record = update_record(self.settings.tenant, ticket, event_id)

@@ -2,7 +2,7 @@
 
 from faststream.kafka import KafkaBroker, KafkaMessage
 
-from services.sla.flows import Sla, UnknownTicket
+from services.sla.flows import AlreadyRefused, Sla, UnknownTicket
 from shared.contracts import Envelope, EventType, TicketRouted, TicketUpdate, Topics
 from shared.kafka import (
     RECORD_FAULTS,
@@ -37,6 +37,8 @@ def register(broker: KafkaBroker, sla: Sla) -> None:
             await sla.apply(str(event.ticket_id), event.data, event.id)
         except UnknownTicket:  # its routing decision may not have been read yet
             await sla.park(record, str(event.ticket_id), event.data, event.id)
+        except AlreadyRefused:  # a republished reply: its one dead letter was sent before
+            return None
         except RECORD_FAULTS as error:  # refused (UpdateRefused is a ValueError)
             return dead_letter(sla.settings, SERVICE, record, refusal(error))
         return None

@@ -1,20 +1,22 @@
 """SLA's MongoDB collections: ``tickets`` (state, clocks, the scheduler's ``next_check_at``),
-``escalations``, ``reroutes`` and ``openings`` (outboxes of ``ticket.escalated``, reroute
-requests and ``ticket.opened``)."""
+``escalations``, ``reroutes``, ``openings`` and ``changes`` (outboxes of ``ticket.escalated``,
+reroute requests, ``ticket.opened`` and ``ticket.changed``)."""
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
-from shared.mongo import Document, insert_new
+from shared.mongo import DUPLICATE_KEY, Document, insert_new
 
 TICKETS = "tickets"
 ESCALATIONS = "escalations"
 REROUTES = "reroutes"
 PARKED = "parked_updates"
 OPENINGS = "openings"
+CHANGES = "changes"  # one per ticket: its latest public state, as ticket.changed to publish
 CLAIM = "claim"  # the scheduler's lease token; never written by ticket updates
 
 # Tickets are written whole (replace, guarded by their version), never with $set: NX-27017 0.8
@@ -30,6 +32,7 @@ class TicketStore:
         self.reroutes = db[REROUTES]
         self.parked = db[PARKED]
         self.openings = db[OPENINGS]
+        self.changes = db[CHANGES]
 
     async def ensure_indexes(self) -> None:
         # The scheduler only ever asks "what is due now?": this index answers it without a scan.
@@ -82,6 +85,24 @@ class TicketStore:
 
     async def openings_for(self, ticket_ids: Sequence[str]) -> list[Document]:
         return await self.openings.find({"_id": {"$in": list(ticket_ids)}}).to_list(None)
+
+    # --- the public state of tickets (ticket.changed) -----------------------------------------
+
+    async def save_changes(self, docs: Sequence[Document]) -> None:
+        """Keep each ticket's newest announcement (by ``version``): an older one, or one of the
+        same version, leaves the stored one as it is (upserting over it is a duplicate key)."""
+        if not docs:
+            return
+        writes = [ReplaceOne({"_id": d["_id"], "version": {"$lt": d["version"]}}, d, upsert=True)
+                  for d in docs]
+        try:
+            await self.changes.bulk_write(writes, ordered=False)
+        except BulkWriteError as error:
+            if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):
+                raise
+
+    async def changes_for(self, ticket_ids: Sequence[str]) -> list[Document]:
+        return await self.changes.find({"_id": {"$in": list(ticket_ids)}}).to_list(None)
 
     # --- updates that came before their ticket --------------------------------------------
 

@@ -53,16 +53,17 @@ async def sla_instance(settings: Settings, mongo: AsyncMongoClient[Document], *,
     """An SLA replica without HTTP or subscribers: the test calls its scheduler turns."""
     store = store_class(mongo[settings.mongodb_database])
     await store.ensure_indexes()
-    await ensure_topics(settings, [Topics.ESCALATIONS, Topics.REROUTE, Topics.OPENED])
+    await ensure_topics(settings, [Topics.ESCALATIONS, Topics.REROUTE, Topics.OPENED,
+                                   Topics.CHANGES])
     broker = make_broker(settings, f"sla-test-{settings.instance_id}")
     await broker.connect()
     try:
         relays = [OutboxRelay(c, broker, lease_seconds=settings.outbox_lease_seconds,
                               owner=settings.instance_id)
-                  for c in (store.escalations, store.reroutes, store.openings)]
+                  for c in (store.escalations, store.reroutes, store.openings, store.changes)]
         audit = AuditLog(store.db)
         await audit.ensure_indexes()
         yield Sla(settings, load_policy(settings.sla_policy), load_rulebook(settings.rulebook), store,
-                  relays[0], relays[1], relays[2], audit)
+                  relays[0], relays[1], relays[2], audit, relays[3])
     finally:
         await broker.stop()

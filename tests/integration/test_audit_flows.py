@@ -10,7 +10,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.intake.flows import AuditedRelay, Intake, Submission
-from services.intake.store import ComplaintStore, ReplyStore
+from services.intake.store import ComplaintStore, ReplyStore, TrackingStore
 from services.sla.flows import Sla
 from shared.audit import Actor
 from shared.audit_store import AuditLog
@@ -176,7 +176,7 @@ async def test_a_submission_is_audited_before_it_is_published_even_after_a_faile
         replies = ReplyStore(db, settings)
         intake = Intake(settings, complaints, failing, replies,
                         OutboxRelay(replies.collection, broker, lease_seconds=lease,
-                                    owner=settings.instance_id))
+                                    owner=settings.instance_id), TrackingStore(db))
         submission = ComplaintSubmission(channel="whatsapp", text="Sampah di TPS belum diangkut",
                                          reporter={"name": "Siti Aminah"}, confidential=True)
         [doc] = await intake.store([Submission(submission, key=None, request_id="req-3")])

@@ -13,12 +13,11 @@ from pymongo import AsyncMongoClient
 
 from services.intake.app import create_app as intake_app
 from shared.contracts import Topics
-from shared.embedded import free_port, start_kafka
-from shared.kafka import ensure_topics
 from shared.mongo import Document
 from shared.settings import Settings
-from tests.conftest import EMBEDDED_KAFKA_SETTINGS
 from tests.integration.auth_support import Accounts
+from tests.integration.outage_support import own_broker
+from tests.integration.outage_support import pipeline as pipeline_on
 from tests.integration.support import eventually, read_topic, serving
 from tests.integration.test_privacy import pipeline
 
@@ -52,6 +51,8 @@ async def test_the_code_opens_the_complaint_and_lets_the_citizen_answer(
         asked = await http.post(f"{sla}/v1/tickets/{ticket_id}/events", headers=officer.headers,
                                 json={"action": "needs_info", "note": "Mohon kirim foto lokasi"})
         assert asked.status_code == 200, asked.text
+        # Intake learns of the question from the SLA service's ticket.changed, moments later.
+        assert await eventually(lambda: _status_is(http, public_url, "needs_info"), timeout=60)
         wrong = await http.post(replies_url, json=answer, headers={"X-Tracking-Code": "AAAA-BBBB-CCCC"})
         without = await http.post(replies_url, json=answer)
         # Read aloud or typed from paper: any case, O for 0 and I for 1 still fit.
@@ -61,6 +62,7 @@ async def test_the_code_opens_the_complaint_and_lets_the_citizen_answer(
         [update] = await read_topic(settings.kafka_bootstrap_servers, Topics.UPDATES, expect=1)
         resumed = await eventually(
             lambda: _resumed(http, f"{sla}/v1/tickets/{ticket_id}", officer.headers), timeout=60)
+        assert await eventually(lambda: _status_is(http, public_url, "assigned"), timeout=60)
         anyone = (await http.get(public_url)).json()
         holder = (await http.get(public_url, params={"code": code})).json()
 
@@ -121,35 +123,44 @@ async def test_wrong_codes_are_limited_per_ticket_and_retries_get_a_code_of_thei
     assert still_public.status_code == 200 and still_public.json()["text"] is None
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known race on the embedded broker (issue 8 note): a restarted memory-only Tansu can "
-    "acknowledge the outbox's retried send before its topics are recreated and then lose it; "
-    "replies have no store-driven reconciliation yet, so that reply is never republished"))
 async def test_a_reply_accepted_while_the_broker_is_down_is_published_after_it(
         settings: Settings, mongo: AsyncMongoClient[Document], tmp_path: Path,
         accounts: Accounts) -> None:
+    """A reply accepted while the broker is down reaches the SLA service once it is back,
+    even if the restarted (empty) broker acknowledges the outbox's send and then loses it: the
+    reply is published again, under its event id, until the SLA service announces it applied
+    it. Applied once; the clocks resume; the public view follows."""
     web = await accounts.channel("web")
-    # A broker of its own (even when the suite runs against real Kafka): the test stops it.
-    broker = start_kafka(free_port(), tmp_path)
-    settings = settings.model_copy(update={"kafka_bootstrap_servers": broker.address,
-                                           **EMBEDDED_KAFKA_SETTINGS})
-    async with serving(intake_app(settings), settings.intake_port) as url, httpx.AsyncClient() as http:
-        accepted = (await http.post(f"{url}/v1/complaints", json=COMPLAINT,
+    officer = await accounts.user("petugas.dlh", "officer", "DLH")
+    db = mongo[settings.mongodb_database]
+    async with own_broker(settings, tmp_path) as broker, pipeline_on(broker.settings) as urls, \
+            httpx.AsyncClient(timeout=60) as http:
+        accepted = (await http.post(f"{urls.intake}/v1/complaints", json=COMPLAINT,
                                     headers=web.headers)).json()
-        # The SLA's part, as it stands when the agency has asked the citizen for more.
-        await mongo[settings.mongodb_database]["tickets"].insert_one(
-            {"_id": accepted["ticket_id"], "status": "needs_info", "agency": "DLH", "history": []})
+        ticket_id, code = accepted["ticket_id"], accepted["tracking_code"]
+        sla_url, public_url = f"{urls.sla}/v1/tickets/{ticket_id}", f"{urls.intake}/v1/complaints/{ticket_id}"
+        assert await eventually(lambda: _ticket(http, sla_url, officer.headers), timeout=120)
+        asked = await http.post(f"{sla_url}/events", headers=officer.headers,
+                                json={"action": "needs_info", "note": "Mohon kirim foto lokasi"})
+        assert asked.status_code == 200, asked.text
+        assert await eventually(lambda: _status_is(http, public_url, "needs_info"), timeout=60)
         broker.stop()
-        sent = await http.post(f"{url}/v1/complaints/{accepted['ticket_id']}/replies",
-                               json={"text": "Sudah saya kirim fotonya"}, timeout=60,
-                               headers={"X-Tracking-Code": accepted["tracking_code"]})
+        sent = await http.post(f"{public_url}/replies", json={"text": "Sudah saya kirim fotonya"},
+                               headers={"X-Tracking-Code": code})
         assert sent.status_code == 202, "a reply is stored, whatever the broker does"
-        broker = start_kafka(broker.port, tmp_path)  # memory storage: the topics are gone
-        try:
-            await ensure_topics(settings, [Topics.UPDATES])
-            updates = await read_topic(settings.kafka_bootstrap_servers, Topics.UPDATES, expect=1,
-                                       timeout=90)
-        finally:
-            broker.stop()
-    assert [(u["ticket_id"], u["data"]["action"]) for u in updates] == \
-        [(accepted["ticket_id"], "citizen_replied")]
+        await broker.start_empty()
+        resumed = await eventually(lambda: _resumed(http, sla_url, officer.headers), timeout=180)
+        settled = await eventually(lambda: db["replies"].find_one({"settled_at": {"$ne": None}}),
+                                   timeout=60)
+        public = await eventually(lambda: _status_is(http, public_url, "assigned"), timeout=60)
+    assert resumed is not None, "the SLA service applied the reply"
+    assert resumed["pauses"][0]["ended_at"] is not None
+    replies = [step for step in resumed["history"] if step["action"] == "citizen_replied"]
+    assert [step["note"] for step in replies] == ["Sudah saya kirim fotonya"], "applied once"
+    assert settled is not None and settled["outcome"] == "applied"
+    assert public and public["history"][-1]["action"] == "citizen_replied"
+
+
+async def _status_is(http: httpx.AsyncClient, url: str, status: str) -> dict[str, Any] | None:
+    view = await _ticket(http, url, {})
+    return view if view and view["status"] == status else None
