@@ -185,3 +185,11 @@ class Settings(BaseSettings):
         30.0, ge=0, description="Clock difference to the provider tolerated for exp/iat.")
     oidc_timeout_seconds: float = Field(
         5.0, gt=0, description="Longest wait for the provider's discovery document or keys.")
+    # --- tenants ---
+    tenants_file: Path | None = Field(
+        None, description="YAML registry of the tenants this deployment serves (rulebook, policy, "
+                          "timezone, ticket prefix, province of each; see shared/tenants.py); "
+                          "unset: the one tenant `tenant` with `rulebook` and `sla_policy`.")
+    province_forward_seconds: float = Field(
+        2.0, gt=0, description="Pause between sweeps that forward complaints to a province tenant "
+                               "and carry its progress back to the city's ticket.")

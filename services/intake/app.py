@@ -20,6 +20,7 @@ from shared.limits import install_abuse_limits
 from shared.outbox import OutboxRelay
 from shared.runtime import add_health, add_store_errors, background, every, serve, validation_error
 from shared.settings import Settings
+from shared.tenants import load_tenants
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -33,10 +34,11 @@ def create_app(settings: Settings) -> FastAPI:
     replies = ReplyStore(db, settings)
     reply_relay = OutboxRelay(replies.collection, broker, lease_seconds=settings.outbox_lease_seconds,
                               owner=settings.instance_id)
-    intake = Intake(settings, complaints, relay, replies, reply_relay)
+    tenants = load_tenants(settings)
+    intake = Intake(settings, complaints, relay, replies, reply_relay, tenants)
     reconciler = Reconciler(settings, complaints, relay)
     handlers.register(broker, intake)
-    auth = Authenticator(settings, AccountStore(db))
+    auth = Authenticator(settings, AccountStore(db), tenants=tenants.ids)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from services.router.rulebook import load_rulebook
 from services.sla import api, handlers
 from services.sla.flows import Sla
+from services.sla.links import ProvinceLinks
 from services.sla.policy import load_policy
 from services.sla.report_store import ensure_report_indexes
 from services.sla.reports_api import ReportSource, build_reports_router
@@ -23,11 +24,15 @@ from shared.limits import install_abuse_limits
 from shared.outbox import OutboxRelay
 from shared.runtime import add_health, add_store_errors, background, every, serve, validation_error
 from shared.settings import Settings
+from shared.tenants import load_tenants
 
 
 def create_app(settings: Settings) -> FastAPI:
-    policy = load_policy(settings.sla_policy)  # an invalid policy stops start-up, loudly
-    rulebook = load_rulebook(settings.rulebook)  # agency codes and who holds escalation roles
+    tenants = load_tenants(settings)
+    # Every tenant's policy (an invalid one stops start-up, loudly) and rulebook (agency codes
+    # and who holds escalation roles).
+    books = {t.id: (load_policy(t.policy), load_rulebook(t.rulebook)) for t in tenants}
+    policy, rulebook = books.pop(settings.tenant)
     broker = make_broker(settings, handlers.SERVICE)
     client = mongo.connect(settings)
     db = mongo.database(client, settings)
@@ -39,21 +44,23 @@ def create_app(settings: Settings) -> FastAPI:
     openings = OutboxRelay(store.openings, broker, lease_seconds=settings.outbox_lease_seconds,
                            owner=settings.instance_id)
     audit = AuditLog(db)
-    sla = Sla(settings, policy, rulebook, store, relay, reroutes, openings, audit)
+    sla = Sla(settings, policy, rulebook, store, relay, reroutes, openings, audit, books)
+    sla.links = links = ProvinceLinks(settings, tenants, db, broker, sla.agency_name)
     handlers.register(broker, sla)
-    auth = Authenticator(settings, AccountStore(db))
+    auth = Authenticator(settings, AccountStore(db), tenants=tenants.ids)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings, [Topics.ROUTED, Topics.OPENED, Topics.UPDATES, Topics.REROUTE,
-                                       Topics.ESCALATIONS, Topics.DEADLETTER])
+                                       Topics.ESCALATIONS, Topics.DEADLETTER, Topics.SUBMITTED])
         await mongo.wait_until_reachable(db)
-        await store.ensure_indexes()
+        await store.ensure_indexes(home_tenant=settings.tenant)
         await auth.accounts.ensure_indexes()
         await audit.ensure_indexes()
         await relay.ensure_indexes()
         await reroutes.ensure_indexes()
         await openings.ensure_indexes()
+        await links.ensure_indexes()
         await ensure_report_indexes(store.tickets, store.escalations)
         await broker.start()
         async with background(
@@ -62,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
             lambda: every(settings.outbox_sweep_seconds, reroutes.sweep, "reroute outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, openings.sweep, "opened outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, sla.expire_parked, "parked update expiry"),
+            lambda: every(settings.province_forward_seconds, links.sweep, "province links"),
         ):
             yield
         await broker.stop()
@@ -74,8 +82,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.auth = auth
     app.add_exception_handler(RequestValidationError, validation_error)
     install_abuse_limits(app, settings)
-    app.state.report_source = ReportSource(store.tickets, store.escalations, policy.reports,
-                                           policy.timezone)
+    app.state.report_sources = {tenant: ReportSource(
+        store.tickets, store.escalations, sla.policy_for(tenant).reports,
+        sla.policy_for(tenant).timezone, tenant=tenant) for tenant in tenants.ids}
     app.include_router(api.build_router())
     app.include_router(build_reports_router())
     app.include_router(build_auth_router())
