@@ -117,7 +117,9 @@ class Sla:
         now = utc_now()
         opened = await self.store.add_new([
             {**new_ticket(str(e.ticket_id), e.data, self.policy_for(e.tenant),
-                          assigned_at=_assigned_at(e), now=now), "tenant": e.tenant}
+                          assigned_at=_assigned_at(e), now=now), "tenant": e.tenant,
+             # a province's ticket of a complaint its city forwarded names the city's ticket
+             "linked_to": e.data.linked_to.model_dump() if e.data.linked_to else None}
             for e in routed])
         reassigned = 0
         took_effect = [e for e in routed if e.data.assignment == 1]

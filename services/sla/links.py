@@ -61,6 +61,9 @@ log = logging.getLogger(__name__)
 
 FORWARDS = "forwards"
 CURSORS = "link_cursors"
+# A string, not a boolean: NX-27017 stores a boolean given to $set as 0/1, which an equality
+# query on false/true then misses.
+OPEN, CLOSED = "open", "closed"
 A = UpdateAction
 
 
@@ -121,7 +124,7 @@ class ProvinceLinks:
 
     async def ensure_indexes(self) -> None:
         await self.relay.ensure_indexes()
-        await self.cursors.create_index([("closed", ASCENDING)])
+        await self.cursors.create_index([("state", ASCENDING)])
 
     # --- decisions that took effect -----------------------------------------------------------
 
@@ -172,7 +175,7 @@ class ProvinceLinks:
         link = event.data.linked_to
         assert link is not None
         return {"_id": str(event.ticket_id), "tenant": event.tenant,
-                "linked_to": link.model_dump(), "forwarded": 0, "closed": False}
+                "linked_to": link.model_dump(), "forwarded": 0, "state": OPEN}
 
     # --- the province's progress, back to the city ---------------------------------------------
 
@@ -182,7 +185,7 @@ class ProvinceLinks:
         await self.relay.sweep()
         sent = 0
         batch = self.settings.scheduler_batch_size
-        for cursor in await self.cursors.find({"closed": False}).limit(batch).to_list(None):
+        for cursor in await self.cursors.find({"state": OPEN}).limit(batch).to_list(None):
             sent += await self._carry(cursor)
         return sent
 
@@ -202,7 +205,8 @@ class ProvinceLinks:
         # one's duplicates are applied once by the city's ticket (same event ids).
         await self.cursors.update_one(
             {"_id": cursor["_id"], "forwarded": start},
-            {"$set": {"forwarded": len(history), "closed": ticket["status"] == "resolved"}})
+            {"$set": {"forwarded": len(history),
+                      "state": CLOSED if ticket["status"] == "resolved" else OPEN}})
         return sum(m is not None for m in messages)
 
     def _update(self, ticket: Document, link: TicketLink, index: int,

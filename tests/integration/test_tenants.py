@@ -161,8 +161,8 @@ async def test_a_complaint_the_city_forwards_reaches_the_province_and_its_progre
         tracking = (await http.get(f"{intake}/v1/complaints/{city_id}", params={"code": code})).json()
         # A sweep that died after publishing, before moving its cursor: the same steps again.
         cursors = mongo[settings.mongodb_database]["link_cursors"]
-        await cursors.update_one({"_id": province_id}, {"$set": {"forwarded": 0, "closed": False}})
-        assert await eventually(lambda: cursors.find_one({"_id": province_id, "closed": True}),
+        await cursors.update_one({"_id": province_id}, {"$set": {"forwarded": 0, "state": "open"}})
+        assert await eventually(lambda: cursors.find_one({"_id": province_id, "state": "closed"}),
                                 timeout=60)
         again = await _ticket(http, city_url, city_boss.headers)
         crossed = [(await http.get(province_url, headers=city_boss.headers)).status_code,

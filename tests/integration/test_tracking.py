@@ -138,7 +138,8 @@ async def test_a_reply_accepted_while_the_broker_is_down_is_published_after_it(
                                     headers=web.headers)).json()
         # The SLA's part, as it stands when the agency has asked the citizen for more.
         await mongo[settings.mongodb_database]["tickets"].insert_one(
-            {"_id": accepted["ticket_id"], "status": "needs_info", "agency": "DLH", "history": []})
+            {"_id": accepted["ticket_id"], "tenant": settings.tenant, "status": "needs_info",
+             "agency": "DLH", "history": []})
         broker.stop()
         sent = await http.post(f"{url}/v1/complaints/{accepted['ticket_id']}/replies",
                                json={"text": "Sudah saya kirim fotonya"}, timeout=60,
