@@ -10,10 +10,14 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from shared.contracts import Topics
-from shared.mongo import Document
+from services.sla.links import ProvinceLinks
+from shared.contracts import Topics, utc_now
+from shared.kafka import ensure_topics, make_broker
+from shared.mongo import Document, insert_new
 from shared.settings import Settings
+from shared.tenants import load_tenants
 from tests.integration.auth_support import Accounts
+from tests.integration.sla_support import routed_envelope
 from tests.integration.support import eventually, read_topic
 from tests.integration.tenant_support import CITY, PROVINCE, two_tenants
 from tests.integration.test_privacy import pipeline
@@ -191,3 +195,32 @@ async def test_a_complaint_the_city_forwards_reaches_the_province_and_its_progre
     assert again is not None and len(again["history"]) == len(city_ticket["history"])
     assert crossed == [404, 404]
     assert letters == []  # nothing was refused, the repeated steps included
+
+
+async def test_a_forward_stored_by_a_process_that_died_is_sent_once_by_another(
+        settings: Settings, mongo: AsyncMongoClient[Document], tmp_path: Path) -> None:
+    settings = two_tenants(settings, tmp_path)
+    tenants, db = load_tenants(settings), mongo[settings.mongodb_database]
+    await ensure_topics(settings, [Topics.SUBMITTED])
+    decision = routed_envelope("BKL-261201-AAAAAAAA", utc_now(), agency="EXT_PROVINSI")
+    broker = make_broker(settings, "links-test")
+    await broker.connect()
+    try:
+        # What a replica that died right after storing the forward leaves: stored, leased to
+        # it, never sent.
+        died = ProvinceLinks(settings.model_copy(update={"instance_id": "died"}), tenants, db,
+                             broker, lambda tenant, code: code)
+        await insert_new(died.forwards, [died._forward(decision, utc_now())])
+        survivor = ProvinceLinks(settings, tenants, db, broker, lambda tenant, code: code)
+        await survivor.ensure_indexes()
+        await survivor.routed([decision])  # the decision redelivered: nothing new to store
+        assert await eventually(survivor.relay.sweep, timeout=60)  # once the lease ran out
+        await survivor.routed([decision])
+        await survivor.sweep()
+        sent = await read_topic(settings.kafka_bootstrap_servers, Topics.SUBMITTED, expect=1,
+                                settle=3.0)
+    finally:
+        await broker.stop()
+    assert [(e["tenant"], e["data"]["linked_to"]) for e in sent] == [
+        (PROVINCE, {"tenant": CITY, "ticket_id": "BKL-261201-AAAAAAAA"})]
+    assert await db["forwards"].count_documents({}) == 1
