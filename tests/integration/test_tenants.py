@@ -67,6 +67,9 @@ async def test_each_tenant_routes_by_its_rulebook_and_sees_only_its_own(
         province_school = await _submit(http, intake, SCHOOL, province_web.headers)
         province_hospital = await _submit(http, intake, HOSPITAL, province_web.headers)
         city_ids, province_ids = (city_school, city_garbage), (province_school, province_hospital)
+        # A channel cannot link its complaint to another tenant's ticket: only forwarding does.
+        forged = await http.post(f"{intake}/v1/complaints", headers=province_web.headers, json={
+            **HOSPITAL, "linked_to": {"tenant": CITY, "ticket_id": city_garbage}})
         seen = {}
         for ids, boss in ((city_ids, city_boss), (province_ids, province_boss)):
             for ticket_id in ids:
@@ -97,6 +100,8 @@ async def test_each_tenant_routes_by_its_rulebook_and_sees_only_its_own(
         city_queue = await read_topic(settings.kafka_bootstrap_servers, Topics.agency("DLH"), expect=1)
 
     assert city_school.startswith("BKL-") and province_school.startswith("PBK-")
+    assert forged.status_code == 422
+    assert [e["field"] for e in forged.json()["errors"]] == ["linked_to"]
     assert seen[city_school]["agency"] == "EXT_PROVINSI"  # the city's rulebook: not its authority
     assert seen[province_school]["agency"] == "DIKBUD"     # the province's: its own school agency
     assert seen[city_garbage]["agency"] == "DLH" and seen[province_hospital]["agency"] == "RSUD_MY"
