@@ -38,6 +38,7 @@ from shared.embedded import (
 )
 from shared.kafka import ensure_topics
 from shared.settings import Settings, redact_url
+from shared.tenants import load_tenants
 
 SERVICES = ("intake", "router", "sla")
 CONSOLE = "console"  # pages only: holds nothing, so it starts last and stops first
@@ -123,9 +124,12 @@ def service_env(options: DevOptions, server_env: dict[str, str]) -> dict[str, st
 
 
 def topic_names(settings: Settings) -> list[str]:
-    load_policy(settings.sla_policy)  # refuse to start on a broken policy, before any child
-    codes = load_rulebook(settings.rulebook).codes
-    return [*Topics.fixed(), *(Topics.agency(c) for c in codes)]
+    tenants = load_tenants(settings)
+    queues: list[str] = []
+    for tenant in tenants:
+        load_policy(tenant.policy)  # refuse to start on a broken policy, before any child
+        queues += [tenants.agency_topic(tenant.id, c) for c in load_rulebook(tenant.rulebook).codes]
+    return [*Topics.fixed(), *queues]
 
 
 async def create_topics(settings: Settings) -> None:

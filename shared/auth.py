@@ -67,14 +67,18 @@ class Authenticator:
 
     settings: Settings
     accounts: AccountStore
+    tenants: frozenset[str] = frozenset()  # the tenants served here; empty: the setting `tenant`
 
     def __post_init__(self) -> None:
         self._secret = check_secret(self.settings)
         # The city's identity provider, when configured: its tokens are accepted beside ours.
         self._oidc = OidcVerifier(self.settings) if self.settings.oidc_issuer else None
+        if not self.tenants:
+            self.tenants = frozenset({self.settings.tenant})
 
     @property
     def tenant(self) -> str:
+        """The home tenant."""
         return self.settings.tenant
 
     def issue(self, principal: Principal, *, now: float | None = None) -> TokenResponse:
@@ -136,6 +140,12 @@ class Access:
     principal: Principal | None
     scope: Scope
 
+    @property
+    def tenant(self) -> str:
+        """The caller's tenant: every read and write of the request is within it."""
+        assert self.principal is not None, "a public call has no tenant"
+        return self.principal.tenant
+
     def sees(self, ticket_agency: str) -> bool:
         return sees_ticket(self.scope, self.principal, ticket_agency)
 
@@ -181,12 +191,12 @@ def guard(service: str) -> DependsParam:
         path = route.path if isinstance(route, APIRoute) else request.url.path
         rule = rule_for(service, request.method, path)
         auth: Authenticator = request.app.state.auth
-        probe = decide(rule, None, tenant=auth.tenant, names_ticket=False)
+        probe = decide(rule, None, tenant=auth.tenants, names_ticket=False)
         if probe.status is None:  # public: credentials are not even read
             request.state.access = Access(None, Scope.PUBLIC)
             return
         principal = await _principal(auth, token, key)
-        decision: Decision = decide(rule, principal, tenant=auth.tenant,
+        decision: Decision = decide(rule, principal, tenant=auth.tenants,
                                     names_ticket="{ticket_id}" in path)
         if decision.status == status.HTTP_401_UNAUTHORIZED:
             raise _unauthorized(decision.reason)

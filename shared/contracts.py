@@ -185,6 +185,14 @@ class Reporter(Strict):
     email: EmailStr | None = None
 
 
+class TicketLink(Strict):
+    """A ticket of another tenant on the same deployment: the city's original of a complaint
+    it forwarded to its province."""
+
+    tenant: str = Field(pattern=r"^[a-z][a-z0-9-]{1,62}$")
+    ticket_id: str = Field(min_length=1, max_length=64)
+
+
 class ComplaintSubmission(Strict):
     """What a channel sends: over HTTP (`POST /v1/complaints`) or on `complaints.submitted`."""
 
@@ -201,6 +209,9 @@ class ComplaintSubmission(Strict):
     anonymous: bool = Field(False, description="Hide the reporter's identity from agencies.")
     confidential: bool = Field(False, description="Rahasia: the whole report is confidential.")
     attachments: list[HttpUrl] = Field(default_factory=list, max_length=ATTACHMENTS_MAX)
+    linked_to: TicketLink | None = Field(
+        None, description="Set only by Disposisi when a city forwards a complaint to its province "
+                          "tenant (on `complaints.submitted`); refused over HTTP.")
 
 
 class Complaint(BaseModel):
@@ -218,6 +229,7 @@ class Complaint(BaseModel):
     attachments: list[Annotated[str, Field(max_length=URL_MAX)]] = Field(
         default_factory=list, max_length=ATTACHMENTS_MAX)
     submitted_at: datetime
+    linked_to: TicketLink | None = Field(None, description="The city's ticket it was forwarded from.")
 
     @property
     def identity_hidden(self) -> bool:
@@ -289,6 +301,8 @@ class TicketRouted(BaseModel):
     assigned_by: str | None = Field(
         None, max_length=ACTOR_MAX,
         description="Who assigned it by hand (triage desk); null for the router.")
+    linked_to: TicketLink | None = Field(
+        None, description="The city's ticket this complaint was forwarded from (province tenant).")
 
     @model_validator(mode="after")
     def _identity_stays_hidden(self) -> "TicketRouted":

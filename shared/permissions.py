@@ -11,7 +11,7 @@ complaint channel) and ``service`` (an API key of a Disposisi service; services 
 today, so no row grants it anything yet).
 """
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -119,10 +119,12 @@ def rule_for(service: str, method: str, path: str) -> Mapping[str, Scope] | None
     return PERMISSIONS.get(Endpoint(service, method, path)) or PERMISSIONS.get(Endpoint("*", method, path))
 
 
-def decide(rule: Mapping[str, Scope] | None, principal: Principal | None, *, tenant: str,
-           names_ticket: bool) -> Decision:
-    """Whether ``principal`` may call an endpoint of a service of ``tenant``. A ticket's own
-    agency is checked later, once the ticket is read (``sees_ticket``)."""
+def decide(rule: Mapping[str, Scope] | None, principal: Principal | None, *,
+           tenant: str | Collection[str], names_ticket: bool) -> Decision:
+    """Whether ``principal`` may call an endpoint of a service serving ``tenant`` (one, or
+    several on one deployment). A ticket's own agency and tenant are checked later, once the
+    ticket is read (``sees_ticket``, and the handler's query by the caller's tenant)."""
+    served = {tenant} if isinstance(tenant, str) else set(tenant)
     if rule is None:  # an endpoint without a row is closed to everyone
         return Decision(403, reason="this endpoint has no permission row")
     if ANYONE in rule:
@@ -132,7 +134,7 @@ def decide(rule: Mapping[str, Scope] | None, principal: Principal | None, *, ten
     scope = rule.get(principal.role)
     if scope is None:
         return Decision(403, reason=f"role {principal.role} may not call this endpoint")
-    if principal.tenant != tenant:
+    if principal.tenant not in served:
         # a ticket of another tenant must look exactly like one that does not exist
         return Decision(404 if names_ticket else 403, reason="another tenant")
     return Decision(None, scope)

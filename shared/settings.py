@@ -256,6 +256,15 @@ class Settings(BaseSettings):
                                 "and its consumers to leave: a send the broker will never "
                                 "acknowledge must not hold the process forever.")
 
+    # --- tenants ---
+    tenants_file: Path | None = Field(
+        None, description="YAML registry of the tenants this deployment serves (rulebook, policy, "
+                          "timezone, ticket prefix, province of each; see shared/tenants.py); "
+                          "unset: the one tenant `tenant` with `rulebook` and `sla_policy`.")
+    province_forward_seconds: float = Field(
+        2.0, gt=0, description="Pause between sweeps that forward complaints to a province tenant "
+                               "and carry its progress back to the city's ticket.")
+
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":
         # Messages name settings, never values: the values are secrets.

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, Depends, Header, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
 from services.intake.domain import (
@@ -118,12 +119,16 @@ def _submission_routes(router: APIRouter) -> None:
         if access.principal is None or access.principal.name != submission.channel:
             raise HTTPException(status.HTTP_403_FORBIDDEN,
                                 "this API key may submit complaints for its own channel only")
+        if submission.linked_to is not None:
+            raise RequestValidationError([{
+                "loc": ("body", "linked_to"), "type": "value_error",
+                "msg": "set only by Disposisi when a city forwards a complaint to its province"}])
         intake = _intake(request)
         key = idempotency_key(submission, header_key=idempotency_key_header)
         code = new_tracking_code()
         [doc] = await intake.store([Submission(submission, key, actor=access.audit_actor,
                                                request_id=request_id_of(request),
-                                               tracking_code=code)])
+                                               tracking_code=code, tenant=access.tenant)])
         if doc["fingerprint"] != fingerprint(submission):
             raise HTTPException(status.HTTP_409_CONFLICT,
                                 "this Idempotency-Key or external_id was used for another complaint")
@@ -149,8 +154,9 @@ def _tracking_routes(router: APIRouter) -> None:
         agency's messages."""
         given = code or code_query or None
         doc = await _complaint_for(request, ticket_id, given)
-        return tracking_view(doc, await _intake(request).tracking.get(doc["ticket_id"]),
-                             with_content=given is not None)
+        return tracking_view(
+            doc, await _intake(request).tracking.get(doc["ticket_id"], doc.get("tenant")),
+            with_content=given is not None)
 
     @router.post("/complaints/{ticket_id}/replies", status_code=status.HTTP_202_ACCEPTED,
                  response_model=ReplyAccepted,
@@ -169,7 +175,7 @@ def _tracking_routes(router: APIRouter) -> None:
         and code: a `citizen_replied` update resumes the clocks. Stored before this answers."""
         intake = _intake(request)
         doc = await _complaint_for(request, ticket_id, code or code_query, required=True)
-        ticket = await intake.tracking.get(doc["ticket_id"])
+        ticket = await intake.tracking.get(doc["ticket_id"], doc.get("tenant"))
         if ticket is None or ticket.get("status") != "needs_info":
             raise HTTPException(status.HTTP_409_CONFLICT,
                                 "the agency is not waiting for an answer to this complaint")
@@ -178,7 +184,8 @@ def _tracking_routes(router: APIRouter) -> None:
                               note=mask_for(complaint, reply.text))
         event_id = (derived_event_id("citizen-reply", doc["ticket_id"], idempotency_key_header)
                     if idempotency_key_header else str(uuid.uuid4()))
-        stored = await intake.store_reply(doc["ticket_id"], update, event_id)
+        stored = await intake.store_reply(doc["ticket_id"], update, event_id,
+                                          tenant=doc.get("tenant"))
         background.add_task(_publish_reply_quietly, intake, stored)
         return ReplyAccepted(ticket_id=doc["ticket_id"])
 

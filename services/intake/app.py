@@ -28,6 +28,7 @@ from shared.runtime import (
     validation_error,
 )
 from shared.settings import Settings
+from shared.tenants import load_tenants
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -41,11 +42,12 @@ def create_app(settings: Settings) -> FastAPI:
     replies = ReplyStore(db, settings)
     reply_relay = OutboxRelay(replies.collection, broker, lease_seconds=settings.outbox_lease_seconds,
                               owner=settings.instance_id)
-    intake = Intake(settings, complaints, relay, replies, reply_relay, TrackingStore(db))
+    tenants = load_tenants(settings)
+    intake = Intake(settings, complaints, relay, replies, reply_relay, TrackingStore(db), tenants)
     reconciler = Reconciler(settings, complaints, relay)
     reply_reconciler = Reconciler(settings, replies, reply_relay, waiting=REPLIES_WAITING)
     handlers.register(broker, intake)
-    auth = Authenticator(settings, AccountStore(db))
+    auth = Authenticator(settings, AccountStore(db), tenants=tenants.ids)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

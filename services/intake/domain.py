@@ -53,6 +53,7 @@ def accept(submission: ComplaintSubmission, *, ticket_id: str, now: datetime) ->
         location=submission.location, reporter=submission.reporter,
         anonymous=submission.anonymous, confidential=submission.confidential,
         attachments=[str(url) for url in submission.attachments], submitted_at=now,
+        linked_to=submission.linked_to,
     )
 
 

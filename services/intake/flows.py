@@ -27,6 +27,7 @@ from shared.contracts import ComplaintSubmission, Envelope, TicketChanged, Ticke
 from shared.mongo import Document
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
+from shared.tenants import Tenants, load_tenants
 
 SUBMITTED_BY, REQUEST_ID = "submitted_by", "request_id"  # kept with the complaint for its audit
 
@@ -38,6 +39,7 @@ class Submission:
     actor: Actor | None = None  # who submitted; the channel when not given
     request_id: str | None = None
     tracking_code: str | None = None  # given to the citizen over HTTP; only its hash is stored
+    tenant: str | None = None  # the caller's (API key's) or the event's; None: the home tenant
 
 
 @dataclass
@@ -48,24 +50,38 @@ class Intake:
     replies: ReplyStore
     reply_relay: OutboxRelay
     tracking: TrackingStore
+    tenants: Tenants | None = None  # None: the settings' single tenant
 
-    def _ticket_id(self) -> str:
-        local_now = utc_now().astimezone(ZoneInfo(self.settings.timezone))
-        return new_ticket_id(self.settings.ticket_prefix, local_now)
+    def __post_init__(self) -> None:
+        if self.tenants is None:
+            self.tenants = load_tenants(self.settings)
+
+    @property
+    def registry(self) -> Tenants:
+        assert self.tenants is not None
+        return self.tenants
+
+    def _ticket_id(self, tenant: str) -> str:
+        """A tracking number with the tenant's prefix and local date."""
+        config = self.registry.get(tenant)
+        local_now = utc_now().astimezone(ZoneInfo(config.timezone))
+        return new_ticket_id(config.ticket_prefix, local_now)
 
     def _accepted(self, submission: Submission) -> Accepted:
-        ticket_id = self._ticket_id()
+        tenant = submission.tenant or self.settings.tenant
+        ticket_id = self._ticket_id(tenant)
         complaint, withheld = to_publish(accept(submission.content, ticket_id=ticket_id, now=utc_now()))
         # Without an idempotency key each submission is its own complaint.
         key = submission.key or f"new:{uuid.uuid4()}"
         actor = submission.actor or Actor.channel(complaint.channel.value)
         code = submission.tracking_code
         return Accepted(key=key, complaint=complaint, fingerprint=fingerprint(submission.content),
+                        tenant=tenant,
                         extra={SUBMITTED_BY: actor.model_dump(), REQUEST_ID: submission.request_id},
                         withheld=withheld, tracking_code_hash=hash_tracking_code(code) if code else None)
 
     def _reissue(self, item: Accepted) -> Accepted:
-        complaint = item.complaint.model_copy(update={"ticket_id": self._ticket_id()})
+        complaint = item.complaint.model_copy(update={"ticket_id": self._ticket_id(item.tenant)})
         return replace(item, complaint=complaint)
 
     async def store(self, submissions: list[Submission]) -> list[Document]:
@@ -78,9 +94,9 @@ class Intake:
     async def publish(self, docs: list[Document]) -> None:
         await self.relay.publish(docs)
 
-    async def mark_ticketed(self, ticket_ids: list[str]) -> int:
+    async def mark_ticketed(self, ticket_ids: list[str], *, tenant: str | None = None) -> int:
         """The SLA service opened these complaints' tickets: reconciliation leaves them be."""
-        return await self.complaints.mark_ticketed(ticket_ids, utc_now())
+        return await self.complaints.mark_ticketed(ticket_ids, utc_now(), tenant=tenant)
 
     async def track(self, changes: list[Envelope[TicketChanged]]) -> None:
         """Keep the newest public state of each ticket, and settle the replies it lists."""
@@ -97,9 +113,12 @@ class Intake:
         await self.replies.mark_settled(
             [i for c in newest.values() for i in c.data.replies_refused], "refused", now)
 
-    async def store_reply(self, ticket_id: str, update: TicketUpdate, event_id: str) -> Document:
-        """Persist a citizen's reply (the point of no loss) with its outbox event."""
-        return await self.replies.save(ticket_id, update, event_id)
+    async def store_reply(self, ticket_id: str, update: TicketUpdate, event_id: str, *,
+                          tenant: str | None = None) -> Document:
+        """Persist a citizen's reply (the point of no loss) with its outbox event, in the
+        complaint's tenant."""
+        return await self.replies.save(ticket_id, update, event_id,
+                                       tenant=tenant or self.settings.tenant)
 
     async def publish_reply(self, doc: Document) -> None:
         await self.reply_relay.publish([doc])
@@ -117,7 +136,7 @@ class AuditedRelay(OutboxRelay):
         self.tenant = tenant
 
     async def publish(self, docs: Sequence[Document]) -> None:
-        await self.audit.append([submission_record(self.tenant, d) for d in docs
+        await self.audit.append([submission_record(d.get("tenant") or self.tenant, d) for d in docs
                                  if not d.get("published")])
         await super().publish(docs)
 

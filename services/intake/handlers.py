@@ -20,12 +20,22 @@ SERVICE = "intake"
 def register(broker: KafkaBroker, intake: Intake) -> None:
     async def accept(events: list[Envelope[ComplaintSubmission]]) -> list[Outgoing]:
         # Idempotent by event id: a redelivered submission finds its stored complaint.
-        submissions = [Submission(e.data, idempotency_key(e.data, event_id=e.id)) for e in events]
+        # The tenant is the event's: one this deployment serves, or the record is refused.
+        submissions = [Submission(e.data, idempotency_key(e.data, event_id=e.id),
+                                  tenant=intake.registry.get(e.tenant).id) for e in events]
+        for e in events:
+            link = e.data.linked_to
+            if link is not None and not intake.registry.forwards_from(e.tenant, link.tenant):
+                # Only a city's forwarding may link (its progress then flows to that ticket).
+                raise ValueError(f"linked_to: tenant {link.tenant!r} does not forward complaints "
+                                 f"to {e.tenant!r} on this deployment")
         await intake.publish(await intake.store(submissions))
         return []
 
     async def mark(events: list[Envelope[TicketOpened]]) -> list[Outgoing]:
-        await intake.mark_ticketed([str(e.ticket_id) for e in events])
+        for tenant in {e.tenant for e in events}:
+            await intake.mark_ticketed([str(e.ticket_id) for e in events if e.tenant == tenant],
+                                       tenant=tenant)
         return []
 
     async def track(events: list[Envelope[TicketChanged]]) -> list[Outgoing]:

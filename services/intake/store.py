@@ -45,6 +45,7 @@ class Accepted:
     extra: Document = field(default_factory=dict)  # stored beside it, e.g. who submitted it
     withheld: Withheld | None = None
     tracking_code_hash: str | None = None
+    tenant: str = ""  # whose complaint; "" only in tests that store for the home tenant
 
 
 class ComplaintStore:
@@ -52,20 +53,28 @@ class ComplaintStore:
         self.collection = db[COMPLAINTS]
         self.settings = settings
 
-    async def ensure_indexes(self) -> None:
+    async def _indexes(self) -> None:
         await self.collection.create_index([("ticket_id", ASCENDING)], unique=True)
         # "Which complaints still wait for a ticket, oldest first?": an equality and a sort,
         # answered from this index without a scan however many complaints are ticketed.
         await self.collection.create_index([("ticketed_at", ASCENDING), ("submitted_at", ASCENDING)])
 
+    async def ensure_indexes(self) -> None:
+        await self._indexes()
+        # Complaints stored before tenants were recorded are the home tenant's.
+        await self.collection.update_many({"tenant": {"$exists": False}},
+                                          {"$set": {"tenant": self.settings.tenant}})
+
     def _document(self, item: Accepted) -> Document:
         complaint = item.complaint
-        event = envelope(complaint, type=EventType.COMPLAINT_RECEIVED, tenant=self.settings.tenant,
+        tenant = item.tenant or self.settings.tenant
+        event = envelope(complaint, type=EventType.COMPLAINT_RECEIVED, tenant=tenant,
                          ticket_id=complaint.ticket_id,
                          event_id=derived_event_id("received", complaint.ticket_id))
         now = utc_now()
         return {
-            "_id": item.key, "ticket_id": complaint.ticket_id, "fingerprint": item.fingerprint,
+            "_id": item.key, "ticket_id": complaint.ticket_id, "tenant": tenant,
+            "fingerprint": item.fingerprint,
             "submitted_at": complaint.submitted_at, "created_at": now, "ticketed_at": None,
             "withheld": item.withheld,
             "tracking_codes": [item.tracking_code_hash] if item.tracking_code_hash else [],
@@ -105,13 +114,15 @@ class ComplaintStore:
     async def by_ticket(self, ticket_id: str) -> Document | None:
         return await self.collection.find_one({"ticket_id": ticket_id})
 
-    async def mark_ticketed(self, ticket_ids: Sequence[str], now: datetime) -> int:
-        """Record that these complaints have their ticket; a repeated announcement changes
-        nothing. Returns how many were newly marked."""
+    async def mark_ticketed(self, ticket_ids: Sequence[str], now: datetime, *,
+                            tenant: str | None = None) -> int:
+        """Record that these complaints (of ``tenant``; None: the home tenant) have their
+        ticket; a repeated announcement changes nothing. Returns how many were newly marked."""
         if not ticket_ids:
             return 0
         result = await self.collection.update_many(
-            {"ticket_id": {"$in": list(ticket_ids)}, "ticketed_at": None},
+            {"ticket_id": {"$in": list(ticket_ids)}, "ticketed_at": None,
+             "tenant": tenant or self.settings.tenant},
             {"$set": {"ticketed_at": now}})
         return result.modified_count
 
@@ -149,9 +160,10 @@ class ReplyStore:
         # As for complaints: the replies still waiting for the SLA service, oldest first.
         await self.collection.create_index([("settled_at", ASCENDING), ("submitted_at", ASCENDING)])
 
-    async def save(self, ticket_id: str, update: TicketUpdate, event_id: str) -> Document:
+    async def save(self, ticket_id: str, update: TicketUpdate, event_id: str, *,
+                   tenant: str | None = None) -> Document:
         """Store the reply once per event id; a retry returns the stored one."""
-        event = envelope(update, type=EventType.TICKET_UPDATE, tenant=self.settings.tenant,
+        event = envelope(update, type=EventType.TICKET_UPDATE, tenant=tenant or self.settings.tenant,
                          ticket_id=ticket_id, event_id=event_id)
         now = utc_now()
         doc: Document = {
@@ -193,6 +205,7 @@ class TrackedTicket(TypedDict):
     """A ticket's public state in intake's ``tracking`` collection (from ``ticket.changed``)."""
 
     _id: str  # the tracking number
+    tenant: str
     version: int
     status: str
     agency: str
@@ -209,7 +222,8 @@ class TrackedTicket(TypedDict):
 def tracked(event: Envelope[TicketChanged]) -> TrackedTicket:
     state = event.data
     return TrackedTicket(
-        _id=str(event.ticket_id), version=state.version, status=state.status, agency=state.agency,
+        _id=str(event.ticket_id), tenant=event.tenant, version=state.version, status=state.status,
+        agency=state.agency,
         agency_name=state.agency_name, priority=state.priority.value if state.priority else None,
         category=state.category, assignment=state.assignment,
         routing=state.routing.model_dump(mode="json") if state.routing else None,
@@ -236,5 +250,10 @@ class TrackingStore:
             return False
         return result.modified_count == 1 or result.upserted_id is not None
 
-    async def get(self, ticket_id: str) -> Document | None:
-        return await self.collection.find_one({"_id": ticket_id})
+    async def get(self, ticket_id: str, tenant: str | None) -> Document | None:
+        """The ticket's public state, only within the complaint's tenant (a document written
+        before tenants existed has none and belongs to the home tenant)."""
+        found = await self.collection.find_one({"_id": ticket_id})
+        if found is None or found.get("tenant", tenant) != tenant:
+            return None
+        return found

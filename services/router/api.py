@@ -10,8 +10,9 @@ from shared.auth import access_of, request_id_of
 
 
 def _reloader(request: Request) -> RulebookReloader:
-    reloader: RulebookReloader = request.app.state.reloader
-    return reloader
+    """The caller's tenant's rulebook (the guard let only callers of served tenants through)."""
+    reloaders: dict[str, RulebookReloader] = request.app.state.reloaders
+    return reloaders[access_of(request).tenant]
 
 
 def build_router() -> APIRouter:

@@ -1,6 +1,6 @@
 """Router wiring: rulebook and its reloader, Kafka subscribers, HTTP."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -19,31 +19,43 @@ from shared.kafka import ensure_topics, make_broker
 from shared.limits import install_abuse_limits
 from shared.runtime import add_health, add_store_errors, background, consuming, every, serve, validation_error
 from shared.settings import Settings
+from shared.tenants import load_tenants
 
 
 def create_app(settings: Settings) -> FastAPI:
-    rulebook = load_rulebook(settings.rulebook)  # an invalid rulebook stops start-up, loudly
+    tenants = load_tenants(settings)
+    # Every tenant's rulebook: an invalid one stops start-up, loudly.
+    books = {tenant.id: load_rulebook(tenant.rulebook) for tenant in tenants}
     broker = make_broker(settings, handlers.SERVICE)
-    router = Router(settings, rulebook)
+    router = Router(settings, books.pop(settings.tenant), tenants, books)
     handlers.register(broker, router)
     client = mongo.connect(settings)  # accounts only: who may read or reload the rulebook
-    auth = Authenticator(settings, AccountStore(mongo.database(client, settings)))
+    auth = Authenticator(settings, AccountStore(mongo.database(client, settings)),
+                         tenants=tenants.ids)
 
-    async def create_queues(book: Rulebook) -> None:
-        await ensure_topics(settings, [Topics.agency(code) for code in book.codes])
+    def queue_creator(tenant: str) -> Callable[[Rulebook], Awaitable[None]]:
+        async def create_queues(book: Rulebook) -> None:
+            await ensure_topics(settings, [tenants.agency_topic(tenant, code) for code in book.codes])
+        return create_queues
 
     # The router keeps no state of its own in the store; it appends its rulebook changes to
     # the audit log (routing decisions are audited where they take effect, by SLA).
     client = mongo.connect(settings)
-    reloader = RulebookReloader(settings.rulebook, router, create_queues,
-                                audit=AuditLog(mongo.database(client, settings)))
+    audit = AuditLog(mongo.database(client, settings))
+    reloaders = {tenant.id: RulebookReloader(tenant.rulebook, router, queue_creator(tenant.id),
+                                             audit=audit, tenant=tenant.id) for tenant in tenants}
+
+    async def check_all() -> None:
+        for reloader in reloaders.values():
+            await reloader.check()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings, Topics.fixed())
-        await create_queues(rulebook)
+        for tenant in tenants:
+            await queue_creator(tenant.id)(router.book(tenant.id))
         async with consuming(broker, settings), background(
-            lambda: every(settings.rulebook_reload_seconds, reloader.check, "rulebook reload"),
+            lambda: every(settings.rulebook_reload_seconds, check_all, "rulebook reload"),
         ):
             yield
         await client.close()
@@ -51,7 +63,8 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Disposisi router", version="1", lifespan=lifespan,
                   description="Routes complaints to the agency whose Tupoksi covers them.",
                   dependencies=[guard(handlers.SERVICE)])
-    app.state.reloader = reloader
+    app.state.reloader = reloaders[settings.tenant]
+    app.state.reloaders = reloaders  # the API serves the caller's tenant's
     app.state.auth = auth
     app.add_exception_handler(RequestValidationError, validation_error)
     install_abuse_limits(app, settings)

@@ -1,6 +1,6 @@
 """Router flows: decide each received complaint and say so on two topics."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
@@ -25,25 +25,58 @@ from shared.contracts import (
 )
 from shared.kafka import Outgoing
 from shared.settings import Settings
+from shared.tenants import Tenants, UnknownTenant, load_tenants
 
 
 @dataclass
 class Router:
     settings: Settings
-    rulebook: Rulebook
+    rulebook: Rulebook  # the home tenant's (setting `tenant`)
+    tenants: Tenants | None = None  # None: the settings' single tenant
+    others: dict[str, Rulebook] = field(default_factory=dict)  # the other tenants' rulebooks
+
+    def __post_init__(self) -> None:
+        if self.tenants is None:
+            self.tenants = load_tenants(self.settings)
+
+    @property
+    def registry(self) -> Tenants:
+        assert self.tenants is not None
+        return self.tenants
+
+    def book(self, tenant: str) -> Rulebook:
+        """The tenant's rulebook; an event of a tenant not served here is refused."""
+        if tenant == self.settings.tenant:
+            return self.rulebook
+        found = self.others.get(tenant)
+        if found is None:
+            raise UnknownTenant(f"tenant {tenant!r} is not served by this deployment")
+        return found
+
+    def swap(self, tenant: str, rulebook: Rulebook) -> None:
+        """One reference swap: a decision in progress keeps the rulebook it started with."""
+        if tenant == self.settings.tenant:
+            self.rulebook = rulebook
+        else:
+            self.others[tenant] = rulebook
+
+    def queues(self, tenant: str) -> set[str]:
+        return {self.registry.agency_topic(tenant, code) for code in self.book(tenant).codes}
 
     def decide(self, received: Envelope[Complaint]) -> list[Outgoing]:
-        """First assignment of an accepted complaint."""
+        """First assignment of an accepted complaint, by its tenant's rulebook."""
         complaint = received.data
-        decision = route(self.rulebook, complaint.text, complaint.title,
+        decision = route(self.book(received.tenant), complaint.text, complaint.title,
                          location=complaint.location, channel=complaint.channel)
-        return self._assign(complaint.ticket_id, routed_event(complaint, decision), received.id)
+        return self._assign(received.tenant, complaint.ticket_id,
+                            routed_event(complaint, decision), received.id)
 
     def reroute(self, requested: Envelope[RerouteRequest]) -> list[Outgoing]:
         """A new assignment after a rejection or by hand: the new agency's queue gets the
         ticket, the old one a withdrawal; too many rejections also alert a supervisor."""
-        request, ticket_id = requested.data, str(requested.ticket_id)
-        outcome = reroute(self.rulebook, request, max_bounces=self.settings.reroute_max_bounces)
+        request, ticket_id, tenant = requested.data, str(requested.ticket_id), requested.tenant
+        rulebook = self.book(tenant)
+        outcome = reroute(rulebook, request, max_bounces=self.settings.reroute_max_bounces)
         old = request.ticket
         routed = TicketRouted(**{
             **old.model_dump(), "agency": outcome.decision.agency.code,
@@ -54,16 +87,18 @@ class Router:
             "assigned_by": request.actor if request.cause == "manual" else None})
         withdrawn = TicketWithdrawn(agency=old.agency, assignment=old.assignment,
                                     new_agency=routed.agency, reason=routed.routing.reason)
-        out = [*self._assign(ticket_id, routed, requested.id), Outgoing(
-            Topics.agency(old.agency), self._event(withdrawn, EventType.TICKET_WITHDRAWN, ticket_id,
-                                                   derived_event_id("withdrawn", requested.id)))]
+        out = [*self._assign(tenant, ticket_id, routed, requested.id), Outgoing(
+            self.registry.agency_topic(tenant, old.agency), self._event(
+                withdrawn, EventType.TICKET_WITHDRAWN, tenant, ticket_id,
+                derived_event_id("withdrawn", requested.id)))]
         if outcome.bounced_out:
             out.append(Outgoing(Topics.ESCALATIONS, self._event(
-                self._bounce_alert(routed), EventType.TICKET_ESCALATED, ticket_id,
+                self._bounce_alert(rulebook, routed), EventType.TICKET_ESCALATED, tenant, ticket_id,
                 derived_event_id("bounced", requested.id))))
         return out
 
-    def _assign(self, ticket_id: str, routed: TicketRouted, cause_id: str) -> list[Outgoing]:
+    def _assign(self, tenant: str, ticket_id: str, routed: TicketRouted,
+                cause_id: str) -> list[Outgoing]:
         """The decision (for SLA) and the assignment (for the agency's queue).
 
         Event ids derive from the causing event's id: a redelivered input produces the same
@@ -71,18 +106,19 @@ class Router:
         """
         assigned = AgencyTicket(**routed.model_dump())
         return [
-            Outgoing(Topics.ROUTED, self._event(routed, EventType.TICKET_ROUTED, ticket_id,
+            Outgoing(Topics.ROUTED, self._event(routed, EventType.TICKET_ROUTED, tenant, ticket_id,
                                                 derived_event_id("routed", cause_id))),
-            Outgoing(Topics.agency(routed.agency), self._event(
-                assigned, EventType.TICKET_ASSIGNED, ticket_id, derived_event_id("assigned", cause_id))),
+            Outgoing(self.registry.agency_topic(tenant, routed.agency), self._event(
+                assigned, EventType.TICKET_ASSIGNED, tenant, ticket_id,
+                derived_event_id("assigned", cause_id))),
         ]
 
-    def _event(self, data: BaseModel, kind: EventType, ticket_id: str, event_id: str) -> Envelope[Any]:
-        return envelope(data, type=kind, tenant=self.settings.tenant, ticket_id=ticket_id,
-                        event_id=event_id)
+    def _event(self, data: BaseModel, kind: EventType, tenant: str, ticket_id: str,
+               event_id: str) -> Envelope[Any]:
+        return envelope(data, type=kind, tenant=tenant, ticket_id=ticket_id, event_id=event_id)
 
-    def _bounce_alert(self, routed: TicketRouted) -> Escalation:
-        head = self.rulebook.agency(routed.agency).supervisors.get("agency_head")
+    def _bounce_alert(self, rulebook: Rulebook, routed: TicketRouted) -> Escalation:
+        head = rulebook.agency(routed.agency).supervisors.get("agency_head")
         now = utc_now()
         return Escalation(
             agency=routed.agency, assignment=routed.assignment, level=1, clock="routing",
@@ -108,5 +144,5 @@ def routed_event(complaint: Complaint, decision: Decision) -> TicketRouted:
         location=location, attachments=complaint.attachments,
         reporter=None if complaint.identity_hidden else complaint.reporter,
         anonymous=complaint.anonymous, confidential=complaint.confidential,
-        submitted_at=complaint.submitted_at,
+        submitted_at=complaint.submitted_at, linked_to=complaint.linked_to,
     )

@@ -17,7 +17,7 @@ def register(broker: KafkaBroker, router: Router) -> None:
         outgoing = [out for e in events for out in router.reroute(e)]
         # A withdrawal may go to an agency the rulebook no longer lists, whose queue may not
         # exist: a broker that does not create topics on demand would refuse it forever.
-        known = {Topics.agency(code) for code in router.rulebook.codes}
+        known = {topic for tenant in {e.tenant for e in events} for topic in router.queues(tenant)}
         unknown = {o.topic for o in outgoing if o.topic.startswith(Topics.AGENCY_PREFIX)} - known
         if unknown:
             await ensure_topics(router.settings, unknown)

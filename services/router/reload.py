@@ -41,6 +41,7 @@ class RulebookReloader:
     router: Router
     on_loaded: Callable[[Rulebook], Awaitable[None]]  # e.g. create queues of new agencies
     audit: AuditLog | None = None  # app.py always gives one; unit tests of reloading need none
+    tenant: str | None = None  # whose rulebook this is; None: the home tenant's
     loaded_at: datetime = field(default_factory=utc_now)
     last_error: str | None = None
     _seen: Stamp = ()
@@ -48,8 +49,16 @@ class RulebookReloader:
     def __post_init__(self) -> None:
         self._seen = _stamp(self._watched())
 
+    @property
+    def owner(self) -> str:
+        return self.tenant or self.router.settings.tenant
+
+    @property
+    def serving(self) -> Rulebook:
+        return self.router.book(self.owner)
+
     def _watched(self) -> tuple[Path, ...]:
-        return (self.path, *(p for p in self.router.rulebook.sources if p != self.path))
+        return (self.path, *(p for p in self.serving.sources if p != self.path))
 
     async def check(self) -> bool:
         """Reload when a file changed since last seen; True when a new rulebook is serving."""
@@ -67,9 +76,10 @@ class RulebookReloader:
             rulebook = await asyncio.to_thread(load_rulebook, self.path)
         except RulebookError as error:
             self.last_error = str(error)
-            log.error("rulebook refused, still serving %s: %s", self.router.rulebook.version, error)
+            log.error("rulebook of %s refused, still serving %s: %s", self.owner,
+                      self.serving.version, error)
             return False
-        if rulebook.version == self.router.rulebook.version:
+        if rulebook.version == self.serving.version:
             return False
         await self.on_loaded(rulebook)
         try:
@@ -77,30 +87,32 @@ class RulebookReloader:
         except Exception as error:  # a change that cannot be audited is not made
             self.last_error = f"rulebook {rulebook.version} not loaded: the audit log: {error}"
             self._seen = ()  # try again on the next check
-            log.error("%s; still serving %s", self.last_error, self.router.rulebook.version)
+            log.error("%s; still serving %s", self.last_error, self.serving.version)
             return False
-        # One reference swap: a decision in progress keeps the rulebook it started with.
-        self.router.rulebook, self.loaded_at, self.last_error = rulebook, utc_now(), None
+        self.router.swap(self.owner, rulebook)
+        self.loaded_at, self.last_error = utc_now(), None
         self._seen = _stamp(self._watched())  # the new rulebook may include other files
-        log.info("rulebook %s now serving (%d agencies)", rulebook.version, len(rulebook.codes))
+        log.info("rulebook %s of %s now serving (%d agencies)", rulebook.version, self.owner,
+                 len(rulebook.codes))
         return True
 
     async def _record(self, new: Rulebook, actor: Actor, request_id: str | None) -> None:
         if self.audit is None:
             return
-        old = self.router.rulebook
+        old = self.serving
         # Replicas that see the same files change record it once; a later return to an
         # earlier version has other file stamps, so it is recorded again.
         files = (self.path, *(p for p in new.sources if p != self.path))
         stamp = hashlib.sha256(repr(_stamp(files)).encode()).hexdigest()[:16]
         await self.audit.append([AuditRecord(
-            tenant=self.router.settings.tenant, action=AuditAction.RULEBOOK_CHANGE,
+            tenant=self.owner, action=AuditAction.RULEBOOK_CHANGE,
             key=f"rulebook:{old.version}:{new.version}:{stamp}", actor=actor, request_id=request_id,
             before=_summary(old), after=_summary(new))])
 
     def status(self) -> dict[str, object]:
-        book = self.router.rulebook
-        return {"version": book.version, "path": str(self.path), "loaded_at": self.loaded_at,
+        book = self.serving
+        return {"tenant": self.owner, "version": book.version, "path": str(self.path),
+                "loaded_at": self.loaded_at,
                 "agencies": len(book.codes), "rules": sum(len(a.rules) for a in book.agencies),
                 "last_error": self.last_error}
 

@@ -44,8 +44,9 @@ def _sla(request: Request) -> Sla:
 
 async def _visible_ticket(request: Request, ticket_id: str) -> Document:
     """The ticket, if the caller may see it; 404 alike for unknown and out-of-scope tickets."""
-    ticket = await _sla(request).store.get(ticket_id)
-    access_of(request).require_ticket(ticket_id, ticket["agency"] if ticket else None)
+    access = access_of(request)
+    ticket = await _sla(request).store.get(ticket_id, tenant=access.tenant)
+    access.require_ticket(ticket_id, ticket["agency"] if ticket else None)
     assert ticket is not None
     return ticket
 
@@ -88,7 +89,8 @@ def build_router() -> APIRouter:
         try:
             ticket = await _sla(request).apply(ticket_id, update.as_update(access.actor), event_id,
                                                actor=access.audit_actor,
-                                               request_id=request_id_of(request))
+                                               request_id=request_id_of(request),
+                                               tenant=access.tenant)
         except UnknownTicket as error:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
         except UpdateRefused as error:
@@ -103,15 +105,16 @@ def build_router() -> APIRouter:
         publishes the new routing decision. Repeating the same choice is the same request."""
         sla = _sla(request)
         await _visible_ticket(request, ticket_id)
-        if body.agency not in sla.rulebook.codes:
+        access = access_of(request)
+        if body.agency not in sla.rulebook_for(access.tenant).codes:
             raise RequestValidationError([{
                 "loc": ("body", "agency"), "type": "value_error",
                 "msg": f"unknown agency code {body.agency!r}: not in the rulebook"}])
-        access = access_of(request)
         try:
             return await sla.request_route(ticket_id, agency=body.agency,
                                            actor=access.audit_actor, shown_as=access.actor,
-                                           reason=body.reason, request_id=request_id_of(request))
+                                           reason=body.reason, request_id=request_id_of(request),
+                                           tenant=access.tenant)
         except UnknownTicket as error:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
         except UpdateRefused as error:

@@ -13,6 +13,7 @@ from services.sla.escalation_store import EscalationAcks
 from services.sla.escalations_api import build_escalations_router
 from services.sla.flows import Sla
 from services.sla.inbox import build_inbox_router, ensure_inbox_index
+from services.sla.links import ProvinceLinks
 from services.sla.policy import Policy, load_policy
 from services.sla.policy_api import build_policy_router
 from services.sla.policy_reload import PolicyReloader
@@ -37,11 +38,15 @@ from shared.runtime import (
     validation_error,
 )
 from shared.settings import Settings
+from shared.tenants import load_tenants
 
 
 def create_app(settings: Settings) -> FastAPI:
-    policy = load_policy(settings.sla_policy)  # an invalid policy stops start-up, loudly
-    rulebook = load_rulebook(settings.rulebook)  # agency codes and who holds escalation roles
+    tenants = load_tenants(settings)
+    # Every tenant's policy (an invalid one stops start-up, loudly) and rulebook (agency codes
+    # and who holds escalation roles).
+    books = {t.id: (load_policy(t.policy), load_rulebook(t.rulebook)) for t in tenants}
+    policy, rulebook = books.pop(settings.tenant)
     broker = make_broker(settings, handlers.SERVICE)
     client = mongo.connect(settings)
     db = mongo.database(client, settings)
@@ -55,27 +60,31 @@ def create_app(settings: Settings) -> FastAPI:
     changes = OutboxRelay(store.changes, broker, lease_seconds=settings.outbox_lease_seconds,
                           owner=settings.instance_id)
     audit = AuditLog(db)
-    sla = Sla(settings, policy, rulebook, store, relay, reroutes, openings, audit, changes)
+    sla = Sla(settings, policy, rulebook, store, relay, reroutes, openings, audit, changes, books)
+    sla.links = links = ProvinceLinks(settings, tenants, db, broker, sla.agency_name)
     handlers.register(broker, sla)
     acks = EscalationAcks(db, store.escalations)
     escalations = EscalationDesk(sla, acks, OutboxRelay(
         acks.acks, broker, lease_seconds=settings.outbox_lease_seconds, owner=settings.instance_id))
-    auth = Authenticator(settings, AccountStore(db))
+    auth = Authenticator(settings, AccountStore(db), tenants=tenants.ids)
 
-    def report_source(current: Policy) -> ReportSource:
-        return ReportSource(store.tickets, store.escalations, current.reports, current.timezone)
+    def report_source(tenant: str, current: Policy) -> ReportSource:
+        return ReportSource(store.tickets, store.escalations, current.reports, current.timezone,
+                            tenant=tenant)
 
-    reloader = PolicyReloader(settings.sla_policy, sla, audit,
-                              on_loaded=lambda new: setattr(app.state, "report_source",
-                                                            report_source(new)))
+    def reloaded(new: Policy) -> None:
+        app.state.report_sources[settings.tenant] = report_source(settings.tenant, new)
+
+    # Hot reload (audited) serves the home tenant's policy; other tenants' load at start.
+    reloader = PolicyReloader(tenants.get(settings.tenant).policy, sla, audit, on_loaded=reloaded)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await ensure_topics(settings, [Topics.ROUTED, Topics.OPENED, Topics.UPDATES, Topics.REROUTE,
                                        Topics.ESCALATIONS, Topics.ESCALATION_ACKS,
-                                       Topics.DEADLETTER, Topics.CHANGES])
+                                       Topics.DEADLETTER, Topics.CHANGES, Topics.SUBMITTED])
         await mongo.wait_until_reachable(db)
-        await store.ensure_indexes()
+        await store.ensure_indexes(home_tenant=settings.tenant)
         await auth.accounts.ensure_indexes()
         await audit.ensure_indexes()
         await relay.ensure_indexes()
@@ -84,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
         await acks.ensure_indexes()
         await escalations.relay.ensure_indexes()
         await changes.ensure_indexes()
+        await links.ensure_indexes()
         await ensure_report_indexes(store.tickets, store.escalations)
         await ensure_inbox_index(store.tickets)
         async with consuming(broker, settings), background(
@@ -96,6 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
             lambda: every(settings.outbox_sweep_seconds, escalations.sweep,
                           "escalation acknowledgement sweep"),
             lambda: every(settings.sla_policy_reload_seconds, reloader.check, "policy reload"),
+            lambda: every(settings.province_forward_seconds, links.sweep, "province links"),
         ):
             yield
         await client.close()
@@ -108,7 +119,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.auth = auth
     app.add_exception_handler(RequestValidationError, validation_error)
     install_abuse_limits(app, settings)
-    app.state.report_source = report_source(policy)
+    app.state.report_sources = {tenant: report_source(tenant, sla.policy_for(tenant))
+                                for tenant in tenants.ids}
     app.state.policy_reloader = reloader
     app.include_router(api.build_router())
     app.include_router(build_reports_router())

@@ -4,8 +4,9 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 
 from services.router.rulebook import Rulebook
 from services.sla.audit_records import (
@@ -28,6 +29,7 @@ from services.sla.domain import (
     rejection_request,
 )
 from services.sla.ladder import Notice
+from services.sla.links import ProvinceLinks
 from services.sla.policy import Policy
 from services.sla.public import REFUSED_REPLIES, public_state
 from services.sla.store import TicketStore
@@ -50,6 +52,7 @@ from shared.kafka import Incoming, Outgoing, dead_letter, publish_all
 from shared.mongo import Document
 from shared.outbox import OutboxRelay, outbox_fields
 from shared.settings import Settings
+from shared.tenants import UnknownTenant
 
 __all__ = ["AlreadyRefused", "Sla", "UnknownTicket", "UpdateRefused"]
 
@@ -106,11 +109,37 @@ class Sla:
     def _change_doc(self, ticket: Ticket, now: datetime) -> Document:
         ticket_id, version = ticket["_id"], ticket["version"]
         event = envelope(public_state(ticket), type=EventType.TICKET_CHANGED,
-                         tenant=self.settings.tenant, ticket_id=ticket_id,
+                         tenant=self.tenant_of(ticket), ticket_id=ticket_id,
                          event_id=derived_event_id("changed", ticket_id, str(version)))
         return {"_id": ticket_id, "ticket_id": ticket_id, "version": version, "created_at": now,
                 **outbox_fields(Topics.CHANGES, event, now=now, owner=self.settings.instance_id,
                                 lease_seconds=self.settings.outbox_lease_seconds)}
+
+    # The other tenants' policies and rulebooks (``policy`` and ``rulebook`` are the home
+    # tenant's): every ticket is kept by its own tenant's calendar, targets and ladder.
+    others: dict[str, tuple[Policy, Rulebook]] = field(default_factory=dict)
+    links: ProvinceLinks | None = None  # a city's forwards to its province and their progress
+
+    # --- tenants ----------------------------------------------------------------------------
+
+    def policy_for(self, tenant: str) -> Policy:
+        return self.policy if tenant == self.settings.tenant else self._books(tenant)[0]
+
+    def rulebook_for(self, tenant: str) -> Rulebook:
+        return self.rulebook if tenant == self.settings.tenant else self._books(tenant)[1]
+
+    def _books(self, tenant: str) -> tuple[Policy, Rulebook]:
+        found = self.others.get(tenant)
+        if found is None:
+            raise UnknownTenant(f"tenant {tenant!r} is not served by this deployment")
+        return found
+
+    def agency_name(self, tenant: str, code: str) -> str:
+        found = next((a for a in self.rulebook_for(tenant).agencies if a.code == code), None)
+        return code if found is None else found.name
+
+    def tenant_of(self, ticket: Mapping[str, object]) -> str:
+        return str(ticket.get("tenant") or self.settings.tenant)
 
     # --- routing decisions ------------------------------------------------------------------
 
@@ -123,7 +152,10 @@ class Sla:
         crash between the ticket's write and the append appends what was missing, once."""
         now = utc_now()
         opened = await self.store.add_new([
-            new_ticket(str(e.ticket_id), e.data, self.policy, assigned_at=_assigned_at(e), now=now)
+            {**new_ticket(str(e.ticket_id), e.data, self.policy_for(e.tenant),
+                          assigned_at=_assigned_at(e), now=now), "tenant": e.tenant,
+             # a province's ticket of a complaint its city forwarded names the city's ticket
+             "linked_to": e.data.linked_to.model_dump() if e.data.linked_to else None}
             for e in routed])
         reassigned = 0
         took_effect = [e for e in routed if e.data.assignment == 1]
@@ -132,7 +164,9 @@ class Sla:
                 changed, applied = await self._reassign(event)
                 reassigned += changed
                 took_effect += [event] if applied else []
-        await self.audit.append([routing_record(self.settings.tenant, e) for e in took_effect])
+        if self.links is not None:
+            await self.links.routed(took_effect)
+        await self.audit.append([routing_record(e.tenant, e) for e in took_effect])
         await self._announce(routed, now)
         await self.announce_changes(list({str(e.ticket_id): None for e in routed}))
         return opened + reassigned
@@ -156,7 +190,7 @@ class Sla:
                      now: datetime) -> Document:
         opened = TicketOpened(agency=event.data.agency, assignment=event.data.assignment,
                               opened_at=now)
-        announcement = envelope(opened, type=EventType.TICKET_OPENED, tenant=self.settings.tenant,
+        announcement = envelope(opened, type=EventType.TICKET_OPENED, tenant=event.tenant,
                                 ticket_id=ticket_id, event_id=derived_event_id("opened", ticket_id))
         return {"_id": ticket_id, "ticket_id": ticket_id, "created_at": now,
                 **outbox_fields(Topics.OPENED, announcement, now=now,
@@ -167,10 +201,11 @@ class Sla:
         """(1 if this call changed the ticket, whether the ticket holds this assignment)."""
         ticket_id = str(event.ticket_id)
         for _ in range(_RETRIES):
-            ticket = await self.store.get(ticket_id)
+            ticket = await self.store.get(ticket_id, tenant=event.tenant)
             if ticket is None:
                 return 0, False
-            changed = reassign(ticket, event.data, self.policy, assigned_at=_assigned_at(event),
+            changed = reassign(ticket, event.data, self.policy_for(event.tenant),
+                               assigned_at=_assigned_at(event),
                                now=utc_now())
             if changed is None:  # a duplicate (already holds it), or resolved meanwhile
                 return 0, any(a["assignment"] == event.data.assignment and
@@ -182,12 +217,13 @@ class Sla:
     # --- updates that came before their ticket --------------------------------------------
 
     async def park(self, record: Incoming, ticket_id: str, update: TicketUpdate,
-                   event_id: str) -> None:
+                   event_id: str, *, tenant: str | None = None) -> None:
         """Keep an update whose ticket is not open yet: after a downtime this service may read
         an agency's update before the routing decision that opens the ticket. It is applied
         when the ticket opens, or dead-lettered if the ticket never comes."""
         await self.store.park({
-            "_id": event_id, "ticket_id": ticket_id, "update": update.model_dump(mode="json"),
+            "_id": event_id, "ticket_id": ticket_id, "tenant": tenant or self.settings.tenant,
+            "update": update.model_dump(mode="json"),
             "parked_at": utc_now(),
             "record": {"topic": record.topic, "partition": record.partition,
                        "offset": record.offset, "key": (record.key or b"").decode(errors="replace"),
@@ -201,7 +237,7 @@ class Sla:
         for doc in parked:
             try:
                 await self.apply(doc["ticket_id"], TicketUpdate.model_validate(doc["update"]),
-                                 doc["_id"])
+                                 doc["_id"], tenant=doc.get("tenant"))
             except (ValueError, UnknownTicket) as error:
                 refused.append(self._parked_letter(doc, str(error)))
         await self.store.unpark([doc["_id"] for doc in parked])
@@ -227,7 +263,8 @@ class Sla:
     # --- updates ----------------------------------------------------------------------------
 
     async def apply(self, ticket_id: str, update: TicketUpdate, event_id: str, *,
-                    actor: Actor | None = None, request_id: str | None = None) -> Ticket:
+                    actor: Actor | None = None, request_id: str | None = None,
+                    tenant: str | None = None) -> Ticket:
         """Apply an update once: a repeated event id returns the ticket unchanged. A rejection
         is stored in one transaction with its reroute request, then the request is published.
         ``actor`` is who acted (today: what the update claims, when not given); the audit
@@ -235,7 +272,7 @@ class Sla:
         again on a repeat (once: the append is keyed by the event id)."""
         actor = actor or update_actor(update)
         for _ in range(_RETRIES):
-            ticket = await self.store.get(ticket_id)
+            ticket = await self.store.get(ticket_id, tenant=tenant or self.settings.tenant)
             if ticket is None:
                 raise UnknownTicket(f"no ticket {ticket_id}")
             if event_id in ticket["applied_events"]:
@@ -246,7 +283,8 @@ class Sla:
                 await self.announce_changes([ticket_id])
                 raise AlreadyRefused(f"ticket {ticket_id}: this reply was refused before")
             try:
-                changed = apply_update(ticket, update, self.policy, event_id=event_id, now=utc_now())
+                changed = apply_update(ticket, update, self.policy_for(self.tenant_of(ticket)),
+                                       event_id=event_id, now=utc_now())
             except UpdateRefused:
                 if update.action is UpdateAction.CITIZEN_REPLIED and \
                         not await self._note_refused_reply(ticket, event_id):
@@ -278,17 +316,18 @@ class Sla:
         return True
 
     async def _audit_update(self, ticket: Ticket, event_id: str) -> None:
-        record = update_record(self.settings.tenant, ticket, event_id)
+        record = update_record(self.tenant_of(ticket), ticket, event_id)
         if record is not None:
             await self.audit.append([record])
 
     async def request_route(self, ticket_id: str, *, agency: str, actor: str | Actor,
                             reason: str, request_id: str | None = None,
-                            shown_as: str | None = None) -> RerouteRequest:
+                            shown_as: str | None = None,
+                            tenant: str | None = None) -> RerouteRequest:
         """The triage desk's choice, sent to the router; a repeat of the same choice for the
         same assignment is the same request (and the same audit entry). ``shown_as`` is how
         the routing reason names the caller (``meja.triase (triage)``, as updates do)."""
-        ticket = await self.store.get(ticket_id)
+        ticket = await self.store.get(ticket_id, tenant=tenant or self.settings.tenant)
         if ticket is None:
             raise UnknownTicket(f"no ticket {ticket_id}")
         # The event names the caller as updates do ("meja.triase (triage)"); the audit keeps
@@ -297,7 +336,7 @@ class Sla:
         request = manual_request(ticket, agency=agency, actor=shown_as or label, reason=reason)
         stored = await self.store.add_reroute(self._reroute_doc(ticket, request, f"manual:{agency}"))
         await self.audit.append([manual_request_record(
-            self.settings.tenant, ticket, request_key=stored["_id"], agency=agency, actor=who,
+            self.tenant_of(ticket), ticket, request_key=stored["_id"], agency=agency, actor=who,
             request_id=request_id)])
         await self._publish_reroutes([stored])
         return RerouteRequest.model_validate(stored["event"]["data"])
@@ -311,7 +350,7 @@ class Sla:
 
     def _reroute_doc(self, ticket: Ticket, request: RerouteRequest, kind: str) -> Document:
         key = f"{ticket['_id']}:a{ticket['assignment']}:{kind}"
-        event = envelope(request, type=EventType.REROUTE_REQUESTED, tenant=self.settings.tenant,
+        event = envelope(request, type=EventType.REROUTE_REQUESTED, tenant=self.tenant_of(ticket),
                          ticket_id=ticket["_id"], event_id=derived_event_id("reroute", key))
         now = utc_now()
         return {"_id": key, "ticket_id": ticket["_id"], "assignment": ticket["assignment"],
@@ -334,13 +373,15 @@ class Sla:
         records: list[AuditRecord] = []
         finished: list[tuple[Ticket, int]] = []
         for ticket in tickets:
-            notices = escalations_due(ticket, self.policy, now,
+            tenant = self.tenant_of(ticket)
+            policy, rulebook = self.policy_for(tenant), self.rulebook_for(tenant)
+            notices = escalations_due(ticket, policy, now,
                                       late_after_seconds=self.settings.late_after_seconds,
-                                      supervisors=self.supervisors,
-                                      routing_desk=self.rulebook.fallback)
+                                      supervisors=partial(_holders, rulebook),
+                                      routing_desk=rulebook.fallback)
             docs += [self._escalation_doc(ticket, n, now) for n in notices]
-            records += [escalation_record(self.settings.tenant, ticket, n) for n in notices]
-            finished.append((mark_fired(ticket, notices, self.policy, now), ticket["version"]))
+            records += [escalation_record(tenant, ticket, n) for n in notices]
+            finished.append((mark_fired(ticket, notices, policy, now), ticket["version"]))
         mine = await self.store.store_escalations(docs, self.settings.instance_id)
         # Before the tickets advance: a crash in between redoes this turn with the same notice
         # ids, so the records are appended then (once, by key), never lost.
@@ -371,19 +412,26 @@ class Sla:
             await asyncio.sleep(wait)
 
     def supervisors(self, agency: str) -> Mapping[str, str]:
-        found = next((a for a in self.rulebook.agencies if a.code == agency), None)
-        return {} if found is None else found.supervisors
+        """The home tenant's holders of an agency's escalation roles."""
+        return _holders(self.rulebook, agency)
 
     def _escalation_doc(self, ticket: Ticket, notice: Notice, now: datetime) -> Document:
         escalation = notice.escalation
-        event = envelope(escalation, type=EventType.TICKET_ESCALATED, tenant=self.settings.tenant,
+        tenant = self.tenant_of(ticket)
+        event = envelope(escalation, type=EventType.TICKET_ESCALATED, tenant=tenant,
                          ticket_id=ticket["_id"], event_id=derived_event_id("escalation", notice.id))
-        return {"_id": notice.id, "ticket_id": ticket["_id"], "agency": escalation.agency,
+        return {"_id": notice.id, "ticket_id": ticket["_id"], "tenant": tenant,
+                "agency": escalation.agency,
                 "assignment": escalation.assignment, "clock": escalation.clock,
                 "level": escalation.level, "repeat": escalation.repeat, "late": escalation.late,
                 "triggered_at": escalation.triggered_at, "fired_at": now,
                 **outbox_fields(Topics.ESCALATIONS, event, now=now, owner=self.settings.instance_id,
                                 lease_seconds=self.settings.outbox_lease_seconds)}
+
+
+def _holders(rulebook: Rulebook, agency: str) -> Mapping[str, str]:
+    found = next((a for a in rulebook.agencies if a.code == agency), None)
+    return {} if found is None else found.supervisors
 
 
 def _assigned_at(event: Envelope[TicketRouted]) -> datetime:

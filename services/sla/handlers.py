@@ -34,9 +34,9 @@ def register(broker: KafkaBroker, sla: Sla) -> None:
         except ValueError as error:
             return dead_letter(sla.settings, SERVICE, record, str(error))
         try:
-            await sla.apply(str(event.ticket_id), event.data, event.id)
+            await sla.apply(str(event.ticket_id), event.data, event.id, tenant=event.tenant)
         except UnknownTicket:  # its routing decision may not have been read yet
-            await sla.park(record, str(event.ticket_id), event.data, event.id)
+            await sla.park(record, str(event.ticket_id), event.data, event.id, tenant=event.tenant)
         except AlreadyRefused:  # a republished reply: its one dead letter was sent before
             return None
         except RECORD_FAULTS as error:  # refused (UpdateRefused is a ValueError)

@@ -40,11 +40,13 @@ class TicketPage(BaseModel):
     tickets: list[dict[str, Any]] = Field(description="Due first; each without the reporter.")
 
 
-def inbox_query(*, agency: str | None, status: str | None, due: DueState | None,
+def inbox_query(*, tenant: str, agency: str | None, status: str | None, due: DueState | None,
                 category: str | None, kelurahan: str | None, q: str | None,
                 now: datetime) -> Document:
-    """The store filter for a page of the inbox (pure, for unit tests)."""
-    query: Document = {"status": status if status else {"$in": list(OPEN_STATUSES)}}
+    """The store filter for a page of the inbox (pure, for unit tests): always within the
+    caller's tenant, whatever else is asked."""
+    query: Document = {"tenant": tenant,
+                       "status": status if status else {"$in": list(OPEN_STATUSES)}}
     if agency is not None:
         query["agency"] = agency
     if category:
@@ -107,7 +109,8 @@ def build_inbox_router() -> APIRouter:
         per_page: Annotated[int, Query(ge=1, le=100)] = 25,
     ) -> TicketPage:
         """The open tickets the caller may see, the one due first on top."""
-        query = inbox_query(agency=_agency_in_scope(request, agency), status=status, due=due,
+        query = inbox_query(tenant=access_of(request).tenant,
+                            agency=_agency_in_scope(request, agency), status=status, due=due,
                             category=category, kelurahan=kelurahan, q=q, now=utc_now())
         return await ticket_page(request.app.state.sla.store.tickets, query, page=page,
                                  per_page=per_page)
@@ -117,5 +120,5 @@ def build_inbox_router() -> APIRouter:
 
 
 async def ensure_inbox_index(tickets: AsyncCollection[Document]) -> None:
-    await tickets.create_index([("agency", ASCENDING), ("status", ASCENDING),
-                                ("due_next_at", ASCENDING)])
+    await tickets.create_index([("tenant", ASCENDING), ("agency", ASCENDING),
+                                ("status", ASCENDING), ("due_next_at", ASCENDING)])

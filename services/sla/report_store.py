@@ -50,23 +50,26 @@ async def ensure_report_indexes(tickets: AsyncCollection[Document],
 
 async def load_report_inputs(tickets: AsyncCollection[Document],
                              escalations: AsyncCollection[Document],
-                             period: ReportPeriod) -> ReportInputs:
+                             period: ReportPeriod, *, tenant: str | None = None) -> ReportInputs:
     """Tickets that may count in ``period`` (plus every open one) and the period's escalations
-    tallied by agency, ticket category and channel, and level."""
+    tallied by agency, ticket category and channel, and level; of ``tenant`` only, if given."""
+    own = {} if tenant is None else {"tenant": tenant}
     found: dict[str, Document] = {}
     for query in (
-        {"assigned_at": {"$gte": period.start}, "submitted_at": {"$lt": period.end}},
-        {"resolved_at": {"$gte": period.start}, "submitted_at": {"$lt": period.end}},
-        {"status": {"$in": list(OPEN_STATUSES)}},
+        {"assigned_at": {"$gte": period.start}, "submitted_at": {"$lt": period.end}, **own},
+        {"resolved_at": {"$gte": period.start}, "submitted_at": {"$lt": period.end}, **own},
+        {"status": {"$in": list(OPEN_STATUSES)}, **own},
     ):
         async for ticket in tickets.find(query, TICKET_FIELDS):
             found[ticket["_id"]] = ticket
     fired = await escalations.find(
-        {"fired_at": {"$gte": period.start, "$lt": period.end}}, ESCALATION_FIELDS).to_list(None)
+        {"fired_at": {"$gte": period.start, "$lt": period.end}, **own},
+        ESCALATION_FIELDS).to_list(None)
     # An escalation in the period may concern a ticket received long before it.
     missing = sorted({e["ticket_id"] for e in fired} - found.keys())
     dimensions = {t["_id"]: t for t in found.values()}
     if missing:
-        async for ticket in tickets.find({"_id": {"$in": missing}}, {"category": 1, "channel": 1}):
+        async for ticket in tickets.find({"_id": {"$in": missing}, **own},
+                                         {"category": 1, "channel": 1}):
             dimensions[ticket["_id"]] = ticket
     return ReportInputs(list(found.values()), tally_escalations(fired, dimensions))

@@ -41,11 +41,16 @@ class ReportSource:
     escalations: AsyncCollection[Document]
     zones: ComplianceZones
     timezone: str
+    tenant: str | None = None  # whose tickets; None only where one tenant's are stored
 
 
 def _source(request: Request) -> ReportSource:
-    source: ReportSource = request.app.state.report_source
-    return source
+    """The caller's tenant's tickets, zones and timezone."""
+    sources: dict[str, ReportSource] | None = getattr(request.app.state, "report_sources", None)
+    if sources is None:
+        source: ReportSource = request.app.state.report_source
+        return source
+    return sources[access_of(request).tenant]
 
 
 def _bad_query(field: str, problem: str) -> RequestValidationError:
@@ -105,7 +110,8 @@ def build_reports_router() -> APIRouter:
         now = utc_now()
         period = report_period(first, after_last, timezone=source.timezone,
                                today=now.astimezone(ZoneInfo(source.timezone)).date())
-        inputs = await load_report_inputs(source.tickets, source.escalations, period)
+        inputs = await load_report_inputs(source.tickets, source.escalations, period,
+                                          tenant=source.tenant)
         report = compliance_report(inputs.tickets, inputs.escalations, period=period, now=now,
                                    by=by, zones=source.zones)
         if own_agency is not None:

@@ -34,7 +34,12 @@ class TicketStore:
         self.openings = db[OPENINGS]
         self.changes = db[CHANGES]
 
-    async def ensure_indexes(self) -> None:
+    async def ensure_indexes(self, *, home_tenant: str | None = None) -> None:
+        if home_tenant is not None:  # documents stored before tenants were recorded
+            for collection in (self.tickets, self.escalations):
+                await collection.update_many({"tenant": {"$exists": False}},
+                                             {"$set": {"tenant": home_tenant}})
+        await self.tickets.create_index([("tenant", ASCENDING), ("status", ASCENDING)])
         # The scheduler only ever asks "what is due now?": this index answers it without a scan.
         await self.tickets.create_index([("next_check_at", ASCENDING)])
         await self.tickets.create_index([("agency", ASCENDING), ("status", ASCENDING)])
@@ -47,8 +52,10 @@ class TicketStore:
         """Store tickets not stored yet (by ticket id); redelivered ones change nothing."""
         return await insert_new(self.tickets, tickets)
 
-    async def get(self, ticket_id: str) -> Document | None:
-        return await self.tickets.find_one({"_id": ticket_id})
+    async def get(self, ticket_id: str, *, tenant: str | None = None) -> Document | None:
+        """The ticket; with ``tenant``, only if it is that tenant's (else None, as if unknown)."""
+        query = {"_id": ticket_id} if tenant is None else {"_id": ticket_id, "tenant": tenant}
+        return await self.tickets.find_one(query)
 
     async def save_if_unchanged(self, ticket: Document, version: int) -> bool:
         """Write the ticket only if nobody wrote it since ``version`` was read."""

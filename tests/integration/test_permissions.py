@@ -6,6 +6,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,12 +36,14 @@ from shared.settings import Settings
 from tests.integration.auth_support import Accounts, Caller
 from tests.integration.sla_support import routed
 from tests.integration.support import eventually, produce, serving
+from tests.integration.tenant_support import CITY, PROVINCE, two_tenants
 
 pytestmark = pytest.mark.integration
 
 COMPLAINT = {"channel": "web",
              "text": "Sampah di TPS Jl. Suprapto sudah seminggu tidak diangkut, baunya menyengat"}
-OTHER_TENANT = "kota-lain"
+OTHER_TENANT = "kota-lain"  # not served by this deployment
+SECOND_TENANT = PROVINCE  # served by the same deployment: its people get 404 on our tickets
 # The tickets the walk calls ticket endpoints on: (ticket id, agency).
 TICKETS = (("T-DLH", "DLH"), ("T-PDAM", "PDAM"), ("T-TRI", "TRIAGE"))
 
@@ -81,23 +84,31 @@ async def _key(accounts: Accounts, kind: str, name: str, tenant: str | None = No
 
 
 @pytest.fixture
-async def system(settings: Settings, accounts: Accounts) -> AsyncIterator[System]:
+async def system(settings: Settings, accounts: Accounts, tmp_path: Path) -> AsyncIterator[System]:
     # The walk signs in dozens of times from one address: the per-address limits are not
-    # what it tests (test_abuse does), so its address is a trusted one.
-    settings = settings.model_copy(update={"trusted_addresses": ["127.0.0.1"]})
+    # what it tests (test_abuse does), so its address is a trusted one. Two tenants are served:
+    # the walk's tickets are the home tenant's, and the second tenant's people try them too.
+    settings = two_tenants(settings, tmp_path).model_copy(
+        update={"trusted_addresses": ["127.0.0.1"]})
     callers = [Who("anonymous", None, {})]
     for name, role, agency, tenant in (
             ("dlh.petugas", "officer", "DLH", None), ("pdam.petugas", "officer", "PDAM", None),
             ("dlh.kepala", "agency_head", "DLH", None), ("meja.triase", "triage", None, None),
             ("inspektorat", "supervisor", None, None), ("lain.dlh", "officer", "DLH", OTHER_TENANT),
             ("lain.inspektorat", "supervisor", None, OTHER_TENANT),
-            ("lain.admin", "admin", None, OTHER_TENANT)):
+            ("lain.admin", "admin", None, OTHER_TENANT),
+            ("prov.dlh", "officer", "DLH", SECOND_TENANT),
+            ("prov.kepala", "agency_head", "DLH", SECOND_TENANT),
+            ("prov.triase", "triage", None, SECOND_TENANT),
+            ("prov.inspektorat", "supervisor", None, SECOND_TENANT),
+            ("prov.admin", "admin", None, SECOND_TENANT)):
         who, _ = await _user(accounts, name, role, agency, tenant)
         callers.append(who)
     admin_who, admin = await _user(accounts, "admin.kota", "admin")
     callers.append(admin_who)
     callers += [await _key(accounts, "channel", "web"), await _key(accounts, "service", "sla"),
-                await _key(accounts, "channel", "web", OTHER_TENANT)]
+                await _key(accounts, "channel", "web", OTHER_TENANT),
+                await _key(accounts, "channel", "web", SECOND_TENANT)]
     async with AsyncExitStack() as stack:
         urls = {
             "intake": await stack.enter_async_context(serving(intake_app(settings), settings.intake_port)),
@@ -135,9 +146,12 @@ async def _escalated(http: httpx.AsyncClient, sla: str, headers: dict[str, str])
     return found["T-DLH"] if {"T-DLH", "T-PDAM"} <= found.keys() else None
 
 
-def expected(rule: Any, who: Who, *, tenant: str, ticket_agency: str | None) -> int | None:
+def expected(rule: Any, who: Who, *, tenant: str, ticket_agency: str | None,
+             served: frozenset[str] = frozenset({CITY, PROVINCE})) -> int | None:
     """The status the table promises (None: allowed, so a 2xx), written out from the table's
-    meaning rather than by calling the guard's own decision function."""
+    meaning rather than by calling the guard's own decision function. The tickets walked are
+    all of ``tenant``; a caller of another tenant the deployment serves is within its rights
+    on its own tenant's data, and meets every ticket of ``tenant`` as one that does not exist."""
     if ANYONE in rule:
         return None
     if who.principal is None:
@@ -145,8 +159,10 @@ def expected(rule: Any, who: Who, *, tenant: str, ticket_agency: str | None) -> 
     scope = rule.get(who.principal.role)
     if scope is None:
         return 403
-    if who.principal.tenant != tenant:
+    if who.principal.tenant not in served:
         return 404 if ticket_agency is not None else 403
+    if who.principal.tenant != tenant and ticket_agency is not None:
+        return 404
     if ticket_agency is not None:
         if scope is Scope.AGENCY and who.principal.agency != ticket_agency:
             return 404

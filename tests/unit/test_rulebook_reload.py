@@ -99,3 +99,20 @@ async def test_a_changed_lexicon_reloads_the_rulebook_that_includes_it(tmp_path:
     touch_later(lexicon)
     assert await reloader.check() is True
     assert reloader.router.rulebook.version != old
+
+
+async def test_each_tenant_reloads_its_own_rulebook(tmp_path: Path) -> None:
+    home_path = write_yaml(tmp_path, book("DLH"), "home.yaml")
+    other_path = write_yaml(tmp_path, book("DIKBUD"), "other.yaml")
+    router = Router(Settings(), load_rulebook(home_path),
+                    others={"provinsi-x": load_rulebook(other_path)})
+    home_book = router.rulebook
+    created = Created()
+    reloader = RulebookReloader(other_path, router, created, tenant="provinsi-x")
+    write_yaml(tmp_path, book("DIKBUD", "SAMSAT"), other_path.name)
+    touch_later(other_path)
+    assert await reloader.check() is True
+    assert router.book("provinsi-x").codes == ["TRIAGE", "DIKBUD", "SAMSAT"]
+    assert router.rulebook is home_book  # the home tenant's rulebook is untouched
+    assert reloader.status()["tenant"] == "provinsi-x"
+    assert created.queues == [["TRIAGE", "DIKBUD", "SAMSAT"]]
