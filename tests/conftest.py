@@ -41,6 +41,11 @@ CLUSTER_SETTINGS = {"kafka_replication_factor": 3, "kafka_min_insync_replicas": 
 # no more: on a machine at load 20 a 10 s lease still let 188 of 600 through (the outbox's
 # open bug; .ci/run leaves test_crash out of the cluster pass until it is fixed).
 CLUSTER_OUTBOX_LEASE = 10.0
+# Real Kafka refuses a record over about 1 MB at the broker by default, so nothing that large
+# could reach a consumer; a city's operators may raise that limit. The test cluster allows
+# 4 MiB, so the poison tests can put a 2 MB record before a consumer, which must dead-letter
+# it once and move on, as on the embedded broker (Tansu has no such limit).
+CLUSTER_MESSAGE_MAX_BYTES = 4 * 1024 * 1024
 # For a test that starts an embedded broker of its own (to stop it), in either mode.
 EMBEDDED_KAFKA_SETTINGS = {"kafka_replication_factor": 1, "kafka_min_insync_replicas": 1,
                            "kafka_idempotent_producer": False, "outbox_lease_seconds": 2.0}
@@ -60,7 +65,8 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaClu
     """The session's real Kafka cluster (cluster mode only)."""
     if not CLUSTER_MODE:
         raise RuntimeError("kafka_cluster needs DISPOSISI_TEST_KAFKA=cluster")
-    cluster = start_cluster(tmp_path_factory.mktemp("kafka-cluster"), brokers=3)
+    cluster = start_cluster(tmp_path_factory.mktemp("kafka-cluster"), brokers=3,
+                            message_max_bytes=CLUSTER_MESSAGE_MAX_BYTES)
     try:
         yield cluster
     finally:

@@ -32,3 +32,15 @@ def test_every_listener_is_on_loopback_and_replication_is_as_asked(tmp_path: Pat
 
 def test_fetches_a_kafka_4_release() -> None:
     assert re.fullmatch(r"4\.\d+\.\d+", kafka_version())
+
+
+def test_the_record_limit_is_kafkas_unless_raised(tmp_path: Path) -> None:
+    node = KafkaNode(1, broker_port=19092, controller_port=19093, directory=tmp_path)
+
+    def config(**limit: int) -> dict[str, str]:
+        text = server_properties(node, "1@127.0.0.1:19093", 1, 1, 3, **limit)
+        return dict(line.split("=", 1) for line in text.splitlines() if line)
+
+    assert "message.max.bytes" not in config()
+    raised = config(message_max_bytes=4 * 1024 * 1024)
+    assert raised["message.max.bytes"] == raised["replica.fetch.max.bytes"] == str(4 * 1024 * 1024)
