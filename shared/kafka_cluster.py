@@ -129,6 +129,13 @@ class KafkaCluster:
                 "-cp", f"{self.libs}/*", main, *args]
 
     def launch(self, node: KafkaNode) -> None:
+        # The node dies with the thread that started it (PR_SET_PDEATHSIG follows the thread,
+        # not the process): started from a worker thread (asyncio.to_thread), it got SIGTERM
+        # as soon as that worker ended, and the cluster silently went on with two nodes.
+        if threading.current_thread() is not threading.main_thread():
+            raise KafkaClusterError(f"kafka node {node.node_id}: start (or restart) nodes from "
+                                    "the main thread; one started from another thread is "
+                                    "stopped when that thread ends")
         log = node.log_path.open("ab")
         self._logs.append(log)
         node.process = subprocess.Popen(self.java("kafka.Kafka", str(node.config)), stdout=log,

@@ -81,6 +81,9 @@ def _on_clean_cluster(request: pytest.FixtureRequest, monkeypatch: pytest.Monkey
     if not CLUSTER_MODE or not _uses_kafka(request.node):
         return
     cluster: KafkaCluster = request.getfixturevalue("kafka_cluster")
+    dead = [node for node in cluster.nodes if not node.alive()]
+    assert not dead, (f"kafka node {dead[0].node_id} of the test cluster is down (a test that "
+                      f"killed it did not restart it); see {dead[0].log_path}")
     monkeypatch.setenv("DISPOSISI_KAFKA_BOOTSTRAP_SERVERS", cluster.bootstrap)
     for name, value in CLUSTER_SETTINGS.items():
         monkeypatch.setenv(f"DISPOSISI_{name.upper()}", str(value).lower())
