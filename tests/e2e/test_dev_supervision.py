@@ -210,6 +210,7 @@ async def _without_ticket(mongodb_url: str, http_ticket_ids: list[str]) -> dict[
     }
 
 
+@pytest.mark.own_servers
 def test_a_stale_store_pid_file_does_not_block_a_start(tmp_path: Path) -> None:
     """NX-27017 refuses to start while its pid file names a live process; after a kill -9
     the file stays, and the pid in it may belong to another process by then."""
@@ -224,6 +225,7 @@ def test_a_stale_store_pid_file_does_not_block_a_start(tmp_path: Path) -> None:
         server.stop()
 
 
+@pytest.mark.own_servers
 def test_the_pid_file_of_a_running_store_is_kept(tmp_path: Path) -> None:
     port = free_port()
     server = start_mongo(port, tmp_path)
@@ -245,6 +247,7 @@ class _NotReadyYet(BaseHTTPRequestHandler):
         return None
 
 
+@pytest.mark.own_servers
 def test_readiness_names_each_service_that_is_not_ready_and_why(tmp_path: Path) -> None:
     options = DevOptions(tmp_path, intake_port=free_port(), router_port=free_port(),
                          sla_port=free_port())

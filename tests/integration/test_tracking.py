@@ -125,6 +125,7 @@ async def test_wrong_codes_are_limited_per_ticket_and_retries_get_a_code_of_thei
     "known race on the embedded broker (issue 8 note): a restarted memory-only Tansu can "
     "acknowledge the outbox's retried send before its topics are recreated and then lose it; "
     "replies have no store-driven reconciliation yet, so that reply is never republished"))
+@pytest.mark.own_servers
 async def test_a_reply_accepted_while_the_broker_is_down_is_published_after_it(
         settings: Settings, mongo: AsyncMongoClient[Document], tmp_path: Path,
         accounts: Accounts) -> None:
