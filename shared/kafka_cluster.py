@@ -132,6 +132,13 @@ class KafkaCluster:
                 "-cp", f"{self.libs}/*", main, *args]
 
     def launch(self, node: KafkaNode) -> None:
+        # The node dies with the thread that started it (PR_SET_PDEATHSIG follows the thread,
+        # not the process): started from a worker thread (asyncio.to_thread), it got SIGTERM
+        # as soon as that worker ended, and the cluster silently went on with two nodes.
+        if threading.current_thread() is not threading.main_thread():
+            raise KafkaClusterError(f"kafka node {node.node_id}: start (or restart) nodes from "
+                                    "the main thread; one started from another thread is "
+                                    "stopped when that thread ends")
         log = node.log_path.open("ab")
         self._logs.append(log)
         node.process = subprocess.Popen(self.java("kafka.Kafka", str(node.config)), stdout=log,
@@ -277,7 +284,11 @@ def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
 
 
 def server_properties(node: KafkaNode, voters: str, replication: int, min_insync: int,
-                      partitions: int) -> str:
+                      partitions: int, message_max_bytes: int | None = None) -> str:
+    # Kafka's default record limit is about 1 MB; a larger one lets a test (or a drill) send
+    # the oversized record a consumer must dead-letter. Replicas must fetch what was accepted.
+    limits = [] if message_max_bytes is None else [
+        f"message.max.bytes={message_max_bytes}", f"replica.fetch.max.bytes={message_max_bytes}"]
     return "\n".join([
         "process.roles=broker,controller",
         f"node.id={node.node_id}",
@@ -299,15 +310,18 @@ def server_properties(node: KafkaNode, voters: str, replication: int, min_insync
         f"share.coordinator.state.topic.min.isr={min_insync}",
         "group.initial.rebalance.delay.ms=0",
         "unclean.leader.election.enable=false",
+        *limits,
         "",
     ])
 
 
 def start_cluster(work_dir: Path, brokers: int = 3, *, timeout: float = 180.0,
-                  cache: Path = CACHE, security: "ListenerSecurity | None" = None) -> KafkaCluster:
+                  cache: Path = CACHE, security: "ListenerSecurity | None" = None,
+                  message_max_bytes: int | None = None) -> KafkaCluster:
     """Fetch the jars (once), format fresh storage in ``work_dir`` and start ``brokers`` KRaft
     nodes on free loopback ports; returns when every broker has registered. With ``security``
-    the brokers listen with SASL_SSL instead of PLAINTEXT (see ListenerSecurity)."""
+    the brokers listen with SASL_SSL instead of PLAINTEXT (see ListenerSecurity).
+    ``message_max_bytes`` raises the brokers' record limit above Kafka's default (about 1 MB)."""
     libs = fetch_jars(cache)
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "log4j2.properties").write_text(LOG4J2)
@@ -319,7 +333,8 @@ def start_cluster(work_dir: Path, brokers: int = 3, *, timeout: float = 180.0,
     cluster = KafkaCluster(libs, work_dir, nodes, cluster_id=_cluster_id())
     for node in nodes:
         node.directory.mkdir(parents=True, exist_ok=True)
-        properties = server_properties(node, voters, replication, min_insync, partitions=3)
+        properties = server_properties(node, voters, replication, min_insync, partitions=3,
+                                       message_max_bytes=message_max_bytes)
         node.config.write_text(security.secure(properties, node) if security else properties)
     if security:
         cluster.client_options = security.client_options()
@@ -425,13 +440,17 @@ def main(argv: list[str] | None = None) -> int:
     up = commands.add_parser("up", help="start the cluster and keep it up until Ctrl-C")
     up.add_argument("--dir", type=Path, required=True, help="work directory (data and logs)")
     up.add_argument("--brokers", type=int, default=3)
+    up.add_argument("--message-max-bytes", type=int, default=None,
+                    help="raise the brokers' record limit (Kafka's default is about 1 MB), "
+                         "e.g. to drill a 2 MB poison record")
     commands.add_parser("fetch", help="only fetch Kafka's jars into the cache")
     args = parser.parse_args(argv)
     if args.command == "fetch":
         print(fetch_jars())
         return 0
     started = time.monotonic()
-    cluster = start_cluster(args.dir.resolve(), args.brokers)
+    cluster = start_cluster(args.dir.resolve(), args.brokers,
+                            message_max_bytes=args.message_max_bytes)
     print(f"kafka cluster up in {time.monotonic() - started:.1f} s; logs in {args.dir}", file=sys.stderr)
     print(cluster.bootstrap, flush=True)
     stopping = threading.Event()

@@ -60,4 +60,8 @@ async def test_router_sigkill_mid_burst_loses_and_duplicates_nothing(
     assert sorted(t["_id"] for t in tickets) == sorted(c["ticket_id"] for c in complaints)
     fired = Counter((e["ticket_id"], e["data"]["clock"], e["data"]["level"]) for e in escalations)
     assert [k for k, n in fired.items() if n > 1] == []
-    assert len(fired) == 2 * BURST  # response levels 1 and 2 of the demo policy, for each ticket
+    # Response levels 1 and 2 of the demo policy (at 3.75 s and 5 s), for each ticket. Its
+    # resolution level comes at 60 s, which a slow run (the cluster pass on a loaded machine:
+    # 139 s) reaches for its first tickets: those are held to once each above, not counted here.
+    response = {key for key in fired if key[1] == "response"}
+    assert response == {(t["_id"], "response", level) for t in tickets for level in (1, 2)}

@@ -18,7 +18,7 @@ from shared.audit_store import AuditLog, entry_id
 from shared.embedded import free_port, start_mongo
 from shared.mongo import Document
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_servers]
 TENANT = "kota-bengkulu"
 
 

@@ -19,7 +19,7 @@ from shared.embedded import EmbeddedServer, free_port, start_store
 from shared.mongo import Document
 from tests.integration.support import eventually
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_servers]
 STORES = ["secantus", "nx-27017"]
 BATCH = 20
 

@@ -132,6 +132,7 @@ def _submission() -> Submission:
     return Submission(ComplaintSubmission.model_validate(COMPLAINT), key=None)
 
 
+@pytest.mark.own_servers
 async def test_complaints_accepted_during_a_broker_outage_are_published_after_it(
         settings: Settings, mongo: AsyncMongoClient[Document], tmp_path: Path,
         accounts: Accounts) -> None:

@@ -31,6 +31,7 @@ def record(settings: Settings) -> Document:
                                             owner="crashed", now=utc_now())}
 
 
+@pytest.mark.own_servers
 async def test_a_failed_republish_is_retried_after_the_outage(
         settings: Settings, mongo: AsyncMongoClient[Document], tmp_path: Path) -> None:
     server = start_kafka(free_port(), tmp_path)

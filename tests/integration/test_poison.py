@@ -1,8 +1,8 @@
-"""Poison records against the embedded broker: on every consumed topic a 2 MB record, bytes
-that are not UTF-8, not JSON, JSON of the wrong shape and text over the contract's limits are
-each dead-lettered exactly once, and the good records behind them on the same partition are
-processed. A transient store failure retries the batch without re-applying what was applied
-or dead-lettering twice."""
+"""Poison records against the broker (embedded, or the test cluster): on every consumed topic
+a 2 MB record, bytes that are not UTF-8, not JSON, JSON of the wrong shape and text over the
+contract's limits are each dead-lettered exactly once, and the good records behind them on the
+same partition are processed. A transient store failure retries the batch without re-applying
+what was applied or dead-lettering twice."""
 
 import hashlib
 import json
@@ -28,6 +28,7 @@ from shared.contracts import Envelope, EventType, TicketUpdate, Topics, utc_now
 from shared.kafka import Outgoing, batch_subscriber, consume_batch, ensure_topics, make_broker
 from shared.mongo import Document
 from shared.settings import Settings
+from tests.conftest import CLUSTER_MESSAGE_MAX_BYTES
 from tests.integration.auth_support import Accounts
 from tests.integration.sla_support import (
     routed,
@@ -70,9 +71,10 @@ def counted_log_lines() -> Iterator[CountingHandler]:
 async def produce_to_partition_0(bootstrap: str, topic: str,
                                  messages: list[tuple[str, bytes]]) -> list[int]:
     """Send in order to one partition (so good records sit behind the poison) and return the
-    offsets. The producer allows 4 MB: a client other than Disposisi may well send 2 MB."""
+    offsets. The producer allows 4 MiB: a client other than Disposisi may well send 2 MB (and
+    the test cluster's brokers accept it, see CLUSTER_MESSAGE_MAX_BYTES)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                                max_request_size=4 * 1024 * 1024)
+                                max_request_size=CLUSTER_MESSAGE_MAX_BYTES)
     await producer.start()
     try:
         offsets = []

@@ -95,6 +95,7 @@ async def test_store_outage_answers_503_with_retry_after_and_recovers(
         store.stop()
 
 
+@pytest.mark.own_servers
 async def test_readiness_follows_the_broker_down_and_back(settings: Settings,
                                                           tmp_path: Path) -> None:
     # A broker of its own: the test stops it and starts an empty one on the same port.

@@ -86,6 +86,7 @@ async def _agency_messages(db: AsyncDatabase[Document], settings: Settings,
     return [m for m in found if m["type"] == "ticket.assigned" and m["ticket_id"] in ids]
 
 
+@pytest.mark.own_servers
 @pytest.mark.parametrize("absent", ["router", "sla"])
 async def test_complaints_lost_with_the_broker_become_tickets_exactly_once(
         absent: str, settings: Settings, mongo: AsyncMongoClient[Document], tmp_path: Path,

@@ -123,6 +123,7 @@ async def test_wrong_codes_are_limited_per_ticket_and_retries_get_a_code_of_thei
     assert still_public.status_code == 200 and still_public.json()["text"] is None
 
 
+@pytest.mark.own_servers
 async def test_a_reply_accepted_while_the_broker_is_down_is_published_after_it(
         settings: Settings, mongo: AsyncMongoClient[Document], tmp_path: Path,
         accounts: Accounts) -> None:

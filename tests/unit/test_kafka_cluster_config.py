@@ -3,9 +3,17 @@ server.properties, and the version it fetches."""
 
 import base64
 import re
+import threading
 from pathlib import Path
 
-from shared.kafka_cluster import KafkaNode, _cluster_id, kafka_version, server_properties
+from shared.kafka_cluster import (
+    KafkaCluster,
+    KafkaClusterError,
+    KafkaNode,
+    _cluster_id,
+    kafka_version,
+    server_properties,
+)
 
 
 def test_cluster_ids_are_16_bytes_and_never_read_as_an_option() -> None:
@@ -32,3 +40,35 @@ def test_every_listener_is_on_loopback_and_replication_is_as_asked(tmp_path: Pat
 
 def test_fetches_a_kafka_4_release() -> None:
     assert re.fullmatch(r"4\.\d+\.\d+", kafka_version())
+
+
+def test_the_record_limit_is_kafkas_unless_raised(tmp_path: Path) -> None:
+    node = KafkaNode(1, broker_port=19092, controller_port=19093, directory=tmp_path)
+
+    def config(**limit: int) -> dict[str, str]:
+        text = server_properties(node, "1@127.0.0.1:19093", 1, 1, 3, **limit)
+        return dict(line.split("=", 1) for line in text.splitlines() if line)
+
+    assert "message.max.bytes" not in config()
+    raised = config(message_max_bytes=4 * 1024 * 1024)
+    assert raised["message.max.bytes"] == raised["replica.fetch.max.bytes"] == str(4 * 1024 * 1024)
+
+
+def test_a_node_is_never_started_from_a_worker_thread(tmp_path: Path) -> None:
+    """It would die with that thread (PR_SET_PDEATHSIG): the failover test restarted its
+    victim with asyncio.to_thread and every later test ran on two nodes."""
+    node = KafkaNode(1, broker_port=19092, controller_port=19093, directory=tmp_path)
+    cluster = KafkaCluster(tmp_path, tmp_path, [node], cluster_id=_cluster_id())
+    raised: list[BaseException] = []
+
+    def launch() -> None:
+        try:
+            cluster.launch(node)
+        except KafkaClusterError as error:
+            raised.append(error)
+
+    worker = threading.Thread(target=launch)
+    worker.start()
+    worker.join()
+    assert len(raised) == 1 and "main thread" in str(raised[0])
+    assert node.process is None
