@@ -145,6 +145,16 @@ class Sla:
 
     # --- updates that came before their ticket --------------------------------------------
 
+    async def take_update(self, record: Incoming, ticket_id: str, update: TicketUpdate,
+                          event_id: str) -> list[Outgoing]:
+        """An update read from ``tickets.updates``: applied, or parked while its ticket is not
+        open. Returns dead letters of updates the ticket refuses; raises when this one is."""
+        try:
+            await self.apply(ticket_id, update, event_id)
+        except UnknownTicket:  # its routing decision may not have been read yet
+            await self.park(record, ticket_id, update, event_id)
+        return []
+
     async def park(self, record: Incoming, ticket_id: str, update: TicketUpdate,
                    event_id: str) -> None:
         """Keep an update whose ticket is not open yet: after a downtime this service may read

@@ -2,7 +2,7 @@
 
 from faststream.kafka import KafkaBroker, KafkaMessage
 
-from services.sla.flows import Sla, UnknownTicket
+from services.sla.flows import Sla
 from shared.contracts import Envelope, EventType, TicketRouted, TicketUpdate, Topics
 from shared.kafka import (
     RECORD_FAULTS,
@@ -26,20 +26,17 @@ def register(broker: KafkaBroker, sla: Sla) -> None:
         await sla.open_tickets(events)
         return await sla.apply_parked([str(e.ticket_id) for e in events])
 
-    async def apply_update(record: Incoming) -> Outgoing | None:
+    async def apply_update(record: Incoming) -> list[Outgoing]:
         """Apply one record (once: a repeated event id changes nothing); its dead letter when
         it is invalid or refused. A failure of the store raises: the batch is redelivered."""
         try:
             event = decode_event(record, TicketUpdate, EventType.TICKET_UPDATE, settings=sla.settings)
         except ValueError as error:
-            return dead_letter(sla.settings, SERVICE, record, str(error))
+            return [dead_letter(sla.settings, SERVICE, record, str(error))]
         try:
-            await sla.apply(str(event.ticket_id), event.data, event.id)
-        except UnknownTicket:  # its routing decision may not have been read yet
-            await sla.park(record, str(event.ticket_id), event.data, event.id)
+            return await sla.take_update(record, str(event.ticket_id), event.data, event.id)
         except RECORD_FAULTS as error:  # refused (UpdateRefused is a ValueError)
-            return dead_letter(sla.settings, SERVICE, record, refusal(error))
-        return None
+            return [dead_letter(sla.settings, SERVICE, record, refusal(error))]
 
     @batch_subscriber(broker, Topics.ROUTED, group_id="disposisi-sla", settings=sla.settings,
                       description="Routing decisions: each opens a ticket with its clocks; a newer "
@@ -55,7 +52,7 @@ def register(broker: KafkaBroker, sla: Sla) -> None:
         # One at a time, in order: a ticket's updates share its key and so its partition. The
         # dead letters go last, so a redelivered batch never sends one twice.
         rejected = [letter for record in incoming_records(message.raw_message)
-                    if (letter := await apply_update(record)) is not None]
+                    for letter in await apply_update(record)]
         await publish_all(broker, rejected)
 
     _ = (on_tickets_routed, on_tickets_updates)
