@@ -24,19 +24,21 @@ def register(broker: KafkaBroker, sla: Sla) -> None:
     async def open_tickets(events: list[Envelope[TicketRouted]]) -> list[Outgoing]:
         # Idempotent: a known ticket id or an equal assignment changes nothing.
         await sla.open_tickets(events)
-        return await sla.apply_parked([str(e.ticket_id) for e in events])
+        await sla.apply_parked([str(e.ticket_id) for e in events])  # dead-letters refused ones
+        return []
 
-    async def apply_update(record: Incoming) -> list[Outgoing]:
+    async def apply_update(record: Incoming) -> Outgoing | None:
         """Apply one record (once: a repeated event id changes nothing); its dead letter when
         it is invalid or refused. A failure of the store raises: the batch is redelivered."""
         try:
             event = decode_event(record, TicketUpdate, EventType.TICKET_UPDATE, settings=sla.settings)
         except ValueError as error:
-            return [dead_letter(sla.settings, SERVICE, record, str(error))]
+            return dead_letter(sla.settings, SERVICE, record, str(error))
         try:
-            return await sla.take_update(record, str(event.ticket_id), event.data, event.id)
+            await sla.take_update(record, str(event.ticket_id), event.data, event.id)
         except RECORD_FAULTS as error:  # refused (UpdateRefused is a ValueError)
-            return [dead_letter(sla.settings, SERVICE, record, refusal(error))]
+            return dead_letter(sla.settings, SERVICE, record, refusal(error))
+        return None
 
     @batch_subscriber(broker, Topics.ROUTED, group_id="disposisi-sla", settings=sla.settings,
                       description="Routing decisions: each opens a ticket with its clocks; a newer "
@@ -52,7 +54,7 @@ def register(broker: KafkaBroker, sla: Sla) -> None:
         # One at a time, in order: a ticket's updates share its key and so its partition. The
         # dead letters go last, so a redelivered batch never sends one twice.
         rejected = [letter for record in incoming_records(message.raw_message)
-                    for letter in await apply_update(record)]
+                    if (letter := await apply_update(record)) is not None]
         await publish_all(broker, rejected)
 
     _ = (on_tickets_routed, on_tickets_updates)

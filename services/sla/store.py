@@ -93,6 +93,13 @@ class TicketStore:
         cursor = self.parked.find({"ticket_id": {"$in": list(ticket_ids)}}).sort("parked_at", 1)
         return await cursor.to_list(None)
 
+    async def has_parked(self, ticket_id: str) -> bool:
+        return await self.parked.find_one({"ticket_id": ticket_id}, {"_id": 1}) is not None
+
+    async def parked_among(self, ids: Sequence[str]) -> list[Document]:
+        """Those of these parked updates that are still parked."""
+        return await self.parked.find({"_id": {"$in": list(ids)}}).sort("parked_at", 1).to_list(None)
+
     async def parked_before(self, when: datetime, limit: int) -> list[Document]:
         cursor = self.parked.find({"parked_at": {"$lt": when}}).sort("parked_at", 1)
         return await cursor.limit(limit).to_list(None)
