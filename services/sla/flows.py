@@ -218,16 +218,23 @@ class Sla:
     # --- updates ----------------------------------------------------------------------------
 
     async def apply(self, ticket_id: str, update: TicketUpdate, event_id: str, *,
-                    actor: Actor | None = None, request_id: str | None = None) -> Ticket:
+                    actor: Actor | None = None, request_id: str | None = None,
+                    agency: str | None = None) -> Ticket:
         """Apply an update once: a repeated event id returns the ticket unchanged. A rejection
         is stored in one transaction with its reroute request, then the request is published.
         ``actor`` is who acted (today: what the update claims, when not given); the audit
         record rides in the update's history entry and is appended after the ticket's write,
-        again on a repeat (once: the append is keyed by the event id)."""
+        again on a repeat (once: the append is keyed by the event id).
+
+        With ``agency`` (the agency the caller's right to act was checked against), the update
+        applies only while the ticket is still with that agency: re-routed in between, it is
+        another agency's ticket, refused as unknown. Each write is conditional on the version
+        read here, so a re-routing after this check makes the write fail and the check run
+        again on the re-read ticket."""
         actor = actor or update_actor(update)
         for _ in range(_RETRIES):
             ticket = await self.store.get(ticket_id)
-            if ticket is None:
+            if ticket is None or (agency is not None and ticket["agency"] != agency):
                 raise UnknownTicket(f"no ticket {ticket_id}")
             if event_id in ticket["applied_events"]:
                 await self._audit_update(ticket, event_id)
