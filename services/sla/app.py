@@ -10,6 +10,7 @@ from services.router.rulebook import load_rulebook
 from services.sla import api, handlers
 from services.sla.flows import Sla
 from services.sla.policy import load_policy
+from services.sla.reconcile import EscalationReconciler
 from services.sla.report_store import ensure_report_indexes
 from services.sla.reports_api import ReportSource, build_reports_router
 from services.sla.store import TicketStore
@@ -33,7 +34,7 @@ def create_app(settings: Settings) -> FastAPI:
     db = mongo.database(client, settings)
     store = TicketStore(db)
     relay = OutboxRelay(store.escalations, broker, lease_seconds=settings.outbox_lease_seconds,
-                        owner=settings.instance_id)
+                        owner=settings.instance_id, keep_positions=True)
     reroutes = OutboxRelay(store.reroutes, broker, lease_seconds=settings.outbox_lease_seconds,
                            owner=settings.instance_id)
     openings = OutboxRelay(store.openings, broker, lease_seconds=settings.outbox_lease_seconds,
@@ -41,6 +42,7 @@ def create_app(settings: Settings) -> FastAPI:
     audit = AuditLog(db)
     sla = Sla(settings, policy, rulebook, store, relay, reroutes, openings, audit)
     handlers.register(broker, sla)
+    reconciler = EscalationReconciler(settings, store, relay)
     auth = Authenticator(settings, AccountStore(db))
 
     @asynccontextmanager
@@ -62,6 +64,8 @@ def create_app(settings: Settings) -> FastAPI:
             lambda: every(settings.outbox_sweep_seconds, reroutes.sweep, "reroute outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, openings.sweep, "opened outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, sla.expire_parked, "parked update expiry"),
+            lambda: every(settings.escalation_check_interval_seconds, reconciler.turn,
+                          "escalation reconciliation"),
         ):
             yield
         await broker.stop()
@@ -79,7 +83,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.build_router())
     app.include_router(build_reports_router())
     app.include_router(build_auth_router())
-    add_health(app, settings, handlers.SERVICE, db, broker=broker)
+    add_health(app, settings, handlers.SERVICE, db, broker=broker,
+               checks={"escalations": reconciler.readiness})
     add_store_errors(app, settings)
     return app
 
