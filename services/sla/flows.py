@@ -183,12 +183,16 @@ class Sla:
         id is its record's place). Returns how many were refused."""
         parked = await self.store.parked_for(ticket_ids)
         refused = 0
+        not_open: set[str] = set()
         for doc in sorted(parked, key=produced_order):
+            if doc["ticket_id"] in not_open:
+                continue
             try:
                 await self.apply(doc["ticket_id"], TicketUpdate.model_validate(doc["update"]),
                                  doc["_id"])
-            except UnknownTicket:
-                continue  # not open yet: it waits (and so do the newer updates of its ticket)
+            except UnknownTicket:  # not open yet: it waits, and the newer updates behind it
+                not_open.add(doc["ticket_id"])
+                continue
             except ValueError as error:
                 await publish_all(self.relay.broker, [self._parked_letter(doc, str(error))])
                 refused += 1
