@@ -103,9 +103,11 @@ async def publish_all(broker: KafkaBroker, outgoing: Sequence[Outgoing]) -> None
                                for o in outgoing])
 
 
-async def publish_raw(broker: KafkaBroker, messages: Sequence[tuple[str, str | None, bytes, str]]) -> None:
+async def publish_raw(broker: KafkaBroker, messages: Sequence[tuple[str, str | None, bytes, str]],
+                      ) -> list[tuple[int, int]]:
     """Publish (topic, key, JSON bytes, event type) messages in flight together and wait for
-    every acknowledgement; raise if any failed."""
+    every acknowledgement; raise if any failed. Returns where the broker says each message
+    was put: (partition, offset), in the order given."""
     pending = []
     for topic, key, value, event_type in messages:
         pending.append(await broker.publish(
@@ -113,7 +115,8 @@ async def publish_raw(broker: KafkaBroker, messages: Sequence[tuple[str, str | N
             headers={"content-type": "application/json", "event-type": event_type},
             no_confirm=True,
         ))
-    await asyncio.gather(*pending)
+    acknowledged = await asyncio.gather(*pending)
+    return [(meta.partition, meta.offset) for meta in acknowledged]
 
 
 # What a record's content can cause (invalid, refused, naming something unknown): it fails

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from faststream.kafka import KafkaBroker
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.contracts import Envelope, utc_now
@@ -40,8 +40,12 @@ class OutboxRelay:
     """Publishes a collection's unpublished events and marks them published."""
 
     def __init__(self, collection: AsyncCollection[Document], broker: KafkaBroker, *,
-                 lease_seconds: float, owner: str, publish_timeout: float = 30.0) -> None:
+                 lease_seconds: float, owner: str, publish_timeout: float = 30.0,
+                 keep_positions: bool = False) -> None:
         self.collection = collection
+        # Where the broker put each event ({"partition", "offset"} in ``log``), for a check
+        # of the log itself later (one write per event instead of one per batch).
+        self.keep_positions = keep_positions
         self.broker = broker
         self.lease = timedelta(seconds=lease_seconds)
         self.owner = owner
@@ -60,14 +64,19 @@ class OutboxRelay:
         # Bounded: with the broker down a send can wait indefinitely, and a stuck publish
         # would stall the sweep that is meant to retry it.
         async with asyncio.timeout(self.publish_timeout):
-            await publish_raw(self.broker, [
+            positions = await publish_raw(self.broker, [
                 (d["topic"], d.get("key"), json.dumps(d["event"], separators=(",", ":")).encode(),
                  str(d["event"]["type"])) for d in pending])
-        await self.collection.update_many(
-            {"_id": {"$in": [d["_id"] for d in pending]}},
-            {"$set": {"published": True, "published_at": utc_now()},
-             "$unset": {"lease_until": "", "lease_owner": ""}},
-        )
+        done = {"published": True, "published_at": utc_now()}
+        unlease = {"$unset": {"lease_until": "", "lease_owner": ""}}
+        if not self.keep_positions:
+            await self.collection.update_many({"_id": {"$in": [d["_id"] for d in pending]}},
+                                              {"$set": done, **unlease})
+            return
+        await self.collection.bulk_write([
+            UpdateOne({"_id": d["_id"]}, {"$set": {**done, "log": {"partition": partition,
+                                                                   "offset": offset}}, **unlease})
+            for d, (partition, offset) in zip(pending, positions, strict=True)], ordered=False)
 
     async def _hold(self, docs: Sequence[Document]) -> list[Document]:
         """Take these documents over from the lease they were handed over under (the

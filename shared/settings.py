@@ -265,6 +265,25 @@ class Settings(BaseSettings):
         2.0, gt=0, description="Pause between sweeps that forward complaints to a province tenant "
                                "and carry its progress back to the city's ticket.")
 
+    # --- escalation reconciliation (SLA) ---
+    escalation_check_after_seconds: float = Field(
+        60.0, gt=0, description="An escalation fired this long ago must be in the escalations "
+                                "topic's log where the broker acknowledged it; if not (a broker "
+                                "that lost its log), it is re-announced under the same event id. "
+                                "Also the pause before re-announcing it again.")
+    escalation_watch_seconds: float = Field(
+        86_400.0, gt=0, description="How long after firing an escalation is still checked against "
+                                    "the log (a broker losing it later goes unnoticed).")
+    escalation_check_interval_seconds: float = Field(
+        30.0, gt=0, description="Pause between checks of the escalations topic's log.")
+    escalation_alarm_seconds: float = Field(
+        600.0, gt=0, description="An escalation missing from the log this long after firing "
+                                 "(or no check for this long) raises the alarm and makes the SLA "
+                                 "service not ready.")
+    escalation_check_batch_size: int = Field(
+        1000, ge=1, description="Most escalations one check reads back (least recently checked "
+                                "first).")
+
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":
         # Messages name settings, never values: the values are secrets.

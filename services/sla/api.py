@@ -83,14 +83,16 @@ def build_router() -> APIRouter:
         reprioritised. With an Idempotency-Key, a retried request is applied once."""
         access = access_of(request)
         _may_take(access, update)
-        await _visible_ticket(request, ticket_id)
+        checked = await _visible_ticket(request, ticket_id)
         event_id = (derived_event_id("http-update", ticket_id, idempotency_key)
                     if idempotency_key else str(uuid.uuid4()))
         try:
             ticket = await _sla(request).apply(ticket_id, update.as_update(access.actor), event_id,
                                                actor=access.audit_actor,
                                                request_id=request_id_of(request),
-                                               tenant=access.tenant)
+                                               tenant=access.tenant,
+                                               # re-routed since the check: not the caller's
+                                               agency=checked["agency"])
         except UnknownTicket as error:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
         except UpdateRefused as error:

@@ -17,6 +17,7 @@ from services.sla.links import ProvinceLinks
 from services.sla.policy import Policy, load_policy
 from services.sla.policy_api import build_policy_router
 from services.sla.policy_reload import PolicyReloader
+from services.sla.reconcile import EscalationReconciler
 from services.sla.report_store import ensure_report_indexes
 from services.sla.reports_api import ReportSource, build_reports_router
 from services.sla.store import TicketStore
@@ -52,7 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
     db = mongo.database(client, settings)
     store = TicketStore(db)
     relay = OutboxRelay(store.escalations, broker, lease_seconds=settings.outbox_lease_seconds,
-                        owner=settings.instance_id)
+                        owner=settings.instance_id, keep_positions=True)
     reroutes = OutboxRelay(store.reroutes, broker, lease_seconds=settings.outbox_lease_seconds,
                            owner=settings.instance_id)
     openings = OutboxRelay(store.openings, broker, lease_seconds=settings.outbox_lease_seconds,
@@ -63,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
     sla = Sla(settings, policy, rulebook, store, relay, reroutes, openings, audit, changes, books)
     sla.links = links = ProvinceLinks(settings, tenants, db, broker, sla.agency_name)
     handlers.register(broker, sla)
+    reconciler = EscalationReconciler(settings, store, relay)
     acks = EscalationAcks(db, store.escalations)
     escalations = EscalationDesk(sla, acks, OutboxRelay(
         acks.acks, broker, lease_seconds=settings.outbox_lease_seconds, owner=settings.instance_id))
@@ -107,6 +109,8 @@ def create_app(settings: Settings) -> FastAPI:
                           "escalation acknowledgement sweep"),
             lambda: every(settings.sla_policy_reload_seconds, reloader.check, "policy reload"),
             lambda: every(settings.province_forward_seconds, links.sweep, "province links"),
+            lambda: every(settings.escalation_check_interval_seconds, reconciler.turn,
+                          "escalation reconciliation"),
         ):
             yield
         await client.close()
@@ -128,7 +132,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(build_escalations_router())
     app.include_router(build_policy_router())
     app.include_router(build_auth_router())
-    add_health(app, settings, handlers.SERVICE, db, broker=broker)
+    add_health(app, settings, handlers.SERVICE, db, broker=broker,
+               checks={"escalations": reconciler.readiness})
     add_store_errors(app, settings)
     return app
 

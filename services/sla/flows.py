@@ -216,6 +216,24 @@ class Sla:
 
     # --- updates that came before their ticket --------------------------------------------
 
+    async def take_update(self, record: Incoming, ticket_id: str, update: TicketUpdate,
+                          event_id: str, *, tenant: str | None = None) -> None:
+        """An update read from ``tickets.updates``, applied in the order it was produced:
+        while its ticket is not open, or still has parked updates (opened, but the routed
+        consumer has not applied them yet), it is parked behind them and they are all
+        applied in order. Raises when this one, applied directly, is refused; parked ones
+        that are refused are dead-lettered by ``apply_parked``."""
+        if not await self.store.has_parked(ticket_id):
+            try:
+                await self.apply(ticket_id, update, event_id, tenant=tenant)
+                return
+            except UnknownTicket:  # its routing decision may not have been read yet
+                pass
+        await self.park(record, ticket_id, update, event_id, tenant=tenant)
+        # The ticket may have opened (and its parked updates been applied) meanwhile: nobody
+        # else would apply this one then.
+        await self.apply_parked([ticket_id])
+
     async def park(self, record: Incoming, ticket_id: str, update: TicketUpdate,
                    event_id: str, *, tenant: str | None = None) -> None:
         """Keep an update whose ticket is not open yet: after a downtime this service may read
@@ -229,24 +247,37 @@ class Sla:
                        "offset": record.offset, "key": (record.key or b"").decode(errors="replace"),
                        "value": record.value.decode(errors="replace")}})
 
-    async def apply_parked(self, ticket_ids: list[str]) -> list[Outgoing]:
-        """Apply the parked updates of these tickets in arrival order; dead letters for the
-        ones the ticket refuses."""
+    async def apply_parked(self, ticket_ids: list[str]) -> int:
+        """Apply the parked updates of these tickets, those that are open, in the order they
+        were produced; the ones the ticket refuses are dead-lettered, before they are
+        unparked. Each is unparked after it took effect: a crash in between leaves it parked,
+        and applying it again changes nothing (its event id is on the ticket; a dead letter's
+        id is its record's place). Returns how many were refused."""
         parked = await self.store.parked_for(ticket_ids)
-        refused: list[Outgoing] = []
-        for doc in parked:
+        refused = 0
+        not_open: set[str] = set()
+        for doc in sorted(parked, key=produced_order):
+            if doc["ticket_id"] in not_open:
+                continue
             try:
                 await self.apply(doc["ticket_id"], TicketUpdate.model_validate(doc["update"]),
                                  doc["_id"], tenant=doc.get("tenant"))
-            except (ValueError, UnknownTicket) as error:
-                refused.append(self._parked_letter(doc, str(error)))
-        await self.store.unpark([doc["_id"] for doc in parked])
+            except UnknownTicket:  # not open yet: it waits, and the newer updates behind it
+                not_open.add(doc["ticket_id"])
+                continue
+            except ValueError as error:
+                await publish_all(self.relay.broker, [self._parked_letter(doc, str(error))])
+                refused += 1
+            await self.store.unpark([doc["_id"]])
         return refused
 
     async def expire_parked(self) -> int:
         """Dead-letter updates whose ticket did not open within the allowed time."""
         limit = utc_now() - timedelta(seconds=self.settings.parked_update_seconds)
         stale = await self.store.parked_before(limit, self.settings.scheduler_batch_size)
+        # A ticket that did open has them applied now (the routed consumer missed them).
+        await self.apply_parked(sorted({doc["ticket_id"] for doc in stale}))
+        stale = await self.store.parked_among([doc["_id"] for doc in stale])
         letters = [self._parked_letter(doc, f"no ticket {doc['ticket_id']} within "
                                             f"{self.settings.parked_update_seconds:g} s")
                    for doc in stale]
@@ -264,16 +295,22 @@ class Sla:
 
     async def apply(self, ticket_id: str, update: TicketUpdate, event_id: str, *,
                     actor: Actor | None = None, request_id: str | None = None,
-                    tenant: str | None = None) -> Ticket:
+                    tenant: str | None = None, agency: str | None = None) -> Ticket:
         """Apply an update once: a repeated event id returns the ticket unchanged. A rejection
         is stored in one transaction with its reroute request, then the request is published.
         ``actor`` is who acted (today: what the update claims, when not given); the audit
         record rides in the update's history entry and is appended after the ticket's write,
-        again on a repeat (once: the append is keyed by the event id)."""
+        again on a repeat (once: the append is keyed by the event id).
+
+        With ``agency`` (the agency the caller's right to act was checked against), the update
+        applies only while the ticket is still with that agency: re-routed in between, it is
+        another agency's ticket, refused as unknown. Each write is conditional on the version
+        read here, so a re-routing after this check makes the write fail and the check run
+        again on the re-read ticket."""
         actor = actor or update_actor(update)
         for _ in range(_RETRIES):
             ticket = await self.store.get(ticket_id, tenant=tenant or self.settings.tenant)
-            if ticket is None:
+            if ticket is None or (agency is not None and ticket["agency"] != agency):
                 raise UnknownTicket(f"no ticket {ticket_id}")
             if event_id in ticket["applied_events"]:
                 await self._audit_update(ticket, event_id)
@@ -438,6 +475,14 @@ def _assigned_at(event: Envelope[TicketRouted]) -> datetime:
     """The routing decision's own time (not when this service read it, which may be after a
     downtime); never before the submission."""
     return max(event.time, event.data.submitted_at)
+
+
+def produced_order(parked: Document) -> tuple[datetime, int, int]:
+    """Parked updates in the order their agency produced them: a ticket's updates share its
+    key, so one partition, read in offset order (parked_at first, since a topic recreated
+    after a broker restart numbers its offsets from 0 again)."""
+    record = parked["record"]
+    return parked["parked_at"], record["partition"], record["offset"]
 
 
 def idle_wait(earliest: datetime | None, now: datetime, cap: float) -> float:

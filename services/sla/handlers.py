@@ -2,7 +2,7 @@
 
 from faststream.kafka import KafkaBroker, KafkaMessage
 
-from services.sla.flows import AlreadyRefused, Sla, UnknownTicket
+from services.sla.flows import AlreadyRefused, Sla
 from shared.contracts import Envelope, EventType, TicketRouted, TicketUpdate, Topics
 from shared.kafka import (
     RECORD_FAULTS,
@@ -24,7 +24,8 @@ def register(broker: KafkaBroker, sla: Sla) -> None:
     async def open_tickets(events: list[Envelope[TicketRouted]]) -> list[Outgoing]:
         # Idempotent: a known ticket id or an equal assignment changes nothing.
         await sla.open_tickets(events)
-        return await sla.apply_parked([str(e.ticket_id) for e in events])
+        await sla.apply_parked([str(e.ticket_id) for e in events])  # dead-letters refused ones
+        return []
 
     async def apply_update(record: Incoming) -> Outgoing | None:
         """Apply one record (once: a repeated event id changes nothing); its dead letter when
@@ -34,9 +35,8 @@ def register(broker: KafkaBroker, sla: Sla) -> None:
         except ValueError as error:
             return dead_letter(sla.settings, SERVICE, record, str(error))
         try:
-            await sla.apply(str(event.ticket_id), event.data, event.id, tenant=event.tenant)
-        except UnknownTicket:  # its routing decision may not have been read yet
-            await sla.park(record, str(event.ticket_id), event.data, event.id, tenant=event.tenant)
+            await sla.take_update(record, str(event.ticket_id), event.data, event.id,
+                                  tenant=event.tenant)
         except AlreadyRefused:  # a republished reply: its one dead letter was sent before
             return None
         except RECORD_FAULTS as error:  # refused (UpdateRefused is a ValueError)

@@ -44,6 +44,7 @@ class TicketStore:
         await self.tickets.create_index([("next_check_at", ASCENDING)])
         await self.tickets.create_index([("agency", ASCENDING), ("status", ASCENDING)])
         await self.escalations.create_index([("ticket_id", ASCENDING)])
+        await self.escalations.create_index([("checked_epoch", ASCENDING)])
         await self.reroutes.create_index([("ticket_id", ASCENDING)])
         await self.parked.create_index([("ticket_id", ASCENDING)])
         await self.parked.create_index([("parked_at", ASCENDING)])
@@ -121,6 +122,13 @@ class TicketStore:
         cursor = self.parked.find({"ticket_id": {"$in": list(ticket_ids)}}).sort("parked_at", 1)
         return await cursor.to_list(None)
 
+    async def has_parked(self, ticket_id: str) -> bool:
+        return await self.parked.find_one({"ticket_id": ticket_id}, {"_id": 1}) is not None
+
+    async def parked_among(self, ids: Sequence[str]) -> list[Document]:
+        """Those of these parked updates that are still parked."""
+        return await self.parked.find({"_id": {"$in": list(ids)}}).sort("parked_at", 1).to_list(None)
+
     async def parked_before(self, when: datetime, limit: int) -> list[Document]:
         cursor = self.parked.find({"parked_at": {"$lt": when}}).sort("parked_at", 1)
         return await cursor.limit(limit).to_list(None)
@@ -164,6 +172,32 @@ class TicketStore:
         await insert_new(self.escalations, escalations)
         return await self.escalations.find({"_id": {"$in": [e["_id"] for e in escalations]},
                                             "published": False, "lease_owner": owner}).to_list(None)
+
+    # --- escalations checked against the topic's log ----------------------------------------
+
+    async def escalations_to_check(self, *, fired_since: datetime, fired_before: datetime,
+                                   limit: int) -> list[Document]:
+        """Published escalations fired in the window, least recently checked first."""
+        cursor = self.escalations.find(
+            # NX-27017 stores a $set true as 1 (which a query for true does not match)
+            {"published": {"$in": [True, 1]},
+             "fired_at": {"$gte": fired_since, "$lt": fired_before}}).sort(
+            "checked_epoch", ASCENDING)
+        return await cursor.limit(limit).to_list(None)
+
+    async def note_checked(self, ids: Sequence[str], epoch: float) -> None:
+        if ids:
+            await self.escalations.update_many({"_id": {"$in": list(ids)}},
+                                                {"$set": {"checked_epoch": epoch}})
+
+    async def claim_reannouncement(self, doc: Document, epoch: float) -> bool:
+        """Whether this replica re-announces the escalation: one conditional write decides
+        (the previous re-announcement's time unchanged), so two replicas never both send it.
+        Epochs, not datetimes: NX-27017 stores a ``$set`` datetime as a string."""
+        result = await self.escalations.update_one(
+            {"_id": doc["_id"], "reannounced_epoch": doc.get("reannounced_epoch")},
+            {"$set": {"reannounced_epoch": epoch}, "$inc": {"reannouncements": 1}})
+        return result.modified_count == 1
 
     async def finish(self, tickets: Sequence[tuple[Document, int]], token: str) -> int:
         """Write the scheduler's result and release the lease, for the tickets nobody changed
