@@ -388,41 +388,57 @@ class Row:
     note: str = ""
 
 
-async def settle(mongodb_url: str, expected: int, quiet_seconds: float, limit: float) -> None:
-    """Wait until every accepted complaint is a ticket, or the count stops growing."""
+async def settle(mongodb_url: str, traffic: Traffic, quiet_seconds: float, limit: float) -> None:
+    """Wait until every accepted complaint of this run is a ticket, or their number stops
+    growing for ``quiet_seconds``. (Counted per complaint: the recovery probes' tickets must
+    not make up for a missing one.)"""
     client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, serverSelectionTimeoutMS=3000)
-    tickets = client["disposisi"]["tickets"]
+    db = client["disposisi"]
     last, last_change, deadline = -1, time.monotonic(), time.monotonic() + limit
     try:
         while time.monotonic() < deadline:
             try:
-                count = len(await tickets.find({}, {"_id": 1}).to_list(None))
+                tickets, by_external = await _stored(db, traffic)
+                count = sum(1 for ids in _accepted(traffic, by_external).values()
+                            if any(t in tickets for t in ids))
             except Exception:
                 count = last
             if count != last:
                 last, last_change = count, time.monotonic()
-            if count >= expected or time.monotonic() - last_change > quiet_seconds:
+            if count >= len(traffic.http_accepted) + len(traffic.kafka_accepted) \
+                    or time.monotonic() - last_change > quiet_seconds:
                 return
             await asyncio.sleep(1.0)
     finally:
         await client.close()
 
 
-async def account(row: Row, traffic: Traffic, mongodb_url: str, dev: Dev) -> None:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url)
-    try:
-        db = client["disposisi"]
-        tickets = {t["_id"] for t in await db["tickets"].find({}, {"_id": 1}).to_list(None)}
-        complaints = [c for c in await db["complaints"].find(
-            {}, {"ticket_id": 1, "event": 1}).to_list(None)
-            if str(c["event"]["data"].get("external_id", "")).startswith(f"{traffic.run}-")]
-    finally:
-        await client.close()
+async def _stored(db: Any, traffic: Traffic) -> tuple[set[str], dict[str, list[str]]]:
+    """Ticket ids in the SLA's collection, and this run's stored complaints' ticket ids by
+    external id."""
+    tickets = {t["_id"] for t in await db["tickets"].find({}, {"_id": 1}).to_list(None)}
+    complaints = [c for c in await db["complaints"].find(
+        {}, {"ticket_id": 1, "event": 1}).to_list(None)
+        if str(c["event"]["data"].get("external_id", "")).startswith(f"{traffic.run}-")]
     by_external: dict[str, list[str]] = {}
     for c in complaints:
         by_external.setdefault(c["event"]["data"]["external_id"], []).append(c["ticket_id"])
-    accepted = {**{k: [t] for k, t in traffic.http_accepted.items()},
-                **{k: by_external.get(k, []) for k in traffic.kafka_accepted}}
+    return tickets, by_external
+
+
+def _accepted(traffic: Traffic, by_external: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Each accepted complaint's ticket ids: HTTP's from the 202, the broker's from the store."""
+    return {**{k: [t] for k, t in traffic.http_accepted.items()},
+            **{k: by_external.get(k, []) for k in traffic.kafka_accepted}}
+
+
+async def account(row: Row, traffic: Traffic, mongodb_url: str, dev: Dev) -> None:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url)
+    try:
+        tickets, by_external = await _stored(client["disposisi"], traffic)
+    finally:
+        await client.close()
+    accepted = _accepted(traffic, by_external)
     row.sent, row.accepted = traffic.sent, len(accepted)
     row.ticketed = sum(1 for ids in accepted.values() if any(t in tickets for t in ids))
     row.lost = row.accepted - row.ticketed
@@ -538,8 +554,7 @@ async def run_fault(fault: Fault, *, n: int, seconds: float, base_env: dict[str,
         row.recovery = await time_to_recover(dev, mongodb_url, injected, traffic.run)
         await flow
         await asyncio.gather(*dev.healing)
-        await settle(mongodb_url, len(traffic.http_accepted) + len(traffic.kafka_accepted),
-                     quiet_seconds=_reconcile_wait(base_env), limit=240)
+        await settle(mongodb_url, traffic, quiet_seconds=_reconcile_wait(base_env), limit=240)
         await account(row, traffic, mongodb_url, dev)
     except Exception as error:
         row.note = f"run failed: {error!r}"[:200]
