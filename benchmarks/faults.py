@@ -103,7 +103,7 @@ class Dev:
     async def wait_banner(self) -> None:
         """Wait for this start's banner (printed once every service answers ready)."""
         assert self.process is not None
-        timeout = 180.0
+        timeout = 360.0  # a loaded shared machine has needed over 3 minutes
         deadline = time.monotonic() + timeout
         while self.log_path.read_text(errors="replace").count(BANNER) <= self.banners:
             if self.process.poll() is not None:
@@ -616,7 +616,8 @@ async def main_async(args: argparse.Namespace) -> None:
         cluster = None
         if args.kafka == "cluster":
             print("starting the three-broker Kafka cluster ...", flush=True)
-            cluster = await asyncio.to_thread(start_cluster, Path(tmp) / "kafka", 3)
+            cluster = await asyncio.to_thread(start_cluster, Path(tmp) / "kafka", 3,
+                                              timeout=600.0)
         env = dev_environment(args.reconcile_after, cluster)
         try:
             for fault in chosen:
