@@ -540,14 +540,14 @@ async def run_fault(fault: Fault, *, n: int, seconds: float, base_env: dict[str,
     ports = {name: free_port() for name in ("kafka", "mongo", "intake", "sla", "router")}
     data_dir = work / fault.name / "data"
     data_dir.mkdir(parents=True)
-    if cluster is not None:  # each fault on empty topics (and so no committed offsets)
-        await cluster.delete_topics(prefix="disposisi.")
     dev = Dev(data_dir, ports, base_env, cluster)
     mongodb_url = f"mongodb://127.0.0.1:{ports['mongo']}/?directConnection=true"
     traffic = Traffic(run=f"{fault.name}-{uuid.uuid4().hex[:6]}")
     row = Row(fault.name)
-    dev.start()
     try:
+        if cluster is not None:  # each fault on empty topics (and so no committed offsets)
+            await cluster.delete_topics(prefix="disposisi.", within=300.0)
+        dev.start()
         await dev.wait_banner()
         flow = asyncio.gather(post_complaints(dev, traffic, n // 2, seconds),
                               publish_submissions(dev, traffic, n - n // 2, seconds))
