@@ -495,6 +495,11 @@ async def duplicate_deliveries(bootstrap: str, ticket_ids: set[str]) -> tuple[in
     messages = [m for m in await read_all(
         bootstrap, lambda t: t.startswith(Topics.AGENCY_PREFIX) or t == Topics.ESCALATIONS)
         if m.get("ticket_id") in ticket_ids]
+    return count_duplicates(messages)
+
+
+def count_duplicates(messages: list[dict[str, Any]]) -> tuple[int, int]:
+    """(duplicates, copies) among these events; see ``duplicate_deliveries``."""
     ids: dict[tuple[Any, ...], set[str]] = {}
     for m in messages:
         data = m.get("data") or {}
