@@ -52,12 +52,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from pymongo import AsyncMongoClient
 
-from services.drain import INTAKE_GROUPS, ROUTING_GROUPS, backlog
+from services.drain import INTAKE_GROUPS, ROUTING_GROUPS, backlog, partitions_of
 from shared.contracts import Topics
 from shared.embedded import free_port
 from shared.kafka_cluster import KafkaCluster, start_cluster
@@ -513,15 +513,19 @@ def count_duplicates(messages: list[dict[str, Any]]) -> tuple[int, int]:
 
 async def read_all(bootstrap: str, wanted: Callable[[str], bool]) -> list[dict[str, Any]]:
     """Every message now on the topics ``wanted`` accepts, read up to their current ends."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    await admin.start()
+    try:
+        partitions = await partitions_of(admin, [t for t in await admin.list_topics() if wanted(t)])
+    finally:
+        await admin.close()
+    if not partitions:
+        return []
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                auto_offset_reset="earliest", group_id=None)
+                                auto_offset_reset="earliest", group_id=None,
+                                max_partition_fetch_bytes=4 * POISON_BYTES)
     await consumer.start()
     try:
-        topics = [t for t in await consumer.topics() if wanted(t)]
-        partitions = [TopicPartition(t, p) for t in topics
-                      for p in consumer.partitions_for_topic(t) or ()]
-        if not partitions:
-            return []
         consumer.assign(partitions)
         async with asyncio.timeout(30):
             ends = await consumer.end_offsets(partitions)
@@ -618,7 +622,8 @@ def dev_environment(reconcile_after: float, cluster: KafkaCluster | None) -> dic
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    chosen = [f for f in FAULTS if not args.only or f.name in args.only]
+    by_name = {f.name: f for f in FAULTS}
+    chosen = [by_name[name] for name in args.only] if args.only else FAULTS  # in the order given
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="disposisi-faults-") as tmp:
         cluster = None
