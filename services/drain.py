@@ -11,7 +11,7 @@ is still bounded by a timeout, because Tansu's ListOffsets has been seen to hang
 import asyncio
 import contextlib
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -32,6 +32,12 @@ ROUTING_GROUPS: Mapping[str, Sequence[str]] = {
     "disposisi-sla": (Topics.ROUTED,),
     "disposisi-sla-updates": (Topics.UPDATES,),
 }
+# Intake following the SLA: tickets opened (reconciliation) and their public state (tracking).
+FOLLOW_UP_GROUPS: Mapping[str, Sequence[str]] = {
+    "disposisi-intake-opened": (Topics.OPENED,),
+    "disposisi-intake-tracking": (Topics.CHANGES,),
+}
+ALL_GROUPS: Mapping[str, Sequence[str]] = {**INTAKE_GROUPS, **ROUTING_GROUPS, **FOLLOW_UP_GROUPS}
 CALL_TIMEOUT_SECONDS = 5.0
 POLL_SECONDS = 0.5
 
@@ -79,11 +85,10 @@ async def backlog(settings: Settings, groups: Mapping[str, Sequence[str]]) -> li
         async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
             await admin.start()
             await ends.start()
-            await ends.topics()  # loads the partition metadata
+            known = await partitions_of(admin, {t for topics in groups.values() for t in topics})
         found: list[Backlog] = []
         for group, topics in groups.items():
-            partitions = [TopicPartition(t, p) for t in topics
-                          for p in sorted(ends.partitions_for_topic(t) or ())]
+            partitions = [tp for tp in known if tp.topic in topics]
             if not partitions:
                 continue
             # Committed first, ends second: whatever a consumer published before committing is
@@ -103,6 +108,19 @@ async def backlog(settings: Settings, groups: Mapping[str, Sequence[str]]) -> li
             await ends.stop()
         with contextlib.suppress(Exception):
             await admin.close()
+
+
+async def partitions_of(admin: AIOKafkaAdminClient, topics: Iterable[str]) -> list[TopicPartition]:
+    """The partitions of those of ``topics`` that exist, from the brokers' metadata. (Not from
+    a consumer's ``topics()``: that fetches every topic's metadata but keeps it to itself; the
+    consumer's ``partitions_for_topic`` then knows only what Tansu happens to send along, and
+    on Apache Kafka nothing, so every backlog looked empty there.)"""
+    existing = sorted(set(topics) & set(await admin.list_topics()))
+    if not existing:
+        return []
+    return [TopicPartition(described["topic"], entry["partition"])
+            for described in await admin.describe_topics(existing)
+            for entry in sorted(described["partitions"], key=lambda e: int(e["partition"]))]
 
 
 def _offset(committed: object) -> int:

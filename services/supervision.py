@@ -2,6 +2,7 @@
 after a crash with a short backoff that resets once the process has been healthy a while."""
 
 import json
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -65,8 +66,11 @@ class Supervised:
         return self.process is not None and self.process.poll() is not None
 
     def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def send_signal(self, signum: int) -> None:
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+            self.process.send_signal(signum)
 
     def wait_stopped(self, timeout: float) -> None:
         if self.process is None:
@@ -127,12 +131,18 @@ class Supervisor:
             say(f"{process.name}: repairing after the restart failed: {error}")
         say(f"{process.name} restarted (pid {process.pid}, restart #{process.restarts})")
 
-    def stop(self, *names: str, timeout: float = 15.0) -> None:
-        """Stop these together (SIGTERM, then SIGKILL after ``timeout``)."""
+    def send_signal(self, signum: int, *names: str) -> None:
+        """Send ``signum`` to these (those running)."""
+        for name in names:
+            if name in self.processes:
+                self.processes[name].send_signal(signum)
+
+    def stop(self, *names: str, timeout: float = 15.0, signum: int = signal.SIGTERM) -> None:
+        """Stop these together (``signum``, then SIGKILL after ``timeout``)."""
         chosen = [self.processes[n] for n in names if n in self.processes]
         for process in chosen:
             process.restart_at = None
-            process.terminate()
+            process.send_signal(signum)
         for process in chosen:
             process.wait_stopped(timeout)
         for process in chosen:

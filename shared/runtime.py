@@ -3,11 +3,13 @@
 import asyncio
 import contextlib
 import logging
+import signal
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from typing import Any
 
 import uvicorn
-from fastapi import FastAPI, HTTPException, Request, status
+from fastapi import FastAPI, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
@@ -49,6 +51,19 @@ def _printable(part: object) -> str | int:
 # A readiness check answers None when fine, else the problem in a few words.
 ReadinessCheck = Callable[[], Awaitable[str | None]]
 
+# `disposisi dev` sends this before it stops the system: the service stops taking new work over
+# HTTP while its consumers keep draining the broker (see services/dev.py, stop_in_order).
+STOP_ACCEPTING_SIGNAL = signal.SIGUSR1
+_stopping = threading.Event()
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_STILL_ACCEPTED = frozenset({"/v1/auth/token"})  # signing in starts no work
+STOPPING = {"errors": [{"field": None, "problem": "the service is stopping; retry later"}]}
+
+
+def stop_accepting() -> None:
+    """From now on writes over HTTP answer 503 and /readyz says stopping; consumers go on."""
+    _stopping.set()
+
 
 def add_health(app: FastAPI, settings: Settings, service: str,
                db: AsyncDatabase[Document] | None = None, *, broker: KafkaBroker | None = None,
@@ -63,6 +78,17 @@ def add_health(app: FastAPI, settings: Settings, service: str,
     if db is not None:
         probes["mongodb"] = lambda: _mongo_problem(db, settings.readiness_timeout_seconds)
     probes.update(checks or {})
+    probes["accepting"] = _stopping_problem
+
+    @app.middleware("http")
+    async def refuse_writes_while_stopping(request: Request,
+                                           call_next: Callable[[Request], Awaitable[Response]],
+                                           ) -> Response:
+        if (_stopping.is_set() and request.method in _WRITES
+                and request.url.path not in _STILL_ACCEPTED):
+            return JSONResponse(status_code=status.HTTP_503_SERVICE_UNAVAILABLE, content=STOPPING,
+                                headers={"Retry-After": str(settings.store_retry_after_seconds)})
+        return await call_next(request)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:
@@ -81,7 +107,11 @@ def add_health(app: FastAPI, settings: Settings, service: str,
                             content={"service": service, "ready": not failed, "failed": failed,
                                      "checks": report})
 
-    _ = (healthz, readyz)
+    _ = (healthz, readyz, refuse_writes_while_stopping)
+
+
+async def _stopping_problem() -> str | None:
+    return "stopping: not accepting new work" if _stopping.is_set() else None
 
 
 async def _bounded(probe: ReadinessCheck, within: float) -> str | None:
@@ -231,6 +261,7 @@ async def _start_one(subscriber: Any, retry_seconds: float) -> None:
 
 def serve(app: FastAPI, host: str, port: int) -> None:
     configure_logging()
+    signal.signal(STOP_ACCEPTING_SIGNAL, lambda signum, frame: stop_accepting())
     uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on")
 
 

@@ -21,6 +21,7 @@ from services.dev import DevOptions, services_not_ready
 from shared.contracts import Topics
 from shared.embedded import free_port, mongo_pid_file, remove_stale_pid_file, start_mongo
 from shared.mongo import Document
+from shared.runtime import STOP_ACCEPTING_SIGNAL
 from tests.conftest import CLUSTER_MODE
 from tests.e2e.dev_support import BANNER, DevSystem
 from tests.e2e.support import stop
@@ -262,3 +263,35 @@ def test_readiness_names_each_service_that_is_not_ready_and_why(tmp_path: Path) 
     assert waiting["router"] == "/healthz answered 503"
     assert waiting["intake"].startswith("not answering")
     assert set(waiting) == {"intake", "router", "sla", "console"}
+
+async def test_a_service_told_to_stop_accepting_refuses_posts_and_goes_on_consuming(
+        dev: DevSystem) -> None:
+    """What `disposisi dev` does first when stopping: new work over HTTP answers 503 with
+    Retry-After and /readyz says why, while intake goes on taking channel submissions from the
+    broker, so that the drain that follows can empty it."""
+    dev.wait_for_output(BANNER)
+    os.kill(dev.pids()["intake"], STOP_ACCEPTING_SIGNAL)
+    async with httpx.AsyncClient(timeout=30, headers=dev.channel_headers()) as http:
+        async def refused() -> httpx.Response | None:
+            answer = await http.post(f"{dev.intake}/v1/complaints", json=COMPLAINT)
+            return answer if answer.status_code == 503 else None
+
+        answer = await eventually(refused, timeout=60)  # the signal arrives asynchronously
+        assert answer is not None, "intake still accepts posts after being told to stop"
+        assert answer.headers["Retry-After"]
+        assert answer.json()["errors"][0]["problem"] == "the service is stopping; retry later"
+        ready = await http.get(f"{dev.intake}/readyz")
+        assert ready.status_code == 503 and "accepting" in ready.json()["failed"]
+
+    await produce(dev.kafka, Topics.SUBMITTED, [_submission(0)])
+    client: AsyncMongoClient[Document] = AsyncMongoClient(dev.mongodb_url)
+    try:
+        db = client["disposisi"]
+
+        async def ticketed() -> bool:
+            complaint = await db["complaints"].find_one({"_id": "ext:whatsapp:burst-0"})
+            return bool(complaint and await db["tickets"].find_one({"_id": complaint["ticket_id"]}))
+
+        assert await eventually(ticketed, timeout=120), dev.output()[-3000:]
+    finally:
+        await client.close()
