@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
+import httpx
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
@@ -16,8 +17,10 @@ from shared.mongo import Document
 
 
 @contextlib.asynccontextmanager
-async def serving(app: FastAPI, port: int) -> AsyncIterator[str]:
-    """Run the app (lifespan included: broker, store, loops) on a loopback port."""
+async def serving(app: FastAPI, port: int, *, consumers_assigned: bool = True) -> AsyncIterator[str]:
+    """Run the app (lifespan included: broker, store, loops) on a loopback port. The port opens
+    before the app's consumer groups assign partitions; unless told otherwise this waits for
+    that too (its /readyz ``consumers`` check), as tests expect a started service to consume."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            lifespan="on"))
     task = asyncio.create_task(server.serve())
@@ -30,10 +33,25 @@ async def serving(app: FastAPI, port: int) -> AsyncIterator[str]:
             raise TimeoutError("server did not start within 60 s")
         await asyncio.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}"
+        url = f"http://127.0.0.1:{port}"
+        if consumers_assigned:
+            await _consumers_assigned(url, deadline)
+        yield url
     finally:
         server.should_exit = True
         await task
+
+
+async def _consumers_assigned(url: str, deadline: float) -> None:
+    async with httpx.AsyncClient(timeout=30) as http:
+        while True:
+            response = await http.get(f"{url}/readyz")
+            checks = response.json().get("checks", {}) if response.status_code in (200, 503) else {}
+            if checks.get("consumers", {"ok": True})["ok"]:
+                return
+            if time.monotonic() > deadline + 60:
+                raise TimeoutError(f"consumers of {url} not assigned: {checks.get('consumers')}")
+            await asyncio.sleep(0.1)
 
 
 async def produce(bootstrap: str, topic: str, messages: list[tuple[str | None, bytes]], *,

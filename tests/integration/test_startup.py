@@ -70,7 +70,8 @@ async def test_the_port_opens_before_the_consumer_group_assigns_partitions(
         await ensure_topics(settings, [Topics.SUBMITTED])
         await asyncio.to_thread(_join_and_get_killed, broker.address, Topics.SUBMITTED,
                                 "disposisi-intake")
-        async with serving(create_intake(settings), settings.intake_port) as url, \
+        async with serving(create_intake(settings), settings.intake_port,
+                           consumers_assigned=False) as url, \
                 httpx.AsyncClient(timeout=30) as http:
             alive = await http.get(f"{url}/healthz")
             code, waiting = await _readiness(http, url)
