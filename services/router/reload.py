@@ -14,25 +14,9 @@ from services.router.rulebook import Rulebook, RulebookError, load_rulebook
 from shared.audit import Actor, AuditAction, AuditRecord
 from shared.audit_store import AuditLog
 from shared.contracts import utc_now
+from shared.yamlfile import Stamp, file_stamps
 
 log = logging.getLogger("disposisi.router.reload")
-
-
-Stamp = tuple[tuple[int, int] | None, ...]
-
-
-def _stamp(paths: tuple[Path, ...]) -> Stamp:
-    """Modification time and size of every file the rulebook is made of (it may include a
-    lexicon and a gazetteer): a change to any of them is a change to the rulebook."""
-    stamps: list[tuple[int, int] | None] = []
-    for path in paths:
-        try:
-            stat = path.stat()
-        except OSError:
-            stamps.append(None)
-            continue
-        stamps.append((stat.st_mtime_ns, stat.st_size))
-    return tuple(stamps)
 
 
 @dataclass
@@ -47,7 +31,7 @@ class RulebookReloader:
     _seen: Stamp = ()
 
     def __post_init__(self) -> None:
-        self._seen = _stamp(self._watched())
+        self._seen = file_stamps(self._watched())
 
     @property
     def owner(self) -> str:
@@ -62,7 +46,7 @@ class RulebookReloader:
 
     async def check(self) -> bool:
         """Reload when a file changed since last seen; True when a new rulebook is serving."""
-        stamp = _stamp(self._watched())
+        stamp = file_stamps(self._watched())
         if stamp == self._seen:
             return False
         self._seen = stamp  # a broken file is reported once, not on every turn
@@ -91,7 +75,7 @@ class RulebookReloader:
             return False
         self.router.swap(self.owner, rulebook)
         self.loaded_at, self.last_error = utc_now(), None
-        self._seen = _stamp(self._watched())  # the new rulebook may include other files
+        self._seen = file_stamps(self._watched())  # the new rulebook may include other files
         log.info("rulebook %s of %s now serving (%d agencies)", rulebook.version, self.owner,
                  len(rulebook.codes))
         return True
@@ -103,7 +87,7 @@ class RulebookReloader:
         # Replicas that see the same files change record it once; a later return to an
         # earlier version has other file stamps, so it is recorded again.
         files = (self.path, *(p for p in new.sources if p != self.path))
-        stamp = hashlib.sha256(repr(_stamp(files)).encode()).hexdigest()[:16]
+        stamp = hashlib.sha256(repr(file_stamps(files)).encode()).hexdigest()[:16]
         await self.audit.append([AuditRecord(
             tenant=self.owner, action=AuditAction.RULEBOOK_CHANGE,
             key=f"rulebook:{old.version}:{new.version}:{stamp}", actor=actor, request_id=request_id,

@@ -17,6 +17,7 @@ from services.sla.policy import Policy, PolicyError, load_policy
 from shared.audit import Actor, AuditAction, AuditRecord
 from shared.audit_store import AuditLog
 from shared.contracts import utc_now
+from shared.yamlfile import file_stamps
 
 log = logging.getLogger("disposisi.sla.policy_reload")
 FILE_RELOAD = Actor.system("file-reload")  # who changed it when a file change is picked up
@@ -41,18 +42,6 @@ def _version(files: tuple[Path, ...]) -> str:
         except OSError:
             digest.update(b"<missing>")
     return digest.hexdigest()[:16]
-
-
-def _stamp(files: tuple[Path, ...]) -> tuple[tuple[int, int] | None, ...]:
-    stamps: list[tuple[int, int] | None] = []
-    for path in files:
-        try:
-            stat = path.stat()
-        except OSError:
-            stamps.append(None)
-            continue
-        stamps.append((stat.st_mtime_ns, stat.st_size))
-    return tuple(stamps)
 
 
 def _load_whole(path: Path, serving: Policy) -> tuple[Policy, str]:
@@ -90,11 +79,11 @@ class PolicyReloader:
 
     def __post_init__(self) -> None:
         files = policy_files(self.path, self.sla.policy)
-        self.version, self._seen = _version(files), _stamp(files)
+        self.version, self._seen = _version(files), file_stamps(files)
 
     async def check(self) -> bool:
         """Reload when a file changed since last seen; True when a new policy is serving."""
-        stamp = _stamp(policy_files(self.path, self.sla.policy))
+        stamp = file_stamps(policy_files(self.path, self.sla.policy))
         if stamp == self._seen:
             return False
         self._seen = stamp  # a broken file is reported once, not on every turn
@@ -122,7 +111,7 @@ class PolicyReloader:
         self.sla.policy = policy  # one reference swap: a flow in progress keeps its policy
         self.on_loaded(policy)
         self.version, self.loaded_at, self.last_error = version, utc_now(), None
-        self._seen = _stamp(policy_files(self.path, policy))
+        self._seen = file_stamps(policy_files(self.path, policy))
         log.info("policy %s now serving", version)
         return True
 
@@ -130,7 +119,7 @@ class PolicyReloader:
                       request_id: str | None) -> None:
         # Replicas that see the same files change record it once; going back to an earlier
         # version later has other file stamps, so it is recorded again.
-        stamp = hashlib.sha256(repr(_stamp(policy_files(self.path, new))).encode()).hexdigest()[:16]
+        stamp = hashlib.sha256(repr(file_stamps(policy_files(self.path, new))).encode()).hexdigest()[:16]
         await self.audit.append([AuditRecord(
             tenant=self.sla.settings.tenant, action=AuditAction.POLICY_CHANGE,
             key=f"policy:{self.version}:{version}:{stamp}", actor=actor, request_id=request_id,
