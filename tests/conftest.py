@@ -10,6 +10,7 @@ broker, so before each one every Disposisi topic is deleted (and with it the con
 offsets on it): each test starts on empty topics, as on a fresh embedded broker."""
 
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from shared.embedded import EmbeddedServer, free_port, start_kafka, start_store
-from shared.kafka_cluster import KafkaCluster, run_sync, start_cluster
+from shared.kafka_cluster import KafkaCluster, KafkaClusterError, run_sync, start_cluster
 from shared.mongo import Document
 from shared.settings import Settings
 
@@ -71,12 +72,27 @@ def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaClu
     """The session's real Kafka cluster (cluster mode only)."""
     if not CLUSTER_MODE:
         raise RuntimeError("kafka_cluster needs DISPOSISI_TEST_KAFKA=cluster")
-    cluster = start_cluster(tmp_path_factory.mktemp("kafka-cluster"), brokers=3,
-                            message_max_bytes=CLUSTER_MESSAGE_MAX_BYTES)
+    cluster = _start_cluster(tmp_path_factory)
     try:
         yield cluster
     finally:
         cluster.stop()
+
+
+def _start_cluster(tmp_path_factory: pytest.TempPathFactory, attempts: int = 3) -> KafkaCluster:
+    """Start the session's cluster, again on fresh ports when a node dies while starting: the
+    free ports are picked before Java binds them, and a port taken meanwhile by another
+    process (a peer speaking another protocol) has killed a node with an OutOfMemoryError at
+    start-up. Every test of the pass depends on this one cluster."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return start_cluster(tmp_path_factory.mktemp("kafka-cluster"), brokers=3,
+                                 message_max_bytes=CLUSTER_MESSAGE_MAX_BYTES)
+        except KafkaClusterError as error:
+            if attempt == attempts:
+                raise
+            print(f"the Kafka cluster did not start ({error}); starting it again", file=sys.stderr)
+    raise AssertionError("unreachable")
 
 
 @pytest.fixture(autouse=True)
