@@ -217,7 +217,10 @@ async def test_every_row_of_the_permission_table_for_every_caller(system: System
                 rule = rule_for(service, endpoint.method, endpoint.path)
                 assert rule is not None
                 names_ticket = "{ticket_id}" in endpoint.path and service == "sla"
-                targets = TICKETS if names_ticket else ((None, None),)
+                # The walked escalation is T-DLH's: an object of the home tenant, like a ticket.
+                names_escalation = "{escalation_id}" in endpoint.path
+                targets = TICKETS if names_ticket else \
+                    ((None, "DLH"),) if names_escalation else ((None, None),)
                 for ticket_id, agency in targets:
                     for who in system.callers:
                         want = expected(rule, who, tenant=settings.tenant, ticket_agency=agency)
