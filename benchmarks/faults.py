@@ -201,7 +201,13 @@ async def kill_leader(dev: Dev) -> None:
 
     async def restart() -> None:
         await asyncio.sleep(PAUSE_SECONDS)
-        await asyncio.to_thread(cluster.restart, leader, 600.0)
+        # Launched here, on the main thread (a node started from a worker thread dies with
+        # it); only the waiting goes to a thread.
+        node = cluster.node(leader)
+        cluster.kill(leader)
+        cluster.launch(node)
+        await asyncio.to_thread(cluster.wait_listening, [node], 600.0)
+        await asyncio.to_thread(cluster.wait_brokers, len(cluster.nodes), 600.0)
 
     dev.healing.append(asyncio.create_task(restart()))
 
@@ -645,8 +651,7 @@ async def main_async(args: argparse.Namespace) -> None:
         cluster = None
         if args.kafka == "cluster":
             print("starting the three-broker Kafka cluster ...", flush=True)
-            cluster = await asyncio.to_thread(start_cluster, Path(tmp) / "kafka", 3,
-                                              timeout=600.0)
+            cluster = start_cluster(Path(tmp) / "kafka", 3, timeout=600.0)
         env = dev_environment(args.reconcile_after, cluster)
         try:
             for fault in chosen:
