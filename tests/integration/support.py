@@ -43,7 +43,7 @@ async def serving(app: FastAPI, port: int, *, consumers_assigned: bool = True) -
         await _stopped(server, task)
 
 
-SHUTDOWN_SECONDS = 90.0
+SHUTDOWN_SECONDS = 60.0  # the broker client alone may take its 30 s bound
 
 
 async def _stopped(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
