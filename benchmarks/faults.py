@@ -203,8 +203,7 @@ async def kill_leader(dev: Dev) -> None:
         await asyncio.sleep(PAUSE_SECONDS)
         # Launched here, on the main thread (a node started from a worker thread dies with
         # it); only the waiting goes to a thread.
-        node = cluster.node(leader)
-        cluster.kill(leader)
+        node = cluster.node(leader)  # killed above; started again here
         cluster.launch(node)
         await asyncio.to_thread(cluster.wait_listening, [node], 600.0)
         await asyncio.to_thread(cluster.wait_brokers, len(cluster.nodes), 600.0)
