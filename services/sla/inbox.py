@@ -1,7 +1,9 @@
 """``GET /v1/tickets``: a page of the open tickets a caller may see, due first (the agency
 workspace's inbox). Officers and agency heads see their agency, the triage desk its queue, a
 supervisor every agency (or one, with ``agency``). Filters: status, clock state, category,
-kelurahan, and a search in the tracking number, title and text."""
+kelurahan, and a search in the tracking number, title and text. Rows of the triage desk's
+queue also carry what the desk decides from: the routing explanation (the router's top
+candidates and their evidence), the agencies that rejected the ticket and each rejection."""
 
 import re
 from datetime import datetime
@@ -24,6 +26,9 @@ OPEN_STATUSES = ("assigned", "acknowledged", "responded", "needs_info", "rejecte
 SUMMARY_FIELDS = ("agency", "agency_name", "status", "priority", "category", "channel", "title",
                   "text", "location", "submitted_at", "assigned_at", "due_next_at",
                   "due_soon_at", "deadlines", "anonymous", "confidential")
+# Read for the triage queue's rows only: the other inboxes stay small.
+TRIAGE_FIELDS = ("routing", "rejected_by", "history")
+REJECTION_FIELDS = ("at", "agency", "actor", "reason", "suggested_agency")
 
 
 class DueState(StrEnum):
@@ -73,13 +78,28 @@ def _due_condition(due: DueState, now: datetime) -> Document:
     return {"due_soon_at": {"$gt": now}}
 
 
+def rejections(history: list[Document]) -> list[Document]:
+    """A ticket's rejections, oldest first: which agency sent it back, who, why, and where
+    it suggested the ticket should go (the triage desk's "bounced" history)."""
+    return [{k: entry.get(k) for k in REJECTION_FIELDS} for entry in history
+            if entry.get("action") == "rejected"]
+
+
+def triage_row(doc: Document) -> Document:
+    """A triage queue row: the history cut to its rejections."""
+    row = {k: v for k, v in doc.items() if k != "history"}
+    row["rejections"] = rejections(doc.get("history") or [])
+    return row
+
+
 async def ticket_page(tickets: AsyncCollection[Document], query: Document, *, page: int,
-                      per_page: int) -> TicketPage:
-    projection = dict.fromkeys(SUMMARY_FIELDS, 1)
+                      per_page: int, triage: bool = False) -> TicketPage:
+    projection = dict.fromkeys((*SUMMARY_FIELDS, *(TRIAGE_FIELDS if triage else ())), 1)
     cursor = tickets.find(query, projection).sort([("due_next_at", ASCENDING), ("_id", ASCENDING)])
     found = await cursor.skip((page - 1) * per_page).limit(per_page).to_list(None)
     total = await tickets.count_documents(query)
-    rows = [jsonable_encoder({"ticket_id": doc.pop("_id"), **doc}) for doc in found]
+    rows = [jsonable_encoder({"ticket_id": doc.pop("_id"), **(triage_row(doc) if triage else doc)})
+            for doc in found]
     return TicketPage(total=total, page=page, per_page=per_page, tickets=rows)
 
 
@@ -108,12 +128,13 @@ def build_inbox_router() -> APIRouter:
         page: Annotated[int, Query(ge=1, le=10_000)] = 1,
         per_page: Annotated[int, Query(ge=1, le=100)] = 25,
     ) -> TicketPage:
-        """The open tickets the caller may see, the one due first on top."""
-        query = inbox_query(tenant=access_of(request).tenant,
-                            agency=_agency_in_scope(request, agency), status=status, due=due,
-                            category=category, kelurahan=kelurahan, q=q, now=utc_now())
+        """The open tickets the caller may see, the one due first on top. Rows of the
+        triage queue (``TRIAGE``) add ``routing``, ``rejected_by`` and ``rejections``."""
+        in_scope = _agency_in_scope(request, agency)
+        query = inbox_query(tenant=access_of(request).tenant, agency=in_scope, status=status,
+                            due=due, category=category, kelurahan=kelurahan, q=q, now=utc_now())
         return await ticket_page(request.app.state.sla.store.tickets, query, page=page,
-                                 per_page=per_page)
+                                 per_page=per_page, triage=in_scope == TRIAGE_QUEUE)
 
     _ = list_tickets
     return router

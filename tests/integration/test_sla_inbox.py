@@ -68,3 +68,55 @@ async def test_the_inbox_lists_the_agencys_open_tickets_due_first_filtered_and_p
 async def _len_is(listed: object, n: int) -> bool:
     assert callable(listed)
     return len(await listed()) == n
+
+
+async def test_the_triage_queue_rows_carry_the_candidates_and_the_rejection_history(
+        settings: Settings, accounts: Accounts) -> None:
+    now = utc_now()
+    candidates = [{"agency": "DLH", "score": 1.2, "rule_ids": ["dlh.sampah"]},
+                  {"agency": "PUPR", "score": 1.1, "rule_ids": ["pupr.drainase"]}]
+    weak = {"rulebook_version": "test", "matched_terms": [], "score": 1.2, "confidence": 0.1,
+            "candidates": candidates, "reason": "too close to call: the complaint desk decides"}
+    officer = await accounts.user("dlh.andi", "officer", "DLH")
+    triage = await accounts.user("meja.triase", "triage")
+    async with serving(sla_app(settings), settings.sla_port) as sla, \
+            httpx.AsyncClient(base_url=sla, timeout=30) as http:
+        await produce(settings.kafka_bootstrap_servers, Topics.ROUTED, [
+            routed("T-CLOSE", now, agency="TRIAGE", routing=weak, category=None),
+            routed("T-BOUNCE", now - timedelta(hours=1), agency="DLH")])
+
+        async def opened(ticket_id: str, headers: dict[str, str]) -> bool:
+            answer = await http.get(f"/v1/tickets/{ticket_id}", headers=headers)
+            return answer.status_code == 200
+        assert await eventually(lambda: opened("T-BOUNCE", officer.headers))
+        rejected = await http.post("/v1/tickets/T-BOUNCE/events", headers=officer.headers, json={
+            "action": "rejected", "reason": "Saluran dikelola PUPR", "suggested_agency": "PUPR"})
+        assert rejected.status_code == 200, rejected.text
+        # The router (not running here) sends it to the triage desk after the rejection.
+        await produce(settings.kafka_bootstrap_servers, Topics.ROUTED, [
+            routed("T-BOUNCE", now - timedelta(hours=1), agency="TRIAGE", assignment=2,
+                   rejected_by=["DLH"], category=None)])
+
+        async def queue() -> dict[str, dict[str, object]]:
+            answer = await http.get("/v1/tickets", headers=triage.headers)
+            assert answer.status_code == 200, answer.text
+            return {t["ticket_id"]: t for t in answer.json()["tickets"]}
+        assert await eventually(lambda: _has(queue, {"T-CLOSE", "T-BOUNCE"}))
+        rows = await queue()
+        assert rows["T-CLOSE"]["routing"]["candidates"] == candidates  # type: ignore[index]
+        assert rows["T-CLOSE"]["rejections"] == [] and "history" not in rows["T-CLOSE"]
+        [rejection] = rows["T-BOUNCE"]["rejections"]  # type: ignore[misc]
+        assert (rejection["agency"], rejection["reason"], rejection["suggested_agency"]) == (
+            "DLH", "Saluran dikelola PUPR", "PUPR")
+        assert rejection["actor"].startswith("dlh.andi") and rows["T-BOUNCE"]["rejected_by"] == ["DLH"]
+        # An agency's inbox stays small: no routing, history or rejections on its rows.
+        await produce(settings.kafka_bootstrap_servers, Topics.ROUTED,
+                      [routed("T-DLH", now, agency="DLH")])
+        assert await eventually(lambda: opened("T-DLH", officer.headers))
+        [row] = (await http.get("/v1/tickets", headers=officer.headers)).json()["tickets"]
+        assert not {"routing", "history", "rejections"} & set(row)
+
+
+async def _has(queue: object, wanted: set[str]) -> bool:
+    assert callable(queue)
+    return wanted <= set(await queue())
