@@ -2,6 +2,7 @@
 SLA service on a real port (tickets opened from routing decisions on the broker)."""
 
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -97,15 +98,15 @@ async def test_the_triage_queue_rows_carry_the_candidates_and_the_rejection_hist
             routed("T-BOUNCE", now - timedelta(hours=1), agency="TRIAGE", assignment=2,
                    rejected_by=["DLH"], category=None)])
 
-        async def queue() -> dict[str, dict[str, object]]:
+        async def queue() -> dict[str, dict[str, Any]]:
             answer = await http.get("/v1/tickets", headers=triage.headers)
             assert answer.status_code == 200, answer.text
             return {t["ticket_id"]: t for t in answer.json()["tickets"]}
         assert await eventually(lambda: _has(queue, {"T-CLOSE", "T-BOUNCE"}))
         rows = await queue()
-        assert rows["T-CLOSE"]["routing"]["candidates"] == candidates  # type: ignore[index]
+        assert rows["T-CLOSE"]["routing"]["candidates"] == candidates
         assert rows["T-CLOSE"]["rejections"] == [] and "history" not in rows["T-CLOSE"]
-        [rejection] = rows["T-BOUNCE"]["rejections"]  # type: ignore[misc]
+        [rejection] = rows["T-BOUNCE"]["rejections"]
         assert (rejection["agency"], rejection["reason"], rejection["suggested_agency"]) == (
             "DLH", "Saluran dikelola PUPR", "PUPR")
         assert rejection["actor"].startswith("dlh.andi") and rows["T-BOUNCE"]["rejected_by"] == ["DLH"]
