@@ -15,11 +15,14 @@ from fastapi.templating import Jinja2Templates
 from sse_starlette import EventSourceResponse
 
 from services.console.citizen import citizen_routes
+from services.console.dashboard import dashboard_routes
+from services.console.desk import triage_routes
 from services.console.domain import (
     CLOCK_STATES,
     STATUS_LABELS,
     action_label,
     form_errors,
+    home_page,
 )
 from services.console.flows import Backends, SignedOut, idempotency_key
 from services.console.live import live_events
@@ -75,6 +78,8 @@ def build_router() -> APIRouter:
     _inbox_routes(router)
     _ticket_routes(router)
     citizen_routes(router)
+    triage_routes(router)
+    dashboard_routes(router)
     return router
 
 
@@ -85,7 +90,8 @@ def _sign_in_routes(router: APIRouter) -> None:
     async def home(request: Request) -> Response:
         console = _console(request)
         session = console.sessions.read(request)
-        return console.redirect(request, session, "/inbox" if session.signed_in else "/login")
+        return console.redirect(request, session, home_page((session.user or {}).get("role"))
+                                if session.signed_in else "/login")
 
     @router.get("/login")
     async def login_page(request: Request) -> Response:
@@ -108,7 +114,7 @@ def _sign_in_routes(router: APIRouter) -> None:
                 session.token = token
                 session.user = {"username": claims.get("sub"), "role": claims.get("role"),
                                 "agency": claims.get("agency")}
-                return console.redirect(request, session, "/inbox")
+                return console.redirect(request, session, home_page(session.user["role"]))
             errors = [{"field": "username", "problem": "Nama pengguna atau kata sandi salah, atau "
                        "akun terkunci sementara." if answer.status in (400, 401) else
                        "Terlalu banyak percobaan; coba lagi nanti." if answer.status == 429 else

@@ -26,7 +26,12 @@ HERE = Path(__file__).resolve().parent
 
 def templates_for(settings: Settings) -> Jinja2Templates:
     templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.add_extension("jinja2.ext.i18n")
+    # Bahasa Indonesia is written in the templates; a catalog (English) replaces these.
+    templates.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+    templates.env.globals["nav_pages"] = domain.nav_pages
     templates.env.filters.update({
+        "duration": domain.duration_label,
         "wib": partial(domain.local_time, timezone=settings.timezone),
         "age": domain.age, "status_label": domain.status_label,
         "priority_label": domain.priority_label, "action_label": domain.action_label,

@@ -2,9 +2,11 @@
 in the tenant's timezone, ages and statuses in plain Indonesian, the citizen's status steps."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from shared.permissions import Scope, rule_for
 
 STATUS_LABELS = {
     "received": "Diterima", "assigned": "Baru", "acknowledged": "Sedang ditangani",
@@ -129,3 +131,84 @@ def form_errors(answer: dict[str, Any]) -> list[dict[str, str]]:
         return [{"field": "", "problem": str(answer.get("detail", "permintaan ditolak"))}]
     return [{"field": str(e.get("field") or "").rsplit(".", 1)[-1],
              "problem": str(e.get("problem", ""))} for e in errors]
+
+
+# --- who opens which page (the APIs' permission table decides) --------------------------------
+
+# A page opens for the roles that may call the API the page exists for: the triage desk's
+# page is for whoever may route a ticket by hand, the dashboard for whoever may read
+# escalations. The page's other calls are checked again by the APIs themselves.
+PAGE_ENDPOINTS = {
+    "triage": ("POST", "/v1/tickets/{ticket_id}/route"),
+    "dashboard": ("GET", "/v1/escalations"),
+    "acknowledge": ("POST", "/v1/escalations/{escalation_id}/acknowledge"),
+    "compliance": ("GET", "/v1/reports/compliance"),
+    "tickets": ("GET", "/v1/tickets"),
+}
+
+
+def scope_for(role: str | None, page: str) -> Scope | None:
+    """The scope in which ``role`` may use ``page`` (that of its API), or None: refused."""
+    method, path = PAGE_ENDPOINTS[page]
+    rule = rule_for("sla", method, path)
+    return None if rule is None or role is None else rule.get(role)
+
+
+def may_open(role: str | None, page: str) -> bool:
+    return scope_for(role, page) is not None
+
+
+def home_page(role: str | None) -> str:
+    """Where a person lands after signing in: the page of their work."""
+    if may_open(role, "triage"):
+        return "/triage"
+    if role == "supervisor":
+        return "/dashboard"
+    return "/inbox"
+
+
+def nav_pages(role: str | None) -> list[tuple[str, str]]:
+    """(path, page name key) of the pages in the menu for ``role``."""
+    pages = [("/inbox", "inbox")]
+    if may_open(role, "triage"):
+        pages.append(("/triage", "triage"))
+    if may_open(role, "dashboard"):
+        pages.append(("/dashboard", "dashboard"))
+    return pages
+
+
+# --- the supervisor's dashboard ---------------------------------------------------------------
+
+def duration_label(seconds: Any) -> str:
+    """``2 hari 3 jam``, ``5 jam 10 menit``, ``45 detik``: how late, in its two largest units."""
+    if seconds is None:
+        return "—"
+    left = max(0, int(float(seconds)))
+    parts = []
+    for size, unit in ((86400, "hari"), (3600, "jam"), (60, "menit"), (1, "detik")):
+        if left >= size:
+            parts.append(f"{left // size} {unit}")
+            left %= size
+        if len(parts) == 2:
+            break
+    return " ".join(parts) or "0 detik"
+
+
+def seconds_late(ticket: dict[str, Any], now: datetime) -> float | None:
+    """How long past its next deadline a ticket is (calendar time), None when not late."""
+    due = parse_instant(ticket.get("due_next_at"))
+    return (now - due).total_seconds() if due is not None and now > due else None
+
+
+def period_days(first: str, last: str, today: date) -> tuple[date, date]:
+    """The report's period as the person picks it, both days included: default the last 30
+    days up to today; a reversed pair is put in order. Unparsable dates fall back too."""
+    try:
+        end = date.fromisoformat(last) if last else today
+    except ValueError:
+        end = today
+    try:
+        start = date.fromisoformat(first) if first else end - timedelta(days=29)
+    except ValueError:
+        start = end - timedelta(days=29)
+    return (start, end) if start <= end else (end, start)

@@ -60,6 +60,31 @@ class Backends:
                                     headers={**_bearer(token), "Idempotency-Key": idempotency_key})
         return _answer(_signed_in(reply))
 
+    async def route(self, token: str, ticket_id: str, agency: str, reason: str) -> Answer:
+        """The triage desk's assignment by hand (the router carries it out)."""
+        reply = await self.sla.post(f"/v1/tickets/{ticket_id}/route", headers=_bearer(token),
+                                    json={"agency": agency, "reason": reason})
+        return _answer(_signed_in(reply))
+
+    async def escalations(self, token: str, params: dict[str, str | int]) -> dict[str, Any]:
+        return await self._read(token, "/v1/escalations", params)
+
+    async def acknowledge(self, token: str, escalation_id: str) -> Answer:
+        reply = await self.sla.post(f"/v1/escalations/{escalation_id}/acknowledge",
+                                    headers=_bearer(token))
+        return _answer(_signed_in(reply))
+
+    async def compliance(self, token: str, params: dict[str, str | int]) -> dict[str, Any]:
+        return await self._read(token, "/v1/reports/compliance", params)
+
+    async def compliance_csv(self, token: str, params: dict[str, str | int]) -> httpx.Response:
+        """The report's own CSV export, passed on as the API wrote it."""
+        reply = _signed_in(await self.sla.get("/v1/reports/compliance", headers=_bearer(token),
+                                              params={**params, "format": "csv"}))
+        if reply.status_code != 200:
+            raise RuntimeError(f"/v1/reports/compliance answered {reply.status_code}")
+        return reply
+
     async def track(self, ticket_id: str, code: str | None) -> dict[str, Any] | None:
         headers = {TRACKING_CODE_HEADER: code} if code else {}
         reply = await self.intake.get(f"/v1/complaints/{ticket_id}", headers=headers)
