@@ -95,6 +95,8 @@ def _context(console: Any, listing: dict[str, Any], now: datetime, csrf: str) ->
     tickets = listing["tickets"]
     return {"listing": listing, "now": now, "csrf": csrf, "agencies": agencies,
             "names": {a.code: a.name for a in console.rulebook.agencies},
+            "categories": {r.id: r.category for a in console.rulebook.agencies for r in a.rules
+                           if r.category},
             "fresh": [t for t in tickets if not t.get("rejections")],
             "bounced": [t for t in tickets if t.get("rejections")]}
 

@@ -1,7 +1,9 @@
 """The console in a real browser (Debian's headless Chromium, driven by Playwright) against
 `disposisi dev` on free ports with the demo policy: a citizen submits on the public form, the
 DLH officer sees it arrive in the inbox without reloading, asks for information, the citizen
-answers on the tracking page, the clock resumes, the officer resolves. Each page is saved as a
+answers on the tracking page, the clock resumes, the officer resolves. The supervisor sees an
+escalation arrive live on the dashboard and acknowledges it; the triage desk assigns a
+complaint the router could not decide, on a phone. Each page is saved as a
 screenshot: in the test's temporary directory, or in DISPOSISI_TEST_SCREENSHOTS (set it to
 docs/screenshots to refresh the ones the README shows)."""
 
@@ -11,6 +13,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
@@ -59,16 +62,18 @@ async def _shot(page: Page, name: str) -> None:
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-async def _sign_in(page: Page, dev: DevSystem, username: str) -> None:
+async def _sign_in(page: Page, dev: DevSystem, username: str, *, heading: str = "Kotak masuk DLH",
+                   shot: str | None = "01-login") -> None:
     await page.goto(f"{dev.console}/login")
     # By keyboard alone: the name, Tab to the password, Enter sends the form.
     await page.get_by_label("Nama pengguna").fill(username)
     await page.keyboard.press("Tab")
     assert await page.evaluate("document.activeElement.id") == "password"
     await page.keyboard.type(dev.credentials()["users"][username]["password"])
-    await _shot(page, "01-login")
+    if shot:
+        await _shot(page, shot)
     await page.keyboard.press("Enter")
-    await expect(page.get_by_role("heading", name="Kotak masuk DLH")).to_be_visible()
+    await expect(page.get_by_role("heading", name=heading)).to_be_visible()
 
 
 async def test_an_officer_and_a_citizen_take_a_complaint_from_arrival_to_resolution(
@@ -136,3 +141,56 @@ async def test_an_officer_and_a_citizen_take_a_complaint_from_arrival_to_resolut
     await expect(citizen.locator("#citizen-status")).to_contain_text("Selesai")
     await expect(citizen.get_by_text("Sampah sudah diangkut pagi ini")).to_be_visible()
     await _shot(citizen, "08-track-resolved")
+
+
+# The router cannot tell DLH (trees) from PUPR (roads) here: a tie sends it to the triage desk.
+UNDECIDED = "Pohon tumbang di jalan rusak dekat Simpang Lima, kendaraan harus memutar"
+
+
+async def test_the_supervisor_acknowledges_a_live_escalation_and_triage_assigns_a_ticket(
+        dev: DevSystem, browser: Browser) -> None:
+    supervisor = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+    desk = await (await browser.new_context(viewport={"width": 390, "height": 844},
+                                            is_mobile=True)).new_page()
+    await _sign_in(supervisor, dev, "inspektorat", heading="Dasbor pengawasan", shot=None)
+    await _sign_in(desk, dev, "meja.triase", heading="Meja triase", shot=None)
+    await supervisor.evaluate("window.notReloaded = true")
+    await desk.evaluate("window.notReloaded = true")
+    async with httpx.AsyncClient(timeout=60) as http:
+        ids = []
+        for text in (COMPLAINT, UNDECIDED):
+            accepted = await http.post(f"{dev.intake}/v1/complaints", headers=dev.channel_headers(),
+                                       json={"channel": "web", "text": text,
+                                             "location": {"kelurahan": "Padang Jati"}})
+            assert accepted.status_code == 202, accepted.text
+            ids.append(accepted.json()["ticket_id"])
+    late, undecided = ids
+
+    # The demo policy's response target is 5 seconds: DLH's ticket escalates, and the row
+    # arrives on the open dashboard without a reload.
+    escalated = supervisor.locator("tr[data-escalation]", has_text=late).first
+    await expect(escalated).to_be_visible(timeout=WAIT_MS)
+    assert await supervisor.evaluate("window.notReloaded === true")
+    await expect(escalated).to_contain_text("DLH")
+    await _shot(supervisor, "09-dashboard-escalation")
+    await escalated.get_by_role("button", name=f"tiket {late}").click()
+    await expect(supervisor.get_by_role("status")).to_contain_text("pemberitahuan ulang")
+    acknowledged = supervisor.locator("tr[data-escalation]", has_text=late).filter(has_text="Diterima")
+    await expect(acknowledged.first).to_contain_text("inspektorat")
+    await _shot(supervisor, "10-dashboard-acknowledged")
+
+    # The triage desk sees the undecided complaint arrive with the router's two candidates,
+    # and assigns it with one choice.
+    card = desk.locator(f"article[data-ticket='{undecided}']")
+    await expect(card).to_be_visible(timeout=WAIT_MS)
+    assert await desk.evaluate("window.notReloaded === true")
+    await expect(card).to_contain_text("pupr.jalan")
+    await _shot(desk, "11-triage")
+    await card.get_by_role("button", name="Teruskan ke PUPR").click()
+    await expect(desk.get_by_role("status")).to_contain_text(f"Tiket {undecided} diteruskan ke PUPR")
+    await expect(desk.locator(f"article[data-ticket='{undecided}']")).to_have_count(0, timeout=WAIT_MS)
+    await _shot(desk, "12-triage-assigned")
+    async with httpx.AsyncClient(timeout=60) as http:
+        pupr = await dev.sign_in(http, "pupr.petugas")
+        ticket = (await http.get(f"{dev.sla}/v1/tickets/{undecided}", headers=pupr)).json()
+    assert ticket["agency"] == "PUPR" and "meja.triase" in ticket["routing"]["reason"]
