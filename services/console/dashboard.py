@@ -200,11 +200,16 @@ def overdue_csv_text(tickets: list[dict[str, Any]], now: datetime, timezone: str
     for t in tickets:
         late = seconds_late(t, now)
         writer.writerow([t["ticket_id"], t.get("agency", ""), t.get("status", ""),
-                         t.get("priority", ""), t.get("category") or "",
-                         (t.get("location") or {}).get("kelurahan") or "",
+                         t.get("priority", ""), _cell(t.get("category") or ""),
+                         _cell((t.get("location") or {}).get("kelurahan") or ""),
                          _local_iso(t.get("submitted_at"), zone), _local_iso(t.get("due_next_at"), zone),
                          "" if late is None else round(late / 3600, 1)])
     return out.getvalue()
+
+
+def _cell(text: str) -> str:
+    """A citizen's words as a cell a spreadsheet shows, never runs as a formula."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def _local_iso(value: Any, zone: ZoneInfo) -> str:

@@ -5,6 +5,7 @@ the drill-down CSV, and the rejections a triage row carries."""
 import csv
 import io
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from services.console.chart import LABEL_WIDTH, PLOT_WIDTH, compliance_chart, zone_of
 from services.console.dashboard import overdue_csv_text
@@ -56,7 +57,7 @@ def test_the_report_period_defaults_to_thirty_days_and_tolerates_bad_input() -> 
 
 
 def test_the_chart_draws_each_agency_over_its_metrics_zones() -> None:
-    rows = [{"group": "DLH", "responded_on_time_pct": 95.0},
+    rows: list[dict[str, Any]] = [{"group": "DLH", "responded_on_time_pct": 95.0},
             {"group": "PDAM", "responded_on_time_pct": 50.0},
             {"group": "PUPR", "responded_on_time_pct": None}]
     chart = compliance_chart(rows, ZONES, "responded_on_time")
@@ -83,6 +84,9 @@ def test_the_drill_down_csv_has_local_times_and_no_complaint_text() -> None:
                       "submitted_at", "due_next_at", "hours_late"]
     assert row == ["BKL-1", "DLH", "assigned", "high", "Sampah", "Padang Jati",
                    "2026-11-29T08:00+07:00", "2026-11-30T07:00+07:00", "3.0"]
+    tickets[0]["location"] = {"kelurahan": "=HYPERLINK(\"http://x\")"}
+    [_, row] = list(csv.reader(io.StringIO(overdue_csv_text(tickets, NOW, "Asia/Jakarta"))))
+    assert row[5] == "'=HYPERLINK(\"http://x\")"  # a spreadsheet shows it, never runs it
 
 
 def test_a_triage_row_lists_each_rejection_oldest_first() -> None:
