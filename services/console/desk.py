@@ -5,7 +5,7 @@ rejection history. Live over server-sent events like the inbox. The queue is rea
 token: the SLA API decides what the desk sees and may do."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
@@ -17,6 +17,9 @@ from services.console.guard import open_page, open_stream, signed_out
 from services.console.live import live_events
 from services.console.session import CSRF_FIELD, check_csrf
 from shared.contracts import utc_now
+
+if TYPE_CHECKING:
+    from services.console.api import Console
 
 CsrfField = Annotated[str, Form(alias=CSRF_FIELD)]
 PAGE = "triage"
@@ -88,7 +91,7 @@ def _params(page: int) -> dict[str, str | int]:
     return {"page": page, "per_page": QUEUE_PAGE_SIZE}
 
 
-def _context(console: Any, listing: dict[str, Any], now: datetime, csrf: str) -> dict[str, Any]:
+def _context(console: "Console", listing: dict[str, Any], now: datetime, csrf: str) -> dict[str, Any]:
     """What the queue fragment shows: new tickets and bounced ones apart, the agencies to
     choose from (never the desk itself), and the rulebook's agency names."""
     agencies = [a for a in console.rulebook.agencies if a.code != console.rulebook.fallback]
