@@ -3,7 +3,7 @@ reconciliation backlogs, the lag of the service's own consumer groups. Each quer
 an indexed count capped at ``OUTBOX_COUNT_CAP``, a few documents for the oldest age, one
 offsets request per group."""
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -80,8 +80,11 @@ def report_reconcilers(metrics: Metrics, reconcilers: Mapping[str, HasBacklog],
 
 def report_consumer_lag(metrics: Metrics, settings: Settings, broker: Any) -> None:
     """The lag of the groups this service's subscribers belong to."""
+    report_lag_of(metrics, settings, groups_of(broker))
+
+
+def report_lag_of(metrics: Metrics, settings: Settings, groups: Mapping[str, Sequence[str]]) -> None:
     gauges = metrics.backlogs
-    groups = groups_of(broker)
 
     async def refresh() -> None:
         for lag in await consumer_lag(settings, groups, client_id=f"disposisi-{metrics.service}-lag",

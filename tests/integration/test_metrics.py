@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
@@ -19,8 +20,11 @@ from services.intake.app import create_app as intake_app
 from services.router.app import create_app as router_app
 from services.sla.app import create_app as sla_app
 from services.status import gather_status, render
+from shared import mongo
 from shared.contracts import Topics
 from shared.embedded import free_port
+from shared.metric_gauges import report_lag_of, report_outboxes
+from shared.metrics import Metrics, install_metrics
 from shared.settings import Settings
 from tests.integration.auth_support import Accounts
 from tests.integration.support import eventually, produce, serving
@@ -191,3 +195,31 @@ async def test_status_shows_readiness_lag_and_backlogs(settings: Settings) -> No
     [console_state] = [s for s in stopped.services if s.name == "console"]
     assert not console_state.ready and "not answering" in str(console_state.problem)
     assert "NOT READY: not answering" in render(stopped)
+
+
+async def test_a_scrape_answers_while_the_store_and_broker_are_unreachable(settings: Settings) -> None:
+    """The gauges that need the store or the broker fail to refresh (nothing listens on their
+    ports): the failure is counted, the scrape still answers at once."""
+    dead = f"127.0.0.1:{free_port()}"
+    unreachable = settings.model_copy(update={
+        "kafka_bootstrap_servers": dead, "mongodb_timeout_ms": 300,
+        "mongodb_url": f"mongodb://{dead}/?directConnection=true"})
+    metrics = Metrics("intake")
+    client = mongo.connect(unreachable, metrics=metrics)
+    try:
+        report_outboxes(metrics, {"complaints": client["x"]["complaints"]})
+        report_lag_of(metrics, unreachable, {"disposisi-intake": (Topics.SUBMITTED,)})
+        await metrics.refresh_once(within=3.0)
+    finally:
+        await client.close()
+    app = FastAPI()
+    install_metrics(app, metrics)
+    async with serving(app, free_port(), consumers_assigned=False) as url, \
+            httpx.AsyncClient(timeout=5) as http:
+        scraped = await http.get(f"{url}/metrics")
+    assert scraped.status_code == 200
+    found = samples(scraped.text)
+    for gauge in ("outbox", "consumer_lag"):
+        assert total(found, "disposisi_metrics_refresh_errors_total", gauge=gauge) == 1, gauge
+        assert total(found, "disposisi_metrics_refresh_ok", gauge=gauge) == 0, gauge
+    assert total(found, "disposisi_store_command_duration_seconds_count") == 0  # none got through
