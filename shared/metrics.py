@@ -253,6 +253,16 @@ def reason_kind(reason: str) -> str:
     return next((kind for kind, pattern in _REASONS if pattern.search(reason)), "refused")
 
 
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def http_method(scope: Scope) -> str:
+    """The request's method, or "other": the client chooses it, and a label must not let a
+    client create series at will."""
+    method = str(scope.get("method", ""))
+    return method if method in _METHODS else "other"
+
+
 def http_route(scope: Scope) -> str:
     """The route template a request matched ("/v1/tickets/{ticket_id}"), never the path
     itself (ids in paths would make a label per ticket); "unmatched" when none did."""
@@ -273,6 +283,7 @@ class HttpMetrics:
     def __init__(self, app: ASGIApp, histogram: Histogram) -> None:
         self.app = app
         self.histogram = histogram
+        self._children: dict[tuple[str, str, str], Histogram] = {}  # bounded: routes x statuses
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -290,8 +301,11 @@ class HttpMetrics:
         try:
             await self.app(scope, receive, sending)
         finally:
-            self.histogram.labels(scope["method"], http_route(scope), str(status)).observe(
-                time.perf_counter() - started)
+            key = (http_method(scope), http_route(scope), str(status))
+            child = self._children.get(key)
+            if child is None:
+                child = self._children[key] = self.histogram.labels(*key)
+            child.observe(time.perf_counter() - started)
 
 
 class StoreRoundTrips(monitoring.CommandListener):
@@ -300,15 +314,23 @@ class StoreRoundTrips(monitoring.CommandListener):
 
     def __init__(self, histogram: Histogram) -> None:
         self.histogram = histogram
+        self._children: dict[tuple[str, str], Histogram] = {}  # labels() takes a lock each time
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         pass
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        self.histogram.labels(event.command_name, "ok").observe(event.duration_micros / 1e6)
+        self._child(event.command_name, "ok").observe(event.duration_micros / 1e6)
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        self.histogram.labels(event.command_name, "failed").observe(event.duration_micros / 1e6)
+        self._child(event.command_name, "failed").observe(event.duration_micros / 1e6)
+
+    def _child(self, command: str, outcome: str) -> Histogram:
+        key = (command, outcome)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.histogram.labels(command, outcome)
+        return child
 
 
 class DeadLetterCounter(BaseMiddleware):

@@ -64,7 +64,7 @@ def test_a_dead_letter_is_labelled_by_its_source_and_reason_kind() -> None:
     assert _letter_labels(b"garbage") == ("unknown", "unreadable")
 
 
-async def test_http_latency_is_labelled_by_route_template_not_path() -> None:
+async def test_http_latency_is_labelled_by_route_template_and_known_method_only() -> None:
     app = FastAPI()
     metrics = Metrics("test")
 
@@ -77,11 +77,13 @@ async def test_http_latency_is_labelled_by_route_template_not_path() -> None:
         await client.get("/v1/tickets/BKL-261128-7K3QX9AB")
         await client.get("/v1/tickets/BKL-261128-AAAAAAAA")
         await client.get("/nowhere")
+        await client.request("BREW", "/nowhere")  # a method the client made up
         exposition = (await client.get("/metrics")).text
-    counts = {(s.labels["route"], s.labels["status"]): s.value
+    counts = {(s.labels["method"], s.labels["route"], s.labels["status"]): s.value
               for f in text_string_to_metric_families(exposition) for s in f.samples
               if s.name == "disposisi_http_request_duration_seconds_count"}
-    assert counts == {("/v1/tickets/{ticket_id}", "200"): 2, ("unmatched", "404"): 1}
+    assert counts == {("GET", "/v1/tickets/{ticket_id}", "200"): 2, ("GET", "unmatched", "404"): 1,
+                      ("other", "unmatched", "404"): 1}
     assert "BKL-261128" not in exposition
 
 
