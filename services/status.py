@@ -110,7 +110,9 @@ async def gather_status(settings: Settings,
         status.lag = await consumer_lag(settings, groups, client_id="disposisi-status",
                                         within=timeout)
     except Exception as error:
-        status.lag_error = f"{type(error).__name__}: {error}"[:300]
+        said = str(error)
+        status.lag_error = (said if said.startswith(type(error).__name__)
+                            else f"{type(error).__name__}: {said}")[:300]
     return status
 
 
