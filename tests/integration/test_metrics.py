@@ -5,6 +5,7 @@ series are there, non-zero where the traffic went, and no label carries a ticket
 And `disposisi status` against the same servers: all ready (exit 0), then with the console
 stopped (exit 1, naming it)."""
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -15,6 +16,7 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
+from services import cli
 from services.console.app import create_app as console_app
 from services.intake.app import create_app as intake_app
 from services.router.app import create_app as router_app
@@ -25,7 +27,7 @@ from shared.contracts import Topics
 from shared.embedded import free_port
 from shared.metric_gauges import report_lag_of, report_outboxes
 from shared.metrics import Metrics, install_metrics
-from shared.settings import Settings
+from shared.settings import Settings, as_environment
 from tests.integration.auth_support import Accounts
 from tests.integration.support import eventually, produce, serving
 
@@ -174,27 +176,33 @@ async def test_every_service_reports_the_traffic_that_passed(
         assert labelled == [], (name, labelled[:3])
 
 
-async def test_status_shows_readiness_lag_and_backlogs(settings: Settings) -> None:
+async def test_status_shows_readiness_lag_and_backlogs(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     settings = metrics_settings(settings)
+    for name, value in as_environment(settings).items():  # what `disposisi status` reads
+        monkeypatch.setenv(name, value)
     async with system(settings) as (_, console):
-        async def all_ready() -> str | None:
-            status = await gather_status(settings)
-            return render(status) if status.ok else None
+        async def all_ready() -> bool:
+            return (await gather_status(settings)).ok
 
-        shown = await eventually(all_ready, timeout=60)
-        assert shown, render(await gather_status(settings))
+        assert await eventually(all_ready, timeout=60), render(await gather_status(settings))
+        capsys.readouterr()
+        ready_exit = await asyncio.to_thread(cli.main, ["status"])
+        shown = capsys.readouterr().out
         await console.aclose()
-        stopped = await gather_status(settings)
-    assert "OK: every service is ready" in shown
+        stopped_exit = await asyncio.to_thread(cli.main, ["status"])
+        stopped = capsys.readouterr().out
+    assert ready_exit == 0, shown
+    assert shown.rstrip().endswith("OK: every service is ready")
     for service in ("intake", "router", "sla", "console"):
         assert re.search(rf"^  {service} +http://127\.0\.0\.1:\d+ +ready$", shown, re.M), shown
     assert re.search(rf"^  disposisi-router +{re.escape(Topics.RECEIVED)} +0$", shown, re.M), shown
     assert re.search(r"^  intake +complaints +0$", shown, re.M), shown
     assert re.search(r"^  sla +escalations +0$", shown, re.M), shown
-    assert not stopped.ok
-    [console_state] = [s for s in stopped.services if s.name == "console"]
-    assert not console_state.ready and "not answering" in str(console_state.problem)
-    assert "NOT READY: not answering" in render(stopped)
+    assert stopped_exit == 1, stopped
+    assert re.search(r"^  console +http://\S+ +NOT READY: not answering", stopped, re.M), stopped
+    assert re.search(r"^  sla +http://\S+ +ready$", stopped, re.M), stopped
+    assert stopped.rstrip().endswith("NOT OK: see above")
 
 
 async def test_a_scrape_answers_while_the_store_and_broker_are_unreachable(settings: Settings) -> None:
