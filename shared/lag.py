@@ -70,10 +70,14 @@ async def consumer_lag(settings: Settings, groups: Mapping[str, Sequence[str]], 
                         max(0, end[tp] - _offset(committed.get(tp))) for tp in mine)))
         return found
     finally:
+        # Bounded: this runs inside services' metrics loops, whose cancellation at shutdown
+        # must not wait on a broker that no longer answers.
         with contextlib.suppress(Exception):
-            await ends.stop()
+            async with asyncio.timeout(within):
+                await ends.stop()
         with contextlib.suppress(Exception):
-            await admin.close()
+            async with asyncio.timeout(within):
+                await admin.close()
 
 
 async def partitions_of(admin: AIOKafkaAdminClient, topics: Iterable[str]) -> list[TopicPartition]:
