@@ -265,12 +265,13 @@ def http_method(scope: Scope) -> str:
 
 def http_route(scope: Scope) -> str:
     """The route template a request matched ("/v1/tickets/{ticket_id}"), never the path
-    itself (ids in paths would make a label per ticket); "unmatched" when none did."""
-    route = scope.get("route")
-    path = getattr(route, "path", None)
+    itself (ids in paths would make a label per ticket); for a mounted app (the console's
+    /static) its mount point; "unmatched" when nothing matched."""
+    mounted = str(scope.get("root_path") or "")  # where a mounted app's routes start
+    path = getattr(scope.get("route"), "path", None)
     if isinstance(path, str):
-        return path
-    return "unmatched"
+        return mounted + path
+    return mounted or "unmatched"
 
 
 # --- adapters --------------------------------------------------------------------------------

@@ -72,18 +72,26 @@ async def test_http_latency_is_labelled_by_route_template_and_known_method_only(
     async def ticket(ticket_id: str) -> dict[str, str]:
         return {"id": ticket_id}
 
+    assets = FastAPI()
+
+    @assets.get("/{name}")
+    async def asset(name: str) -> dict[str, str]:
+        return {"name": name}
+
+    app.mount("/static", assets)
     install_metrics(app, metrics)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as client:
         await client.get("/v1/tickets/BKL-261128-7K3QX9AB")
         await client.get("/v1/tickets/BKL-261128-AAAAAAAA")
         await client.get("/nowhere")
         await client.request("BREW", "/nowhere")  # a method the client made up
+        await client.get("/static/htmx.min.js")
         exposition = (await client.get("/metrics")).text
     counts = {(s.labels["method"], s.labels["route"], s.labels["status"]): s.value
               for f in text_string_to_metric_families(exposition) for s in f.samples
               if s.name == "disposisi_http_request_duration_seconds_count"}
     assert counts == {("GET", "/v1/tickets/{ticket_id}", "200"): 2, ("GET", "unmatched", "404"): 1,
-                      ("other", "unmatched", "404"): 1}
+                      ("other", "unmatched", "404"): 1, ("GET", "/static/{name}", "200"): 1}
     assert "BKL-261128" not in exposition
 
 
