@@ -108,7 +108,7 @@ async def test_every_service_reports_the_traffic_that_passed(
             # Response level 1 at 3.75 s, level 2 (the breach) at 5 s; open tickets every 0.3 s.
             sla = samples((await http.get(f"{urls['sla']}/metrics")).text)
             fired = total(sla, "disposisi_sla_breaches_total", clock="response") > 0
-            counted = total(sla, "disposisi_open_tickets", agency="DLH") > 0
+            counted = total(sla, "disposisi_open_tickets", agency="DLH", clock_state="overdue") > 0
             return sla if fired and counted else None
 
         assert await eventually(sla_has_fired, timeout=90), "no breach or open ticket reported"
