@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--console-port", type=int, default=8083)
     for name in ("intake", "router", "sla", "console"):
         commands.add_parser(name, help=f"run the {name} service alone (settings from DISPOSISI_*)")
+    commands.add_parser("status", help="readiness of every service, consumer lag, outbox and "
+                                       "reconciliation backlogs (exit 1 if anything is not ready)")
     spec = commands.add_parser("asyncapi", help="print the AsyncAPI document of all topics")
     spec.add_argument("--format", choices=["yaml", "json"], default="yaml")
     router_cli.add_commands(commands)
@@ -54,6 +56,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_dev(DevOptions(args.data_dir, args.kafka_port, args.mongo_port,
                                   args.intake_port, args.sla_port, args.router_port,
                                   args.console_port))
+    if args.command == "status":
+        from services.status import run_status
+
+        return run_status(Settings())
     if args.command == "asyncapi":
         from shared.asyncapi import document
 

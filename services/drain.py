@@ -1,26 +1,20 @@
 """How far the consumers are behind the embedded broker, so `disposisi dev` can let them drain
 it before stopping it: the embedded broker keeps its log in memory, and whatever is still in
-it when it stops is gone.
-
-Measured against Tansu 0.6 with aiokafka 0.14: ``list_consumer_group_offsets`` without
-explicit partitions fails to decode Tansu's answer (the connection is dropped); with the
-partitions named it answers in milliseconds, as does a consumer's ``end_offsets``. Every call
-is still bounded by a timeout, because Tansu's ListOffsets has been seen to hang.
+it when it stops is gone. (The lag itself is measured by shared/lag.py.)
 """
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
 from services.intake.store import COMPLAINTS
 from shared.contracts import Topics
-from shared.credentials import kafka_client_options, mongo_client_options
+from shared.credentials import mongo_client_options
+from shared.lag import CALL_TIMEOUT_SECONDS, GroupLag, consumer_lag
+from shared.lag import partitions_of as partitions_of  # where the drain's callers found it
 from shared.mongo import Document
 from shared.settings import Settings
 
@@ -38,20 +32,10 @@ FOLLOW_UP_GROUPS: Mapping[str, Sequence[str]] = {
     "disposisi-intake-tracking": (Topics.CHANGES,),
 }
 ALL_GROUPS: Mapping[str, Sequence[str]] = {**INTAKE_GROUPS, **ROUTING_GROUPS, **FOLLOW_UP_GROUPS}
-CALL_TIMEOUT_SECONDS = 5.0
 POLL_SECONDS = 0.5
 
 
-@dataclass(frozen=True)
-class Backlog:
-    """Records on ``topic`` that consumer group ``group`` has not committed yet."""
-
-    group: str
-    topic: str
-    behind: int
-
-    def __str__(self) -> str:
-        return f"{self.group} is {self.behind} behind on {self.topic}"
+Backlog = GroupLag  # what a group has not committed yet, as the drain reports it
 
 
 @dataclass(frozen=True)
@@ -72,60 +56,10 @@ class DrainResult:
 
 
 async def backlog(settings: Settings, groups: Mapping[str, Sequence[str]]) -> list[Backlog]:
-    """Per group and topic, how many records lie between its commits and the topic's end."""
-    bootstrap = settings.kafka_bootstrap_servers
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="disposisi-dev-drain",
-                                request_timeout_ms=int(CALL_TIMEOUT_SECONDS * 1000),
-                                **kafka_client_options(settings))
-    ends = AIOKafkaConsumer(bootstrap_servers=bootstrap, client_id="disposisi-dev-drain",
-                            enable_auto_commit=False,
-                            request_timeout_ms=int(CALL_TIMEOUT_SECONDS * 1000),
-                            **kafka_client_options(settings))
-    try:
-        async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
-            await admin.start()
-            await ends.start()
-            known = await partitions_of(admin, {t for topics in groups.values() for t in topics})
-        found: list[Backlog] = []
-        for group, topics in groups.items():
-            partitions = [tp for tp in known if tp.topic in topics]
-            if not partitions:
-                continue
-            # Committed first, ends second: whatever a consumer published before committing is
-            # then already counted in the ends of the topics downstream.
-            async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
-                committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-            async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
-                end = await ends.end_offsets(partitions)
-            for topic in topics:
-                behind = sum(end[tp] - _offset(committed.get(tp)) for tp in partitions
-                             if tp.topic == topic)
-                if behind > 0:
-                    found.append(Backlog(group, topic, behind))
-        return found
-    finally:
-        with contextlib.suppress(Exception):
-            await ends.stop()
-        with contextlib.suppress(Exception):
-            await admin.close()
-
-
-async def partitions_of(admin: AIOKafkaAdminClient, topics: Iterable[str]) -> list[TopicPartition]:
-    """The partitions of those of ``topics`` that exist, from the brokers' metadata. (Not from
-    a consumer's ``topics()``: that fetches every topic's metadata but keeps it to itself; the
-    consumer's ``partitions_for_topic`` then knows only what Tansu happens to send along, and
-    on Apache Kafka nothing, so every backlog looked empty there.)"""
-    existing = sorted(set(topics) & set(await admin.list_topics()))
-    if not existing:
-        return []
-    return [TopicPartition(described["topic"], entry["partition"])
-            for described in await admin.describe_topics(existing)
-            for entry in sorted(described["partitions"], key=lambda e: int(e["partition"]))]
-
-
-def _offset(committed: object) -> int:
-    offset = getattr(committed, "offset", -1)
-    return max(0, int(offset))  # -1: the group never committed on that partition
+    """Per group and topic, how many records lie between its commits and the topic's end;
+    only those behind."""
+    lag = await consumer_lag(settings, groups, client_id="disposisi-dev-drain")
+    return [entry for entry in lag if entry.behind > 0]
 
 
 async def unpublished_complaints(settings: Settings) -> int:

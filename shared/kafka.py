@@ -7,7 +7,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
@@ -33,6 +33,9 @@ from shared.credentials import (
 )
 from shared.settings import Settings
 
+if TYPE_CHECKING:
+    from shared.metrics import Metrics
+
 log = logging.getLogger(__name__)
 Data = TypeVar("Data", bound=BaseModel)
 
@@ -56,7 +59,7 @@ class Incoming:
     value: bytes
 
 
-def make_broker(settings: Settings, service: str) -> KafkaBroker:
+def make_broker(settings: Settings, service: str, *, metrics: "Metrics | None" = None) -> KafkaBroker:
     # acks="all" by default: an accepted complaint must survive a broker failover. Idempotence
     # is a setting: on for real Kafka (no duplicates from producer retries), off for the
     # embedded broker, which rejects InitProducerId (see STACK.md); consumers dedupe on event
@@ -69,6 +72,8 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
         security=kafka_broker_security(settings),
         logger=logging.getLogger(f"disposisi.{service}.kafka"),
         log_level=logging.DEBUG,  # a line per consumed batch is noise at INFO
+        # Events consumed and produced per topic, dead letters by reason (shared/metrics.py).
+        middlewares=metrics.kafka_middlewares() if metrics else (),
     )
 
 

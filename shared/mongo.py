@@ -1,7 +1,7 @@
 """MongoDB adapter: one async client per process, duplicate-tolerant bulk inserts."""
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
@@ -12,11 +12,14 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 from shared.credentials import mongo_client_options
 from shared.settings import Settings
 
+if TYPE_CHECKING:
+    from shared.metrics import Metrics
+
 Document = dict[str, Any]
 DUPLICATE_KEY = 11000
 
 
-def connect(settings: Settings) -> AsyncMongoClient[Document]:
+def connect(settings: Settings, *, metrics: "Metrics | None" = None) -> AsyncMongoClient[Document]:
     # tz_aware: instants come back as UTC-aware datetimes, never naive local times.
     # Short selection and connect timeouts: with the store down a request fails within a
     # second (503 to the client) instead of holding the caller for the driver's 30 s default.
@@ -24,6 +27,8 @@ def connect(settings: Settings) -> AsyncMongoClient[Document]:
                             serverSelectionTimeoutMS=settings.mongodb_timeout_ms,
                             connectTimeoutMS=settings.mongodb_timeout_ms,
                             socketTimeoutMS=settings.mongodb_socket_timeout_ms,
+                            # Each command's round trip, for the service's metrics.
+                            event_listeners=[metrics.store_listener()] if metrics else [],
                             **mongo_client_options(settings))
 
 

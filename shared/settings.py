@@ -284,6 +284,16 @@ class Settings(BaseSettings):
         1000, ge=1, description="Most escalations one check reads back (least recently checked "
                                 "first).")
 
+    # --- metrics and status ---
+    metrics_refresh_seconds: float = Field(
+        15.0, gt=0, description="Pause between refreshes of the metrics that need the store or the "
+                                "broker (backlogs, open tickets, consumer lag); a scrape never "
+                                "queries them.")
+    metrics_refresh_timeout_seconds: float = Field(
+        5.0, gt=0, description="Longest one such refresh may take before it counts as failed.")
+    status_timeout_seconds: float = Field(
+        5.0, gt=0, description="How long `disposisi status` waits for each service and the broker.")
+
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":
         # Messages name settings, never values: the values are secrets.

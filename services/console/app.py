@@ -17,6 +17,7 @@ from services.console.flows import Backends
 from services.console.session import Sessions
 from services.router.rulebook import load_rulebook
 from shared.auth import check_secret
+from shared.metrics import Metrics, install_metrics
 from shared.runtime import serve
 from shared.settings import Settings
 
@@ -57,6 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.build_router())
     _add_health(app, {"sla": f"{settings.console_sla_url}/healthz",
                       "intake": f"{settings.console_intake_url}/healthz"})
+    install_metrics(app, Metrics(SERVICE))
     return app
 
 

@@ -17,6 +17,8 @@ from shared.auth import Authenticator, build_auth_router, guard
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.limits import install_abuse_limits
+from shared.metric_gauges import report_consumer_lag, report_outboxes, report_reconcilers
+from shared.metrics import Metrics, install_metrics
 from shared.outbox import OutboxRelay
 from shared.runtime import (
     add_health,
@@ -32,8 +34,9 @@ from shared.tenants import load_tenants
 
 
 def create_app(settings: Settings) -> FastAPI:
-    broker = make_broker(settings, handlers.SERVICE)
-    client = mongo.connect(settings)
+    metrics = Metrics(handlers.SERVICE)
+    broker = make_broker(settings, handlers.SERVICE, metrics=metrics)
+    client = mongo.connect(settings, metrics=metrics)
     db = mongo.database(client, settings)
     complaints = ComplaintStore(db, settings)
     audit = AuditLog(db)
@@ -48,6 +51,10 @@ def create_app(settings: Settings) -> FastAPI:
     reply_reconciler = Reconciler(settings, replies, reply_relay, waiting=REPLIES_WAITING)
     handlers.register(broker, intake)
     auth = Authenticator(settings, AccountStore(db), tenants=tenants.ids)
+    report_outboxes(metrics, {"complaints": complaints.collection, "replies": replies.collection})
+    report_reconcilers(metrics, {"complaints": reconciler, "replies": reply_reconciler},
+                       lambda backlog: backlog.overdue)
+    report_consumer_lag(metrics, settings, broker)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -67,6 +74,7 @@ def create_app(settings: Settings) -> FastAPI:
             lambda: every(settings.reconcile_interval_seconds, reconciler.turn, "reconciliation"),
             lambda: every(settings.reconcile_interval_seconds, reply_reconciler.turn,
                           "reply reconciliation"),
+            lambda: metrics.refresh_forever(settings),
         ):
             yield
         await client.close()
@@ -86,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
                checks={"reconciliation": reconciler.readiness,
                        "reply_reconciliation": reply_reconciler.readiness})
     add_store_errors(app, settings)
+    install_metrics(app, metrics)
     return app
 
 

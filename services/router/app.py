@@ -17,6 +17,8 @@ from shared.auth import Authenticator, build_auth_router, guard
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.limits import install_abuse_limits
+from shared.metric_gauges import report_consumer_lag
+from shared.metrics import Metrics, install_metrics
 from shared.runtime import add_health, add_store_errors, background, consuming, every, serve, validation_error
 from shared.settings import Settings
 from shared.tenants import load_tenants
@@ -26,10 +28,12 @@ def create_app(settings: Settings) -> FastAPI:
     tenants = load_tenants(settings)
     # Every tenant's rulebook: an invalid one stops start-up, loudly.
     books = {tenant.id: load_rulebook(tenant.rulebook) for tenant in tenants}
-    broker = make_broker(settings, handlers.SERVICE)
+    metrics = Metrics(handlers.SERVICE)
+    broker = make_broker(settings, handlers.SERVICE, metrics=metrics)
     router = Router(settings, books.pop(settings.tenant), tenants, books)
-    handlers.register(broker, router)
-    client = mongo.connect(settings)  # accounts only: who may read or reload the rulebook
+    handlers.register(broker, router, on_routed=metrics.routing.routed)
+    report_consumer_lag(metrics, settings, broker)
+    client = mongo.connect(settings, metrics=metrics)  # accounts only: who may read or reload the rulebook
     auth = Authenticator(settings, AccountStore(mongo.database(client, settings)),
                          tenants=tenants.ids)
 
@@ -40,7 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     # The router keeps no state of its own in the store; it appends its rulebook changes to
     # the audit log (routing decisions are audited where they take effect, by SLA).
-    client = mongo.connect(settings)
+    client = mongo.connect(settings, metrics=metrics)
     audit = AuditLog(mongo.database(client, settings))
     reloaders = {tenant.id: RulebookReloader(tenant.rulebook, router, queue_creator(tenant.id),
                                              audit=audit, tenant=tenant.id) for tenant in tenants}
@@ -56,6 +60,7 @@ def create_app(settings: Settings) -> FastAPI:
             await queue_creator(tenant.id)(router.book(tenant.id))
         async with consuming(broker, settings), background(
             lambda: every(settings.rulebook_reload_seconds, check_all, "rulebook reload"),
+            lambda: metrics.refresh_forever(settings),
         ):
             yield
         await client.close()
@@ -72,6 +77,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(build_auth_router())
     add_health(app, settings, handlers.SERVICE, broker=broker)
     add_store_errors(app, settings)  # accounts and the audit log live in the store
+    install_metrics(app, metrics)
     return app
 
 

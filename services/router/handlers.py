@@ -1,5 +1,7 @@
 """Router's Kafka subscribers: received complaints in, decisions out."""
 
+from collections.abc import Callable, Sequence
+
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from services.router.flows import Router
@@ -9,9 +11,18 @@ from shared.kafka import Outgoing, batch_subscriber, consume_batch, ensure_topic
 SERVICE = "router"
 
 
-def register(broker: KafkaBroker, router: Router) -> None:
+def register(broker: KafkaBroker, router: Router, *,
+             on_routed: Callable[[Sequence[Outgoing]], None] | None = None) -> None:
+    """``on_routed`` sees each handled batch's outgoing events (the metrics count the
+    decisions; a redelivered batch counts again)."""
+
+    def decided(outgoing: list[Outgoing]) -> list[Outgoing]:
+        if on_routed is not None:
+            on_routed(outgoing)
+        return outgoing
+
     async def decide(events: list[Envelope[Complaint]]) -> list[Outgoing]:
-        return [out for e in events for out in router.decide(e)]
+        return decided([out for e in events for out in router.decide(e)])
 
     async def reroute(events: list[Envelope[RerouteRequest]]) -> list[Outgoing]:
         outgoing = [out for e in events for out in router.reroute(e)]
@@ -21,7 +32,7 @@ def register(broker: KafkaBroker, router: Router) -> None:
         unknown = {o.topic for o in outgoing if o.topic.startswith(Topics.AGENCY_PREFIX)} - known
         if unknown:
             await ensure_topics(router.settings, unknown)
-        return outgoing
+        return decided(outgoing)
 
     @batch_subscriber(broker, Topics.RECEIVED, group_id="disposisi-router", settings=router.settings,
                       description="Accepted complaints to route by Tupoksi.")

@@ -14,6 +14,7 @@ from services.sla.escalations_api import build_escalations_router
 from services.sla.flows import Sla
 from services.sla.inbox import build_inbox_router, ensure_inbox_index
 from services.sla.links import ProvinceLinks
+from services.sla.metrics import fired_notices, report_open_tickets
 from services.sla.policy import Policy, load_policy
 from services.sla.policy_api import build_policy_router
 from services.sla.policy_reload import PolicyReloader
@@ -25,9 +26,11 @@ from shared import mongo
 from shared.accounts import AccountStore
 from shared.audit_store import AuditLog
 from shared.auth import Authenticator, build_auth_router, guard
-from shared.contracts import Topics
+from shared.contracts import Topics, utc_now
 from shared.kafka import ensure_topics, make_broker
 from shared.limits import install_abuse_limits
+from shared.metric_gauges import report_consumer_lag, report_outboxes, report_reconcilers
+from shared.metrics import Metrics, install_metrics
 from shared.outbox import OutboxRelay
 from shared.runtime import (
     add_health,
@@ -48,8 +51,9 @@ def create_app(settings: Settings) -> FastAPI:
     # and who holds escalation roles).
     books = {t.id: (load_policy(t.policy), load_rulebook(t.rulebook)) for t in tenants}
     policy, rulebook = books.pop(settings.tenant)
-    broker = make_broker(settings, handlers.SERVICE)
-    client = mongo.connect(settings)
+    metrics = Metrics(handlers.SERVICE)
+    broker = make_broker(settings, handlers.SERVICE, metrics=metrics)
+    client = mongo.connect(settings, metrics=metrics)
     db = mongo.database(client, settings)
     store = TicketStore(db)
     relay = OutboxRelay(store.escalations, broker, lease_seconds=settings.outbox_lease_seconds,
@@ -69,6 +73,13 @@ def create_app(settings: Settings) -> FastAPI:
     escalations = EscalationDesk(sla, acks, OutboxRelay(
         acks.acks, broker, lease_seconds=settings.outbox_lease_seconds, owner=settings.instance_id))
     auth = Authenticator(settings, AccountStore(db), tenants=tenants.ids)
+    sla.on_fired = lambda docs: metrics.sla.fired(fired_notices(docs, sla.policy_for))
+    report_outboxes(metrics, {"escalations": store.escalations, "reroutes": store.reroutes,
+                              "openings": store.openings, "changes": store.changes,
+                              "escalation_acks": acks.acks})
+    report_reconcilers(metrics, {"escalations": reconciler}, lambda backlog: backlog.missing)
+    report_open_tickets(metrics, store.tickets, sorted(tenants.ids), utc_now)
+    report_consumer_lag(metrics, settings, broker)
 
     def report_source(tenant: str, current: Policy) -> ReportSource:
         return ReportSource(store.tickets, store.escalations, current.reports, current.timezone,
@@ -111,6 +122,7 @@ def create_app(settings: Settings) -> FastAPI:
             lambda: every(settings.province_forward_seconds, links.sweep, "province links"),
             lambda: every(settings.escalation_check_interval_seconds, reconciler.turn,
                           "escalation reconciliation"),
+            lambda: metrics.refresh_forever(settings),
         ):
             yield
         await client.close()
@@ -135,6 +147,7 @@ def create_app(settings: Settings) -> FastAPI:
     add_health(app, settings, handlers.SERVICE, db, broker=broker,
                checks={"escalations": reconciler.readiness})
     add_store_errors(app, settings)
+    install_metrics(app, metrics)
     return app
 
 

@@ -3,7 +3,7 @@
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
@@ -119,6 +119,8 @@ class Sla:
     # tenant's): every ticket is kept by its own tenant's calendar, targets and ladder.
     others: dict[str, tuple[Policy, Rulebook]] = field(default_factory=dict)
     links: ProvinceLinks | None = None  # a city's forwards to its province and their progress
+    # Escalations, breaches and the scheduler's delay, counted as each turn fires them.
+    on_fired: Callable[[list[Document]], None] | None = None
 
     # --- tenants ----------------------------------------------------------------------------
 
@@ -424,6 +426,8 @@ class Sla:
         # ids, so the records are appended then (once, by key), never lost.
         await self.audit.append(records)
         await self.store.finish(finished, token)
+        if self.on_fired is not None:
+            self.on_fired(mine)
         await self.relay.publish(mine)
         return Turn(claimed=len(tickets), fired=len(mine))
 
