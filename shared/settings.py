@@ -284,6 +284,19 @@ class Settings(BaseSettings):
         1000, ge=1, description="Most escalations one check reads back (least recently checked "
                                 "first).")
 
+    # --- bounded shutdown ---
+    loops_stop_seconds: float = Field(
+        10.0, gt=0, description="Longest wait, when a service stops, for its background loops "
+                                "(scheduler, sweeps) to end after they were cancelled; one still "
+                                "running is logged and left.")
+    store_close_seconds: float = Field(
+        10.0, gt=0, description="Longest wait, when a service stops, for its store client to "
+                                "close.")
+    http_shutdown_seconds: float = Field(
+        15.0, gt=0, description="Longest wait, when a service stops, for open HTTP requests "
+                                "(a live page's stream, a client that stalls) to finish; then "
+                                "they are cancelled.")
+
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":
         # Messages name settings, never values: the values are secrets.

@@ -24,6 +24,7 @@ from shared.runtime import (
     background,
     consuming,
     every,
+    finish_within,
     serve,
     validation_error,
 )
@@ -67,9 +68,10 @@ def create_app(settings: Settings) -> FastAPI:
             lambda: every(settings.reconcile_interval_seconds, reconciler.turn, "reconciliation"),
             lambda: every(settings.reconcile_interval_seconds, reply_reconciler.turn,
                           "reply reconciliation"),
+            within=settings.loops_stop_seconds,
         ):
             yield
-        await client.close()
+        await finish_within(client.close(), settings.store_close_seconds, "the store client's close")
 
     app = FastAPI(title="Disposisi intake", version="1", lifespan=lifespan,
                   description="Accepts citizens' complaints from every channel.",
@@ -90,4 +92,5 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def run(settings: Settings) -> None:
-    serve(create_app(settings), settings.http_host, settings.intake_port)
+    serve(create_app(settings), settings.http_host, settings.intake_port,
+          shutdown_seconds=settings.http_shutdown_seconds)

@@ -35,6 +35,7 @@ from shared.runtime import (
     background,
     consuming,
     every,
+    finish_within,
     serve,
     validation_error,
 )
@@ -111,9 +112,10 @@ def create_app(settings: Settings) -> FastAPI:
             lambda: every(settings.province_forward_seconds, links.sweep, "province links"),
             lambda: every(settings.escalation_check_interval_seconds, reconciler.turn,
                           "escalation reconciliation"),
+            within=settings.loops_stop_seconds,
         ):
             yield
-        await client.close()
+        await finish_within(client.close(), settings.store_close_seconds, "the store client's close")
 
     app = FastAPI(title="Disposisi SLA", version="1", lifespan=lifespan,
                   description="Keeps every ticket, its clocks and its escalations.",
@@ -139,4 +141,5 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def run(settings: Settings) -> None:
-    serve(create_app(settings), settings.http_host, settings.sla_port)
+    serve(create_app(settings), settings.http_host, settings.sla_port,
+          shutdown_seconds=settings.http_shutdown_seconds)
