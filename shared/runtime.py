@@ -205,8 +205,7 @@ async def background(*loops: Callable[[], Coroutine[Any, Any, None]],
                      within: float = 10.0) -> AsyncIterator[None]:
     """Run loops beside the service; cancel them on shutdown, waiting at most ``within``
     seconds for them to end (``cancel_and_wait``)."""
-    tasks = [asyncio.create_task(loop(), name=getattr(loop, "__qualname__", "loop"))
-             for loop in loops]
+    tasks = [asyncio.create_task(loop()) for loop in loops]
     try:
         yield
     finally:
@@ -308,7 +307,11 @@ def serve(app: FastAPI, host: str, port: int, *, shutdown_seconds: float = 15.0)
 
 
 async def every(seconds: float, step: Callable[[], Awaitable[Any]], name: str) -> None:
-    """Call ``step`` forever; a failing step is logged and tried again next turn."""
+    """Call ``step`` forever; a failing step is logged and tried again next turn. Run as a
+    task of its own (``background``), which takes ``name``, so a stop's warning names it."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.set_name(name)
     while True:
         try:
             await step()
