@@ -3,9 +3,10 @@
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from typing import Any
 
 import uvicorn
@@ -200,15 +201,56 @@ def store_unreachable(error: BaseException) -> bool:
 
 
 @contextlib.asynccontextmanager
-async def background(*loops: Callable[[], Coroutine[Any, Any, None]]) -> AsyncIterator[None]:
-    """Run loops beside the service; cancel them on shutdown."""
+async def background(*loops: Callable[[], Coroutine[Any, Any, None]],
+                     within: float = 10.0) -> AsyncIterator[None]:
+    """Run loops beside the service; cancel them on shutdown, waiting at most ``within``
+    seconds for them to end (``cancel_and_wait``)."""
     tasks = [asyncio.create_task(loop()) for loop in loops]
     try:
         yield
     finally:
-        for task in tasks:
+        await cancel_and_wait(tasks, within, "background loop")
+
+
+RECANCEL_SECONDS = 0.5
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], within: float, what: str) -> None:
+    """Cancel the tasks and wait for them to end, cancelling again each RECANCEL_SECONDS any
+    that still runs; after ``within`` seconds one still running is logged and left. One cancel
+    is not enough: on Python 3.11 ``asyncio.wait_for`` (PyMongo's connect and send use it, and
+    aiokafka) returns its result instead of raising when the cancel arrives just as the
+    awaited call finished. A loop then runs on as if never cancelled, and a shutdown that
+    waited for it waited forever, with an idle event loop (seen under load, mostly in the SLA
+    service with its ten loops)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        left = deadline - loop.time()
+        if left <= 0:
+            log.warning("%d %s(s) still running %g s after being cancelled; leaving them: %s",
+                        len(pending), what, within, ", ".join(t.get_name() for t in pending))
+            break
+        for task in pending:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        _, pending = await asyncio.wait(pending, timeout=min(RECANCEL_SECONDS, left))
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            log.warning("%s %s ended with %r", what, task.get_name(), task.exception())
+
+
+async def finish_within(step: Awaitable[Any], within: float, what: str) -> None:
+    """Await ``step`` for at most ``within`` seconds, then log and leave it. A task and
+    ``asyncio.wait``, not ``asyncio.timeout``: a timeout works by cancelling, and the cancel
+    can be lost (see ``cancel_and_wait``)."""
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait({task}, timeout=within)
+    if not done:
+        log.warning("%s did not finish within %g s; leaving it", what, within)
+        task.cancel()
+    elif not task.cancelled() and task.exception() is not None:
+        log.warning("%s failed: %r", what, task.exception())
 
 
 @contextlib.asynccontextmanager
@@ -222,18 +264,13 @@ async def consuming(broker: KafkaBroker, settings: Settings) -> AsyncIterator[No
     flush waits on every pending send, and a send the broker never acknowledges (a partition
     a restarted broker no longer has) would otherwise hold the process forever."""
     await broker.connect()
-    starting = asyncio.create_task(_start_subscribers(broker, settings.consumer_start_retry_seconds))
+    starting = asyncio.create_task(_start_subscribers(broker, settings.consumer_start_retry_seconds),
+                                   name="start consumers")
     try:
         yield
     finally:
-        starting.cancel()
-        await asyncio.gather(starting, return_exceptions=True)
-        try:
-            async with asyncio.timeout(settings.broker_stop_seconds):
-                await broker.stop()
-        except TimeoutError:
-            log.error("the broker client did not stop within %g s; leaving it",
-                      settings.broker_stop_seconds)
+        await cancel_and_wait([starting], settings.loops_stop_seconds, "consumer start")
+        await finish_within(broker.stop(), settings.broker_stop_seconds, "the broker client's stop")
 
 
 async def _start_subscribers(broker: KafkaBroker, retry_seconds: float) -> None:
@@ -259,14 +296,22 @@ async def _start_one(subscriber: Any, retry_seconds: float) -> None:
             await asyncio.sleep(retry_seconds)
 
 
-def serve(app: FastAPI, host: str, port: int) -> None:
+def serve(app: FastAPI, host: str, port: int, *, shutdown_seconds: float = 15.0) -> None:
+    """Serve until SIGINT/SIGTERM. On stop, requests still open after ``shutdown_seconds`` (a
+    live page's stream, a client that stalls mid-request) are cancelled, so no peer can hold
+    the stop; then the app's lifespan ends, bounded in each step."""
     configure_logging()
     signal.signal(STOP_ACCEPTING_SIGNAL, lambda signum, frame: stop_accepting())
-    uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on")
+    uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on",
+                timeout_graceful_shutdown=math.ceil(shutdown_seconds))
 
 
 async def every(seconds: float, step: Callable[[], Awaitable[Any]], name: str) -> None:
-    """Call ``step`` forever; a failing step is logged and tried again next turn."""
+    """Call ``step`` forever; a failing step is logged and tried again next turn. Run as a
+    task of its own (``background``), which takes ``name``, so a stop's warning names it."""
+    task = asyncio.current_task()
+    if task is not None:
+        task.set_name(name)
     while True:
         try:
             await step()

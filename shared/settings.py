@@ -293,6 +293,18 @@ class Settings(BaseSettings):
         5.0, gt=0, description="Longest one such refresh may take before it counts as failed.")
     status_timeout_seconds: float = Field(
         5.0, gt=0, description="How long `disposisi status` waits for each service and the broker.")
+    # --- bounded shutdown ---
+    loops_stop_seconds: float = Field(
+        10.0, gt=0, description="Longest wait, when a service stops, for its background loops "
+                                "(scheduler, sweeps) to end after they were cancelled; one still "
+                                "running is logged and left.")
+    store_close_seconds: float = Field(
+        10.0, gt=0, description="Longest wait, when a service stops, for its store client to "
+                                "close.")
+    http_shutdown_seconds: float = Field(
+        15.0, gt=0, description="Longest wait, when a service stops, for open HTTP requests "
+                                "(a live page's stream, a client that stalls) to finish; then "
+                                "they are cancelled.")
 
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":

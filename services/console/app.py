@@ -93,5 +93,6 @@ async def _answers(url: str) -> str | None:
 
 
 def run(settings: Settings) -> None:
-    serve(create_app(settings), settings.http_host, settings.console_port)
+    serve(create_app(settings), settings.http_host, settings.console_port,
+          shutdown_seconds=settings.http_shutdown_seconds)
 

@@ -26,6 +26,7 @@ from shared.runtime import (
     background,
     consuming,
     every,
+    finish_within,
     serve,
     validation_error,
 )
@@ -75,9 +76,10 @@ def create_app(settings: Settings) -> FastAPI:
             lambda: every(settings.reconcile_interval_seconds, reply_reconciler.turn,
                           "reply reconciliation"),
             lambda: metrics.refresh_forever(settings),
+            within=settings.loops_stop_seconds,
         ):
             yield
-        await client.close()
+        await finish_within(client.close(), settings.store_close_seconds, "the store client's close")
 
     app = FastAPI(title="Disposisi intake", version="1", lifespan=lifespan,
                   description="Accepts citizens' complaints from every channel.",
@@ -99,4 +101,5 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def run(settings: Settings) -> None:
-    serve(create_app(settings), settings.http_host, settings.intake_port)
+    serve(create_app(settings), settings.http_host, settings.intake_port,
+          shutdown_seconds=settings.http_shutdown_seconds)

@@ -19,7 +19,16 @@ from shared.kafka import ensure_topics, make_broker
 from shared.limits import install_abuse_limits
 from shared.metric_gauges import report_consumer_lag
 from shared.metrics import Metrics, install_metrics
-from shared.runtime import add_health, add_store_errors, background, consuming, every, serve, validation_error
+from shared.runtime import (
+    add_health,
+    add_store_errors,
+    background,
+    consuming,
+    every,
+    finish_within,
+    serve,
+    validation_error,
+)
 from shared.settings import Settings
 from shared.tenants import load_tenants
 
@@ -61,9 +70,10 @@ def create_app(settings: Settings) -> FastAPI:
         async with consuming(broker, settings), background(
             lambda: every(settings.rulebook_reload_seconds, check_all, "rulebook reload"),
             lambda: metrics.refresh_forever(settings),
+            within=settings.loops_stop_seconds,
         ):
             yield
-        await client.close()
+        await finish_within(client.close(), settings.store_close_seconds, "the store client's close")
 
     app = FastAPI(title="Disposisi router", version="1", lifespan=lifespan,
                   description="Routes complaints to the agency whose Tupoksi covers them.",
@@ -82,4 +92,5 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def run(settings: Settings) -> None:
-    serve(create_app(settings), settings.http_host, settings.router_port)
+    serve(create_app(settings), settings.http_host, settings.router_port,
+          shutdown_seconds=settings.http_shutdown_seconds)

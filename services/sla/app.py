@@ -38,6 +38,7 @@ from shared.runtime import (
     background,
     consuming,
     every,
+    finish_within,
     serve,
     validation_error,
 )
@@ -123,9 +124,10 @@ def create_app(settings: Settings) -> FastAPI:
             lambda: every(settings.escalation_check_interval_seconds, reconciler.turn,
                           "escalation reconciliation"),
             lambda: metrics.refresh_forever(settings),
+            within=settings.loops_stop_seconds,
         ):
             yield
-        await client.close()
+        await finish_within(client.close(), settings.store_close_seconds, "the store client's close")
 
     app = FastAPI(title="Disposisi SLA", version="1", lifespan=lifespan,
                   description="Keeps every ticket, its clocks and its escalations.",
@@ -152,4 +154,5 @@ def create_app(settings: Settings) -> FastAPI:
 
 
 def run(settings: Settings) -> None:
-    serve(create_app(settings), settings.http_host, settings.sla_port)
+    serve(create_app(settings), settings.http_host, settings.sla_port,
+          shutdown_seconds=settings.http_shutdown_seconds)

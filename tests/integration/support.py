@@ -53,14 +53,38 @@ async def _stopped(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
     down and, if even that does not end it, left behind with a warning."""
     done, _ = await asyncio.wait({task}, timeout=SHUTDOWN_SECONDS)
     if not done:
-        warnings.warn(f"the served app did not stop within {SHUTDOWN_SECONDS:g} s; forcing it",
-                      RuntimeWarning, stacklevel=2)
+        warnings.warn(f"the served app did not stop within {SHUTDOWN_SECONDS:g} s; forcing it. "
+                      f"Where each task waits:\n{task_dump()}", RuntimeWarning, stacklevel=2)
         server.force_exit = True
         task.cancel()
         done, _ = await asyncio.wait({task}, timeout=10)
     if done:
         with contextlib.suppress(asyncio.CancelledError):
             task.result()
+
+
+def task_dump() -> str:
+    """Every task of the running loop and the chain of awaits it is suspended in, innermost
+    last: what a hang waits for."""
+    lines = []
+    for each in asyncio.all_tasks():
+        lines.append(f"  {each.get_name()}: {' -> '.join(_awaits(each.get_coro())) or '?'}")
+    return "\n".join(sorted(lines))
+
+
+def _awaits(awaitable: object) -> list[str]:
+    chain: list[str] = []
+    while awaitable is not None and len(chain) < 50:
+        frame = next((getattr(awaitable, a) for a in ("cr_frame", "ag_frame", "gi_frame")
+                      if getattr(awaitable, a, None) is not None), None)
+        if frame is None:
+            chain.append(type(awaitable).__name__)  # a future, a shield, a C-level awaitable
+            break
+        chain.append(f"{frame.f_code.co_name} ({frame.f_code.co_filename.rsplit('/', 2)[-1]}:"
+                     f"{frame.f_lineno})")
+        awaitable = next((getattr(awaitable, a) for a in ("cr_await", "ag_await", "gi_yieldfrom")
+                          if getattr(awaitable, a, None) is not None), None)
+    return chain
 
 
 async def _consumers_assigned(url: str, deadline: float) -> None:
