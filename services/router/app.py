@@ -17,7 +17,17 @@ from shared.auth import Authenticator, build_auth_router, guard
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.limits import install_abuse_limits
-from shared.runtime import add_health, add_store_errors, background, consuming, every, serve, validation_error
+from shared.runtime import (
+    NO_CDN_DOCS,
+    add_health,
+    add_local_docs,
+    add_store_errors,
+    background,
+    consuming,
+    every,
+    serve,
+    validation_error,
+)
 from shared.settings import Settings
 from shared.tenants import load_tenants
 
@@ -62,7 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Disposisi router", version="1", lifespan=lifespan,
                   description="Routes complaints to the agency whose Tupoksi covers them.",
-                  dependencies=[guard(handlers.SERVICE)])
+                  dependencies=[guard(handlers.SERVICE)], **NO_CDN_DOCS)
     app.state.reloader = reloaders[settings.tenant]
     app.state.reloaders = reloaders  # the API serves the caller's tenant's
     app.state.auth = auth
@@ -70,6 +80,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_abuse_limits(app, settings)
     app.include_router(api.build_router())
     app.include_router(build_auth_router())
+    add_local_docs(app)
     add_health(app, settings, handlers.SERVICE, broker=broker)
     add_store_errors(app, settings)  # accounts and the audit log live in the store
     return app

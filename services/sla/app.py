@@ -30,7 +30,9 @@ from shared.kafka import ensure_topics, make_broker
 from shared.limits import install_abuse_limits
 from shared.outbox import OutboxRelay
 from shared.runtime import (
+    NO_CDN_DOCS,
     add_health,
+    add_local_docs,
     add_store_errors,
     background,
     consuming,
@@ -117,7 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Disposisi SLA", version="1", lifespan=lifespan,
                   description="Keeps every ticket, its clocks and its escalations.",
-                  dependencies=[guard(handlers.SERVICE)])
+                  dependencies=[guard(handlers.SERVICE)], **NO_CDN_DOCS)
     app.state.sla = sla
     app.state.escalations = escalations
     app.state.auth = auth
@@ -132,6 +134,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(build_escalations_router())
     app.include_router(build_policy_router())
     app.include_router(build_auth_router())
+    add_local_docs(app)
     add_health(app, settings, handlers.SERVICE, db, broker=broker,
                checks={"escalations": reconciler.readiness})
     add_store_errors(app, settings)
