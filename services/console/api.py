@@ -22,6 +22,8 @@ from services.console.domain import (
     form_errors,
 )
 from services.console.flows import Backends, SignedOut, idempotency_key
+from services.console.i18n import COOKIE as LANGUAGE_COOKIE
+from services.console.i18n import LANGUAGES, gettext
 from services.console.live import live_events
 from services.console.session import CSRF_FIELD, Session, Sessions, check_csrf
 from services.router.rulebook import Rulebook
@@ -72,6 +74,7 @@ def _inbox_params(filters: dict[str, str], page: int, per_page: int) -> dict[str
 def build_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
     _sign_in_routes(router)
+    _language_routes(router)
     _inbox_routes(router)
     _ticket_routes(router)
     citizen_routes(router)
@@ -98,7 +101,7 @@ def _sign_in_routes(router: APIRouter) -> None:
         console = _console(request)
         session = console.sessions.read(request)
         check_csrf(session, csrf)
-        errors = [{"field": name, "problem": "wajib diisi"}
+        errors = [{"field": name, "problem": gettext("wajib diisi")}
                   for name, value in (("username", username), ("password", password)) if not value]
         if not errors:
             answer = await console.backends.sign_in(username, password)
@@ -109,10 +112,11 @@ def _sign_in_routes(router: APIRouter) -> None:
                 session.user = {"username": claims.get("sub"), "role": claims.get("role"),
                                 "agency": claims.get("agency")}
                 return console.redirect(request, session, "/inbox")
-            errors = [{"field": "username", "problem": "Nama pengguna atau kata sandi salah, atau "
-                       "akun terkunci sementara." if answer.status in (400, 401) else
-                       "Terlalu banyak percobaan; coba lagi nanti." if answer.status == 429 else
-                       f"Layanan masuk tidak menjawab ({answer.status})."}]
+            errors = [{"field": "username", "problem": gettext(
+                "Nama pengguna atau kata sandi salah, atau akun terkunci sementara.")
+                if answer.status in (400, 401) else
+                gettext("Terlalu banyak percobaan; coba lagi nanti.") if answer.status == 429 else
+                gettext("Layanan masuk tidak menjawab (%(status)s).") % {"status": answer.status}}]
         return console.render(request, session, "login.html",
                               {"errors": errors, "username": username}, status_code=400)
 
@@ -121,10 +125,32 @@ def _sign_in_routes(router: APIRouter) -> None:
         console = _console(request)
         session = console.sessions.read(request)
         check_csrf(session, csrf)
-        fresh = Session(flash="Anda sudah keluar.")
+        fresh = Session(flash=gettext("Anda sudah keluar."))
         return console.redirect(request, fresh, "/login")
 
     _ = (home, login_page, login, logout)
+
+
+# --- the language switch -------------------------------------------------------------------------
+
+LANGUAGE_COOKIE_SECONDS = 365 * 24 * 3600
+
+
+def _language_routes(router: APIRouter) -> None:
+    @router.get("/language/{code}")
+    async def choose_language(code: str, back_to: Annotated[str, Query(alias="next")] = "/"
+                              ) -> Response:
+        """The switch on every page: remember the language in a cookie, back to the page."""
+        # only a page of the console: never a redirect to another site
+        local = back_to.startswith("/") and not back_to.startswith("//") and "\\" not in back_to
+        back = back_to if local else "/"
+        response = RedirectResponse(back, status_code=status.HTTP_303_SEE_OTHER)
+        if code in LANGUAGES:
+            response.set_cookie(LANGUAGE_COOKIE, code, max_age=LANGUAGE_COOKIE_SECONDS,
+                                httponly=True, samesite="lax", path="/")
+        return response
+
+    _ = choose_language
 
 
 def _signed_in(request: Request) -> tuple[Console, Session] | Response:
@@ -136,7 +162,7 @@ def _signed_in(request: Request) -> tuple[Console, Session] | Response:
 
 
 def _signed_out(request: Request, console: Console) -> Response:
-    session = Session(flash="Sesi berakhir; silakan masuk lagi.")
+    session = Session(flash=gettext("Sesi berakhir; silakan masuk lagi."))
     return console.redirect(request, session, "/login")
 
 
@@ -230,7 +256,7 @@ def _ticket_routes(router: APIRouter) -> None:
             except SignedOut:
                 return _signed_out(request, console)
             if answer.ok:
-                session.flash = f"Tindakan tercatat: {_done_label(action)}."
+                session.flash = gettext("Tindakan tercatat: %(action)s.") % {"action": _done_label(action)}
                 return console.redirect(request, session, f"/tickets/{ticket_id}")
             errors = ([{"field": "", "problem": str(answer.body.get("detail"))}]
                       if answer.status in (403, 404, 409) else form_errors(answer.body))
@@ -263,15 +289,15 @@ def _ticket_routes(router: APIRouter) -> None:
 
 def _action_problems(action: str, values: dict[str, str]) -> list[dict[str, str]]:
     if action not in ACTION_FIELDS:
-        return [{"field": "", "problem": "tindakan tidak dikenal"}]
+        return [{"field": "", "problem": gettext("tindakan tidak dikenal")}]
     required = {"needs_info": ("note",), "responded": ("note",),
                 "rejected": ("reason", "suggested_agency")}.get(action, ())
-    return [{"field": f"{action}-{name}", "problem": "wajib diisi"} for name in required
+    return [{"field": f"{action}-{name}", "problem": gettext("wajib diisi")} for name in required
             if not values[name]]
 
 
 def _done_label(action: str) -> str:
-    return action_label(action).lower()
+    return gettext(action_label(action)).lower()
 
 
 async def _show_ticket(request: Request, console: Console, session: Session, ticket_id: str, *,
@@ -284,8 +310,9 @@ async def _show_ticket(request: Request, console: Console, session: Session, tic
         return _signed_out(request, console)
     if ticket is None:
         return console.render(request, session, "error.html", {
-            "title": "Tiket tidak ditemukan",
-            "message": f"Tiket {ticket_id} tidak ada, atau bukan tiket instansi Anda."},
+            "title": gettext("Tiket tidak ditemukan"),
+            "message": gettext("Tiket %(id)s tidak ada, atau bukan tiket instansi Anda.") % {
+                "id": ticket_id}},
             status_code=404)
     role = (session.user or {}).get("role")
     allowed = sorted(a.value for a in ALLOWED.get(ticket["status"], set())) \

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from services.console import api, domain
+from services.console import api, domain, i18n
 from services.console.flows import Backends
 from services.console.session import Sessions
 from services.router.rulebook import load_rulebook
@@ -26,10 +26,13 @@ HERE = Path(__file__).resolve().parent
 
 def templates_for(settings: Settings) -> Jinja2Templates:
     templates = Jinja2Templates(directory=HERE / "templates")
+    i18n.install(templates.env)  # `_()` in the request's language (Indonesian or English)
     templates.env.filters.update({
-        "wib": partial(domain.local_time, timezone=settings.timezone),
-        "age": domain.age, "status_label": domain.status_label,
-        "priority_label": domain.priority_label, "action_label": domain.action_label,
+        "wib": partial(domain.local_time, timezone=settings.timezone, gettext=i18n.gettext),
+        "age": partial(domain.age, gettext=i18n.gettext, ngettext=i18n.ngettext),
+        "status_label": lambda s: i18n.gettext(domain.status_label(s)),
+        "priority_label": lambda p: i18n.gettext(domain.priority_label(p)),
+        "action_label": lambda a: i18n.gettext(domain.action_label(a)),
         "clock_state": domain.clock_state})
     return templates
 
@@ -48,6 +51,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.console = api.Console(
         settings, backends, Sessions(settings.auth_secret, settings.auth_token_seconds),
         templates_for(settings), load_rulebook(settings.rulebook))
+    app.add_middleware(i18n.LanguageMiddleware)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.build_router())
     _add_health(app, {"sla": f"{settings.console_sla_url}/healthz",
