@@ -284,6 +284,12 @@ class Settings(BaseSettings):
         1000, ge=1, description="Most escalations one check reads back (least recently checked "
                                 "first).")
 
+    # --- console: reply templates per agency ---
+    console_reply_templates_dir: Path | None = Field(
+        _packaged("services.console", "reply_templates"),
+        description="Directory of reply templates, one `<tenant>.yaml` per tenant (agency code "
+                    "or `*` → name, text, actions); checked at the console's start. Unset: none.")
+
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":
         # Messages name settings, never values: the values are secrets.

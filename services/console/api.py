@@ -3,7 +3,7 @@ with its actions, the citizen's tracking page and the public complaint form. Eve
 action goes to intake or the SLA API with the caller's own credentials."""
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -25,16 +25,18 @@ from services.console.flows import Backends, SignedOut, idempotency_key
 from services.console.i18n import COOKIE as LANGUAGE_COOKIE
 from services.console.i18n import LANGUAGES, gettext
 from services.console.live import live_events
+from services.console.replies import ReplyTemplates
 from services.console.session import CSRF_FIELD, Session, Sessions, check_csrf
 from services.router.rulebook import Rulebook
 from services.sla.updates import ALLOWED
 from shared.contracts import utc_now
+from shared.permissions import Principal
 from shared.settings import Settings
 
 # Each handler defaults it to "": a form without the token is then the same 403 as one with a
 # wrong token (not a 422 that would name the field).
 CsrfField = Annotated[str, Form(alias=CSRF_FIELD)]
-FILTERS = ("status", "due", "category", "kelurahan", "q")
+FILTERS = ("status", "due", "category", "kelurahan", "q", "mine")
 OFFICER_ROLES = ("officer", "agency_head")
 
 
@@ -45,6 +47,7 @@ class Console:
     sessions: Sessions
     templates: Jinja2Templates
     rulebook: Rulebook
+    replies: ReplyTemplates = field(default_factory=lambda: ReplyTemplates({}))
 
     def render(self, request: Request, session: Session, name: str, context: dict[str, Any],
                status_code: int = 200) -> HTMLResponse:
@@ -110,7 +113,7 @@ def _sign_in_routes(router: APIRouter) -> None:
                 claims = jwt.decode(token, options={"verify_signature": False})  # the API verifies
                 session.token = token
                 session.user = {"username": claims.get("sub"), "role": claims.get("role"),
-                                "agency": claims.get("agency")}
+                                "agency": claims.get("agency"), "tenant": claims.get("tenant")}
                 return console.redirect(request, session, "/inbox")
             errors = [{"field": "username", "problem": gettext(
                 "Nama pengguna atau kata sandi salah, atau akun terkunci sementara.")
@@ -222,7 +225,9 @@ def _inbox_routes(router: APIRouter) -> None:
 # --- one ticket ---------------------------------------------------------------------------------
 
 ACTION_FIELDS = {"acknowledged": (), "responded": ("note",), "needs_info": ("note",),
-                 "resolved": ("note",), "rejected": ("reason", "suggested_agency"), "note": ("note",)}
+                 "resolved": ("note",), "rejected": ("reason", "suggested_agency"), "note": ("note",),
+                 "picked_up": ()}
+TEMPLATE_ACTIONS = ("responded", "needs_info", "resolved", "note")
 
 
 def _ticket_routes(router: APIRouter) -> None:
@@ -238,7 +243,8 @@ def _ticket_routes(router: APIRouter) -> None:
     async def ticket_action(request: Request, ticket_id: str, csrf: CsrfField = "",
                             action: Annotated[str, Form()] = "", nonce: Annotated[str, Form()] = "",
                             note: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
-                            suggested_agency: Annotated[str, Form()] = "") -> Response:
+                            suggested_agency: Annotated[str, Form()] = "",
+                            template: Annotated[str, Form()] = "") -> Response:
         found = _signed_in(request)
         if isinstance(found, Response):
             return found
@@ -246,7 +252,8 @@ def _ticket_routes(router: APIRouter) -> None:
         check_csrf(session, csrf)
         values = {"note": note.strip(), "reason": reason.strip(),
                   "suggested_agency": suggested_agency.strip()}
-        errors = _action_problems(action, values)
+        errors = _fill_from_template(console, session, action, template.strip(), values)
+        errors = errors or _action_problems(action, values)
         if not errors:
             update = {"action": action, **{k: values[k] for k in ACTION_FIELDS[action] if values[k]}}
             assert session.token is not None
@@ -296,6 +303,33 @@ def _action_problems(action: str, values: dict[str, str]) -> list[dict[str, str]
             if not values[name]]
 
 
+def _actor_of(console: Console, session: Session) -> str:
+    """How the SLA names this person on a ticket they picked up (``Principal.actor``)."""
+    user = session.user or {}
+    return Principal("user", str(user.get("username")), user.get("tenant") or console.settings.tenant,
+                     str(user.get("role")), user.get("agency")).actor
+
+
+def _templates_of(console: Console, session: Session, action: str) -> list[Any]:
+    user = session.user or {}
+    tenant = user.get("tenant") or console.settings.tenant
+    return console.replies.for_form(tenant, user.get("agency") or "", action)
+
+
+def _fill_from_template(console: Console, session: Session, action: str, name: str,
+                        values: dict[str, str]) -> list[dict[str, str]]:
+    """A template chosen without the page's script (which copies it into the text to edit):
+    its text is sent when the officer wrote none."""
+    if not name:
+        return []
+    chosen = next((t for t in _templates_of(console, session, action) if t.name == name), None)
+    if chosen is None:
+        return [{"field": f"{action}-template", "problem": gettext("templat tidak dikenal")}]
+    if not values["note"]:
+        values["note"] = chosen.text
+    return []
+
+
 def _done_label(action: str) -> str:
     return gettext(action_label(action)).lower()
 
@@ -320,5 +354,7 @@ async def _show_ticket(request: Request, console: Console, session: Session, tic
     return console.render(request, session, "ticket.html", {
         "ticket": ticket, "allowed": allowed, "errors": errors, "action": action,
         "values": values or {}, "nonce": uuid.uuid4().hex,
+        "replies": {a: _templates_of(console, session, a) for a in TEMPLATE_ACTIONS},
+        "assigned_to_me": ticket.get("assignee") == _actor_of(console, session),
         "agencies": [a for a in console.rulebook.agencies if a.code != ticket["agency"]]},
         status_code=400 if errors else 200)

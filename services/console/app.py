@@ -14,11 +14,13 @@ from fastapi.templating import Jinja2Templates
 
 from services.console import api, domain, i18n
 from services.console.flows import Backends
+from services.console.replies import ReplyTemplates, load_reply_templates
 from services.console.session import Sessions
 from services.router.rulebook import load_rulebook
 from shared.auth import check_secret
 from shared.runtime import serve
 from shared.settings import Settings
+from shared.tenants import load_tenants
 
 SERVICE = "console"
 HERE = Path(__file__).resolve().parent
@@ -37,6 +39,13 @@ def templates_for(settings: Settings) -> Jinja2Templates:
     return templates
 
 
+def reply_templates(settings: Settings) -> ReplyTemplates:
+    """Each tenant's reply templates, checked against the agency codes of its rulebook."""
+    agencies_of = {tenant.id: set(load_rulebook(tenant.rulebook).codes)
+                   for tenant in load_tenants(settings)}
+    return load_reply_templates(settings.console_reply_templates_dir, agencies_of)
+
+
 def create_app(settings: Settings) -> FastAPI:
     check_secret(settings)  # the session is signed with a key derived from it
     backends = Backends(settings)
@@ -50,7 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
                   openapi_url=None)
     app.state.console = api.Console(
         settings, backends, Sessions(settings.auth_secret, settings.auth_token_seconds),
-        templates_for(settings), load_rulebook(settings.rulebook))
+        templates_for(settings), load_rulebook(settings.rulebook), reply_templates(settings))
     app.add_middleware(i18n.LanguageMiddleware)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.build_router())

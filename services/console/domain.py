@@ -22,7 +22,7 @@ ACTION_LABELS = {
     "resolved": N_("Diselesaikan"),
     "rejected": N_("Ditolak (bukan tupoksi)"), "needs_info": N_("Meminta informasi pelapor"),
     "citizen_replied": N_("Pelapor menjawab"), "note": N_("Catatan internal"),
-    "reprioritised": N_("Prioritas diubah"),
+    "reprioritised": N_("Prioritas diubah"), "picked_up": N_("Diambil petugas"),
 }
 MONTHS = (N_("Januari"), N_("Februari"), N_("Maret"), N_("April"), N_("Mei"), N_("Juni"),
           N_("Juli"), N_("Agustus"), N_("September"), N_("Oktober"), N_("November"),

@@ -23,7 +23,7 @@ OPEN_STATUSES = ("assigned", "acknowledged", "responded", "needs_info", "rejecte
 # What a row of the inbox carries: enough to show and order it, never the reporter.
 SUMMARY_FIELDS = ("agency", "agency_name", "status", "priority", "category", "channel", "title",
                   "text", "location", "submitted_at", "assigned_at", "due_next_at",
-                  "due_soon_at", "deadlines", "anonymous", "confidential")
+                  "due_soon_at", "deadlines", "anonymous", "confidential", "assignee")
 
 
 class DueState(StrEnum):
@@ -42,13 +42,15 @@ class TicketPage(BaseModel):
 
 def inbox_query(*, tenant: str, agency: str | None, status: str | None, due: DueState | None,
                 category: str | None, kelurahan: str | None, q: str | None,
-                now: datetime) -> Document:
+                now: datetime, assignee: str | None = None) -> Document:
     """The store filter for a page of the inbox (pure, for unit tests): always within the
     caller's tenant, whatever else is asked."""
     query: Document = {"tenant": tenant,
                        "status": status if status else {"$in": list(OPEN_STATUSES)}}
     if agency is not None:
         query["agency"] = agency
+    if assignee is not None:
+        query["assignee"] = assignee
     if category:
         query["category"] = category
     if kelurahan:
@@ -105,13 +107,15 @@ def build_inbox_router() -> APIRouter:
         kelurahan: Annotated[str | None, Query(max_length=80)] = None,
         q: Annotated[str | None, Query(max_length=100, description="Search in number, title, text.")] = None,
         agency: Annotated[str | None, Query(max_length=40, description="Supervisors only.")] = None,
+        mine: Annotated[bool, Query(description="Only the tickets the caller picked up.")] = False,
         page: Annotated[int, Query(ge=1, le=10_000)] = 1,
         per_page: Annotated[int, Query(ge=1, le=100)] = 25,
     ) -> TicketPage:
         """The open tickets the caller may see, the one due first on top."""
         query = inbox_query(tenant=access_of(request).tenant,
                             agency=_agency_in_scope(request, agency), status=status, due=due,
-                            category=category, kelurahan=kelurahan, q=q, now=utc_now())
+                            category=category, kelurahan=kelurahan, q=q, now=utc_now(),
+                            assignee=access_of(request).actor if mine else None)
         return await ticket_page(request.app.state.sla.store.tickets, query, page=page,
                                  per_page=per_page)
 
