@@ -12,8 +12,8 @@ from pymongo import AsyncMongoClient
 
 from shared.mongo import Document
 from shared.settings import Settings
-from tests.integration.test_console import Console, _csrf, _sign_in, console
 from tests.integration.support import eventually
+from tests.integration.test_console import Console, _csrf, _sign_in, console
 
 pytestmark = pytest.mark.integration
 _ = console  # the fixture, shared with test_console.py
