@@ -284,7 +284,11 @@ class Settings(BaseSettings):
         1000, ge=1, description="Most escalations one check reads back (least recently checked "
                                 "first).")
 
-    # --- console: reply templates per agency ---
+    # --- console: reply templates per agency; the inbox's count ---
+    inbox_count_cap: int = Field(
+        100, ge=1, description="`GET /v1/tickets` counts matching tickets up to this many and "
+                               "then says `total_capped` (the console shows \"100+\"): a full "
+                               "count of a large inbox on every page and every live poll is slow.")
     console_reply_templates_dir: Path | None = Field(
         _packaged("services.console", "reply_templates"),
         description="Directory of reply templates, one `<tenant>.yaml` per tenant (agency code "

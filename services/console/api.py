@@ -186,9 +186,12 @@ def _inbox_routes(router: APIRouter) -> None:
         except SignedOut:
             return _signed_out(request, console)
         pages = max(1, -(-listing["total"] // console.settings.console_page_size))
+        more = bool(listing.get("total_capped"))  # counted up to the SLA's cap: "20+" pages
+        pages = max(pages, page + 1 if more and len(listing["tickets"]) == params["per_page"]
+                    else page if more else pages)
         query = urlencode({k: v for k, v in filters.items() if v})
         return console.render(request, session, "inbox.html", {
-            "listing": listing, "filters": filters, "page": page, "pages": pages,
+            "listing": listing, "filters": filters, "page": page, "pages": pages, "more": more,
             "query": query, "live_url": f"/inbox/live?{urlencode(params)}",
             "clock_states": CLOCK_STATES, "statuses": STATUS_LABELS,
             "categories": sorted({r.category for a in console.rulebook.agencies for r in a.rules
