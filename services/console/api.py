@@ -20,6 +20,7 @@ from services.console.domain import (
     STATUS_LABELS,
     action_label,
     form_errors,
+    page_count,
 )
 from services.console.flows import Backends, SignedOut, idempotency_key
 from services.console.i18n import COOKIE as LANGUAGE_COOKIE
@@ -185,10 +186,9 @@ def _inbox_routes(router: APIRouter) -> None:
             listing = await console.backends.inbox(session.token, params)
         except SignedOut:
             return _signed_out(request, console)
-        pages = max(1, -(-listing["total"] // console.settings.console_page_size))
-        more = bool(listing.get("total_capped"))  # counted up to the SLA's cap: "20+" pages
-        pages = max(pages, page + 1 if more and len(listing["tickets"]) == params["per_page"]
-                    else page if more else pages)
+        more = bool(listing.get("total_capped"))  # counted up to the SLA's cap: "4+" pages
+        pages = page_count(listing["total"], more, page=page, shown=len(listing["tickets"]),
+                           per_page=console.settings.console_page_size)
         query = urlencode({k: v for k, v in filters.items() if v})
         return console.render(request, session, "inbox.html", {
             "listing": listing, "filters": filters, "page": page, "pages": pages, "more": more,

@@ -148,3 +148,12 @@ def form_errors(answer: dict[str, Any]) -> list[dict[str, str]]:
         return [{"field": "", "problem": str(answer.get("detail", "permintaan ditolak"))}]
     return [{"field": str(e.get("field") or "").rsplit(".", 1)[-1],
              "problem": str(e.get("problem", ""))} for e in errors]
+
+
+def page_count(total: int, capped: bool, *, page: int, shown: int, per_page: int) -> int:
+    """How many pages to offer. With a capped count (the SLA counted only so far) at least
+    the pages it counted, and one past a full page, so "next" stays while there may be more."""
+    pages = max(1, -(-total // per_page))
+    if not capped:
+        return pages
+    return max(pages, page + 1 if shown == per_page else page)
