@@ -393,6 +393,8 @@ class UpdateAction(StrEnum):
     CITIZEN_REPLIED = "citizen_replied"
     NOTE = "note"
     REPRIORITISED = "reprioritised"
+    # An officer takes the ticket on (assigns it to themself); no clock or status changes.
+    PICKED_UP = "picked_up"
 
 
 class TicketUpdate(Strict):

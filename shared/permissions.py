@@ -81,7 +81,8 @@ _OFFICER_ACTIONS = frozenset({
     UpdateAction.ACKNOWLEDGED, UpdateAction.RESPONDED, UpdateAction.NEEDS_INFO,
     UpdateAction.RESOLVED, UpdateAction.REJECTED, UpdateAction.NOTE,
     # recorded for a citizen who answered by phone or at the counter: it only resumes clocks
-    UpdateAction.CITIZEN_REPLIED})
+    UpdateAction.CITIZEN_REPLIED,
+    UpdateAction.PICKED_UP})
 # Which actions of POST /v1/tickets/{ticket_id}/events each role may take.
 UPDATE_ACTIONS: Mapping[str, frozenset[UpdateAction]] = {
     "officer": _OFFICER_ACTIONS,

@@ -7,12 +7,15 @@ import math
 import signal
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError
@@ -294,6 +297,40 @@ async def _start_one(subscriber: Any, retry_seconds: float) -> None:
             with contextlib.suppress(Exception):
                 await subscriber.stop()
             await asyncio.sleep(retry_seconds)
+
+
+DOCS_ASSETS = "/docs-assets"
+_SWAGGER_UI = Path(__file__).resolve().parent / "static" / "swagger-ui"
+# Pass to every FastAPI(...): its own /docs and /redoc load their scripts from a CDN, which an
+# office intranet may not reach; add_local_docs serves /docs from files shipped in the package.
+NO_CDN_DOCS: dict[str, Any] = {"docs_url": None, "redoc_url": None}
+
+
+def add_local_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) with its script, style and icon served by the service itself
+    (vendored swagger-ui-dist, see shared/static/swagger-ui/VERSION.txt): no request leaves
+    the machine. Added as plain routes, outside the app's sign-in guard, as FastAPI's are."""
+    if app.docs_url is not None or app.redoc_url is not None:
+        raise ValueError("create the app with **NO_CDN_DOCS: its own /docs loads from a CDN")
+    openapi_url = app.openapi_url or "/openapi.json"
+    redirect_url = "/docs/oauth2-redirect"
+
+    async def docs(request: Request) -> Response:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url, title=f"{app.title} · API",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+            oauth2_redirect_url=redirect_url,
+            # the default validator badge would call an outside host
+            swagger_ui_parameters={"validatorUrl": None})
+
+    async def oauth2_redirect(request: Request) -> Response:
+        return get_swagger_ui_oauth2_redirect_html()
+
+    app.mount(DOCS_ASSETS, StaticFiles(directory=_SWAGGER_UI), name="docs-assets")
+    app.add_route("/docs", docs, include_in_schema=False)
+    app.add_route(redirect_url, oauth2_redirect, include_in_schema=False)
 
 
 def serve(app: FastAPI, host: str, port: int, *, shutdown_seconds: float = 15.0) -> None:

@@ -306,6 +306,16 @@ class Settings(BaseSettings):
                                 "(a live page's stream, a client that stalls) to finish; then "
                                 "they are cancelled.")
 
+    # --- console: reply templates per agency; the inbox's count ---
+    inbox_count_cap: int = Field(
+        100, ge=1, description="`GET /v1/tickets` counts matching tickets up to this many and "
+                               "then says `total_capped` (the console shows \"100+\"): a full "
+                               "count of a large inbox on every page and every live poll is slow.")
+    console_reply_templates_dir: Path | None = Field(
+        _packaged("services.console", "reply_templates"),
+        description="Directory of reply templates, one `<tenant>.yaml` per tenant (agency code "
+                    "or `*` → name, text, actions); checked at the console's start. Unset: none.")
+
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":
         # Messages name settings, never values: the values are secrets.

@@ -3,7 +3,7 @@ with its actions, the citizen's tracking page and the public complaint form. Eve
 action goes to intake or the SLA API with the caller's own credentials."""
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -23,19 +23,24 @@ from services.console.domain import (
     action_label,
     form_errors,
     home_page,
+    page_count,
 )
 from services.console.flows import Backends, SignedOut, idempotency_key
+from services.console.i18n import COOKIE as LANGUAGE_COOKIE
+from services.console.i18n import LANGUAGES, gettext
 from services.console.live import live_events
+from services.console.replies import ReplyTemplates
 from services.console.session import CSRF_FIELD, Session, Sessions, check_csrf
 from services.router.rulebook import Rulebook
 from services.sla.updates import ALLOWED
 from shared.contracts import utc_now
+from shared.permissions import Principal
 from shared.settings import Settings
 
 # Each handler defaults it to "": a form without the token is then the same 403 as one with a
 # wrong token (not a 422 that would name the field).
 CsrfField = Annotated[str, Form(alias=CSRF_FIELD)]
-FILTERS = ("status", "due", "category", "kelurahan", "q")
+FILTERS = ("status", "due", "category", "kelurahan", "q", "mine")
 OFFICER_ROLES = ("officer", "agency_head")
 
 
@@ -46,6 +51,7 @@ class Console:
     sessions: Sessions
     templates: Jinja2Templates
     rulebook: Rulebook
+    replies: ReplyTemplates = field(default_factory=lambda: ReplyTemplates({}))
 
     def render(self, request: Request, session: Session, name: str, context: dict[str, Any],
                status_code: int = 200) -> HTMLResponse:
@@ -75,6 +81,7 @@ def _inbox_params(filters: dict[str, str], page: int, per_page: int) -> dict[str
 def build_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
     _sign_in_routes(router)
+    _language_routes(router)
     _inbox_routes(router)
     _ticket_routes(router)
     citizen_routes(router)
@@ -104,7 +111,7 @@ def _sign_in_routes(router: APIRouter) -> None:
         console = _console(request)
         session = console.sessions.read(request)
         check_csrf(session, csrf)
-        errors = [{"field": name, "problem": "wajib diisi"}
+        errors = [{"field": name, "problem": gettext("wajib diisi")}
                   for name, value in (("username", username), ("password", password)) if not value]
         if not errors:
             answer = await console.backends.sign_in(username, password)
@@ -113,12 +120,13 @@ def _sign_in_routes(router: APIRouter) -> None:
                 claims = jwt.decode(token, options={"verify_signature": False})  # the API verifies
                 session.token = token
                 session.user = {"username": claims.get("sub"), "role": claims.get("role"),
-                                "agency": claims.get("agency")}
+                                "agency": claims.get("agency"), "tenant": claims.get("tenant")}
                 return console.redirect(request, session, home_page(session.user["role"]))
-            errors = [{"field": "username", "problem": "Nama pengguna atau kata sandi salah, atau "
-                       "akun terkunci sementara." if answer.status in (400, 401) else
-                       "Terlalu banyak percobaan; coba lagi nanti." if answer.status == 429 else
-                       f"Layanan masuk tidak menjawab ({answer.status})."}]
+            errors = [{"field": "username", "problem": gettext(
+                "Nama pengguna atau kata sandi salah, atau akun terkunci sementara.")
+                if answer.status in (400, 401) else
+                gettext("Terlalu banyak percobaan; coba lagi nanti.") if answer.status == 429 else
+                gettext("Layanan masuk tidak menjawab (%(status)s).") % {"status": answer.status}}]
         return console.render(request, session, "login.html",
                               {"errors": errors, "username": username}, status_code=400)
 
@@ -127,10 +135,32 @@ def _sign_in_routes(router: APIRouter) -> None:
         console = _console(request)
         session = console.sessions.read(request)
         check_csrf(session, csrf)
-        fresh = Session(flash="Anda sudah keluar.")
+        fresh = Session(flash=gettext("Anda sudah keluar."))
         return console.redirect(request, fresh, "/login")
 
     _ = (home, login_page, login, logout)
+
+
+# --- the language switch -------------------------------------------------------------------------
+
+LANGUAGE_COOKIE_SECONDS = 365 * 24 * 3600
+
+
+def _language_routes(router: APIRouter) -> None:
+    @router.get("/language/{code}")
+    async def choose_language(code: str, back_to: Annotated[str, Query(alias="next")] = "/"
+                              ) -> Response:
+        """The switch on every page: remember the language in a cookie, back to the page."""
+        # only a page of the console: never a redirect to another site
+        local = back_to.startswith("/") and not back_to.startswith("//") and "\\" not in back_to
+        back = back_to if local else "/"
+        response = RedirectResponse(back, status_code=status.HTTP_303_SEE_OTHER)
+        if code in LANGUAGES:
+            response.set_cookie(LANGUAGE_COOKIE, code, max_age=LANGUAGE_COOKIE_SECONDS,
+                                httponly=True, samesite="lax", path="/")
+        return response
+
+    _ = choose_language
 
 
 def _signed_in(request: Request) -> tuple[Console, Session] | Response:
@@ -142,7 +172,7 @@ def _signed_in(request: Request) -> tuple[Console, Session] | Response:
 
 
 def _signed_out(request: Request, console: Console) -> Response:
-    session = Session(flash="Sesi berakhir; silakan masuk lagi.")
+    session = Session(flash=gettext("Sesi berakhir; silakan masuk lagi."))
     return console.redirect(request, session, "/login")
 
 
@@ -162,10 +192,12 @@ def _inbox_routes(router: APIRouter) -> None:
             listing = await console.backends.inbox(session.token, params)
         except SignedOut:
             return _signed_out(request, console)
-        pages = max(1, -(-listing["total"] // console.settings.console_page_size))
+        more = bool(listing.get("total_capped"))  # counted up to the SLA's cap: "4+" pages
+        pages = page_count(listing["total"], more, page=page, shown=len(listing["tickets"]),
+                           per_page=console.settings.console_page_size)
         query = urlencode({k: v for k, v in filters.items() if v})
         return console.render(request, session, "inbox.html", {
-            "listing": listing, "filters": filters, "page": page, "pages": pages,
+            "listing": listing, "filters": filters, "page": page, "pages": pages, "more": more,
             "query": query, "live_url": f"/inbox/live?{urlencode(params)}",
             "clock_states": CLOCK_STATES, "statuses": STATUS_LABELS,
             "categories": sorted({r.category for a in console.rulebook.agencies for r in a.rules
@@ -202,7 +234,9 @@ def _inbox_routes(router: APIRouter) -> None:
 # --- one ticket ---------------------------------------------------------------------------------
 
 ACTION_FIELDS = {"acknowledged": (), "responded": ("note",), "needs_info": ("note",),
-                 "resolved": ("note",), "rejected": ("reason", "suggested_agency"), "note": ("note",)}
+                 "resolved": ("note",), "rejected": ("reason", "suggested_agency"), "note": ("note",),
+                 "picked_up": ()}
+TEMPLATE_ACTIONS = ("responded", "needs_info", "resolved", "note")
 
 
 def _ticket_routes(router: APIRouter) -> None:
@@ -218,7 +252,8 @@ def _ticket_routes(router: APIRouter) -> None:
     async def ticket_action(request: Request, ticket_id: str, csrf: CsrfField = "",
                             action: Annotated[str, Form()] = "", nonce: Annotated[str, Form()] = "",
                             note: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
-                            suggested_agency: Annotated[str, Form()] = "") -> Response:
+                            suggested_agency: Annotated[str, Form()] = "",
+                            template: Annotated[str, Form()] = "") -> Response:
         found = _signed_in(request)
         if isinstance(found, Response):
             return found
@@ -226,7 +261,8 @@ def _ticket_routes(router: APIRouter) -> None:
         check_csrf(session, csrf)
         values = {"note": note.strip(), "reason": reason.strip(),
                   "suggested_agency": suggested_agency.strip()}
-        errors = _action_problems(action, values)
+        errors = _fill_from_template(console, session, action, template.strip(), values)
+        errors = errors or _action_problems(action, values)
         if not errors:
             update = {"action": action, **{k: values[k] for k in ACTION_FIELDS[action] if values[k]}}
             assert session.token is not None
@@ -236,7 +272,7 @@ def _ticket_routes(router: APIRouter) -> None:
             except SignedOut:
                 return _signed_out(request, console)
             if answer.ok:
-                session.flash = f"Tindakan tercatat: {_done_label(action)}."
+                session.flash = gettext("Tindakan tercatat: %(action)s.") % {"action": _done_label(action)}
                 return console.redirect(request, session, f"/tickets/{ticket_id}")
             errors = ([{"field": "", "problem": str(answer.body.get("detail"))}]
                       if answer.status in (403, 404, 409) else form_errors(answer.body))
@@ -269,15 +305,42 @@ def _ticket_routes(router: APIRouter) -> None:
 
 def _action_problems(action: str, values: dict[str, str]) -> list[dict[str, str]]:
     if action not in ACTION_FIELDS:
-        return [{"field": "", "problem": "tindakan tidak dikenal"}]
+        return [{"field": "", "problem": gettext("tindakan tidak dikenal")}]
     required = {"needs_info": ("note",), "responded": ("note",),
                 "rejected": ("reason", "suggested_agency")}.get(action, ())
-    return [{"field": f"{action}-{name}", "problem": "wajib diisi"} for name in required
+    return [{"field": f"{action}-{name}", "problem": gettext("wajib diisi")} for name in required
             if not values[name]]
 
 
+def _actor_of(console: Console, session: Session) -> str:
+    """How the SLA names this person on a ticket they picked up (``Principal.actor``)."""
+    user = session.user or {}
+    return Principal("user", str(user.get("username")), user.get("tenant") or console.settings.tenant,
+                     str(user.get("role")), user.get("agency")).actor
+
+
+def _templates_of(console: Console, session: Session, action: str) -> list[Any]:
+    user = session.user or {}
+    tenant = user.get("tenant") or console.settings.tenant
+    return console.replies.for_form(tenant, user.get("agency") or "", action)
+
+
+def _fill_from_template(console: Console, session: Session, action: str, name: str,
+                        values: dict[str, str]) -> list[dict[str, str]]:
+    """A template chosen without the page's script (which copies it into the text to edit):
+    its text is sent when the officer wrote none."""
+    if not name:
+        return []
+    chosen = next((t for t in _templates_of(console, session, action) if t.name == name), None)
+    if chosen is None:
+        return [{"field": f"{action}-template", "problem": gettext("templat tidak dikenal")}]
+    if not values["note"]:
+        values["note"] = chosen.text
+    return []
+
+
 def _done_label(action: str) -> str:
-    return action_label(action).lower()
+    return gettext(action_label(action)).lower()
 
 
 async def _show_ticket(request: Request, console: Console, session: Session, ticket_id: str, *,
@@ -290,8 +353,9 @@ async def _show_ticket(request: Request, console: Console, session: Session, tic
         return _signed_out(request, console)
     if ticket is None:
         return console.render(request, session, "error.html", {
-            "title": "Tiket tidak ditemukan",
-            "message": f"Tiket {ticket_id} tidak ada, atau bukan tiket instansi Anda."},
+            "title": gettext("Tiket tidak ditemukan"),
+            "message": gettext("Tiket %(id)s tidak ada, atau bukan tiket instansi Anda.") % {
+                "id": ticket_id}},
             status_code=404)
     role = (session.user or {}).get("role")
     allowed = sorted(a.value for a in ALLOWED.get(ticket["status"], set())) \
@@ -299,5 +363,7 @@ async def _show_ticket(request: Request, console: Console, session: Session, tic
     return console.render(request, session, "ticket.html", {
         "ticket": ticket, "allowed": allowed, "errors": errors, "action": action,
         "values": values or {}, "nonce": uuid.uuid4().hex,
+        "replies": {a: _templates_of(console, session, a) for a in TEMPLATE_ACTIONS},
+        "assigned_to_me": ticket.get("assignee") == _actor_of(console, session),
         "agencies": [a for a in console.rulebook.agencies if a.code != ticket["agency"]]},
         status_code=400 if errors else 200)

@@ -12,14 +12,16 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from services.console import api, domain
+from services.console import api, domain, i18n
 from services.console.flows import Backends
+from services.console.replies import ReplyTemplates, load_reply_templates
 from services.console.session import Sessions
 from services.router.rulebook import load_rulebook
 from shared.auth import check_secret
 from shared.metrics import Metrics, install_metrics
 from shared.runtime import serve
 from shared.settings import Settings
+from shared.tenants import load_tenants
 
 SERVICE = "console"
 HERE = Path(__file__).resolve().parent
@@ -27,17 +29,24 @@ HERE = Path(__file__).resolve().parent
 
 def templates_for(settings: Settings) -> Jinja2Templates:
     templates = Jinja2Templates(directory=HERE / "templates")
-    templates.env.add_extension("jinja2.ext.i18n")
-    # Bahasa Indonesia is written in the templates; a catalog (English) replaces these.
-    templates.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
+    i18n.install(templates.env)  # `_()` in the request's language (Indonesian or English)
     templates.env.globals["nav_pages"] = domain.nav_pages
     templates.env.filters.update({
         "duration": domain.duration_label,
-        "wib": partial(domain.local_time, timezone=settings.timezone),
-        "age": domain.age, "status_label": domain.status_label,
-        "priority_label": domain.priority_label, "action_label": domain.action_label,
+        "wib": partial(domain.local_time, timezone=settings.timezone, gettext=i18n.gettext),
+        "age": partial(domain.age, gettext=i18n.gettext, ngettext=i18n.ngettext),
+        "status_label": lambda s: i18n.gettext(domain.status_label(s)),
+        "priority_label": lambda p: i18n.gettext(domain.priority_label(p)),
+        "action_label": lambda a: i18n.gettext(domain.action_label(a)),
         "clock_state": domain.clock_state})
     return templates
+
+
+def reply_templates(settings: Settings) -> ReplyTemplates:
+    """Each tenant's reply templates, checked against the agency codes of its rulebook."""
+    agencies_of = {tenant.id: set(load_rulebook(tenant.rulebook).codes)
+                   for tenant in load_tenants(settings)}
+    return load_reply_templates(settings.console_reply_templates_dir, agencies_of)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -53,7 +62,8 @@ def create_app(settings: Settings) -> FastAPI:
                   openapi_url=None)
     app.state.console = api.Console(
         settings, backends, Sessions(settings.auth_secret, settings.auth_token_seconds),
-        templates_for(settings), load_rulebook(settings.rulebook))
+        templates_for(settings), load_rulebook(settings.rulebook), reply_templates(settings))
+    app.add_middleware(i18n.LanguageMiddleware)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.build_router())
     _add_health(app, {"sla": f"{settings.console_sla_url}/healthz",

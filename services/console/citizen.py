@@ -10,6 +10,7 @@ from fastapi.responses import Response
 
 from services.console.domain import citizen_steps, form_errors
 from services.console.flows import idempotency_key
+from services.console.i18n import gettext
 from services.console.session import CSRF_FIELD, Session, check_csrf
 
 if TYPE_CHECKING:
@@ -51,10 +52,10 @@ def citizen_routes(router: APIRouter) -> None:
         code = code.strip()[:64]
         if not code:
             return await _show_tracking(request, console, session, ticket_id,
-                                        errors=[{"field": "code", "problem": "wajib diisi"}])
+                                        errors=[{"field": "code", "problem": gettext("wajib diisi")}])
         if await console.backends.track(ticket_id, code) is None:
             return await _show_tracking(request, console, session, ticket_id, errors=[
-                {"field": "code", "problem": "Nomor atau kode pelacakan tidak cocok."}])
+                {"field": "code", "problem": gettext("Nomor atau kode pelacakan tidak cocok.")}])
         session.codes = {**session.codes, ticket_id: code}
         return console.redirect(request, session, f"/track/{ticket_id}")
 
@@ -69,14 +70,14 @@ def citizen_routes(router: APIRouter) -> None:
             return console.redirect(request, session, f"/track/{ticket_id}")
         if not text.strip():
             return await _show_tracking(request, console, session, ticket_id,
-                                        errors=[{"field": "text", "problem": "wajib diisi"}])
+                                        errors=[{"field": "text", "problem": gettext("wajib diisi")}])
         answer = await console.backends.reply(ticket_id, code, text.strip(), idempotency_key(nonce))
         if not answer.ok:
-            problems = ([{"field": "text", "problem": "Instansi sedang tidak menunggu jawaban."}]
+            problems = ([{"field": "text", "problem": gettext("Instansi sedang tidak menunggu jawaban.")}]
                         if answer.status == 409 else form_errors(answer.body))
             return await _show_tracking(request, console, session, ticket_id, errors=problems,
                                         text=text)
-        session.flash = "Jawaban Anda sudah dikirim ke instansi. Terima kasih."
+        session.flash = gettext("Jawaban Anda sudah dikirim ke instansi. Terima kasih.")
         return console.redirect(request, session, f"/track/{ticket_id}")
 
     @router.get("/submit")
@@ -98,7 +99,7 @@ def citizen_routes(router: APIRouter) -> None:
         check_csrf(session, csrf)
         values = {"text": text, "title": title, "kelurahan": kelurahan, "address": address,
                   "name": name, "phone": phone, "email": email, "anonymous": anonymous}
-        errors = [] if text.strip() else [{"field": "text", "problem": "wajib diisi"}]
+        errors = [] if text.strip() else [{"field": "text", "problem": gettext("wajib diisi")}]
         if not errors:
             answer = await console.backends.submit(_complaint(values), idempotency_key(nonce))
             if answer.ok:
@@ -138,8 +139,9 @@ async def _show_tracking(request: Request, console: "Console", session: Session,
         view = await console.backends.track(ticket_id, None)
     if view is None:
         return console.render(request, session, "error.html", {
-            "title": "Pengaduan tidak ditemukan",
-            "message": f"Tidak ada pengaduan dengan nomor {ticket_id}. Periksa kembali nomornya."},
+            "title": gettext("Pengaduan tidak ditemukan"),
+            "message": gettext("Tidak ada pengaduan dengan nomor %(id)s. Periksa kembali nomornya.")
+            % {"id": ticket_id}},
             status_code=404)
     return console.render(request, session, "track.html", {
         "view": view, "with_code": code is not None, "steps": citizen_steps(view["status"]),

@@ -1,28 +1,33 @@
 """What the console's pages show, decided without I/O: clock states as traffic lights, dates
 in the tenant's timezone, ages and statuses in plain Indonesian, the citizen's status steps."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from services.console.i18n import N_
 from shared.permissions import Scope, rule_for
 
 STATUS_LABELS = {
-    "received": "Diterima", "assigned": "Baru", "acknowledged": "Sedang ditangani",
-    "responded": "Sudah dijawab", "needs_info": "Menunggu informasi pelapor",
-    "rejected": "Dialihkan", "resolved": "Selesai",
+    "received": N_("Diterima"), "assigned": N_("Baru"), "acknowledged": N_("Sedang ditangani"),
+    "responded": N_("Sudah dijawab"), "needs_info": N_("Menunggu informasi pelapor"),
+    "rejected": N_("Dialihkan"), "resolved": N_("Selesai"),
 }
-PRIORITY_LABELS = {"low": "Rendah", "normal": "Biasa", "high": "Tinggi", "urgent": "Mendesak"}
+PRIORITY_LABELS = {"low": N_("Rendah"), "normal": N_("Biasa"), "high": N_("Tinggi"),
+                   "urgent": N_("Mendesak")}
 ACTION_LABELS = {
-    "assigned": "Didisposisikan", "rerouted": "Dialihkan ke instansi lain",
-    "acknowledged": "Diterima petugas", "responded": "Dijawab", "resolved": "Diselesaikan",
-    "rejected": "Ditolak (bukan tupoksi)", "needs_info": "Meminta informasi pelapor",
-    "citizen_replied": "Pelapor menjawab", "note": "Catatan internal",
-    "reprioritised": "Prioritas diubah",
+    "assigned": N_("Didisposisikan"), "rerouted": N_("Dialihkan ke instansi lain"),
+    "acknowledged": N_("Diterima petugas"), "responded": N_("Dijawab"),
+    "resolved": N_("Diselesaikan"),
+    "rejected": N_("Ditolak (bukan tupoksi)"), "needs_info": N_("Meminta informasi pelapor"),
+    "citizen_replied": N_("Pelapor menjawab"), "note": N_("Catatan internal"),
+    "reprioritised": N_("Prioritas diubah"), "picked_up": N_("Diambil petugas"),
 }
-MONTHS = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus",
-          "September", "Oktober", "November", "Desember")
+MONTHS = (N_("Januari"), N_("Februari"), N_("Maret"), N_("April"), N_("Mei"), N_("Juni"),
+          N_("Juli"), N_("Agustus"), N_("September"), N_("Oktober"), N_("November"),
+          N_("Desember"))
 ZONE_NAMES = {"Asia/Jakarta": "WIB", "Asia/Pontianak": "WIB", "Asia/Makassar": "WITA",
               "Asia/Jayapura": "WIT"}
 
@@ -35,11 +40,11 @@ class ClockState:
     label: str
 
 
-ON_TIME = ClockState("on_time", "Tepat waktu")
-DUE_SOON = ClockState("due_soon", "Segera jatuh tempo")
-OVERDUE = ClockState("overdue", "Terlambat")
-PAUSED = ClockState("paused", "Dijeda")
-CLOSED = ClockState("closed", "Selesai")
+ON_TIME = ClockState("on_time", N_("Tepat waktu"))
+DUE_SOON = ClockState("due_soon", N_("Segera jatuh tempo"))
+OVERDUE = ClockState("overdue", N_("Terlambat"))
+PAUSED = ClockState("paused", N_("Dijeda"))
+CLOSED = ClockState("closed", N_("Selesai"))
 CLOCK_STATES = (ON_TIME, DUE_SOON, OVERDUE, PAUSED)
 
 
@@ -69,26 +74,39 @@ def clock_state(ticket: dict[str, Any], now: datetime) -> ClockState:
     return ON_TIME
 
 
-def local_time(value: Any, timezone: str) -> str:
-    """``30 November 2026 14.05 WIB``: a date as people in the tenant read it."""
+def _as_is(message: str) -> str:
+    return message
+
+
+def _no_plural(singular: str, plural: str, n: int) -> str:
+    return singular  # Indonesian: "1 hari", "3 hari"
+
+
+def local_time(value: Any, timezone: str, gettext: Callable[[str], str] = _as_is) -> str:
+    """``30 November 2026 14.05 WIB``: a date as people in the tenant read it (the month's
+    name through ``gettext``), always in the tenant's timezone whatever the language."""
     instant = parse_instant(value)
     if instant is None:
         return "—"
     local = instant.astimezone(ZoneInfo(timezone))
     zone = ZONE_NAMES.get(timezone, local.tzname() or timezone)
-    return f"{local.day} {MONTHS[local.month - 1]} {local.year} {local:%H.%M} {zone}"
+    return f"{local.day} {gettext(MONTHS[local.month - 1])} {local.year} {local:%H.%M} {zone}"
 
 
-def age(value: Any, now: datetime) -> str:
+def age(value: Any, now: datetime, gettext: Callable[[str], str] = _as_is,
+        ngettext: Callable[[str, str, int], str] = _no_plural) -> str:
     """How long ago, in the largest whole unit: ``3 hari``, ``5 jam``, ``12 menit``."""
     instant = parse_instant(value)
     if instant is None:
         return "—"
     seconds = max(0, int((now - instant).total_seconds()))
-    for size, unit in ((86400, "hari"), (3600, "jam"), (60, "menit")):
-        if seconds >= size:
-            return f"{seconds // size} {unit}"
-    return "baru saja"
+    if seconds >= 86400:
+        return ngettext("%(num)d hari", "%(num)d hari", seconds // 86400) % {"num": seconds // 86400}
+    if seconds >= 3600:
+        return ngettext("%(num)d jam", "%(num)d jam", seconds // 3600) % {"num": seconds // 3600}
+    if seconds >= 60:
+        return ngettext("%(num)d menit", "%(num)d menit", seconds // 60) % {"num": seconds // 60}
+    return gettext("baru saja")
 
 
 def status_label(status: str | None) -> str:
@@ -112,7 +130,7 @@ class Step:
 def citizen_steps(status: str) -> list[Step]:
     """Where a complaint is, in four steps a citizen understands; asking for information is
     the current step 'Ditangani' with its own note on the page."""
-    order = ["Diterima", "Diteruskan ke instansi", "Ditangani", "Selesai"]
+    order = [N_("Diterima"), N_("Diteruskan ke instansi"), N_("Ditangani"), N_("Selesai")]
     reached = {"received": 0, "assigned": 1, "rejected": 1, "acknowledged": 2, "responded": 2,
                "needs_info": 2, "resolved": 3}.get(status, 0)
     steps = []
@@ -212,3 +230,12 @@ def period_days(first: str, last: str, today: date) -> tuple[date, date]:
     except ValueError:
         start = end - timedelta(days=29)
     return (start, end) if start <= end else (end, start)
+
+
+def page_count(total: int, capped: bool, *, page: int, shown: int, per_page: int) -> int:
+    """How many pages to offer. With a capped count (the SLA counted only so far) at least
+    the pages it counted, and one past a full page, so "next" stays while there may be more."""
+    pages = max(1, -(-total // per_page))
+    if not capped:
+        return pages
+    return max(pages, page + 1 if shown == per_page else page)

@@ -21,7 +21,9 @@ from shared.metric_gauges import report_consumer_lag, report_outboxes, report_re
 from shared.metrics import Metrics, install_metrics
 from shared.outbox import OutboxRelay
 from shared.runtime import (
+    NO_CDN_DOCS,
     add_health,
+    add_local_docs,
     add_store_errors,
     background,
     consuming,
@@ -83,7 +85,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Disposisi intake", version="1", lifespan=lifespan,
                   description="Accepts citizens' complaints from every channel.",
-                  dependencies=[guard(handlers.SERVICE)])
+                  dependencies=[guard(handlers.SERVICE)], **NO_CDN_DOCS)
     app.state.intake = intake
     app.state.auth = auth
     app.state.reconciler = reconciler
@@ -92,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_abuse_limits(app, settings)
     app.include_router(api.build_router())
     app.include_router(build_auth_router())
+    add_local_docs(app)
     add_health(app, settings, handlers.SERVICE, db, broker=broker,
                checks={"reconciliation": reconciler.readiness,
                        "reply_reconciliation": reply_reconciler.readiness})

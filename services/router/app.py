@@ -20,7 +20,9 @@ from shared.limits import install_abuse_limits
 from shared.metric_gauges import report_consumer_lag
 from shared.metrics import Metrics, install_metrics
 from shared.runtime import (
+    NO_CDN_DOCS,
     add_health,
+    add_local_docs,
     add_store_errors,
     background,
     consuming,
@@ -77,7 +79,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Disposisi router", version="1", lifespan=lifespan,
                   description="Routes complaints to the agency whose Tupoksi covers them.",
-                  dependencies=[guard(handlers.SERVICE)])
+                  dependencies=[guard(handlers.SERVICE)], **NO_CDN_DOCS)
     app.state.reloader = reloaders[settings.tenant]
     app.state.reloaders = reloaders  # the API serves the caller's tenant's
     app.state.auth = auth
@@ -85,6 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_abuse_limits(app, settings)
     app.include_router(api.build_router())
     app.include_router(build_auth_router())
+    add_local_docs(app)
     add_health(app, settings, handlers.SERVICE, broker=broker)
     add_store_errors(app, settings)  # accounts and the audit log live in the store
     install_metrics(app, metrics)

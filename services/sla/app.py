@@ -33,7 +33,9 @@ from shared.metric_gauges import report_consumer_lag, report_outboxes, report_re
 from shared.metrics import Metrics, install_metrics
 from shared.outbox import OutboxRelay
 from shared.runtime import (
+    NO_CDN_DOCS,
     add_health,
+    add_local_docs,
     add_store_errors,
     background,
     consuming,
@@ -131,7 +133,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Disposisi SLA", version="1", lifespan=lifespan,
                   description="Keeps every ticket, its clocks and its escalations.",
-                  dependencies=[guard(handlers.SERVICE)])
+                  dependencies=[guard(handlers.SERVICE)], **NO_CDN_DOCS)
     app.state.sla = sla
     app.state.escalations = escalations
     app.state.auth = auth
@@ -146,6 +148,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(build_escalations_router())
     app.include_router(build_policy_router())
     app.include_router(build_auth_router())
+    add_local_docs(app)
     add_health(app, settings, handlers.SERVICE, db, broker=broker,
                checks={"escalations": reconciler.readiness})
     add_store_errors(app, settings)

@@ -12,7 +12,8 @@ from shared.contracts import Envelope, TicketRouted, TicketUpdate, UpdateAction
 ROUTER = Actor.service("router")
 SCHEDULER = Actor.system("sla-scheduler")
 # What a change of a ticket is described by: the fields an auditor compares before and after.
-STATE_FIELDS = ("status", "agency", "assignment", "priority", "category", "rejected_by")
+STATE_FIELDS = ("status", "agency", "assignment", "priority", "category", "rejected_by",
+                "assignee")
 
 
 def ticket_state(ticket: Ticket) -> dict[str, Any]:

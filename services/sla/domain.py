@@ -97,6 +97,7 @@ def reassign(ticket: Ticket, routed: TicketRouted, policy: Policy, *, assigned_a
     stop_clock(changed["clocks"].get(ROUTING), policy, assigned_at, [])  # met: re-routed in time
     changed.update(_routed_fields(routed))
     changed["assigned_at"] = assigned_at
+    changed["assignee"] = None  # a new agency: none of its officers has picked it up yet
     changed["rejected_by"] = sorted(set(changed["rejected_by"]) | set(routed.rejected_by))
     changed["assignments"].append({"agency": routed.agency, "assignment": routed.assignment,
                                    "assigned_at": assigned_at, "ended_at": None, "outcome": None,

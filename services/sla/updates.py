@@ -25,7 +25,7 @@ from services.sla.timing import (
 from shared.contracts import TicketUpdate, UpdateAction
 
 A = UpdateAction
-_OPEN_ACTIONS = {A.RESPONDED, A.RESOLVED, A.NOTE, A.REPRIORITISED}
+_OPEN_ACTIONS = {A.RESPONDED, A.RESOLVED, A.NOTE, A.REPRIORITISED, A.PICKED_UP}
 
 # Which actions each status accepts. A rejected ticket waits for re-routing.
 ALLOWED: dict[str, set[UpdateAction]] = {
@@ -69,6 +69,8 @@ def apply_update(ticket: Ticket, update: TicketUpdate, policy: Policy, *, event_
         _pause(changed, policy, now)
     elif action is A.CITIZEN_REPLIED:
         _resume(changed, policy, now)
+    elif action is A.PICKED_UP:  # who works on it now; a colleague may take it over
+        changed["assignee"] = update.actor
     elif action is A.REPRIORITISED:
         assert update.priority is not None
         _reprioritise(changed, policy, update.priority.value)
@@ -126,6 +128,7 @@ def _resolve(ticket: Ticket, policy: Policy, now: datetime, pauses: list[Pause])
 def _reject(ticket: Ticket, update: TicketUpdate, policy: Policy, now: datetime,
             pauses: list[Pause]) -> None:
     ticket["assignments"][-1].update(ended_at=now, outcome="rejected", reason=update.reason)
+    ticket["assignee"] = None  # the agency gave it back: nobody there works on it any more
     if ticket["agency"] not in ticket["rejected_by"]:
         ticket["rejected_by"].append(ticket["agency"])
     for name in AGENCY_CLOCKS:  # the assignment ended: its clocks are not judged

@@ -78,9 +78,11 @@ async def _sign_in(page: Page, dev: DevSystem, username: str, *, heading: str = 
 
 async def test_an_officer_and_a_citizen_take_a_complaint_from_arrival_to_resolution(
         dev: DevSystem, browser: Browser) -> None:
-    officer = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+    # Browsers set up in Indonesian (the console answers a browser asking for English in English).
+    officer = await (await browser.new_context(viewport={"width": 1280, "height": 800},
+                                               locale="id-ID")).new_page()
     citizen = await (await browser.new_context(viewport={"width": 390, "height": 844},
-                                               is_mobile=True)).new_page()
+                                               is_mobile=True, locale="id-ID")).new_page()
     await _sign_in(officer, dev, "dlh.petugas")
     await officer.evaluate("window.notReloaded = true")  # gone if the page ever reloads
 

@@ -121,3 +121,28 @@ async def test_the_triage_queue_rows_carry_the_candidates_and_the_rejection_hist
 async def _has(queue: object, wanted: set[str]) -> bool:
     assert callable(queue)
     return wanted <= set(await queue())
+
+
+async def test_a_large_inbox_is_counted_up_to_the_cap_and_its_last_page_exactly(
+        settings: Settings, accounts: Accounts) -> None:
+    capped = settings.model_copy(update={"inbox_count_cap": 2})
+    officer = await accounts.user("dlh.andi", "officer", "DLH")
+    tickets: list[tuple[str | None, bytes]] = [
+        routed(f"T-{i}", utc_now() - timedelta(hours=i), agency="DLH") for i in range(3)]
+    async with serving(sla_app(capped), capped.sla_port) as sla, \
+            httpx.AsyncClient(base_url=sla, timeout=30, headers=officer.headers) as http:
+        await produce(capped.kafka_bootstrap_servers, Topics.ROUTED, tickets)
+
+        async def listed() -> list[str]:
+            answer = await http.get("/v1/tickets", params={"per_page": 5})
+            return [t["ticket_id"] for t in answer.json()["tickets"]]
+
+        assert await eventually(lambda: _len_is(listed, 3))
+        first = (await http.get("/v1/tickets", params={"per_page": 1})).json()
+        assert (first["total"], first["total_capped"], len(first["tickets"])) == (2, True, 1)
+        last = (await http.get("/v1/tickets", params={"per_page": 2, "page": 2})).json()
+        assert (last["total"], last["total_capped"], len(last["tickets"])) == (3, False, 1)
+        beyond = (await http.get("/v1/tickets", params={"per_page": 2, "page": 9})).json()
+        assert (beyond["total"], beyond["total_capped"], beyond["tickets"]) == (2, True, [])
+        few = (await http.get("/v1/tickets", params={"per_page": 1, "q": "nothing like it"})).json()
+        assert (few["total"], few["total_capped"]) == (0, False)

@@ -5,6 +5,7 @@ Kafka side is the one the cluster pass of the suite ran (shared/kafka_cluster.py
 same replication settings); the image digests could not be pulled here to verify.
 """
 
+import ipaddress
 import json
 import re
 import shlex
@@ -61,7 +62,11 @@ def environment(service: Service) -> dict[str, str]:
 def settings_of(service: Service) -> Settings:
     """The Settings the service would read from its DISPOSISI_* variables."""
     env = environment(service)
-    fields = {key.removeprefix(ENV_PREFIX).lower(): env[key] for key in env if key.startswith(ENV_PREFIX)}
+    fields: dict[str, Any] = {key.removeprefix(ENV_PREFIX).lower(): env[key] for key in env
+                              if key.startswith(ENV_PREFIX)}
+    for name, value in fields.items():  # a list or mapping setting is JSON, as the services read it
+        if value.startswith(("[", "{")):
+            fields[name] = json.loads(value)
     return Settings.model_validate(fields)
 
 
@@ -423,3 +428,28 @@ def test_services_sign_in_to_mongodb_over_tls(compose: dict[str, Any], services:
     assert settings.mongodb_tls and not settings.mongodb_tls_allow_invalid_hostnames
     assert secret_file(compose, services[name], settings.mongodb_tls_ca_file) == "ca.crt"
     assert "@" not in settings.mongodb_url  # no password in the URL
+
+
+def test_the_console_reaches_intake_and_sla_by_their_compose_names(
+        services: dict[str, Service]) -> None:
+    console = services["console"]
+    settings = settings_of(console)
+    assert argv(console["command"]) == ["disposisi", "console"]
+    assert settings.http_host == "0.0.0.0"
+    assert urlsplit(settings.console_sla_url).hostname == "sla"
+    assert urlsplit(settings.console_sla_url).port == settings_of(services["sla"]).sla_port
+    assert urlsplit(settings.console_intake_url).hostname == "intake"
+    assert urlsplit(settings.console_intake_url).port == settings_of(services["intake"]).intake_port
+    assert f"http://127.0.0.1:{settings.console_port}/readyz" in healthcheck_text(console)
+    assert [str(m).rpartition(":")[2] for m in console["ports"]] == [str(settings.console_port)]
+    assert {name: d["condition"] for name, d in console["depends_on"].items()} == {
+        "intake": "service_healthy", "sla": "service_healthy"}
+
+
+def test_the_consoles_fixed_address_is_trusted_by_the_apis_it_posts_to(
+        compose: dict[str, Any], services: dict[str, Service]) -> None:
+    address = services["console"]["networks"]["default"]["ipv4_address"]
+    subnet = compose["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(subnet)
+    for name in ("intake", "sla"):
+        assert address in settings_of(services[name]).trusted_addresses

@@ -7,6 +7,7 @@ from services.console.domain import (
     clock_state,
     form_errors,
     local_time,
+    page_count,
     parse_instant,
 )
 
@@ -52,3 +53,11 @@ def test_api_errors_become_the_forms_own_field_names() -> None:
     assert form_errors(answer) == [{"field": "kelurahan", "problem": "too long"},
                                    {"field": "", "problem": "bad"}]
     assert form_errors({"detail": "nope"}) == [{"field": "", "problem": "nope"}]
+
+
+def test_pages_offered_with_an_exact_and_a_capped_count() -> None:
+    assert page_count(0, False, page=1, shown=0, per_page=25) == 1
+    assert page_count(51, False, page=1, shown=25, per_page=25) == 3
+    assert page_count(100, True, page=1, shown=25, per_page=25) == 4  # "4+"
+    assert page_count(100, True, page=4, shown=25, per_page=25) == 5  # a full page: next stays
+    assert page_count(100, True, page=9, shown=10, per_page=25) == 9  # the last one reached
