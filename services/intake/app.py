@@ -69,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
                           "reply reconciliation"),
         ):
             yield
+            await intake.flush()  # what the last answers handed over, while the broker is there
         await client.close()
 
     app = FastAPI(title="Disposisi intake", version="1", lifespan=lifespan,
