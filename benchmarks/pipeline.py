@@ -102,13 +102,17 @@ async def pipeline(settings: Settings, values: list[bytes]) -> float:
     return elapsed
 
 
-async def tickets_at_least(settings: Settings, count: int) -> None:
+async def tickets_at_least(settings: Settings, count: int, *, within: float = 600.0) -> float:
+    """Wait (at most ``within`` seconds) until ``count`` tickets are stored; seconds waited."""
     client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url,
                                                           **mongo_client_options(settings))
     tickets = client[settings.mongodb_database]["tickets"]
-    while await tickets.estimated_document_count() < count:
+    started = time.perf_counter()
+    while (await tickets.estimated_document_count() < count
+           and time.perf_counter() - started < within):
         await asyncio.sleep(0.2)
     await client.close()
+    return time.perf_counter() - started
 
 
 async def web_channel_key(settings: Settings) -> str:
@@ -208,7 +212,8 @@ def main() -> None:
         key = asyncio.run(web_channel_key(settings))
         intake_url = f"http://127.0.0.1:{settings.intake_port}"
         http = asyncio.run(post_load(intake_url, key, args.http, args.concurrency))
-        asyncio.run(tickets_at_least(settings, n + args.http))  # the pipeline idle again
+        # The pipeline idle again before the next baselines.
+        drained = asyncio.run(tickets_at_least(settings, n + args.http, within=300))
         with served_trivial_app(work) as trivial_url:
             trivial = asyncio.run(post_load(trivial_url, key, args.http, args.concurrency))
         inserts = asyncio.run(insert_one_loop(settings, args.http, args.concurrency))
@@ -229,6 +234,7 @@ def main() -> None:
             server.stop()
     report(n, values, baseline, elapsed, (limit, sent, mix), (http, inserts, trivial), waits,
            args.concurrency)
+    print(f"HTTP submissions all ticketed: {drained:8.1f} s after the last 202")
 
 
 def report(n: int, values: list[bytes], baseline: float, elapsed: float,
