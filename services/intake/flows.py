@@ -117,8 +117,7 @@ class Intake:
             known = newest.get(str(change.ticket_id))
             if known is None or change.data.version > known.data.version:
                 newest[str(change.ticket_id)] = change
-        for change in newest.values():
-            await self.tracking.save(tracked(change))
+        await self.tracking.save_all([tracked(change) for change in newest.values()])
         now = utc_now()
         await self.replies.mark_settled(
             [i for c in newest.values() for i in c.data.replies_applied], "applied", now)

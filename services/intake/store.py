@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypedDict
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.intake.domain import Withheld
 from shared.contracts import (
@@ -26,7 +26,7 @@ from shared.contracts import (
     envelope,
     utc_now,
 )
-from shared.mongo import Document, as_stored, insert_new, insert_new_or_taken
+from shared.mongo import DUPLICATE_KEY, Document, as_stored, insert_new, insert_new_or_taken
 from shared.outbox import outbox_fields
 from shared.settings import Settings
 
@@ -260,6 +260,21 @@ class TrackingStore:
         except DuplicateKeyError:  # a newer (or the same) version is already stored
             return False
         return result.modified_count == 1 or result.upserted_id is not None
+
+    async def save_all(self, tickets: Sequence[TrackedTicket]) -> int:
+        """``save`` for a batch of distinct tickets in one round trip; returns how many were
+        stored (the others had a newer or the same version already)."""
+        if not tickets:
+            return 0
+        writes = [ReplaceOne({"_id": t["_id"], "version": {"$lt": t["version"]}}, dict(t), upsert=True)
+                  for t in tickets]
+        try:
+            result = await self.collection.bulk_write(writes, ordered=False)
+        except BulkWriteError as error:  # a duplicate key: that ticket's stored version is newer
+            if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):
+                raise
+            return int(error.details.get("nModified", 0)) + int(error.details.get("nUpserted", 0))
+        return result.modified_count + result.upserted_count
 
     async def get(self, ticket_id: str, tenant: str | None) -> Document | None:
         """The ticket's public state, only within the complaint's tenant (a document written

@@ -10,7 +10,7 @@ import pytest
 from pymongo import AsyncMongoClient, monitoring
 
 from services.intake.domain import fingerprint, hash_tracking_code
-from services.intake.store import Accepted, ComplaintStore
+from services.intake.store import Accepted, ComplaintStore, TrackedTicket, TrackingStore
 from shared.accounts import AccountStore
 from shared.auth import Authenticator
 from shared.contracts import Complaint, ComplaintSubmission, EventType, Topics, envelope, utc_now
@@ -157,3 +157,24 @@ async def test_an_api_key_is_checked_once_then_trusted_for_a_while(
     assert [(await uncached.from_key(key)) is not None for _ in range(3)] == [True] * 3
     assert commands.on("api_keys") == ["find"] * 3
     assert await cached.from_key(key[:-2] + "xx") is None  # a wrong key is never cached as valid
+
+
+def tracked_ticket(ticket_id: str, version: int) -> TrackedTicket:
+    return TrackedTicket(_id=ticket_id, tenant="kota-bengkulu", version=version, status="assigned",
+                         agency="DLH", agency_name=None, priority=None, category=None, assignment=1,
+                         routing=None, deadlines={}, history=[], changed_at=utc_now())
+
+
+async def test_ticket_changes_reach_the_tracking_view_in_one_write_keeping_the_newest(
+        settings: Settings, listened: tuple[AsyncMongoClient[Document], Commands]) -> None:
+    client, commands = listened
+    tracking = TrackingStore(client[settings.mongodb_database])
+    assert await tracking.save_all([tracked_ticket("T-1", 2), tracked_ticket("T-2", 1)]) == 2
+    commands.sent.clear()
+    stored = await tracking.save_all([tracked_ticket("T-1", 1), tracked_ticket("T-2", 3),
+                                      tracked_ticket("T-3", 1)])
+    assert commands.sent == [("update", "tracking")], "one round trip for the batch"
+    assert stored == 2  # T-1's version 1 is older than the stored 2
+    versions = {d["_id"]: d["version"] for d in
+                await client[settings.mongodb_database]["tracking"].find({}).to_list(None)}
+    assert versions == {"T-1": 2, "T-2": 3, "T-3": 1}
