@@ -57,9 +57,12 @@ Window = tuple[float, float]  # epoch seconds, the recording's clock
 def recorded(path: Path, window: Window) -> Iterator[tuple[str, Document]]:
     """The commands sent within ``window``."""
     with path.open("rb") as source:
-        while header := source.read(4):
+        while len(header := source.read(4)) == 4:
             (size,) = struct.unpack("<i", header)
-            entry = bson.decode(source.read(size))
+            body = source.read(size)
+            if len(body) < size:  # the service is still writing this one
+                return
+            entry = bson.decode(body)
             if window[0] <= entry["at"] <= window[1]:
                 yield entry["db"], entry["command"]
 

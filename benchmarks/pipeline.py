@@ -25,7 +25,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -191,7 +190,6 @@ def main() -> None:
     parser.add_argument("--http", type=int, default=2000, help="HTTP submissions to time")
     parser.add_argument("--concurrency", type=int, default=16, help="HTTP requests in flight")
     args = parser.parse_args()
-    n = args.n
     work = Path(tempfile.mkdtemp(prefix="disposisi-bench-"))
     bootstrap, mongo_url, servers = env_or_embedded(work)
     settings = Settings(kafka_bootstrap_servers=bootstrap, mongodb_url=mongo_url,
@@ -204,60 +202,58 @@ def main() -> None:
     try:
         asyncio.run(create_topics(settings))
         processes = start_services(settings, work)
-        values = submissions(n)
-        baseline = asyncio.run(raw_baseline(bootstrap, values))
-        window_start = time.time()
-        elapsed = asyncio.run(pipeline(settings, values))
-        window = (window_start, time.time())
-        key = asyncio.run(web_channel_key(settings))
-        intake_url = f"http://127.0.0.1:{settings.intake_port}"
-        http = asyncio.run(post_load(intake_url, key, args.http, args.concurrency))
-        # The pipeline idle again before the next baselines.
-        drained = asyncio.run(tickets_at_least(settings, n + args.http, within=300))
-        with served_trivial_app(work) as trivial_url:
-            trivial = asyncio.run(post_load(trivial_url, key, args.http, args.concurrency))
-        inserts = asyncio.run(insert_one_loop(settings, args.http, args.concurrency))
-        waits = asyncio.run(latency(settings, args.latency_samples))
-        for process in processes:
-            process.terminate()
-            process.wait()
-        processes = []
-        mix = commands.command_mix(recordings(work), window)
-        limit, sent = asyncio.run(commands.replay(
-            mongo_url, settings.mongodb_database, recordings(work), window,
-            client_options=mongo_client_options(settings)))
+        run_phases(settings, args, work, mongo_url, bootstrap)
     finally:
         for process in processes:
             process.terminate()
             process.wait()
         for server in servers:
             server.stop()
-    report(n, values, baseline, elapsed, (limit, sent, mix), (http, inserts, trivial), waits,
-           args.concurrency)
-    print(f"HTTP submissions all ticketed: {drained:8.1f} s after the last 202")
 
 
-def report(n: int, values: list[bytes], baseline: float, elapsed: float,
-           store: tuple[float, int, Counter[str]], rates: tuple[float, float, float],
-           waits: list[float], concurrency: int) -> None:
-    limit, sent, mix = store
-    http, inserts, trivial = rates
-    print(f"N = {n} complaints, {sum(map(len, values)) / n:.0f} bytes each; load {_load()}")
-    print(f"raw aiokafka produce+consume : {baseline:8.2f} s  {n / baseline:9.0f} msg/s")
-    print(f"disposisi submitted->ticket  : {elapsed:8.2f} s  {n / elapsed:9.0f} complaints/s")
-    print(f"ratio pipeline / raw         : {elapsed / baseline:8.1f} x")
-    print(f"store limit for its commands : {limit:8.2f} s  {n / limit:9.0f} complaints/s "
-          f"({sent} commands, {sent / n:.1f} per complaint, replayed)")
-    print(f"pipeline / store limit       : {limit / elapsed:8.2f}")
-    for kind, count in mix.most_common(12):
-        print(f"    {count / n:6.2f} per complaint  {kind}")
-    print(f"HTTP accepted submissions    : {http:8.0f} /s  ({concurrency} in flight)")
-    print(f"plain insert_one loop        : {inserts:8.0f} /s  ratio {http / inserts:.2f}")
-    print(f"trivial endpoint, same stack : {trivial:8.0f} /s  ratio {http / trivial:.2f}")
+def say(line: str) -> None:
+    """Each figure as soon as it is measured: a run cut short still shows what it measured."""
+    print(line, flush=True)
+
+
+def run_phases(settings: Settings, args: argparse.Namespace, work: Path, mongo_url: str,
+               bootstrap: str) -> None:
+    n = args.n
+    values = submissions(n)
+    say(f"N = {n} complaints, {sum(map(len, values)) / n:.0f} bytes each; load {_load()}")
+    baseline = asyncio.run(raw_baseline(bootstrap, values))
+    say(f"raw aiokafka produce+consume : {baseline:8.2f} s  {n / baseline:9.0f} msg/s")
+    window_start = time.time()
+    elapsed = asyncio.run(pipeline(settings, values))
+    window = (window_start, time.time())
+    say(f"disposisi submitted->ticket  : {elapsed:8.2f} s  {n / elapsed:9.0f} complaints/s")
+    say(f"ratio pipeline / raw         : {elapsed / baseline:8.1f} x")
+    waits = asyncio.run(latency(settings, args.latency_samples))
     p50, p99 = waits[len(waits) // 2], waits[min(len(waits) - 1, int(len(waits) * 0.99))]
-    print(f"HTTP POST -> agency queue    : p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms "
-          f"({len(waits)} complaints one at a time)")
-    sys.stdout.flush()
+    say(f"HTTP POST -> agency queue    : p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms "
+        f"({len(waits)} complaints one at a time)")
+    mix = commands.command_mix(recordings(work), window)
+    limit, sent = asyncio.run(commands.replay(
+        mongo_url, settings.mongodb_database, recordings(work), window,
+        client_options=mongo_client_options(settings)))
+    say(f"store limit for its commands : {limit:8.2f} s  {n / limit:9.0f} complaints/s "
+        f"({sent} commands, {sent / n:.1f} per complaint, replayed)")
+    say(f"pipeline / store limit       : {limit / elapsed:8.2f}")
+    for kind, count in mix.most_common(12):
+        say(f"    {count / n:6.2f} per complaint  {kind}")
+    key = asyncio.run(web_channel_key(settings))
+    intake_url = f"http://127.0.0.1:{settings.intake_port}"
+    http = asyncio.run(post_load(intake_url, key, args.http, args.concurrency))
+    say(f"HTTP accepted submissions    : {http:8.0f} /s  ({args.concurrency} in flight); load {_load()}")
+    # The pipeline idle again before the next baselines.
+    drained = asyncio.run(tickets_at_least(settings, n + args.latency_samples + args.http,
+                                           within=180))
+    say(f"HTTP submissions ticketed    : {drained:8.1f} s after the last 202 (at most 180 s)")
+    with served_trivial_app(work) as trivial_url:
+        trivial = asyncio.run(post_load(trivial_url, key, args.http, args.concurrency))
+    inserts = asyncio.run(insert_one_loop(settings, args.http, args.concurrency))
+    say(f"plain insert_one loop        : {inserts:8.0f} /s  ratio {http / inserts:.2f}")
+    say(f"trivial endpoint, same stack : {trivial:8.0f} /s  ratio {http / trivial:.2f}")
 
 
 def _load() -> str:
