@@ -1,6 +1,13 @@
-"""Pipeline benchmark: N complaints published to `disposisi.complaints.submitted` until N
-tickets are stored, next to raw aiokafka produce+consume of N same-sized messages on the same
-broker in the same run.
+"""Pipeline benchmark, each figure beside a baseline measured in the same run:
+
+- N complaints published to `disposisi.complaints.submitted` until N tickets are stored, next
+  to raw aiokafka produce+consume of N same-sized messages on the same broker, and next to the
+  store's own limit for the pipeline's command mix: every store command the services sent
+  meanwhile (recorded by a command listener) replayed as fast as the store answers them;
+- accepted HTTP submissions per second (`POST /v1/complaints`, `--http` of them, `--concurrency`
+  at a time), next to a plain insert-one loop of the same documents on the same store with the
+  same concurrency, and next to a trivial endpoint on the same HTTP stack;
+- POST -> agency queue latency, one complaint at a time.
 
     python -m benchmarks.pipeline --n 10000
 
@@ -24,7 +31,9 @@ import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo import AsyncMongoClient
 
-from services.dev import create_topics, service_command
+from benchmarks import commands
+from benchmarks.http_load import insert_one_loop, post_load, served_trivial_app
+from services.dev import create_topics
 from shared.accounts import AccountStore
 from shared.contracts import Topics
 from shared.credentials import kafka_client_options, mongo_client_options
@@ -92,6 +101,19 @@ async def pipeline(settings: Settings, values: list[bytes]) -> float:
     return elapsed
 
 
+async def tickets_at_least(settings: Settings, count: int, *, within: float = 600.0) -> float:
+    """Wait (at most ``within`` seconds) until ``count`` tickets are stored; seconds waited."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url,
+                                                          **mongo_client_options(settings))
+    tickets = client[settings.mongodb_database]["tickets"]
+    started = time.perf_counter()
+    while (await tickets.estimated_document_count() < count
+           and time.perf_counter() - started < within):
+        await asyncio.sleep(0.2)
+    await client.close()
+    return time.perf_counter() - started
+
+
 async def web_channel_key(settings: Settings) -> str:
     """A web channel's API key, made as `disposisi admin create-api-key` makes one."""
     client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url,
@@ -129,11 +151,21 @@ async def latency(settings: Settings, count: int) -> list[float]:
     return sorted(waits)
 
 
+SERVICES = ("intake", "router", "sla")
+
+
+def recordings(log_dir: Path) -> list[Path]:
+    return [log_dir / f"{name}.commands" for name in SERVICES]
+
+
 def start_services(settings: Settings, log_dir: Path) -> list[subprocess.Popen[bytes]]:
+    """The services as `disposisi SERVICE` runs them, each recording its store commands."""
     env = {**os.environ, **as_environment(settings)}
-    processes = [subprocess.Popen(service_command(name), env=env, preexec_fn=die_with_parent,
+    processes = [subprocess.Popen([sys.executable, "-m", "benchmarks.commands", "record",
+                                   str(recording), name], env=env, preexec_fn=die_with_parent,
                                   stdout=(log_dir / f"{name}.log").open("wb"),
-                                  stderr=subprocess.STDOUT) for name in ("intake", "router", "sla")]
+                                  stderr=subprocess.STDOUT)
+                 for name, recording in zip(SERVICES, recordings(log_dir), strict=True)]
     for port in (settings.intake_port, settings.router_port, settings.sla_port):
         _wait_healthy(f"http://127.0.0.1:{port}/readyz")
     return processes
@@ -155,8 +187,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--latency-samples", type=int, default=200)
+    parser.add_argument("--http", type=int, default=2000, help="HTTP submissions to time")
+    parser.add_argument("--concurrency", type=int, default=16, help="HTTP requests in flight")
     args = parser.parse_args()
-    n = args.n
     work = Path(tempfile.mkdtemp(prefix="disposisi-bench-"))
     bootstrap, mongo_url, servers = env_or_embedded(work)
     settings = Settings(kafka_bootstrap_servers=bootstrap, mongodb_url=mongo_url,
@@ -169,24 +202,62 @@ def main() -> None:
     try:
         asyncio.run(create_topics(settings))
         processes = start_services(settings, work)
-        values = submissions(n)
-        baseline = asyncio.run(raw_baseline(bootstrap, values))
-        elapsed = asyncio.run(pipeline(settings, values))
-        waits = asyncio.run(latency(settings, args.latency_samples))
+        run_phases(settings, args, work, mongo_url, bootstrap)
     finally:
         for process in processes:
             process.terminate()
             process.wait()
         for server in servers:
             server.stop()
-    print(f"N = {n} complaints, {sum(map(len, values)) / n:.0f} bytes each")
-    print(f"raw aiokafka produce+consume : {baseline:8.2f} s  {n / baseline:9.0f} msg/s")
-    print(f"disposisi submitted->ticket  : {elapsed:8.2f} s  {n / elapsed:9.0f} complaints/s")
-    print(f"ratio pipeline / raw         : {elapsed / baseline:8.1f} x")
+
+
+def say(line: str) -> None:
+    """Each figure as soon as it is measured: a run cut short still shows what it measured."""
+    print(line, flush=True)
+
+
+def run_phases(settings: Settings, args: argparse.Namespace, work: Path, mongo_url: str,
+               bootstrap: str) -> None:
+    n = args.n
+    values = submissions(n)
+    say(f"N = {n} complaints, {sum(map(len, values)) / n:.0f} bytes each; load {_load()}")
+    baseline = asyncio.run(raw_baseline(bootstrap, values))
+    say(f"raw aiokafka produce+consume : {baseline:8.2f} s  {n / baseline:9.0f} msg/s")
+    window_start = time.time()
+    elapsed = asyncio.run(pipeline(settings, values))
+    window = (window_start, time.time())
+    say(f"disposisi submitted->ticket  : {elapsed:8.2f} s  {n / elapsed:9.0f} complaints/s")
+    say(f"ratio pipeline / raw         : {elapsed / baseline:8.1f} x")
+    waits = asyncio.run(latency(settings, args.latency_samples))
     p50, p99 = waits[len(waits) // 2], waits[min(len(waits) - 1, int(len(waits) * 0.99))]
-    print(f"HTTP POST -> agency queue    : p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms "
-          f"({len(waits)} complaints one at a time)")
-    sys.stdout.flush()
+    say(f"HTTP POST -> agency queue    : p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms "
+        f"({len(waits)} complaints one at a time)")
+    mix = commands.command_mix(recordings(work), window)
+    limit, sent = asyncio.run(commands.replay(
+        mongo_url, settings.mongodb_database, recordings(work), window,
+        client_options=mongo_client_options(settings)))
+    say(f"store limit for its commands : {limit:8.2f} s  {n / limit:9.0f} complaints/s "
+        f"({sent} commands, {sent / n:.1f} per complaint, replayed)")
+    say(f"pipeline / store limit       : {limit / elapsed:8.2f}")
+    for kind, count in mix.most_common(12):
+        say(f"    {count / n:6.2f} per complaint  {kind}")
+    key = asyncio.run(web_channel_key(settings))
+    intake_url = f"http://127.0.0.1:{settings.intake_port}"
+    http = asyncio.run(post_load(intake_url, key, args.http, args.concurrency))
+    say(f"HTTP accepted submissions    : {http:8.0f} /s  ({args.concurrency} in flight); load {_load()}")
+    # The pipeline idle again before the next baselines.
+    drained = asyncio.run(tickets_at_least(settings, n + args.latency_samples + args.http,
+                                           within=180))
+    say(f"HTTP submissions ticketed    : {drained:8.1f} s after the last 202 (at most 180 s)")
+    with served_trivial_app(work) as trivial_url:
+        trivial = asyncio.run(post_load(trivial_url, key, args.http, args.concurrency))
+    inserts = asyncio.run(insert_one_loop(settings, args.http, args.concurrency))
+    say(f"plain insert_one loop        : {inserts:8.0f} /s  ratio {http / inserts:.2f}")
+    say(f"trivial endpoint, same stack : {trivial:8.0f} /s  ratio {http / trivial:.2f}")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

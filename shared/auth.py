@@ -61,6 +61,9 @@ def check_secret(settings: Settings) -> str:
     return secret
 
 
+MAX_CACHED_KEYS = 10_000  # keys are few (one per channel or service); this bounds a flood
+
+
 @dataclass
 class Authenticator:
     """Issues and checks credentials for one service of one tenant."""
@@ -75,6 +78,8 @@ class Authenticator:
         self._oidc = OidcVerifier(self.settings) if self.settings.oidc_issuer else None
         if not self.tenants:
             self.tenants = frozenset({self.settings.tenant})
+        # key -> (its principal or None when refused, monotonic time it was checked)
+        self._keys: dict[str, tuple[Principal | None, float]] = {}
 
     @property
     def tenant(self) -> str:
@@ -108,10 +113,22 @@ class Authenticator:
         return Principal("user", user["_id"], user["tenant"], user["role"], user["agency"])
 
     async def from_key(self, key: str) -> Principal | None:
+        """The channel or service a valid key names; an answer is reused for
+        ``api_key_cache_seconds`` (a refused key is asked again: it may be new)."""
+        now = time.monotonic()
+        known = self._keys.get(key)
+        if known is not None and now - known[1] < self.settings.api_key_cache_seconds:
+            return known[0]
         doc = await self.accounts.key(key)
         if doc is None:
+            self._keys.pop(key, None)
             return None
-        return Principal(doc["kind"], doc["name"], doc["tenant"], doc["kind"])
+        principal = Principal(doc["kind"], doc["name"], doc["tenant"], doc["kind"])
+        if self.settings.api_key_cache_seconds > 0:
+            if len(self._keys) >= MAX_CACHED_KEYS:
+                self._keys.clear()
+            self._keys[key] = (principal, now)
+        return principal
 
     async def sign_in(self, username: str, password: str) -> TokenResponse | None:
         outcome = await self.accounts.sign_in(

@@ -1,6 +1,7 @@
 """MongoDB adapter: one async client per process, duplicate-tolerant bulk inserts."""
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pymongo import AsyncMongoClient
@@ -45,6 +46,30 @@ async def wait_until_reachable(db: AsyncDatabase[Document], *, within: float = 6
 
 def database(client: AsyncMongoClient[Document], settings: Settings) -> AsyncDatabase[Document]:
     return client[settings.mongodb_database]
+
+
+async def insert_new_or_taken(collection: AsyncCollection[Document],
+                              docs: Sequence[Document]) -> set[int]:
+    """Insert the documents (unordered, one round trip); returns the positions of those refused
+    because a unique key (``_id`` or another unique index) was taken. Other errors are raised."""
+    if not docs:
+        return set()
+    try:
+        await collection.insert_many(list(docs), ordered=False)
+    except BulkWriteError as error:
+        errors = error.details["writeErrors"]
+        if any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        return {int(e["index"]) for e in errors}
+    return set()
+
+
+def as_stored(doc: Document) -> Document:
+    """The document as the store would give it back: BSON dates hold milliseconds, so the
+    top-level datetimes are cut to them (what a caller skipping the read-back sees is what
+    one reading it later sees)."""
+    return {k: v.replace(microsecond=v.microsecond // 1000 * 1000) if isinstance(v, datetime) else v
+            for k, v in doc.items()}
 
 
 async def insert_new(collection: AsyncCollection[Document], docs: Sequence[Document]) -> int:

@@ -91,9 +91,13 @@ class OutboxRelay:
         by_owner: dict[str | None, list[Any]] = {}
         for d in docs:
             by_owner.setdefault(d.get("lease_owner"), []).append(d["_id"])
+        taken = 0
         for owner, ids in by_owner.items():
-            await self.collection.update_many({"_id": {"$in": ids}, "lease_owner": owner},
-                                              {"$set": {"lease_owner": token}})
+            result = await self.collection.update_many({"_id": {"$in": ids}, "lease_owner": owner},
+                                                       {"$set": {"lease_owner": token}})
+            taken += result.matched_count
+        if taken == len(docs):  # all of them: the caller's copies are what is stored
+            return [{**d, "lease_owner": token} for d in docs]
         held: list[Document] = await self.collection.find(
             {"_id": {"$in": [d["_id"] for d in docs]}, "lease_owner": token}).to_list(None)
         return held
@@ -112,3 +116,36 @@ class OutboxRelay:
             log.info("outbox %s: republishing %d events", self.collection.name, len(claimed))
             await self.publish(claimed)
         return len(claimed)
+
+
+class PublishQueue:
+    """Publishes what concurrent writers hand over in batches: while one batch is being sent,
+    the next gathers, so a burst of HTTP submissions costs a few round trips per batch (hold,
+    mark published; the audit append of intake's relay) instead of per submission. Nothing
+    is lost by queueing: the documents are stored and leased, and the sweep sends whatever a
+    process that stopped left in its queue."""
+
+    def __init__(self, relay: OutboxRelay, *, max_batch: int = 500) -> None:
+        self.relay = relay
+        self.max_batch = max_batch
+        self.pending: list[Document] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def put(self, docs: Sequence[Document]) -> None:
+        self.pending.extend(d for d in docs if not d.get("published"))
+        if self.pending and (self.task is None or self.task.done()):
+            self.task = asyncio.create_task(self._drain())
+
+    async def _drain(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending[:self.max_batch], self.pending[self.max_batch:]
+            try:
+                await self.relay.publish(batch)
+            except Exception as error:  # stored and leased: the sweep retries them
+                log.warning("outbox %s: publishing %d events failed, the sweep will retry: %s",
+                            self.relay.collection.name, len(batch), error)
+
+    async def flush(self) -> None:
+        """Wait until everything handed over so far was sent (or failed to be)."""
+        while self.task is not None and not self.task.done():
+            await asyncio.shield(self.task)

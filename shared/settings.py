@@ -283,6 +283,11 @@ class Settings(BaseSettings):
     escalation_check_batch_size: int = Field(
         1000, ge=1, description="Most escalations one check reads back (least recently checked "
                                 "first).")
+    # --- store round trips and report read model (performance) ---
+    api_key_cache_seconds: float = Field(
+        5.0, ge=0, description="How long a checked API key is trusted without asking the store "
+                               "again (a channel posts many times a second); a revoked key "
+                               "stops working within this. 0: every call asks the store.")
 
     # --- metrics and status ---
     metrics_refresh_seconds: float = Field(

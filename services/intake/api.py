@@ -108,7 +108,7 @@ def _submission_routes(router: APIRouter) -> None:
                             422: {"description": "Invalid fields, each named"},
                             429: {"description": "Too many submissions; see Retry-After"}})
     async def submit_complaint(
-        submission: ComplaintSubmission, request: Request, background: BackgroundTasks,
+        submission: ComplaintSubmission, request: Request,
         idempotency_key_header: Annotated[str | None, Header(alias="Idempotency-Key",
                                                              max_length=128)] = None,
     ) -> Accepted:
@@ -134,7 +134,7 @@ def _submission_routes(router: APIRouter) -> None:
                                 "this Idempotency-Key or external_id was used for another complaint")
         if doc["duplicate"]:
             await intake.complaints.add_tracking_code(doc["_id"], hash_tracking_code(code))
-        background.add_task(_publish_quietly, intake, doc)
+        intake.publish_soon([doc])  # stored: if the broker is down, the outbox sweep publishes later
         ticket_id = doc["ticket_id"]
         return Accepted(ticket_id=ticket_id, tracking_code=code, duplicate=doc["duplicate"],
                         links={"self": f"/v1/complaints/{ticket_id}"})
@@ -221,14 +221,6 @@ def _withheld_complaint(doc: Document) -> Complaint:
     if withheld and withheld.get("reporter"):
         return complaint.model_copy(update={"reporter": withheld["reporter"]})
     return complaint
-
-
-async def _publish_quietly(intake: Intake, doc: Document) -> None:
-    # The complaint is already stored: if the broker is down, the outbox sweep publishes later.
-    try:
-        await intake.publish([doc])
-    except Exception as error:
-        log.warning("publishing %s failed, the outbox sweep will retry: %s", doc["ticket_id"], error)
 
 
 async def _publish_reply_quietly(intake: Intake, doc: Document) -> None:

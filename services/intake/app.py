@@ -81,6 +81,10 @@ def create_app(settings: Settings) -> FastAPI:
             within=settings.loops_stop_seconds,
         ):
             yield
+            # what the last answers handed over, while the broker is there (bounded: the
+            # outbox sweep of the next start sends whatever a dead broker kept back)
+            await finish_within(intake.flush(), settings.loops_stop_seconds,
+                                "the publish queue's flush")
         await finish_within(client.close(), settings.store_close_seconds, "the store client's close")
 
     app = FastAPI(title="Disposisi intake", version="1", lifespan=lifespan,

@@ -25,7 +25,7 @@ from shared.audit import Actor, AuditAction, AuditRecord
 from shared.audit_store import AuditLog
 from shared.contracts import ComplaintSubmission, Envelope, TicketChanged, TicketUpdate, utc_now
 from shared.mongo import Document
-from shared.outbox import OutboxRelay
+from shared.outbox import OutboxRelay, PublishQueue
 from shared.settings import Settings
 from shared.tenants import Tenants, load_tenants
 
@@ -51,10 +51,13 @@ class Intake:
     reply_relay: OutboxRelay
     tracking: TrackingStore
     tenants: Tenants | None = None  # None: the settings' single tenant
+    queue: PublishQueue | None = None  # None: one over ``relay``
 
     def __post_init__(self) -> None:
         if self.tenants is None:
             self.tenants = load_tenants(self.settings)
+        if self.queue is None:
+            self.queue = PublishQueue(self.relay)
 
     @property
     def registry(self) -> Tenants:
@@ -94,6 +97,15 @@ class Intake:
     async def publish(self, docs: list[Document]) -> None:
         await self.relay.publish(docs)
 
+    def publish_soon(self, docs: list[Document]) -> None:
+        """Publish with the next batch (an HTTP answer does not wait for it)."""
+        assert self.queue is not None
+        self.queue.put(docs)
+
+    async def flush(self) -> None:
+        assert self.queue is not None
+        await self.queue.flush()
+
     async def mark_ticketed(self, ticket_ids: list[str], *, tenant: str | None = None) -> int:
         """The SLA service opened these complaints' tickets: reconciliation leaves them be."""
         return await self.complaints.mark_ticketed(ticket_ids, utc_now(), tenant=tenant)
@@ -105,8 +117,7 @@ class Intake:
             known = newest.get(str(change.ticket_id))
             if known is None or change.data.version > known.data.version:
                 newest[str(change.ticket_id)] = change
-        for change in newest.values():
-            await self.tracking.save(tracked(change))
+        await self.tracking.save_all([tracked(change) for change in newest.values()])
         now = utc_now()
         await self.replies.mark_settled(
             [i for c in newest.values() for i in c.data.replies_applied], "applied", now)

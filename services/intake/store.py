@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypedDict
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from services.intake.domain import Withheld
 from shared.contracts import (
@@ -26,7 +26,7 @@ from shared.contracts import (
     envelope,
     utc_now,
 )
-from shared.mongo import Document, insert_new
+from shared.mongo import DUPLICATE_KEY, Document, as_stored, insert_new, insert_new_or_taken
 from shared.outbox import outbox_fields
 from shared.settings import Settings
 
@@ -92,18 +92,29 @@ class ComplaintStore:
         stored: dict[str, Document] = {}
         pending = list(items)
         for _ in range(5):
-            await insert_new(self.collection, [self._document(i) for i in pending])
-            found = await self.collection.find(
-                {"_id": {"$in": [i.key for i in pending]}}).to_list(None)
-            mine = {i.key: i.complaint.ticket_id for i in pending}
-            for doc in found:
-                # Not persisted: tells the caller this key had been stored before.
-                doc["duplicate"] = doc["ticket_id"] != mine[doc["_id"]]
-                stored[doc["_id"]] = doc
-            pending = [reissue(i) for i in pending if i.key not in stored]
+            docs = [self._document(i) for i in pending]
+            # One round trip when every key is new: what was inserted is what is stored.
+            taken = await insert_new_or_taken(self.collection, docs)
+            for index, doc in enumerate(docs):
+                if index not in taken:
+                    stored[doc["_id"]] = {**as_stored(doc), "duplicate": False}
+            refused = [pending[index] for index in sorted(taken)]
+            if refused:
+                await self._read_back(refused, stored)
+            pending = [reissue(i) for i in refused if i.key not in stored]
             if not pending:
                 return stored
         raise RuntimeError("could not allocate unique tracking numbers")
+
+    async def _read_back(self, refused: Sequence[Accepted], stored: dict[str, Document]) -> None:
+        """The earlier documents of keys seen before; a key not found collided on its tracking
+        number only (it is reissued)."""
+        found = await self.collection.find({"_id": {"$in": [i.key for i in refused]}}).to_list(None)
+        mine = {i.key: i.complaint.ticket_id for i in refused}
+        for doc in found:
+            # Not persisted: tells the caller this key had been stored before.
+            doc["duplicate"] = doc["ticket_id"] != mine[doc["_id"]]
+            stored[doc["_id"]] = doc
 
     async def add_tracking_code(self, key: str, code_hash: str) -> None:
         """A retried submission gets a code of its own (the first answer may never have
@@ -249,6 +260,21 @@ class TrackingStore:
         except DuplicateKeyError:  # a newer (or the same) version is already stored
             return False
         return result.modified_count == 1 or result.upserted_id is not None
+
+    async def save_all(self, tickets: Sequence[TrackedTicket]) -> int:
+        """``save`` for a batch of distinct tickets in one round trip; returns how many were
+        stored (the others had a newer or the same version already)."""
+        if not tickets:
+            return 0
+        writes = [ReplaceOne({"_id": t["_id"], "version": {"$lt": t["version"]}}, dict(t), upsert=True)
+                  for t in tickets]
+        try:
+            result = await self.collection.bulk_write(writes, ordered=False)
+        except BulkWriteError as error:  # a duplicate key: that ticket's stored version is newer
+            if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):
+                raise
+            return int(error.details.get("nModified", 0)) + int(error.details.get("nUpserted", 0))
+        return result.modified_count + result.upserted_count
 
     async def get(self, ticket_id: str, tenant: str | None) -> Document | None:
         """The ticket's public state, only within the complaint's tenant (a document written

@@ -466,6 +466,7 @@ class Sla:
                 "assignment": escalation.assignment, "clock": escalation.clock,
                 "level": escalation.level, "repeat": escalation.repeat, "late": escalation.late,
                 "triggered_at": escalation.triggered_at, "fired_at": now,
+                "fired_epoch": now.timestamp(),  # what report queries range over (indexed)
                 **outbox_fields(Topics.ESCALATIONS, event, now=now, owner=self.settings.instance_id,
                                 lease_seconds=self.settings.outbox_lease_seconds)}
 

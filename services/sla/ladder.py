@@ -7,6 +7,12 @@ number) and ``slot`` is the time slot of the next one (a step without re-notify 
 0). A restarted update clock resets the slot but not the count, so ids never repeat. A
 re-notify missed several times over skips to the next slot after now, so downtime yields one
 late notice, not a burst.
+
+A stored step is compact: what the scheduler needs (clock, level, offset, re-notify span,
+counts, ``next_at``, an acknowledgement) and nothing the policy already says. Its trigger text
+and recipients come from the policy's rung (``step_rung``); ``renotify_seconds`` and
+``acknowledged`` are absent when they would be null. Steps stored before that (with
+``trigger`` and ``notify``) are read as they are.
 """
 
 import math
@@ -54,14 +60,28 @@ def build_steps(levels: list[Level], clock: ClockDoc, policy: Policy,
         if level.renotify is not None:
             renotify = span_seconds(calendar, calendar.add(start, offset), level.renotify)
         previous = carry.get((level.clock, level.level), {})
-        steps.append({
-            "clock": level.clock, "level": level.level, "trigger": level.trigger_text,
-            "notify": list(level.notify), "offset_seconds": offset, "renotify_seconds": renotify,
-            "fired": previous.get("fired", 0), "slot": previous.get("slot", 0), "next_at": None,
+        step: Step = {"clock": level.clock, "level": level.level, "offset_seconds": offset,
+                      "fired": previous.get("fired", 0), "slot": previous.get("slot", 0),
+                      "next_at": None}
+        if renotify is not None:
+            step["renotify_seconds"] = renotify
+        if previous.get("acknowledged"):
             # A supervisor's acknowledgement holds while the step is carried (a re-target).
-            "acknowledged": previous.get("acknowledged"),
-        })
+            step["acknowledged"] = previous["acknowledged"]
+        steps.append(step)
     return steps
+
+
+def step_rung(step: Step, policy: Policy) -> tuple[str, list[str]]:
+    """The step's trigger text and roles to notify: as stored on a step written before steps
+    were compact, else from the policy's rung (clock, level); a rung the policy no longer has
+    notifies no role."""
+    if "trigger" in step:
+        return str(step["trigger"]), list(step.get("notify", []))
+    level = policy.level(step["clock"], step["level"])
+    if level is None:
+        return f"{step['clock']} level {step['level']}", []
+    return level.trigger_text, list(level.notify)
 
 
 def is_done(step: Step) -> bool:
@@ -69,11 +89,11 @@ def is_done(step: Step) -> bool:
     acknowledged step is done: a supervisor has it in hand, so it re-notifies no more."""
     if step.get("acknowledged"):
         return True
-    return step["renotify_seconds"] is None and step["slot"] > 0
+    return step.get("renotify_seconds") is None and step["slot"] > 0
 
 
 def step_offset(step: Step) -> float:
-    return float(step["offset_seconds"] + step["slot"] * (step["renotify_seconds"] or 0.0))
+    return float(step["offset_seconds"] + step["slot"] * (step.get("renotify_seconds") or 0.0))
 
 
 def schedule(steps: list[Step], clocks: Mapping[str, ClockDoc | None], pauses: list[Pause],
@@ -119,7 +139,8 @@ def due_notices(ticket: Mapping[str, Any], policy: Policy, now: datetime, *,
         repeat = step["fired"]
         agency = routing_desk if step["clock"] == ROUTING else ticket["agency"]
         holders = supervisors(agency)
-        trigger = step["trigger"] if repeat == 0 else f"{step['trigger']}, re-notify {repeat}"
+        text, roles = step_rung(step, policy)
+        trigger = text if repeat == 0 else f"{text}, re-notify {repeat}"
         notices.append(Notice(notice_id(ticket["_id"], ticket["assignment"], step), index, Escalation(
             agency=agency, assignment=ticket["assignment"], level=step["level"],
             clock=step["clock"], trigger=trigger, target_seconds=clock["target_seconds"],
@@ -127,7 +148,7 @@ def due_notices(ticket: Mapping[str, Any], policy: Policy, now: datetime, *,
                                             clock_pauses(step["clock"], pauses)),
             due_at=clock["due_at"], triggered_at=step["next_at"], fired_at=now,
             late=(now - step["next_at"]).total_seconds() > late_after_seconds, repeat=repeat,
-            recipients=[Recipient(role=role, name=holders.get(role)) for role in step["notify"]],
+            recipients=[Recipient(role=role, name=holders.get(role)) for role in roles],
         )))
     return notices
 
@@ -136,7 +157,7 @@ def advance(step: Step, clock: ClockDoc, policy: Policy, now: datetime,
             pauses: list[Pause]) -> None:
     """Count a fired notice and move the step to its next slot after ``now``."""
     step["fired"] += 1
-    renotify = step["renotify_seconds"]
+    renotify = step.get("renotify_seconds")
     if renotify is None:
         step["slot"] += 1
         return

@@ -1,6 +1,12 @@
 """The store side of compliance reports: fetch only what a period needs, aggregate in Python.
 
-Every query filters on top-level indexed fields. NX-27017 (the embedded store) matches neither
+Every query filters on top-level indexed fields, and the ranges are on numbers: a ticket
+carries epoch-second copies of its instants (``submitted_epoch``, ``assigned_epoch``,
+``resolved_epoch``, written with it by ``timing.refresh``; an escalation ``fired_epoch``),
+because NX-27017 answers a number range from an index but reads the whole collection for a
+date range, which made a report's cost grow with every ticket ever stored and stalled the store
+for everyone meanwhile. Documents stored before these fields get them at start-up
+(``backfill_report_fields``). NX-27017 (the embedded store) matches neither
 ranges on fields inside arrays (``assignments.assigned_at``) nor ``$elemMatch``, and drops
 dotted projections into arrays, so the period is found through the ticket's own fields:
 
@@ -11,18 +17,15 @@ dotted projections into arrays, so the period is found through the ticket's own 
 - open tickets are fetched whole for the backlog (by ``status``).
 
 Each query returns a superset; ``reports.compliance_report`` applies the exact rules.
-On MongoDB the datetime ranges use the indexes below. NX-27017 stores a datetime as a
-``{"$date": ...}`` object and scans for datetime ranges whatever the index (only equality,
-``$in`` and number or string ranges use one), so there a report reads the collection once per
-query; acceptable for a report asked on demand, not for a loop.
 """
 
 from dataclasses import dataclass
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.sla.reports import OPEN_STATUSES, EscalationTally, ReportPeriod, tally_escalations
+from services.sla.timing import epoch, report_epochs
 from shared.mongo import Document
 
 # Top-level fields only (see above); history, the biggest part of a ticket, stays on the server.
@@ -41,11 +44,36 @@ class ReportInputs:
 
 async def ensure_report_indexes(tickets: AsyncCollection[Document],
                                 escalations: AsyncCollection[Document]) -> None:
-    """The indexes the report queries use; idempotent, call at start-up."""
-    await tickets.create_index([("assigned_at", ASCENDING)])
-    await tickets.create_index([("resolved_at", ASCENDING)])
+    """The indexes the report queries use, and the epoch fields of documents stored before
+    them; idempotent, call at start-up."""
+    await tickets.create_index([("assigned_epoch", ASCENDING)])
+    await tickets.create_index([("resolved_epoch", ASCENDING)])
     await tickets.create_index([("status", ASCENDING)])
-    await escalations.create_index([("fired_at", ASCENDING)])
+    await escalations.create_index([("fired_epoch", ASCENDING)])
+    await backfill_report_fields(tickets, escalations)
+
+
+async def backfill_report_fields(tickets: AsyncCollection[Document],
+                                 escalations: AsyncCollection[Document], *,
+                                 batch: int = 500) -> int:
+    """Give tickets and escalations stored before the epoch fields theirs; returns how many
+    were updated (none on a second run)."""
+    updated = 0
+    for collection, marker, fields in (
+        (tickets, "submitted_epoch", {"submitted_at": 1, "assigned_at": 1, "resolved_at": 1}),
+        (escalations, "fired_epoch", {"fired_at": 1}),
+    ):
+        writes: list[UpdateOne] = []
+        async for doc in collection.find({marker: {"$exists": False}}, fields):
+            epochs = report_epochs(doc) if marker == "submitted_epoch" else \
+                {"fired_epoch": epoch(doc.get("fired_at"))}
+            writes.append(UpdateOne({"_id": doc["_id"]}, {"$set": epochs}))
+            if len(writes) >= batch:
+                updated += (await collection.bulk_write(writes, ordered=False)).modified_count
+                writes = []
+        if writes:
+            updated += (await collection.bulk_write(writes, ordered=False)).modified_count
+    return updated
 
 
 async def load_report_inputs(tickets: AsyncCollection[Document],
@@ -55,15 +83,16 @@ async def load_report_inputs(tickets: AsyncCollection[Document],
     tallied by agency, ticket category and channel, and level; of ``tenant`` only, if given."""
     own = {} if tenant is None else {"tenant": tenant}
     found: dict[str, Document] = {}
+    start, end = period.start.timestamp(), period.end.timestamp()
     for query in (
-        {"assigned_at": {"$gte": period.start}, "submitted_at": {"$lt": period.end}, **own},
-        {"resolved_at": {"$gte": period.start}, "submitted_at": {"$lt": period.end}, **own},
+        {"assigned_epoch": {"$gte": start}, "submitted_epoch": {"$lt": end}, **own},
+        {"resolved_epoch": {"$gte": start}, "submitted_epoch": {"$lt": end}, **own},
         {"status": {"$in": list(OPEN_STATUSES)}, **own},
     ):
         async for ticket in tickets.find(query, TICKET_FIELDS):
             found[ticket["_id"]] = ticket
     fired = await escalations.find(
-        {"fired_at": {"$gte": period.start, "$lt": period.end}, **own},
+        {"fired_epoch": {"$gte": start, "$lt": end}, **own},
         ESCALATION_FIELDS).to_list(None)
     # An escalation in the period may concern a ticket received long before it.
     missing = sorted({e["ticket_id"] for e in fired} - found.keys())

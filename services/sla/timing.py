@@ -106,7 +106,21 @@ def refresh(ticket: Ticket, policy: Policy, now: datetime) -> Ticket:
                       "resolution_due": citizen["resolution"]["due_at"],
                       "legal_ceiling": ticket["clocks"]["ceiling"]["due_at"]},
     })
+    ticket.update(report_epochs(ticket))
     return ticket
+
+
+def epoch(instant: datetime | None) -> float | None:
+    return None if instant is None else instant.timestamp()
+
+
+def report_epochs(ticket: Mapping[str, Any]) -> dict[str, float | None]:
+    """Numeric copies (epoch seconds) of the instants compliance reports range over, written
+    with the ticket: NX-27017 answers a range on numbers from an index but reads the whole
+    collection for a range on dates (see ``report_store``)."""
+    return {"submitted_epoch": epoch(ticket.get("submitted_at")),
+            "assigned_epoch": epoch(ticket.get("assigned_at")),
+            "resolved_epoch": epoch(ticket.get("resolved_at"))}
 
 
 # Share of a clock's span after which an inbox shows it as "due soon" (the demo and default

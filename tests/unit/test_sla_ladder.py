@@ -179,3 +179,24 @@ def test_a_rejected_ticket_escalates_to_the_triage_desk_until_rerouted() -> None
     assert moved is not None
     assert moved["clocks"]["routing"]["met"] is False
     assert [k for k in keys(due(moved, 400)) if k[0] == "routing"] == []
+
+
+def test_a_stored_step_keeps_only_what_the_scheduler_needs() -> None:
+    """Trigger text and recipients come from the policy, not from every ticket."""
+    for stored in ticket()["ladder"]:
+        assert not {"trigger", "notify"} & stored.keys()
+        assert {"clock", "level", "offset_seconds", "fired", "slot", "next_at"} <= stored.keys()
+    assert "renotify_seconds" not in step(ticket(), "response", 1)
+    assert step(ticket(), "response", 2)["renotify_seconds"] == 30.0
+
+
+def test_a_step_stored_before_steps_were_compact_fires_as_it_was_stored() -> None:
+    old = ticket()
+    for stored in old["ladder"]:
+        stored.update(trigger=f"old {stored['clock']} {stored['level']}", notify=["sekda"],
+                      renotify_seconds=stored.get("renotify_seconds"), acknowledged=None)
+    [notice] = due(old, 61)
+    assert notice.escalation.trigger == "old response 1"
+    assert [(r.role, r.name) for r in notice.escalation.recipients] == [("sekda", "Sekda")]
+    current, _ = fire(old, 61)
+    assert keys(due(current, 111)) == [("response", 2, 0)]
