@@ -27,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--sla-port", type=int, default=8081)
     dev.add_argument("--router-port", type=int, default=8082)
     dev.add_argument("--console-port", type=int, default=8083)
-    for name in ("intake", "router", "sla", "console"):
+    dev.add_argument("--notify-port", type=int, default=8084)
+    for name in ("intake", "router", "sla", "console", "notify"):
         commands.add_parser(name, help=f"run the {name} service alone (settings from DISPOSISI_*)")
     spec = commands.add_parser("asyncapi", help="print the AsyncAPI document of all topics")
     spec.add_argument("--format", choices=["yaml", "json"], default="yaml")
@@ -53,7 +54,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_dev(DevOptions(args.data_dir, args.kafka_port, args.mongo_port,
                                   args.intake_port, args.sla_port, args.router_port,
-                                  args.console_port))
+                                  args.console_port, args.notify_port))
     if args.command == "asyncapi":
         from shared.asyncapi import document
 
@@ -78,6 +79,8 @@ def _run_service(name: str) -> int:
         from services.router.app import run
     elif name == "console":
         from services.console.app import run
+    elif name == "notify":
+        from services.notify.app import run
     else:
         from services.sla.app import run
     run(settings)
