@@ -206,3 +206,57 @@ async def test_quiet_hours_defer_a_normal_notice_not_an_urgent_one_and_failures_
             bad = await http.get(f"{url}/v1/deliveries", params={"status": "lost"},
                                  headers=supervisor.headers)
             assert bad.status_code == 422 and "status" in bad.text
+
+
+def received_event(ticket_id: str, reporter: dict[str, str], *, anonymous: bool) -> tuple[str, bytes]:
+    event = {"id": f"rcv-{ticket_id}", "type": "complaint.received", "tenant": "kota-bengkulu",
+             "ticket_id": ticket_id,
+             "data": {"ticket_id": ticket_id, "channel": "web", "text": "Sampah menumpuk di pasar",
+                      "reporter": reporter, "anonymous": anonymous,
+                      "submitted_at": utc_now().isoformat()}}
+    return ticket_id, json.dumps(event).encode()
+
+
+def changed_event(ticket_id: str, note: str) -> tuple[str, bytes]:
+    now = utc_now().isoformat()
+    event = {"id": f"chg-{ticket_id}-2", "type": "ticket.changed", "tenant": "kota-bengkulu",
+             "ticket_id": ticket_id,
+             "data": {"version": 2, "status": "responded", "agency": "DLH", "history": [
+                 {"at": now, "action": "assigned", "agency": "DLH"},
+                 {"at": now, "action": "responded", "agency": "DLH", "note": note}]}}
+    return ticket_id, json.dumps(event).encode()
+
+
+async def test_replies_reach_a_citizen_who_is_not_anonymous_and_officers_hear_of_assignments(
+        settings: Settings, mongo: AsyncMongoClient[Document], tmp_path: Path) -> None:
+    citizen, hidden, officer = "warga@example.com", "rahasia@example.com", "andi@kota.example"
+    with smtp_server() as box:
+        path = tmp_path / "directory.yaml"
+        path.write_text(json.dumps({"tenants": {"kota-bengkulu": {
+            "people": {"dlh.andi": {"name": "Andi", "contacts": {"email": mail_url(box, officer)}}},
+            "agencies": {"DLH": {"notify_assignments": True, "roles": {"officer": ["dlh.andi"]}}},
+            "citizens": {"email": mail_url(box, "{to}")}}}}))
+        settings = notify_settings(settings, path)
+        async with serving(notify_app(settings), settings.notify_port):
+            bootstrap = settings.kafka_bootstrap_servers
+            await produce(bootstrap, Topics.RECEIVED, [
+                received_event("BKL-C1", {"name": "Budi Santoso", "email": citizen}, anonymous=False),
+                received_event("BKL-C2", {"name": "Siti", "email": hidden}, anonymous=True)])
+            await produce(bootstrap, Topics.ROUTED, [routed("BKL-C1", utc_now(), agency="DLH")])
+            assert await eventually(lambda: consumed_everything(settings), timeout=60)
+            await produce(bootstrap, Topics.CHANGES, [
+                changed_event("BKL-C1", "Sampah sudah diangkut hari ini."),
+                changed_event("BKL-C2", "Sampah sudah diangkut kemarin.")])
+            assert await eventually(lambda: _mails(box, citizen, 1), timeout=60)
+            assert await eventually(lambda: _mails(box, officer, 1), timeout=60)
+            assert await eventually(lambda: consumed_everything(settings), timeout=60)
+            await asyncio.sleep(2.0)  # a few sender turns, to catch a mail that should not go
+        [reply] = box.to(citizen)
+        assert reply.subject == "Tanggapan atas pengaduan BKL-C1"
+        assert "Sampah sudah diangkut hari ini." in reply.body
+        [assigned] = box.to(officer)
+        assert assigned.subject == "Tiket baru BKL-C1 untuk DLH"
+        assert "Budi" not in assigned.body and citizen not in assigned.body
+        assert box.to(hidden) == [] and len(box.mails) == 2, "an anonymous reporter is never written to"
+        known = await mongo[settings.mongodb_database]["notify_citizens"].find().to_list(None)
+        assert [c["_id"] for c in known] == ["kota-bengkulu:BKL-C1"], "nor is their address kept"
