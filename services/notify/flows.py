@@ -175,7 +175,7 @@ class Notifier:
         if url is None:
             error: str | None = "no address for this contact any more (directory or citizen)"
         else:
-            error = await self.sender.send(url, delivery["title"], delivery["body"])
+            error = await self._send(url, delivery)
         attempts = delivery["attempts"] + 1
         now = utc_now()
         outcome = after_attempt(attempts, error, now.timestamp(),
@@ -189,6 +189,14 @@ class Notifier:
         if not await self.store.save(done, read_version=delivery["version"]):
             log.warning("delivery %s changed while it was being sent", delivery["_id"])
         _log_outcome(done, error)
+
+    async def _send(self, url: str, delivery: DeliveryDoc) -> str | None:
+        try:
+            return await self.sender.send(url, delivery["title"], delivery["body"])
+        except Exception as error:  # a channel's own fault counts as a failed attempt
+            # The type only: a channel's message may quote the address.
+            log.warning("delivery %s: the channel raised %s", delivery["_id"], type(error).__name__)
+            return f"the channel raised {type(error).__name__}"
 
     async def _address(self, delivery: DeliveryDoc) -> str | None:
         directory = self.directory.of(delivery["tenant"])
