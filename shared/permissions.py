@@ -33,7 +33,7 @@ class Scope(StrEnum):
 
 @dataclass(frozen=True)
 class Endpoint:
-    service: str  # intake, sla, router, or "*" for every service
+    service: str  # intake, sla, router, notify, or "*" for every service
     method: str
     path: str  # the route's path template, e.g. /v1/tickets/{ticket_id}
 
@@ -75,6 +75,9 @@ PERMISSIONS: dict[Endpoint, Mapping[str, Scope]] = {
     Endpoint("router", "GET", "/v1/rulebook"): {
         "admin": Scope.TENANT, "supervisor": Scope.TENANT, "triage": Scope.TENANT},
     Endpoint("router", "POST", "/v1/rulebook/reload"): {"admin": Scope.TENANT},
+    # notifications: the dashboard's deliveries (failed ones: ?status=failed)
+    Endpoint("notify", "GET", "/v1/deliveries"): {
+        "agency_head": Scope.AGENCY, "supervisor": Scope.TENANT},
 }
 
 _OFFICER_ACTIONS = frozenset({

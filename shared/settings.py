@@ -321,6 +321,30 @@ class Settings(BaseSettings):
         description="Directory of reply templates, one `<tenant>.yaml` per tenant (agency code "
                     "or `*` → name, text, actions); checked at the console's start. Unset: none.")
 
+    # --- notifications (services/notify) ---
+    notify_port: int = Field(8084, description="Port of the notification service's API.")
+    notify_directory: Path | None = Field(
+        None, description="YAML directory of the people to notify: per tenant, each agency's "
+                          "roles and the tenant's own roles name people with contact URLs "
+                          "(Apprise) and quiet hours (see README, Notifications); unset: nobody "
+                          "is notified and every notice is recorded as without recipients.")
+    notify_poll_seconds: float = Field(
+        1.0, gt=0, description="Pause between the sender's looks for deliveries that are due.")
+    notify_batch_size: int = Field(50, ge=1, description="Most deliveries one sender turn takes.")
+    notify_retry_base_seconds: float = Field(
+        30.0, gt=0, description="Wait before the first retry of a failed delivery; doubles with "
+                                "each further failure.")
+    notify_retry_max_seconds: float = Field(
+        1800.0, gt=0, description="Longest wait between two attempts of one delivery.")
+    notify_max_attempts: int = Field(
+        10, ge=1, description="Attempts after which a delivery is given up as failed (listed by "
+                              "GET /v1/deliveries?status=failed).")
+    notify_send_timeout_seconds: float = Field(
+        30.0, gt=0, description="Longest one attempt may take before it counts as failed.")
+    notify_lease_seconds: float = Field(
+        120.0, gt=0, description="How long a sender owns a delivery it took; a sender that died "
+                                 "leaves it to another after this. Longer than the send timeout.")
+
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":
         # Messages name settings, never values: the values are secrets.
