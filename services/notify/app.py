@@ -16,12 +16,16 @@ from shared.auth import Authenticator, build_auth_router, guard
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.limits import install_abuse_limits
+from shared.metrics import Metrics, install_metrics
 from shared.runtime import (
+    NO_CDN_DOCS,
     add_health,
+    add_local_docs,
     add_store_errors,
     background,
     consuming,
     every,
+    finish_within,
     serve,
     validation_error,
 )
@@ -32,8 +36,9 @@ from shared.tenants import load_tenants
 def create_app(settings: Settings, *, sender: Sender | None = None) -> FastAPI:
     directory = load_directory(settings.notify_directory)  # an invalid one stops start-up
     tenants = load_tenants(settings)
-    broker = make_broker(settings, handlers.SERVICE)
-    client = mongo.connect(settings)
+    metrics = Metrics(handlers.SERVICE)
+    broker = make_broker(settings, handlers.SERVICE, metrics=metrics)
+    client = mongo.connect(settings, metrics=metrics)
     db = mongo.database(client, settings)
     store = NotifyStore(db)
     notifier = Notifier(settings, directory, store,
@@ -50,13 +55,15 @@ def create_app(settings: Settings, *, sender: Sender | None = None) -> FastAPI:
         await auth.accounts.ensure_indexes()
         async with consuming(broker, settings), background(
             lambda: every(settings.notify_poll_seconds, notifier.send_due, "notification sender"),
+            lambda: metrics.refresh_forever(settings),
+            within=settings.loops_stop_seconds,
         ):
             yield
-        await client.close()
+        await finish_within(client.close(), settings.store_close_seconds, "the store client's close")
 
     app = FastAPI(title="Disposisi notifications", version="1", lifespan=lifespan,
                   description="Delivers escalations, new assignments and replies to people.",
-                  dependencies=[guard(handlers.SERVICE)])
+                  dependencies=[guard(handlers.SERVICE)], **NO_CDN_DOCS)
     app.state.notifier = notifier
     app.state.notify_store = store
     app.state.auth = auth
@@ -66,8 +73,11 @@ def create_app(settings: Settings, *, sender: Sender | None = None) -> FastAPI:
     app.include_router(build_auth_router())
     add_health(app, settings, handlers.SERVICE, db, broker=broker)
     add_store_errors(app, settings)
+    install_metrics(app, metrics)
+    add_local_docs(app)
     return app
 
 
 def run(settings: Settings) -> None:
-    serve(create_app(settings), settings.http_host, settings.notify_port)
+    serve(create_app(settings), settings.http_host, settings.notify_port,
+          shutdown_seconds=settings.http_shutdown_seconds)
