@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
-from services.intake import api, handlers
+from services.intake import api, handlers, open311
 from services.intake.flows import AuditedRelay, Intake
 from services.intake.reconcile import REPLIES_WAITING, Reconciler
 from services.intake.store import ComplaintStore, ReplyStore, TrackingStore
@@ -81,6 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error)
     install_abuse_limits(app, settings)
     app.include_router(api.build_router())
+    open311.install(app)
     app.include_router(build_auth_router())
     add_health(app, settings, handlers.SERVICE, db, broker=broker,
                checks={"reconciliation": reconciler.readiness,
