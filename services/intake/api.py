@@ -135,6 +135,7 @@ def _submission_routes(router: APIRouter) -> None:
         if doc["duplicate"]:
             await intake.complaints.add_tracking_code(doc["_id"], hash_tracking_code(code))
         background.add_task(_publish_quietly, intake, doc)
+        fetch_media(request, background, doc)
         ticket_id = doc["ticket_id"]
         return Accepted(ticket_id=ticket_id, tracking_code=code, duplicate=doc["duplicate"],
                         links={"self": f"/v1/complaints/{ticket_id}"})
@@ -221,6 +222,13 @@ def _withheld_complaint(doc: Document) -> Complaint:
     if withheld and withheld.get("reporter"):
         return complaint.model_copy(update={"reporter": withheld["reporter"]})
     return complaint
+
+
+def fetch_media(request: Request, background: BackgroundTasks, doc: Document) -> None:
+    """Fetch the files a new complaint names by URL, after the answer (services.intake.attachments)."""
+    attachments = getattr(request.app.state, "attachments", None)
+    if attachments is not None and not doc["duplicate"] and complaint_of(doc).get("attachments"):
+        background.add_task(attachments.fetch_all, doc)
 
 
 async def _publish_quietly(intake: Intake, doc: Document) -> None:

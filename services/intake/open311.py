@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import FormData, UploadFile
 
 from services.intake import georeport
-from services.intake.api import _publish_quietly
+from services.intake.api import _publish_quietly, fetch_media
 from services.intake.domain import fingerprint, hash_tracking_code, idempotency_key, new_tracking_code
 from services.intake.flows import Intake, Submission
 from services.intake.georeport import GeoReportError, Service
@@ -203,7 +203,7 @@ async def _accept(request: Request, background: BackgroundTasks, form: FormData)
         raise GeoReportError(400, "service_code: no such service (see services.json)")
     submission = georeport.submission_of(fields, service)
     uploads = [v for k, v in form.multi_items() if k == "media" and isinstance(v, UploadFile)]
-    hook: Callable[[Request, Document, list[UploadFile]], Awaitable[None]] | None = \
+    hook: Callable[[Request, Document, list[UploadFile]], Awaitable[Any]] | None = \
         getattr(request.app.state, "open311_uploads", None)
     intake = _intake(request)
     header_key = request.headers.get("idempotency-key")
@@ -223,6 +223,7 @@ async def _accept(request: Request, background: BackgroundTasks, form: FormData)
     if hook is not None and uploads:
         await hook(request, doc, uploads)
     background.add_task(_publish_quietly, intake, doc)
+    fetch_media(request, background, doc)
     ticket_id = doc["ticket_id"]
     return {"service_request_id": ticket_id, "token": doc[OPEN311]["token"], "account_id": None,
             "service_notice": f"Nomor pelacakan {ticket_id}, kode pelacakan {tracking_code}: "

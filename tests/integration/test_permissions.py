@@ -175,13 +175,20 @@ def expected(rule: Any, who: Who, *, tenant: str, ticket_agency: str | None,
 # Rows whose sample, when the guard lets the caller through, gets a set answer other than a
 # 2xx: a citizen's reply with the right code while the agency is not waiting for one is a 409
 # from the handler (test_tracking sends one that is accepted).
-ALLOWED_STATUS = {("POST", "/v1/complaints/{ticket_id}/replies"): 409}
+# Open311's routes are public rows whose handlers check the GeoReport api_key of the form:
+# the walk's post carries none (test_open311 posts with one), and its complaint came through
+# /v1 so it has no Open311 token.
+ALLOWED_STATUS = {("POST", "/v1/complaints/{ticket_id}/replies"): 409,
+                  ("POST", "/open311/v2/requests.{fmt}"): 403,
+                  ("GET", "/open311/v2/tokens/{token}.{fmt}"): 404}
 
 
 def _sample(endpoint: Endpoint, system: System, ticket_id: str | None) -> dict[str, Any]:
     """A request that succeeds when the caller is allowed. A new row needs a sample here."""
     path = endpoint.path.replace("{ticket_id}", ticket_id or system.tracking_id).replace(
-        "{escalation_id}", system.escalation_id)
+        "{escalation_id}", system.escalation_id).replace("{fmt}", "json").replace(
+        "{service_code}", "sampah").replace("{service_request_id}", system.tracking_id).replace(
+        "{token}", "no-such-token")
     samples: dict[tuple[str, str], dict[str, Any]] = {
         ("POST", "/v1/complaints"): {"json": COMPLAINT},
         ("POST", "/v1/tickets/{ticket_id}/events"): {"json": {"action": "note", "note": "dicek"}},
@@ -191,6 +198,9 @@ def _sample(endpoint: Endpoint, system: System, ticket_id: str | None) -> dict[s
         ("POST", "/v1/rulebook/reload"): {},
         ("POST", "/v1/policy/reload"): {},
         ("POST", "/v1/escalations/{escalation_id}/acknowledge"): {},
+        ("POST", "/open311/v2/requests.{fmt}"): {"data": {
+            "service_code": "sampah", "lat": "-3.79", "long": "102.26",
+            "description": COMPLAINT["text"]}},
         ("POST", "/v1/complaints/{ticket_id}/replies"): {
             "json": {"text": "Sudah saya kirim fotonya"},
             "headers": {"X-Tracking-Code": system.tracking_code}},
