@@ -66,6 +66,7 @@ class System:
     tracking_id: str
     tracking_code: str
     escalation_id: str  # an escalation of T-DLH (the demo policy fires within seconds)
+    tracking_agency: str = ""  # the agency the router gave the tracked complaint
 
 
 async def _user(accounts: Accounts, name: str, role: str, agency: str | None = None,
@@ -130,8 +131,17 @@ async def system(settings: Settings, accounts: Accounts, tmp_path: Path) -> Asyn
                                   headers={**supervisor, **web.headers})
             assert both.status_code == 401, "two credentials at once are refused, not guessed"
             assert accepted.status_code == 202, accepted.text
+            # Intake's ticket rows (attachments) read the agency from intake's tracking copy.
+            agency = await eventually(lambda: _tracked_agency(
+                http, f"{urls['intake']}/v1/complaints/{accepted.json()['ticket_id']}"), timeout=90)
+            assert agency, "the walked complaint was never routed"
         yield System(urls, accounts, callers, admin, accepted.json()["ticket_id"],
-                     accepted.json()["tracking_code"], escalation_id)
+                     accepted.json()["tracking_code"], escalation_id, agency)
+
+
+async def _tracked_agency(http: httpx.AsyncClient, url: str) -> str | None:
+    agency: str | None = (await http.get(url)).json().get("agency")
+    return agency
 
 
 async def _all_open(http: httpx.AsyncClient, sla: str, headers: dict[str, str]) -> bool:
@@ -180,7 +190,12 @@ def expected(rule: Any, who: Who, *, tenant: str, ticket_agency: str | None,
 # /v1 so it has no Open311 token.
 ALLOWED_STATUS = {("POST", "/v1/complaints/{ticket_id}/replies"): 409,
                   ("POST", "/open311/v2/requests.{fmt}"): 403,
-                  ("GET", "/open311/v2/tokens/{token}.{fmt}"): 404}
+                  ("GET", "/open311/v2/tokens/{token}.{fmt}"): 404,
+                  # the walk reads a file that does not exist: only the refusals are walked
+                  ("GET", "/v1/tickets/{ticket_id}/attachments/{attachment_id}"): 404,
+                  ("GET", "/v1/complaints/{ticket_id}/attachments/{attachment_id}"): 404}
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
 
 
 def _sample(endpoint: Endpoint, system: System, ticket_id: str | None) -> dict[str, Any]:
@@ -188,7 +203,7 @@ def _sample(endpoint: Endpoint, system: System, ticket_id: str | None) -> dict[s
     path = endpoint.path.replace("{ticket_id}", ticket_id or system.tracking_id).replace(
         "{escalation_id}", system.escalation_id).replace("{fmt}", "json").replace(
         "{service_code}", "sampah").replace("{service_request_id}", system.tracking_id).replace(
-        "{token}", "no-such-token")
+        "{token}", "no-such-token").replace("{attachment_id}", "no-such-file")
     samples: dict[tuple[str, str], dict[str, Any]] = {
         ("POST", "/v1/complaints"): {"json": COMPLAINT},
         ("POST", "/v1/tickets/{ticket_id}/events"): {"json": {"action": "note", "note": "dicek"}},
@@ -201,10 +216,13 @@ def _sample(endpoint: Endpoint, system: System, ticket_id: str | None) -> dict[s
         ("POST", "/open311/v2/requests.{fmt}"): {"data": {
             "service_code": "sampah", "lat": "-3.79", "long": "102.26",
             "description": COMPLAINT["text"]}},
+        ("POST", "/v1/complaints/{ticket_id}/attachments"): {"files": {"file": ("foto.png", PNG)}},
         ("POST", "/v1/complaints/{ticket_id}/replies"): {
             "json": {"text": "Sudah saya kirim fotonya"},
             "headers": {"X-Tracking-Code": system.tracking_code}},
     }
+    if endpoint.method == "GET" and endpoint.path.startswith("/v1/complaints/{ticket_id}/attachments"):
+        return {"method": "GET", "path": path, "headers": {"X-Tracking-Code": system.tracking_code}}
     if endpoint.method == "GET":
         return {"method": "GET", "path": path}
     return {"method": endpoint.method, "path": path, **samples[(endpoint.method, endpoint.path)]}
@@ -228,9 +246,14 @@ async def test_every_row_of_the_permission_table_for_every_caller(system: System
                 rule = rule_for(service, endpoint.method, endpoint.path)
                 assert rule is not None
                 names_ticket = "{ticket_id}" in endpoint.path and service == "sla"
+                # Intake's guarded rows naming a ticket (attachments) walk the tracked complaint.
+                intake_ticket = "{ticket_id}" in endpoint.path and service == "intake" \
+                    and ANYONE not in rule
+                names_ticket = names_ticket or intake_ticket
                 # The walked escalation is T-DLH's: an object of the home tenant, like a ticket.
                 names_escalation = "{escalation_id}" in endpoint.path
-                targets = TICKETS if names_ticket else \
+                targets = ((system.tracking_id, system.tracking_agency),) if intake_ticket else \
+                    TICKETS if names_ticket else \
                     ((None, "DLH"),) if names_escalation else ((None, None),)
                 for ticket_id, agency in targets:
                     for who in system.callers:
