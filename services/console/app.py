@@ -26,6 +26,9 @@ HERE = Path(__file__).resolve().parent
 
 def templates_for(settings: Settings) -> Jinja2Templates:
     templates = Jinja2Templates(directory=HERE / "templates")
+    # Strings are written in Bahasa Indonesia inside _(...); catalogues come later.
+    templates.env.add_extension("jinja2.ext.i18n")
+    templates.env.install_null_translations(newstyle=True)  # type: ignore[attr-defined]
     templates.env.filters.update({
         "wib": partial(domain.local_time, timezone=settings.timezone),
         "age": domain.age, "status_label": domain.status_label,
