@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 import filetype
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 IMAGE_FORMATS = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
 Image.MAX_IMAGE_PIXELS = 40_000_000  # a decompression bomb is refused, not decoded
@@ -48,18 +48,15 @@ def check(content: bytes, *, allowed: Iterable[str], max_bytes: int, hide_identi
                            f"{', '.join(sorted(allowed))}")
     if mime not in IMAGE_FORMATS:
         return Checked(content, mime, stripped=False, thumbnail=None)
-    image = _open(content)
-    kept = strip_metadata(image, mime) if hide_identity else content
-    return Checked(kept, mime, stripped=hide_identity, thumbnail=thumbnail(image, thumbnail_pixels))
-
-
-def _open(content: bytes) -> Image.Image:
     try:
         image = Image.open(io.BytesIO(content))
         image.load()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+        kept = strip_metadata(image, mime) if hide_identity else content
+        return Checked(kept, mime, stripped=hide_identity, thumbnail=thumbnail(image, thumbnail_pixels))
+    # A broken or hostile image raises whatever its decoder meets (OSError, SyntaxError for a
+    # broken PNG, ValueError, a decompression bomb): each is a refusal, never a 500.
+    except Exception as error:
         raise MediaRefused(f"the image cannot be read: {type(error).__name__}") from None
-    return image
 
 
 def strip_metadata(image: Image.Image, mime: str) -> bytes:

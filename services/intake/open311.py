@@ -8,6 +8,7 @@ query (``api_key``), not in a header, so the handlers check it. Reads answer any
 jurisdiction's key adds the text, address and media of complaints that are not confidential.
 """
 
+import hashlib
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
@@ -28,7 +29,7 @@ from services.intake.georeport import GeoReportError, Service
 from services.intake.store import complaint_of
 from shared.auth import Access, Authenticator, request_id_of
 from shared.contracts import utc_now
-from shared.limits import rate_limit
+from shared.limits import limits_of, rate_limit, too_many
 from shared.mongo import Document
 from shared.permissions import Principal, Scope
 from shared.tenants import Tenant
@@ -190,9 +191,16 @@ def _request_routes(router: APIRouter) -> None:
 
 async def _accept(request: Request, background: BackgroundTasks, form: FormData) -> dict[str, Any]:
     fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-    holder = await _key_holder(request, fields.get("api_key") or request.headers.get("x-api-key"))
-    if holder is None:
+    api_key = fields.get("api_key") or request.headers.get("x-api-key")
+    holder = await _key_holder(request, api_key)
+    if holder is None or api_key is None:
         raise GeoReportError(403, "api_key: required to post a request")
+    # The key's own limit, as X-API-Key has on POST /v1/complaints (GeoReport's is in the form).
+    limits = limits_of(request)
+    identity = hashlib.sha256(api_key.encode(errors="replace")).hexdigest()[:32]
+    wait = limits.hit("rate_limit_submit_per_key", "key", identity)
+    if wait is not None:
+        raise too_many(wait)
     jurisdiction = fields.get("jurisdiction_id")
     if jurisdiction is not None and jurisdiction != holder.tenant:
         raise GeoReportError(403, "jurisdiction_id: this api_key posts for its own jurisdiction only")

@@ -37,6 +37,7 @@ from tests.integration.auth_support import Accounts, Caller
 from tests.integration.sla_support import routed
 from tests.integration.support import eventually, produce, serving
 from tests.integration.tenant_support import CITY, PROVINCE, two_tenants
+from tests.unit.test_media import photo_png
 
 pytestmark = pytest.mark.integration
 
@@ -194,8 +195,7 @@ ALLOWED_STATUS = {("POST", "/v1/complaints/{ticket_id}/replies"): 409,
                   # the walk reads a file that does not exist: only the refusals are walked
                   ("GET", "/v1/tickets/{ticket_id}/attachments/{attachment_id}"): 404,
                   ("GET", "/v1/complaints/{ticket_id}/attachments/{attachment_id}"): 404}
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-                    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082")
+PNG = photo_png()
 
 
 def _sample(endpoint: Endpoint, system: System, ticket_id: str | None) -> dict[str, Any]:

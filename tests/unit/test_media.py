@@ -22,6 +22,18 @@ def photo_with_gps(size: tuple[int, int] = (800, 600)) -> bytes:
     return out.getvalue()
 
 
+def photo_png() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (4, 4), (0, 128, 0)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_a_png_is_kept_with_a_thumbnail() -> None:
+    checked = check(photo_png(), allowed=ALLOWED, max_bytes=5000, hide_identity=True,
+                    thumbnail_pixels=160)
+    assert checked.mime == "image/png" and checked.thumbnail is not None
+
+
 def test_a_hidden_reporters_photo_loses_its_exif_and_gps() -> None:
     original = photo_with_gps()
     assert Image.open(io.BytesIO(original)).getexif().get_ifd(GPS_IFD), "the fixture carries GPS"
