@@ -9,6 +9,7 @@ import asyncio
 import json
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -26,6 +27,7 @@ from shared.contracts import Topics, utc_now
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.integration.auth_support import Accounts
+from tests.integration.outage_support import own_broker, pipeline
 from tests.integration.support import eventually, produce, serving
 
 pytestmark = pytest.mark.integration
@@ -223,3 +225,22 @@ async def test_a_posted_request_reaches_its_agency_and_reads_back_the_sla_deadli
     assert found["agency_responsible"] == "Dinas Lingkungan Hidup Kota Bengkulu"
     assert found["service_code"] == "sampah" and found["expected_datetime"] is not None
     assert found["status"] == "open"
+
+
+@pytest.mark.own_servers
+async def test_a_request_posted_while_the_broker_is_down_reaches_its_agency_after(
+        settings: Settings, accounts: Accounts, tmp_path: Path) -> None:
+    """The post is stored before it is answered: with the broker down the client still gets
+    its request id, and once the broker is back (empty) the outbox and the reconciliation
+    carry it to the router and the SLA service."""
+    key = (await accounts.channel("open311")).headers["X-API-Key"]
+    async with own_broker(settings, tmp_path) as broker, pipeline(broker.settings) as urls:
+        client = civicbot(urls.intake)
+        await off_loop(client.list_services)  # the client's look-up before the outage
+        broker.stop()
+        answer = await off_loop(post, client, key, lat=-3.7956, lng=102.2592, description=TEXT)
+        await broker.start_empty()
+        found = await eventually(lambda: _routed(client, answer["service_request_id"]), timeout=180)
+    assert answer["service_request_id"].startswith("BKL-")
+    assert found is not None and found["agency_responsible"] == "Dinas Lingkungan Hidup Kota Bengkulu"
+    assert found["expected_datetime"] is not None
