@@ -268,8 +268,11 @@ async def _in_window(intake: Intake, tenant: Tenant, query: dict[str, str]) -> l
     window = timedelta(days=intake.settings.open311_window_days)
     start = georeport.parse_w3c("start_date", query.get("start_date"))
     end = georeport.parse_w3c("end_date", query.get("end_date"))
-    end = end or (start + window if start else utc_now())
-    start = start or end - window
+    try:
+        end = end or (start + window if start else utc_now())
+        start = start or end - window
+    except OverflowError:  # a date at the calendar's very edge, e.g. 0001-01-01
+        raise GeoReportError(400, "start_date/end_date: out of range") from None
     if end < start:
         raise GeoReportError(400, "end_date: before start_date")
     if end - start > window:

@@ -180,6 +180,8 @@ async def test_refusals_come_in_the_specifications_shape(settings: Settings,
                                                 "description": TEXT})
             bad_dates = await http.get(f"{intake}/open311/v2/requests.json",
                                        params={"start_date": "kemarin"})
+            edge = await http.get(f"{intake}/open311/v2/requests.json",
+                                  params={"end_date": "0001-01-01T00:00:00Z"})
     assert problems["wrong key"][0] == 403 and problems["web key"][0] == 403
     assert problems["short text"] == (400, [{"code": 400, "description":
                                               "description: String should have at least 10 characters"}])
@@ -190,6 +192,7 @@ async def test_refusals_come_in_the_specifications_shape(settings: Settings,
     assert xml.status_code == 400 and xml.text.count("<error><code>400</code>") == 1
     assert no_location.status_code == 400 and "location" in no_location.json()[0]["description"]
     assert bad_dates.status_code == 400 and bad_dates.json()[0]["description"].startswith("start_date")
+    assert edge.status_code == 400 and edge.json()[0]["code"] == 400
 
 
 async def test_a_retried_post_with_its_idempotency_key_is_one_request(
