@@ -86,7 +86,6 @@ def create_app(settings: Settings) -> FastAPI:
     install_abuse_limits(app, settings, uploads=attachments_api.is_upload)
     app.include_router(api.build_router())
     app.state.attachments = attachments
-    app.state.open311_uploads = attachments_api.keep_uploads
     app.include_router(attachments_api.build_router())
     open311.install(app)
     app.include_router(build_auth_router())

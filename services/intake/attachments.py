@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from services.intake.attachment_store import Attachment, AttachmentStore
-from services.intake.media import MediaRefused, check, public_address
+from services.intake.media import Checked, MediaRefused, check, public_address
 from services.intake.store import complaint_of
 from shared.mongo import Document
 from shared.settings import Settings
@@ -32,13 +32,21 @@ class Attachments:
     settings: Settings
     store: AttachmentStore
 
+    async def inspect(self, content: bytes, *, hide_identity: bool) -> Checked:
+        """The file as it would be kept (stripped, with its thumbnail); MediaRefused says why
+        not. Decoding an image is CPU work: it runs off the event loop."""
+        s = self.settings
+        return await asyncio.to_thread(
+            check, content, allowed=s.attachment_types, max_bytes=s.attachment_max_bytes,
+            hide_identity=hide_identity, thumbnail_pixels=s.attachment_thumbnail_pixels)
+
+    async def keep(self, doc: Document, checked: Checked, *, source: str = "upload") -> Attachment:
+        return await self.store.save(doc["ticket_id"], doc["tenant"], checked, source=source)
+
     async def add(self, doc: Document, content: bytes, *, source: str = "upload") -> Attachment:
         """Check and keep one file of this stored complaint; MediaRefused says why not."""
-        s = self.settings
-        checked = await asyncio.to_thread(
-            check, content, allowed=s.attachment_types, max_bytes=s.attachment_max_bytes,
-            hide_identity=hides_identity(doc), thumbnail_pixels=s.attachment_thumbnail_pixels)
-        return await self.store.save(doc["ticket_id"], doc["tenant"], checked, source=source)
+        checked = await self.inspect(content, hide_identity=hides_identity(doc))
+        return await self.keep(doc, checked, source=source)
 
     async def fetch(self, url: str) -> bytes:
         """The URL's content within the size and time limits; MediaRefused when refused."""

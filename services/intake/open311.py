@@ -11,7 +11,6 @@ jurisdiction's key adds the text, address and media of complaints that are not c
 import hashlib
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,12 +22,14 @@ from starlette.datastructures import FormData, UploadFile
 
 from services.intake import georeport
 from services.intake.api import _publish_quietly, fetch_media
+from services.intake.attachments import Attachments
 from services.intake.domain import fingerprint, hash_tracking_code, idempotency_key, new_tracking_code
 from services.intake.flows import Intake, Submission
 from services.intake.georeport import GeoReportError, Service
+from services.intake.media import Checked, MediaRefused
 from services.intake.store import complaint_of
 from shared.auth import Access, Authenticator, request_id_of
-from shared.contracts import utc_now
+from shared.contracts import ATTACHMENTS_MAX, utc_now
 from shared.limits import limits_of, rate_limit, too_many
 from shared.mongo import Document
 from shared.permissions import Principal, Scope
@@ -211,8 +212,9 @@ async def _accept(request: Request, background: BackgroundTasks, form: FormData)
         raise GeoReportError(400, "service_code: no such service (see services.json)")
     submission = georeport.submission_of(fields, service)
     uploads = [v for k, v in form.multi_items() if k == "media" and isinstance(v, UploadFile)]
-    hook: Callable[[Request, Document, list[UploadFile]], Awaitable[Any]] | None = \
-        getattr(request.app.state, "open311_uploads", None)
+    # Files are checked before the request is stored: a refused photo refuses the request
+    # whole, so a client's corrected retry does not leave a first copy behind.
+    media = await _checked_media(request, uploads, submission.anonymous or submission.confidential)
     intake = _intake(request)
     header_key = request.headers.get("idempotency-key")
     key = idempotency_key(submission, header_key=header_key[:128] if header_key else None)
@@ -228,8 +230,8 @@ async def _accept(request: Request, background: BackgroundTasks, form: FormData)
         raise GeoReportError(409, "Idempotency-Key: used before for another request")
     if doc["duplicate"]:
         await intake.complaints.add_tracking_code(doc["_id"], hash_tracking_code(tracking_code))
-    if hook is not None and uploads:
-        await hook(request, doc, uploads)
+    for checked in media:
+        await request.app.state.attachments.keep(doc, checked)
     background.add_task(_publish_quietly, intake, doc)
     fetch_media(request, background, doc)
     ticket_id = doc["ticket_id"]
@@ -237,6 +239,20 @@ async def _accept(request: Request, background: BackgroundTasks, form: FormData)
             "service_notice": f"Nomor pelacakan {ticket_id}, kode pelacakan {tracking_code}: "
                               "simpan kode ini (hanya ditampilkan sekali) untuk membaca dan "
                               "menjawab laporan."}
+
+
+async def _checked_media(request: Request, uploads: list[UploadFile], hide_identity: bool) -> list[Checked]:
+    attachments: Attachments = request.app.state.attachments
+    if len(uploads) > ATTACHMENTS_MAX:
+        raise GeoReportError(400, f"media: at most {ATTACHMENTS_MAX} files")
+    checked = []
+    for number, upload in enumerate(uploads, start=1):
+        content = await upload.read(attachments.settings.attachment_max_bytes + 1)
+        try:
+            checked.append(await attachments.inspect(content, hide_identity=hide_identity))
+        except MediaRefused as refused:
+            raise GeoReportError(400, f"media {number}: {refused}") from None
+    return checked
 
 
 async def _requests(request: Request, query: dict[str, str]) -> list[dict[str, Any]]:

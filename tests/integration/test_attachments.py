@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
+from pymongo import AsyncMongoClient
 
 from services.intake.app import create_app as create_intake
 from services.intake.attachment_store import AttachmentStore
@@ -20,6 +21,7 @@ from services.intake.attachments import Attachments
 from services.intake.media import MediaRefused
 from shared import mongo
 from shared.contracts import Topics
+from shared.mongo import Document
 from shared.settings import Settings
 from tests.integration.auth_support import Accounts
 from tests.integration.support import eventually, produce, serving
@@ -162,7 +164,8 @@ async def test_media_urls_are_fetched_only_within_the_limits(settings: Settings)
 
 
 async def test_an_open311_request_keeps_its_media_url_and_multipart_photos(
-        settings: Settings, accounts: Accounts) -> None:
+        settings: Settings, accounts: Accounts, mongo: AsyncMongoClient[Document]) -> None:
+    db = mongo[settings.mongodb_database]
     settings = settings.model_copy(update={"attachment_fetch_private": True})
     key = (await accounts.channel("open311")).headers["X-API-Key"]
     photo = photo_with_gps((120, 80))
@@ -175,6 +178,8 @@ async def test_an_open311_request_keeps_its_media_url_and_multipart_photos(
             by_part = await http.post(f"{intake}/open311/v2/requests.json",
                                       data={**form, "media_url": "", "attribute[anonymous]": "true"},
                                       files={"media": ("foto.jpg", photo)})
+            refused = await http.post(f"{intake}/open311/v2/requests.json", data=form,
+                                      files={"media": ("foto.jpg", b"MZ\x90\x00 not a photo" * 20)})
             [answer] = by_part.json()
             code = answer["service_notice"].split("kode pelacakan ")[1].split(":")[0]
             url_code = by_url["service_notice"].split("kode pelacakan ")[1].split(":")[0]
@@ -183,6 +188,8 @@ async def test_an_open311_request_keeps_its_media_url_and_multipart_photos(
                 url_code, 1), timeout=60)
             uploaded = await _listed(
                 http, f"{intake}/v1/complaints/{answer['service_request_id']}/attachments", code, 1)
+    assert refused.status_code == 400 and refused.json()[0]["description"].startswith("media 1:")
+    assert await db["complaints"].count_documents({}) == 2, "a refused photo stores nothing"
     assert fetched is not None and fetched[0]["stripped"] is False
     assert uploaded is not None and uploaded[0]["stripped"] is True
 
