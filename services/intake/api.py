@@ -227,7 +227,8 @@ def _withheld_complaint(doc: Document) -> Complaint:
 def fetch_media(request: Request, background: BackgroundTasks, doc: Document) -> None:
     """Fetch the files a new complaint names by URL, after the answer (services.intake.attachments)."""
     attachments = getattr(request.app.state, "attachments", None)
-    if attachments is not None and not doc["duplicate"] and complaint_of(doc).get("attachments"):
+    urls = complaint_of(doc).get("attachments") or (doc.get("withheld") or {}).get("attachments")
+    if attachments is not None and not doc["duplicate"] and urls:
         background.add_task(attachments.fetch_all, doc)
 
 

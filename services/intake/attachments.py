@@ -89,7 +89,8 @@ class Attachments:
 
     async def fetch_all(self, doc: Document) -> None:
         """Fetch and keep every URL the complaint names; never raises (runs after the answer)."""
-        for url in complaint_of(doc).get("attachments") or []:
+        withheld = doc.get("withheld") or {}
+        for url in complaint_of(doc).get("attachments") or withheld.get("attachments") or []:
             host = urlsplit(url).hostname or "?"
             try:
                 await self.add(doc, await self.fetch(url), source="media_url")

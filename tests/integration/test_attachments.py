@@ -178,6 +178,9 @@ async def test_an_open311_request_keeps_its_media_url_and_multipart_photos(
             by_part = await http.post(f"{intake}/open311/v2/requests.json",
                                       data={**form, "media_url": "", "attribute[anonymous]": "true"},
                                       files={"media": ("foto.jpg", photo)})
+            hidden = (await http.post(f"{intake}/open311/v2/requests.json",
+                                      data={**form, "attribute[anonymous]": "true"})).json()[0]
+            hidden_code = hidden["service_notice"].split("kode pelacakan ")[1].split(":")[0]
             refused = await http.post(f"{intake}/open311/v2/requests.json", data=form,
                                       files={"media": ("foto.jpg", b"MZ\x90\x00 not a photo" * 20)})
             [answer] = by_part.json()
@@ -186,10 +189,16 @@ async def test_an_open311_request_keeps_its_media_url_and_multipart_photos(
             fetched = await eventually(lambda: _listed(
                 http, f"{intake}/v1/complaints/{by_url['service_request_id']}/attachments",
                 url_code, 1), timeout=60)
+            hidden_fetched = await eventually(lambda: _listed(
+                http, f"{intake}/v1/complaints/{hidden['service_request_id']}/attachments",
+                hidden_code, 1), timeout=60)
             uploaded = await _listed(
                 http, f"{intake}/v1/complaints/{answer['service_request_id']}/attachments", code, 1)
     assert refused.status_code == 400 and refused.json()[0]["description"].startswith("media 1:")
-    assert await db["complaints"].count_documents({}) == 2, "a refused photo stores nothing"
+    assert await db["complaints"].count_documents({}) == 3, "a refused photo stores nothing"
+    stored = await db["complaints"].find_one({"ticket_id": hidden["service_request_id"]})
+    assert stored is not None and stored["event"]["data"]["attachments"] == []
+    assert hidden_fetched is not None and hidden_fetched[0]["stripped"] is True
     assert fetched is not None and fetched[0]["stripped"] is False
     assert uploaded is not None and uploaded[0]["stripped"] is True
 
