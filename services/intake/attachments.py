@@ -53,10 +53,13 @@ class Attachments:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise MediaRefused("only http and https URLs are fetched")
-        if not self.settings.attachment_fetch_private:
-            await self._refuse_private(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
+            # The name's resolution counts within the time too: a dead resolver must not hold
+            # a fetch (nor a stopping service) longer than any other slow host.
             async with asyncio.timeout(self.settings.attachment_fetch_seconds):
+                if not self.settings.attachment_fetch_private:
+                    await self._refuse_private(parts.hostname, port)
                 return await self._download(url)
         except TimeoutError:
             raise MediaRefused(f"not fetched within {self.settings.attachment_fetch_seconds:g} s") from None
