@@ -345,6 +345,30 @@ class Settings(BaseSettings):
         120.0, gt=0, description="How long a sender owns a delivery it took; a sender that died "
                                  "leaves it to another after this. Longer than the send timeout.")
 
+    # --- Open311 GeoReport v2 and attachments (issue 11) ---
+    open311_channel: str = Field(
+        "open311", description="The channel whose API keys may post GeoReport v2 requests "
+                               "(`api_key`); keys of other channels are refused (403).")
+    open311_requests_max: int = Field(
+        200, ge=1, le=1000, description="Most service requests one GET requests.json answers "
+                                        "(newest first).")
+    open311_window_days: int = Field(
+        90, ge=1, description="GET requests.json without dates covers this many days back; "
+                              "no query spans more.")
+    attachment_max_bytes: int = Field(
+        10_000_000, ge=1, description="Largest photo or document accepted with a complaint.")
+    attachment_types: list[str] = Field(
+        ["image/jpeg", "image/png", "image/webp", "application/pdf"],
+        description="Types accepted, as found in the content (not the name or the sender's "
+                    "Content-Type).")
+    attachment_fetch_seconds: float = Field(
+        10.0, gt=0, description="Longest fetch of a `media_url` (whole download).")
+    attachment_fetch_private: bool = Field(
+        False, description="Allow `media_url` on loopback or private addresses (tests only: in "
+                           "production a URL could reach internal services).")
+    attachment_thumbnail_pixels: int = Field(
+        320, ge=16, description="Longest side of an image's thumbnail.")
+
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":
         # Messages name settings, never values: the values are secrets.

@@ -85,6 +85,25 @@ class Backends:
             raise RuntimeError(f"/v1/reports/compliance answered {reply.status_code}")
         return reply
 
+    async def attachments(self, token: str, ticket_id: str) -> list[dict[str, Any]]:
+        """The ticket's files as intake lists them for the officer; none when intake cannot
+        say (the page still shows the ticket)."""
+        try:
+            reply = await self.intake.get(f"/v1/tickets/{ticket_id}/attachments", headers=_bearer(token))
+        except httpx.HTTPError:
+            return []
+        if reply.status_code != 200:
+            return []
+        found: list[dict[str, Any]] = reply.json().get("attachments", [])
+        return found
+
+    async def attachment(self, token: str, ticket_id: str, attachment_id: str) -> tuple[bytes, str] | None:
+        reply = await self.intake.get(f"/v1/tickets/{ticket_id}/attachments/{attachment_id}",
+                                      headers=_bearer(token))
+        if _signed_in(reply).status_code != 200:
+            return None
+        return reply.content, reply.headers.get("content-type", "application/octet-stream")
+
     async def track(self, ticket_id: str, code: str | None) -> dict[str, Any] | None:
         headers = {TRACKING_CODE_HEADER: code} if code else {}
         reply = await self.intake.get(f"/v1/complaints/{ticket_id}", headers=headers)

@@ -6,7 +6,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
-from services.intake import api, handlers
+from services.intake import api, attachments_api, handlers, open311
+from services.intake.attachment_store import AttachmentStore
+from services.intake.attachments import Attachments
 from services.intake.flows import AuditedRelay, Intake
 from services.intake.reconcile import REPLIES_WAITING, Reconciler
 from services.intake.store import ComplaintStore, ReplyStore, TrackingStore
@@ -51,6 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
     tenants = load_tenants(settings)
     intake = Intake(settings, complaints, relay, replies, reply_relay, TrackingStore(db), tenants)
     reconciler = Reconciler(settings, complaints, relay)
+    attachments = Attachments(settings, AttachmentStore(db))
     reply_reconciler = Reconciler(settings, replies, reply_relay, waiting=REPLIES_WAITING)
     handlers.register(broker, intake)
     auth = Authenticator(settings, AccountStore(db), tenants=tenants.ids)
@@ -70,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
         await relay.ensure_indexes()
         await reply_relay.ensure_indexes()
         await replies.ensure_indexes()
+        await attachments.store.ensure_indexes()
         async with consuming(broker, settings), background(
             lambda: every(settings.outbox_sweep_seconds, relay.sweep, "intake outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, reply_relay.sweep,
@@ -95,8 +99,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.reconciler = reconciler
     app.state.reply_reconciler = reply_reconciler
     app.add_exception_handler(RequestValidationError, validation_error)
-    install_abuse_limits(app, settings)
+    install_abuse_limits(app, settings, uploads=attachments_api.is_upload)
     app.include_router(api.build_router())
+    app.state.attachments = attachments
+    app.include_router(attachments_api.build_router())
+    open311.install(app)
     app.include_router(build_auth_router())
     add_local_docs(app)
     add_health(app, settings, handlers.SERVICE, db, broker=broker,
