@@ -17,15 +17,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from shared.kafka import kafka_reachable
+from shared.logs import configure_logging
 from shared.mongo import Document
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def configure_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
 async def validation_error(request: Request, error: Exception) -> JSONResponse:
@@ -260,9 +256,12 @@ async def _start_one(subscriber: Any, retry_seconds: float) -> None:
 
 
 def serve(app: FastAPI, host: str, port: int) -> None:
-    configure_logging()
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
     signal.signal(STOP_ACCEPTING_SIGNAL, lambda signum, frame: stop_accepting())
-    uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on")
+    # log_config=None: uvicorn's lines go through the structured handler (shared/logs.py).
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), lifespan="on",
+                log_config=None)
 
 
 async def every(seconds: float, step: Callable[[], Awaitable[Any]], name: str) -> None:

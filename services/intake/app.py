@@ -28,11 +28,14 @@ from shared.runtime import (
     validation_error,
 )
 from shared.settings import Settings
+from shared.telemetry import bind, instrument_http, start_tracing
 from shared.tenants import load_tenants
 
 
 def create_app(settings: Settings) -> FastAPI:
     broker = make_broker(settings, handlers.SERVICE)
+    tracing = start_tracing(settings, handlers.SERVICE)
+    bind(broker, tracing)
     client = mongo.connect(settings)
     db = mongo.database(client, settings)
     complaints = ComplaintStore(db, settings)
@@ -70,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
         ):
             yield
         await client.close()
+        tracing.shutdown()  # sends the spans still buffered
 
     app = FastAPI(title="Disposisi intake", version="1", lifespan=lifespan,
                   description="Accepts citizens' complaints from every channel.",
@@ -85,6 +89,7 @@ def create_app(settings: Settings) -> FastAPI:
     add_health(app, settings, handlers.SERVICE, db, broker=broker,
                checks={"reconciliation": reconciler.readiness,
                        "reply_reconciliation": reply_reconciler.readiness})
+    instrument_http(app, tracing)
     add_store_errors(app, settings)
     return app
 

@@ -19,6 +19,7 @@ from shared.kafka import ensure_topics, make_broker
 from shared.limits import install_abuse_limits
 from shared.runtime import add_health, add_store_errors, background, consuming, every, serve, validation_error
 from shared.settings import Settings
+from shared.telemetry import bind, instrument_http, start_tracing
 from shared.tenants import load_tenants
 
 
@@ -27,6 +28,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Every tenant's rulebook: an invalid one stops start-up, loudly.
     books = {tenant.id: load_rulebook(tenant.rulebook) for tenant in tenants}
     broker = make_broker(settings, handlers.SERVICE)
+    tracing = start_tracing(settings, handlers.SERVICE)
+    bind(broker, tracing)
     router = Router(settings, books.pop(settings.tenant), tenants, books)
     handlers.register(broker, router)
     client = mongo.connect(settings)  # accounts only: who may read or reload the rulebook
@@ -59,6 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
         ):
             yield
         await client.close()
+        tracing.shutdown()  # sends the spans still buffered
 
     app = FastAPI(title="Disposisi router", version="1", lifespan=lifespan,
                   description="Routes complaints to the agency whose Tupoksi covers them.",
@@ -71,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.build_router())
     app.include_router(build_auth_router())
     add_health(app, settings, handlers.SERVICE, broker=broker)
+    instrument_http(app, tracing)
     add_store_errors(app, settings)  # accounts and the audit log live in the store
     return app
 

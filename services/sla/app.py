@@ -39,6 +39,7 @@ from shared.runtime import (
     validation_error,
 )
 from shared.settings import Settings
+from shared.telemetry import bind, instrument_http, start_tracing
 from shared.tenants import load_tenants
 
 
@@ -49,6 +50,8 @@ def create_app(settings: Settings) -> FastAPI:
     books = {t.id: (load_policy(t.policy), load_rulebook(t.rulebook)) for t in tenants}
     policy, rulebook = books.pop(settings.tenant)
     broker = make_broker(settings, handlers.SERVICE)
+    tracing = start_tracing(settings, handlers.SERVICE)
+    bind(broker, tracing)
     client = mongo.connect(settings)
     db = mongo.database(client, settings)
     store = TicketStore(db)
@@ -114,6 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
         ):
             yield
         await client.close()
+        tracing.shutdown()  # sends the spans still buffered
 
     app = FastAPI(title="Disposisi SLA", version="1", lifespan=lifespan,
                   description="Keeps every ticket, its clocks and its escalations.",
@@ -134,6 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(build_auth_router())
     add_health(app, settings, handlers.SERVICE, db, broker=broker,
                checks={"escalations": reconciler.readiness})
+    instrument_http(app, tracing)
     add_store_errors(app, settings)
     return app
 
