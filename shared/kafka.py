@@ -207,6 +207,7 @@ async def consume_batch(broker: KafkaBroker, message: KafkaMessage, model: type[
                     log.warning("record refused: %s", error, exc_info=True)
                     rejected.append(dead_letter(settings, service, item.record, refusal(error)))
         await publish_all(broker, outgoing)
+        log.debug("handled %d %s events, published %d", len(decoded), expected.value, len(outgoing))
     await publish_all(broker, rejected)
 
 

@@ -15,7 +15,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Iterator, MutableMapping
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TextIO
 
 import structlog
 from opentelemetry import trace
@@ -68,20 +68,24 @@ class QuietProbes(logging.Filter):
         return True
 
 
-def configure_logging(level: str = "INFO", log_format: LogFormat = "json") -> None:
-    """Route every logger of the process through one structlog-rendered handler on stderr."""
+def configure_logging(level: str = "INFO", log_format: LogFormat = "json", *,
+                      stream: TextIO | None = None) -> None:
+    """Route every logger of the process through one structlog-rendered handler (on stderr,
+    or ``stream``)."""
     structlog.configure(
         processors=[*_common(), structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter(log_format))
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiokafka").setLevel(logging.WARNING)
+    # PyMongo's DEBUG lines quote whole commands: complaints with their reporters.
+    logging.getLogger("pymongo").setLevel(max(root.level, logging.INFO))
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         # Uvicorn's own handlers would print a second, unstructured copy.
         logging.getLogger(name).handlers = []

@@ -495,7 +495,7 @@ def _log_fired(doc: Document) -> None:
     """The one line an operator reads when an escalation fires (who is told is in the event)."""
     events.info("escalation fired", ticket_id=doc["ticket_id"], event_id=doc["event"]["id"],
                 escalation_id=doc["_id"], agency=doc["agency"], clock=doc["clock"],
-                level=doc["level"], repeat=doc["repeat"], late=doc["late"],
+                escalation_level=doc["level"], repeat=doc["repeat"], late=doc["late"],
                 triggered_at=str(doc["triggered_at"]))
 
 
