@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.message import StreamMessage
+from opentelemetry.context import Context
 from opentelemetry.propagate import extract
 from opentelemetry.trace import SpanKind, Tracer
 from pydantic import BaseModel, ValidationError
@@ -215,18 +216,20 @@ async def consume_batch(broker: KafkaBroker, message: KafkaMessage, model: type[
 def consumed(tracer: Tracer | None, decoded: Sequence[Decoded[Any]]) -> Iterator[None]:
     """While a batch is handled: a consume span per record (child of the span that produced
     it), and, for a batch of one, its ticket and event ids bound to every log line."""
-    spans = [(d.event.ticket_id or d.event.id,
-              extract(header_carrier(d.record.headers)),
-              {"messaging.system": "kafka", "messaging.operation.type": "process",
-               "messaging.destination.name": d.record.topic,
-               "messaging.kafka.offset": d.record.offset,
-               "messaging.destination.partition.id": str(d.record.partition),
-               "disposisi.event_id": d.event.id, "disposisi.event_type": d.event.type.value})
-             for d in decoded]
-    with ticket_spans(tracer, f"{decoded[0].record.topic} process" if decoded else "",
-                      spans, kind=SpanKind.CONSUMER), \
-            bound_ids(decoded[0].event) if len(decoded) == 1 else contextlib.nullcontext():
+    spans = [] if tracer is None else [_consume_span(d) for d in decoded]
+    name = f"{decoded[0].record.topic} process" if decoded else ""
+    ids = bound_ids(decoded[0].event) if len(decoded) == 1 else contextlib.nullcontext()
+    with ticket_spans(tracer, name, spans, kind=SpanKind.CONSUMER), ids:
         yield
+
+
+def _consume_span(item: Decoded[Any]) -> tuple[str, Context, dict[str, Any]]:
+    record, event = item.record, item.event
+    return (event.ticket_id or event.id, extract(header_carrier(record.headers)),
+            {"messaging.system": "kafka", "messaging.operation.type": "process",
+             "messaging.destination.name": record.topic, "messaging.kafka.offset": record.offset,
+             "messaging.destination.partition.id": str(record.partition),
+             "disposisi.event_id": event.id, "disposisi.event_type": event.type.value})
 
 
 def refusal(error: Exception) -> str:

@@ -90,6 +90,7 @@ def configure_logging(level: str = "INFO", log_format: LogFormat = "json", *,
         # Uvicorn's own handlers would print a second, unstructured copy.
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
+        logging.getLogger(name).setLevel(logging.NOTSET)  # the root's level
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, QuietProbes) for f in access.filters):
         access.addFilter(QuietProbes())

@@ -156,10 +156,12 @@ class Sla:
 
         Traced: a span per ticket; a new ticket keeps its span's context (``trace``), so the
         escalations the scheduler fires for it later join the same trace."""
-        spans = [(str(e.ticket_id), context_for(e.ticket_id),
-                  {"disposisi.agency": e.data.agency, "disposisi.assignment": e.data.assignment})
-                 for e in routed]
-        with ticket_spans(tracer_for(self.relay.broker), "ticket open", spans):
+        tracer = tracer_for(self.relay.broker)
+        spans = [] if tracer is None else [
+            (str(e.ticket_id), context_for(e.ticket_id),
+             {"disposisi.agency": e.data.agency, "disposisi.assignment": e.data.assignment})
+            for e in routed]
+        with ticket_spans(tracer, "ticket open", spans):
             return await self._open_tickets(routed)
 
     async def _open_tickets(self, routed: list[Envelope[TicketRouted]]) -> int:
@@ -422,9 +424,11 @@ class Sla:
                                              token=token, lease_seconds=self.settings.outbox_lease_seconds)
         due = [(ticket, self._notices(ticket, now)) for ticket in tickets]
         # A span per ticket that escalates, in the trace the ticket was opened in.
-        spans = [(t["_id"], parent_of(t, t["_id"]), {"disposisi.escalations": len(notices)})
-                 for t, notices in due if notices]
-        with ticket_spans(tracer_for(self.relay.broker), "escalation fire", spans) as traced:
+        tracer = tracer_for(self.relay.broker)
+        spans = [] if tracer is None else [
+            (t["_id"], parent_of(t, t["_id"]), {"disposisi.escalations": len(notices)})
+            for t, notices in due if notices]
+        with ticket_spans(tracer, "escalation fire", spans) as traced:
             docs: list[Document] = []
             records: list[AuditRecord] = []
             finished: list[tuple[Ticket, int]] = []
