@@ -16,6 +16,7 @@ Each service's tracer hangs off its broker (``bind``): the tests run several ser
 process, each with its own ``service.name``.
 """
 
+import asyncio
 import contextlib
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -49,10 +50,11 @@ class Tracing:
     def enabled(self) -> bool:
         return self.provider is not None
 
-    def shutdown(self) -> None:
-        """Send what is buffered (the SDK's batch processor) and stop exporting."""
+    async def shutdown(self) -> None:
+        """Send what is buffered (the SDK's batch processor) and stop exporting; in a thread,
+        as the exporter blocks (retrying up to its timeout when the collector is away)."""
         if self.provider is not None:
-            self.provider.shutdown()
+            await asyncio.to_thread(self.provider.shutdown)
 
 
 def start_tracing(settings: Settings, service: str) -> Tracing:

@@ -73,7 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
         ):
             yield
         await client.close()
-        tracing.shutdown()  # sends the spans still buffered
+        await tracing.shutdown()  # sends the spans still buffered
 
     app = FastAPI(title="Disposisi intake", version="1", lifespan=lifespan,
                   description="Accepts citizens' complaints from every channel.",

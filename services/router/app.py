@@ -62,7 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
         ):
             yield
         await client.close()
-        tracing.shutdown()  # sends the spans still buffered
+        await tracing.shutdown()  # sends the spans still buffered
 
     app = FastAPI(title="Disposisi router", version="1", lifespan=lifespan,
                   description="Routes complaints to the agency whose Tupoksi covers them.",

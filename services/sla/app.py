@@ -117,7 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
         ):
             yield
         await client.close()
-        tracing.shutdown()  # sends the spans still buffered
+        await tracing.shutdown()  # sends the spans still buffered
 
     app = FastAPI(title="Disposisi SLA", version="1", lifespan=lifespan,
                   description="Keeps every ticket, its clocks and its escalations.",

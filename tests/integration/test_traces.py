@@ -149,7 +149,7 @@ async def test_a_sweep_publishing_after_a_crash_continues_the_stored_trace(
         assert await relay.sweep() == 1
     finally:
         await broker.stop()
-        tracing.shutdown()
+        await tracing.shutdown()
     headers = await first_headers(settings.kafka_bootstrap_servers, Topics.RECEIVED)
     assert accepted_trace in headers["traceparent"]
     sent = await eventually(lambda: _found(otlp, accepted_trace, f"{Topics.RECEIVED} publish"))
