@@ -11,6 +11,7 @@ from services.router import cli as router_cli
 from services.router.rulebook import RulebookError
 from services.sla.cli import add_calendar_commands, run_calendar
 from services.sla.policy import PolicyError
+from services.tail import add_tail_command, run_tail
 from shared.audit_cli import add_audit_commands, run_audit
 from shared.embedded import EmbeddedServerError
 from shared.settings import Settings
@@ -38,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     add_calendar_commands(commands)
     admin_cli.add_commands(commands)
     add_audit_commands(commands)
+    add_tail_command(commands)
     return parser
 
 
@@ -74,6 +76,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return admin_cli.run(args)
     if args.command == "audit":
         return run_audit(args)
+    if args.command == "tail":
+        return run_tail(args)
     return _run_service(args.command)
 
 

@@ -369,6 +369,19 @@ class Settings(BaseSettings):
     attachment_thumbnail_pixels: int = Field(
         320, ge=16, description="Longest side of an image's thumbnail.")
 
+    # --- traces and logs ---
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP collector base URL (e.g. http://127.0.0.1:4318); spans go to "
+                          "<url>/v1/traces. Unset: tracing off (a no-op tracer, no trace headers).")
+    trace_sample_ratio: float = Field(
+        1.0, ge=0, le=1, description="Fraction of new traces kept (a message or request that "
+                                     "arrives traced follows its parent's choice).")
+    log_format: Literal["json", "console"] = Field(
+        "json", description="json: one JSON object per line (production); console: readable "
+                            "lines (what `disposisi dev` uses unless this is set).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Least severe log level written.")
+
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":
         # Messages name settings, never values: the values are secrets.

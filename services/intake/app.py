@@ -35,12 +35,15 @@ from shared.runtime import (
     validation_error,
 )
 from shared.settings import Settings
+from shared.telemetry import bind, instrument_http, start_tracing
 from shared.tenants import load_tenants
 
 
 def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics(handlers.SERVICE)
     broker = make_broker(settings, handlers.SERVICE, metrics=metrics)
+    tracing = start_tracing(settings, handlers.SERVICE)
+    bind(broker, tracing)
     client = mongo.connect(settings, metrics=metrics)
     db = mongo.database(client, settings)
     complaints = ComplaintStore(db, settings)
@@ -90,6 +93,8 @@ def create_app(settings: Settings) -> FastAPI:
             await finish_within(intake.flush(), settings.loops_stop_seconds,
                                 "the publish queue's flush")
         await finish_within(client.close(), settings.store_close_seconds, "the store client's close")
+        # sends the spans still buffered
+        await finish_within(tracing.shutdown(), settings.store_close_seconds, "the trace export")
 
     app = FastAPI(title="Disposisi intake", version="1", lifespan=lifespan,
                   description="Accepts citizens' complaints from every channel.",
@@ -109,6 +114,7 @@ def create_app(settings: Settings) -> FastAPI:
     add_health(app, settings, handlers.SERVICE, db, broker=broker,
                checks={"reconciliation": reconciler.readiness,
                        "reply_reconciliation": reply_reconciler.readiness})
+    instrument_http(app, tracing)
     add_store_errors(app, settings)
     install_metrics(app, metrics)
     return app
