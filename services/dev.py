@@ -125,6 +125,7 @@ def service_env(options: DevOptions, server_env: dict[str, str]) -> dict[str, st
             "DISPOSISI_NOTIFY_PORT": str(options.notify_port),
             "DISPOSISI_CONSOLE_INTAKE_URL": f"http://{LOOPBACK}:{options.intake_port}",
             "DISPOSISI_CONSOLE_SLA_URL": f"http://{LOOPBACK}:{options.sla_port}",
+            "DISPOSISI_CONSOLE_NOTIFY_URL": f"http://{LOOPBACK}:{options.notify_port}",
             # readable lines in a terminal; production's default is JSON
             "DISPOSISI_LOG_FORMAT": os.environ.get("DISPOSISI_LOG_FORMAT", "console")}
 

@@ -381,6 +381,11 @@ class Settings(BaseSettings):
                             "lines (what `disposisi dev` uses unless this is set).")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Least severe log level written.")
+    # --- console: failed notification deliveries on the dashboard ---
+    console_notify_url: str = Field(
+        "http://127.0.0.1:8084", description="Base URL of the notification service's API, as "
+                                             "the console reaches it (the dashboard lists "
+                                             "failed deliveries from it).")
 
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":

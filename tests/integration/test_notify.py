@@ -6,6 +6,7 @@ dead-lettered once; failed deliveries are listed for supervisors only."""
 
 import asyncio
 import json
+import re
 from contextlib import AsyncExitStack
 from datetime import timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
+from services.console.app import create_app as console_app
 from services.drain import NOTIFY_GROUPS, backlog
 from services.notify.app import create_app as notify_app
 from services.notify.store import DELIVERIES
@@ -24,7 +26,7 @@ from shared.contracts import Topics, utc_now
 from shared.embedded import free_port
 from shared.mongo import Document
 from shared.settings import Settings
-from tests.integration.auth_support import Accounts
+from tests.integration.auth_support import Accounts, Caller
 from tests.integration.notify_support import (
     MailBox,
     Webhook,
@@ -206,6 +208,36 @@ async def test_quiet_hours_defer_a_normal_notice_not_an_urgent_one_and_failures_
             bad = await http.get(f"{url}/v1/deliveries", params={"status": "lost"},
                                  headers=supervisor.headers)
             assert bad.status_code == 422 and "status" in bad.text
+            # Last: the SLA service started for the console's sign-in opens the tickets above.
+            await _dashboard_lists_the_failure(settings, url, supervisor)
+
+
+async def _dashboard_lists_the_failure(settings: Settings, notify_url: str,
+                                       supervisor: Caller) -> None:
+    """The supervisor's dashboard shows the delivery given up on; with the notification
+    service unreachable it says so rather than showing an empty list."""
+    console = settings.model_copy(update={
+        "console_port": free_port(), "console_notify_url": notify_url,
+        "console_sla_url": f"http://127.0.0.1:{settings.sla_port}",
+        "console_intake_url": f"http://127.0.0.1:{settings.intake_port}"})
+    away = console.model_copy(update={"console_port": free_port(),
+                                      "console_notify_url": f"http://127.0.0.1:{free_port()}"})
+    async with serving(sla_app(settings), settings.sla_port), \
+            serving(console_app(console), console.console_port) as url, \
+            serving(console_app(away), away.console_port) as away_url:
+        for base, expected in ((url, "BKL-Q2"), (away_url, "Layanan pemberitahuan tidak menjawab")):
+            async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+                login = await http.get("/login")
+                token = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+                assert token is not None
+                signed = await http.post("/login", data={
+                    "csrf_token": token.group(1), "username": supervisor.name,
+                    "password": supervisor.password})
+                assert signed.status_code == 303, signed.text
+                page = (await http.get("/dashboard")).text
+                failed = page.split('id="h-failed"')[1].split("</section>")[0]
+                assert expected in failed
+                assert "json://" not in page and "127.0.0.1" not in failed
 
 
 def received_event(ticket_id: str, reporter: dict[str, str], *, anonymous: bool) -> tuple[str, bytes]:
