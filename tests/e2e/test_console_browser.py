@@ -151,9 +151,10 @@ UNDECIDED = "Pohon tumbang di jalan rusak dekat Simpang Lima, kendaraan harus me
 
 async def test_the_supervisor_acknowledges_a_live_escalation_and_triage_assigns_a_ticket(
         dev: DevSystem, browser: Browser) -> None:
-    supervisor = await (await browser.new_context(viewport={"width": 1280, "height": 800})).new_page()
+    supervisor = await (await browser.new_context(viewport={"width": 1280, "height": 800},
+                                                  locale="id-ID")).new_page()
     desk = await (await browser.new_context(viewport={"width": 390, "height": 844},
-                                            is_mobile=True)).new_page()
+                                            is_mobile=True, locale="id-ID")).new_page()
     await _sign_in(supervisor, dev, "inspektorat", heading="Dasbor pengawasan", shot=None)
     await _sign_in(desk, dev, "meja.triase", heading="Meja triase", shot=None)
     await supervisor.evaluate("window.notReloaded = true")
