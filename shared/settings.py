@@ -326,6 +326,11 @@ class Settings(BaseSettings):
                                      "model the tickets resolved and escalations fired this many "
                                      "seconds back that a crash left uncounted (the first start "
                                      "counts every one: the back-fill).")
+    report_open_refresh_seconds: float = Field(
+        30, gt=0, description="How often the SLA service re-reads the open tickets for the "
+                              "compliance report (off the request path); changes of an open "
+                              "ticket other than opening, re-assignment and resolution show "
+                              "in reports this late at most.")
 
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":

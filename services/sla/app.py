@@ -18,7 +18,7 @@ from services.sla.metrics import fired_notices, report_open_tickets
 from services.sla.policy import Policy, load_policy
 from services.sla.policy_api import build_policy_router
 from services.sla.policy_reload import PolicyReloader
-from services.sla.read_model_store import ReportCounters
+from services.sla.read_model_store import OpenSnapshot, ReportCounters
 from services.sla.reconcile import EscalationReconciler
 from services.sla.report_store import ensure_report_indexes
 from services.sla.reports_api import ReportSource, build_reports_router
@@ -71,7 +71,8 @@ def create_app(settings: Settings) -> FastAPI:
     audit = AuditLog(db)
     sla = Sla(settings, policy, rulebook, store, relay, reroutes, openings, audit, changes, books)
     sla.report_counters = counters = ReportCounters(
-        db, lambda tenant: sla.policy_for(tenant).timezone, home_tenant=settings.tenant)
+        db, lambda tenant: sla.policy_for(tenant).timezone, home_tenant=settings.tenant,
+        open_tickets=OpenSnapshot(store.tickets))
     sla.links = links = ProvinceLinks(settings, tenants, db, broker, sla.agency_name)
     handlers.register(broker, sla)
     reconciler = EscalationReconciler(settings, store, relay)
@@ -129,6 +130,8 @@ def create_app(settings: Settings) -> FastAPI:
                           "escalation acknowledgement sweep"),
             lambda: every(settings.sla_policy_reload_seconds, reloader.check, "policy reload"),
             lambda: every(settings.province_forward_seconds, links.sweep, "province links"),
+            lambda: every(settings.report_open_refresh_seconds, counters.refresh_open,
+                          "report open tickets"),
             lambda: every(settings.escalation_check_interval_seconds, reconciler.turn,
                           "escalation reconciliation"),
             lambda: metrics.refresh_forever(settings),

@@ -9,9 +9,10 @@ and a crash before the commit leaves neither.
 """
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -48,6 +49,41 @@ OPEN_FIELDS = {name: 1 for name in (
     "status", "agency", "assignment", "category", "channel", "submitted_at", "assigned_at",
     "first_response_at", "resolved_at", "response_working_seconds", "response_met",
     "resolution_met", "response_due_at", "resolution_due_at", "assignments", "pauses")}
+SNAPSHOT_FIELDS = OPEN_FIELDS | {"tenant": 1}
+
+
+@dataclass
+class OpenSnapshot:
+    """The open tickets, read whole every ``DISPOSISI_REPORT_OPEN_REFRESH_SECONDS`` off the
+    request path (reading thousands of them per report took seconds on NX-27017 and held up
+    the store for everyone). A report takes the snapshot and, by two indexed range queries,
+    the tickets opened or re-assigned since it (added as they are now) and resolved since it
+    (dropped: the counters have them). Other changes of an open ticket since the snapshot (a
+    first response, a pause) show in the report after the next refresh."""
+
+    tickets: AsyncCollection[Document]
+    docs: dict[str, Document] = field(default_factory=dict)
+    taken_epoch: float | None = None
+    margin_seconds: float = 5.0  # writers' clocks may lag this one's a little
+
+    async def refresh(self) -> None:
+        started = time.time() - self.margin_seconds
+        found = {d["_id"]: d async for d in self.tickets.find(
+            {"status": {"$in": list(OPEN_STATUSES)}}, SNAPSHOT_FIELDS)}
+        self.docs, self.taken_epoch = found, started
+
+    async def current(self, tenant: str | None) -> list[Document]:
+        if self.taken_epoch is None:
+            await self.refresh()
+        docs, since = dict(self.docs), self.taken_epoch
+        own = {} if tenant is None else {"tenant": tenant}
+        async for doc in self.tickets.find({"assigned_epoch": {"$gte": since}, **own},
+                                           SNAPSHOT_FIELDS):
+            docs[doc["_id"]] = doc
+        async for doc in self.tickets.find({"resolved_epoch": {"$gte": since}, **own}, {"_id": 1}):
+            docs.pop(doc["_id"], None)
+        return [d for d in docs.values() if d["status"] in OPEN_STATUSES
+                and (tenant is None or d.get("tenant") == tenant)]
 
 
 @dataclass(frozen=True)
@@ -57,6 +93,7 @@ class ReportCounters:
     db: AsyncDatabase[Document]
     timezone_of: Callable[[str], str]
     home_tenant: str = ""  # of documents stored without a tenant
+    open_tickets: OpenSnapshot | None = None  # None: the open tickets are read per report
 
     @property
     def counters(self) -> AsyncCollection[Document]:
@@ -66,6 +103,10 @@ class ReportCounters:
         await self.counters.create_index([("tenant", ASCENDING), ("dimension", ASCENDING),
                                           ("day", ASCENDING)])
         await self.counters.create_index([("day", ASCENDING)])
+
+    async def refresh_open(self) -> None:
+        if self.open_tickets is not None:
+            await self.open_tickets.refresh()
 
     # --- counting ---------------------------------------------------------------------------
 
@@ -163,7 +204,8 @@ class ReportCounters:
     async def report(self, tickets: AsyncCollection[Document], *, tenant: str | None,
                      period: ReportPeriod, now: datetime, by: GroupBy, timezone: str,
                      zones: ComplianceZones) -> ComplianceReport:
-        """The report from the period's counters plus the open tickets computed live."""
+        """The report from the period's counters plus the open tickets computed live (from
+        the snapshot, if there is one)."""
         zone = ZoneInfo(timezone)
         start_day, end_day = local_day(period.start, zone), local_day(period.end, zone)
         counters = await self.counters.find({
@@ -172,8 +214,10 @@ class ReportCounters:
         live: defaultdict[str, _Tally] = defaultdict(_Tally)
         live_totals = _Tally()
         own = {} if tenant is None else {"tenant": tenant}
-        async for ticket in tickets.find({"status": {"$in": list(OPEN_STATUSES)}, **own},
-                                         OPEN_FIELDS):
+        open_now = await self.open_tickets.current(tenant) if self.open_tickets is not None \
+            else await tickets.find({"status": {"$in": list(OPEN_STATUSES)}, **own},
+                                    OPEN_FIELDS).to_list(None)
+        for ticket in open_now:
             _count_ticket(ticket, by, period, now, live, live_totals)
         rows, totals = report_rows(counters, live, live_totals, by=by, start_day=start_day,
                                    zones=zones)

@@ -11,7 +11,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.sla.read_model import HOUR_EDGES, bucket_bounds, hour_bucket
-from services.sla.read_model_store import ReportCounters
+from services.sla.read_model_store import OpenSnapshot, ReportCounters
 from services.sla.reports import (
     ComplianceReport,
     ComplianceZones,
@@ -158,6 +158,35 @@ async def test_counting_again_adds_nothing_and_a_catch_up_finishes_a_count_cut_s
         await assert_reports_equal(client[db.name], restarted, tickets, escalations)
     finally:
         await client.close()
+
+
+async def test_a_report_from_the_open_tickets_snapshot_sees_what_opened_and_closed_since(
+        db: AsyncDatabase[Document]) -> None:
+    """The snapshot is taken; then a ticket opens, one is re-assigned and one is resolved (and
+    counted): the report still equals the full computation over the tickets as they are now."""
+    tickets, escalations = await stored(db)
+    snapshot = OpenSnapshot(db["tickets"])
+    counters = ReportCounters(db, lambda tenant: TIMEZONE, open_tickets=snapshot)
+    await counters.ensure_indexes()
+    await counters.catch_up(db["tickets"], db["escalations"], since=0)
+    await counters.refresh_open()
+    later = utc_now()
+    opened = ticket("S-new", later, agency="PUPR")
+    open_ones = [t for t in tickets if t["status"] == "assigned" and t["_id"].startswith("M-")]
+    moved, done = open_ones[0], open_ones[1]
+    moved_now = {**moved, "agency": "DISHUB", "assignment": 2, "assigned_at": later,
+                 "assignments": [{**moved["assignments"][0], "ended_at": later, "outcome": "rerouted"},
+                                 assignment("DISHUB", 2, later)]}
+    done_now = {**done, "status": "resolved", "resolved_at": later, "resolution_met": True,
+                "first_response_at": later, "response_met": False,
+                "response_working_seconds": 7200.0}
+    await db["tickets"].insert_one({**opened, **report_epochs(opened)})
+    for changed in (moved_now, done_now):
+        await db["tickets"].replace_one({"_id": changed["_id"]}, {**changed, **report_epochs(changed)})
+    assert await counters.count_tickets([done_now]) == 1
+    now_stored = await db["tickets"].find({}).to_list(None)
+    assert len(now_stored) == len(tickets) + 1
+    await assert_reports_equal(db, counters, now_stored, escalations)
 
 
 def test_the_histogram_buckets_are_ordered_and_end_at_thirty_days() -> None:
