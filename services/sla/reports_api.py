@@ -119,7 +119,8 @@ def build_reports_router() -> APIRouter:
         re-pauses, open backlog by age, and a traffic-light zone; then the totals.
 
         Answered from the compliance read model: counters that each resolved ticket and each
-        fired escalation add to once, plus the open tickets computed live. The median and p90
+        fired escalation add to once, plus the open tickets from a snapshot refreshed every
+        30 s (tickets opened, re-assigned or resolved since are taken as they are now). The median and p90
         come from a histogram of working hours (fixed buckets: quarter hours up to 2 h, then
         half hours, hours, 4 h and days up to 30 days), interpolated inside the bucket, so
         they are approximate within one bucket's width; every other figure is exact."""

@@ -3,10 +3,14 @@ every ticket, for each grouping and several periods, whether its counters were b
 back-fill or ticket by ticket; counting again (a redelivered event, a catch-up after a crash
 mid-way) adds nothing; and the SLA flow counts a ticket it resolves, once."""
 
+import csv
+import io
+from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -29,7 +33,10 @@ from tests.integration.test_sla_reports import (
     DAY,
     HOUR,
     NOW,
+    PERIOD_QUERY,
     TIMEZONE,
+    _client,
+    app,
     assignment,
     db,
     documents,
@@ -38,7 +45,7 @@ from tests.integration.test_sla_reports import (
 )
 
 pytestmark = pytest.mark.integration
-_ = db  # the fixture: a fresh database, dropped afterwards
+_ = db, app  # the fixtures: a fresh database (dropped afterwards), the report route on it
 PERIODS = ((10, 11), (30, 31), (45, 5), (70, 80), (3, 1))
 GROUPINGS: tuple[GroupBy, ...] = ("agency", "category", "channel")
 
@@ -187,6 +194,55 @@ async def test_a_report_from_the_open_tickets_snapshot_sees_what_opened_and_clos
     now_stored = await db["tickets"].find({}).to_list(None)
     assert len(now_stored) == len(tickets) + 1
     await assert_reports_equal(db, counters, now_stored, escalations)
+
+
+APPROXIMATE = ("median_response_hours", "p90_response_hours")
+
+
+def without_medians(body: str | dict[str, Any]) -> Any:
+    """The body without the figures the read model gives from its histogram (checked within a
+    bucket above) and without the moment it was generated."""
+    if isinstance(body, str):  # CSV
+        lines = list(csv.reader(io.StringIO(body)))
+        dropped = [lines[0].index(name) for name in APPROXIMATE]
+        return [[cell for i, cell in enumerate(line) if i not in dropped] for line in lines]
+    rows = [{k: v for k, v in row.items() if k not in APPROXIMATE}
+            for row in [*body["rows"], body["totals"]]]
+    return {**{k: v for k, v in body.items() if k not in ("rows", "totals", "generated_at")},
+            "rows": rows}
+
+
+async def test_the_route_answers_from_the_read_model_as_it_did_from_every_ticket(
+        app: FastAPI, db: AsyncDatabase[Document]) -> None:
+    """The same requests (JSON and CSV, each grouping, an agency head's) answered by the
+    reference computation and then by the read model: the same figures."""
+    requests: list[tuple[str, str | None, dict[str, str]]] = [
+        ("supervisor", None, {**PERIOD_QUERY, "by": by}) for by in GROUPINGS]
+    requests += [("supervisor", None, {**PERIOD_QUERY, "by": "channel", "format": "csv"}),
+                 ("agency_head", "DLH", PERIOD_QUERY)]
+
+    clients = {(role, agency): await _client(app, role, agency)
+               for role, agency in {(role, agency) for role, agency, _ in requests}}
+
+    async def answers() -> list[Any]:
+        found = []
+        for role, agency, query in requests:
+            response = await clients[(role, agency)].get("/v1/reports/compliance", params=query)
+            assert response.status_code == 200, response.text
+            found.append(without_medians(response.text if query.get("format") == "csv"
+                                         else response.json()))
+        return found
+
+    try:
+        reference = await answers()
+        counters = counters_of(db)
+        await counters.ensure_indexes()
+        await counters.catch_up(db["tickets"], db["escalations"], since=0)
+        app.state.report_source = replace(app.state.report_source, counters=counters)
+        assert await answers() == reference
+    finally:
+        for client in clients.values():
+            await client.aclose()
 
 
 def test_the_histogram_buckets_are_ordered_and_end_at_thirty_days() -> None:
