@@ -555,7 +555,8 @@ async def read_all(bootstrap: str, wanted: Callable[[str], bool]) -> list[dict[s
 
 async def run_fault(fault: Fault, *, n: int, seconds: float, base_env: dict[str, str],
                     work: Path, cluster: KafkaCluster | None) -> Row:
-    ports = {name: free_port() for name in ("kafka", "mongo", "intake", "sla", "router")}
+    ports = {name: free_port() for name in ("kafka", "mongo", "intake", "sla", "router",
+                                            "notify")}
     data_dir = work / fault.name / "data"
     data_dir.mkdir(parents=True)
     dev = Dev(data_dir, ports, base_env, cluster)

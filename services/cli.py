@@ -11,6 +11,7 @@ from services.router import cli as router_cli
 from services.router.rulebook import RulebookError
 from services.sla.cli import add_calendar_commands, run_calendar
 from services.sla.policy import PolicyError
+from services.tail import add_tail_command, run_tail
 from shared.audit_cli import add_audit_commands, run_audit
 from shared.embedded import EmbeddedServerError
 from shared.settings import Settings
@@ -27,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--sla-port", type=int, default=8081)
     dev.add_argument("--router-port", type=int, default=8082)
     dev.add_argument("--console-port", type=int, default=8083)
-    for name in ("intake", "router", "sla", "console"):
+    dev.add_argument("--notify-port", type=int, default=8084)
+    for name in ("intake", "router", "sla", "console", "notify"):
         commands.add_parser(name, help=f"run the {name} service alone (settings from DISPOSISI_*)")
     commands.add_parser("status", help="readiness of every service, consumer lag, outbox and "
                                        "reconciliation backlogs (exit 1 if anything is not ready)")
@@ -37,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     add_calendar_commands(commands)
     admin_cli.add_commands(commands)
     add_audit_commands(commands)
+    add_tail_command(commands)
     return parser
 
 
@@ -55,7 +58,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_dev(DevOptions(args.data_dir, args.kafka_port, args.mongo_port,
                                   args.intake_port, args.sla_port, args.router_port,
-                                  args.console_port))
+                                  args.console_port, args.notify_port))
     if args.command == "status":
         from services.status import run_status
 
@@ -73,6 +76,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return admin_cli.run(args)
     if args.command == "audit":
         return run_audit(args)
+    if args.command == "tail":
+        return run_tail(args)
     return _run_service(args.command)
 
 
@@ -84,6 +89,8 @@ def _run_service(name: str) -> int:
         from services.router.app import run
     elif name == "console":
         from services.console.app import run
+    elif name == "notify":
+        from services.notify.app import run
     else:
         from services.sla.app import run
     run(settings)

@@ -1,6 +1,7 @@
 """``disposisi dev``: the whole system on one machine, on the embedded broker and store.
 
-It supervises five processes (broker, store, intake, router, SLA), restarting any that
+It supervises the broker, the store and the services (intake, router, SLA, notifications,
+console), restarting any that
 crashes; prints where everything listens once every service answers ready; and on Ctrl-C or
 SIGTERM stops them in an order that loses nothing it holds: intake after the broker's
 submissions are consumed, the broker once router and SLA drained it, then router and SLA,
@@ -41,7 +42,7 @@ from shared.runtime import STOP_ACCEPTING_SIGNAL
 from shared.settings import Settings, redact_url
 from shared.tenants import load_tenants
 
-SERVICES = ("intake", "router", "sla")
+SERVICES = ("intake", "router", "sla", "notify")
 CONSOLE = "console"  # pages only: holds nothing, so it starts last and stops first
 KAFKA, MONGODB = "kafka", "mongodb"
 TICK_SECONDS = 0.1
@@ -56,10 +57,11 @@ class DevOptions:
     sla_port: int = 8081
     router_port: int = 8082
     console_port: int = 8083
+    notify_port: int = 8084
 
     def service_ports(self) -> dict[str, int]:
         return {"intake": self.intake_port, "router": self.router_port, "sla": self.sla_port,
-                CONSOLE: self.console_port}
+                CONSOLE: self.console_port, "notify": self.notify_port}
 
 
 def service_command(name: str) -> list[str]:
@@ -120,8 +122,12 @@ def service_env(options: DevOptions, server_env: dict[str, str]) -> dict[str, st
             "DISPOSISI_SLA_PORT": str(options.sla_port),
             "DISPOSISI_ROUTER_PORT": str(options.router_port),
             "DISPOSISI_CONSOLE_PORT": str(options.console_port),
+            "DISPOSISI_NOTIFY_PORT": str(options.notify_port),
             "DISPOSISI_CONSOLE_INTAKE_URL": f"http://{LOOPBACK}:{options.intake_port}",
-            "DISPOSISI_CONSOLE_SLA_URL": f"http://{LOOPBACK}:{options.sla_port}"}
+            "DISPOSISI_CONSOLE_SLA_URL": f"http://{LOOPBACK}:{options.sla_port}",
+            "DISPOSISI_CONSOLE_NOTIFY_URL": f"http://{LOOPBACK}:{options.notify_port}",
+            # readable lines in a terminal; production's default is JSON
+            "DISPOSISI_LOG_FORMAT": os.environ.get("DISPOSISI_LOG_FORMAT", "console")}
 
 
 def topic_names(settings: Settings) -> list[str]:
@@ -306,6 +312,8 @@ def print_addresses(options: DevOptions, settings: Settings, supervisor: Supervi
         "  (/v1/tickets/{id}, /v1/reports/compliance, /docs)",
         f"  router    http://{LOOPBACK}:{options.router_port}  (/v1/rulebook, /docs)",
         f"  console   http://{LOOPBACK}:{options.console_port}  (/login, /inbox, /submit, /track)",
+        f"  notify    http://{LOOPBACK}:{options.notify_port}  (/v1/deliveries, /docs; "
+        f"directory: {settings.notify_directory or 'none, nobody is notified'})",
         f"  data      {options.data_dir.resolve()}",
     ]
     print("\n".join(lines), flush=True)

@@ -31,7 +31,16 @@ FOLLOW_UP_GROUPS: Mapping[str, Sequence[str]] = {
     "disposisi-intake-opened": (Topics.OPENED,),
     "disposisi-intake-tracking": (Topics.CHANGES,),
 }
-ALL_GROUPS: Mapping[str, Sequence[str]] = {**INTAKE_GROUPS, **ROUTING_GROUPS, **FOLLOW_UP_GROUPS}
+# The notification service: what it must hear of before the broker goes (it stores deliveries).
+NOTIFY_GROUPS: Mapping[str, Sequence[str]] = {
+    "disposisi-notify-escalations": (Topics.ESCALATIONS,),
+    "disposisi-notify-acks": (Topics.ESCALATION_ACKS,),
+    "disposisi-notify-routed": (Topics.ROUTED,),
+    "disposisi-notify-received": (Topics.RECEIVED,),
+    "disposisi-notify-changes": (Topics.CHANGES,),
+}
+ALL_GROUPS: Mapping[str, Sequence[str]] = {**INTAKE_GROUPS, **ROUTING_GROUPS, **FOLLOW_UP_GROUPS,
+                                           **NOTIFY_GROUPS}
 POLL_SECONDS = 0.5
 
 

@@ -45,10 +45,12 @@ CHANNELS: list[tuple[str, Any, str]] = [
      "Requests for a new routing decision (type ticket.reroute_requested), from the SLA "
      "service after a rejection or a manual assignment by the triage desk."),
     (Topics.ESCALATIONS, Envelope[Escalation],
-     "Supervisor alerts (type ticket.escalated), at most one per ticket, clock and level."),
+     "Supervisor alerts (type ticket.escalated), at most one per ticket, clock and level. The "
+     "notification service delivers each to the people holding the roles it names."),
     (Topics.ESCALATION_ACKS, Envelope[EscalationAcknowledged],
      "A supervisor acknowledged an escalation (type escalation.acknowledged): its "
-     "re-notifications stop. Once per escalation step, with a stable event id."),
+     "re-notifications stop (the notification service cancels the step's unsent notices). "
+     "Once per escalation step, with a stable event id."),
     (Topics.DEADLETTER, Envelope[DeadLetter],
      "Messages a consumer could not accept, with the reason (type deadletter)."),
 ]

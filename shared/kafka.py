@@ -5,7 +5,7 @@ import contextlib
 import hashlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
@@ -14,6 +14,9 @@ from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.message import StreamMessage
+from opentelemetry.context import Context
+from opentelemetry.propagate import extract
+from opentelemetry.trace import SpanKind, Tracer
 from pydantic import BaseModel, ValidationError
 from tenacity import (
     AsyncRetrying,
@@ -31,7 +34,9 @@ from shared.credentials import (
     kafka_client_options,
     kafka_refusal,
 )
+from shared.logs import bound_ids
 from shared.settings import Settings
+from shared.telemetry import context_for, header_carrier, producer_span, ticket_spans, tracer_for
 
 if TYPE_CHECKING:
     from shared.metrics import Metrics
@@ -57,6 +62,7 @@ class Incoming:
     offset: int
     key: bytes | None
     value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def make_broker(settings: Settings, service: str, *, metrics: "Metrics | None" = None) -> KafkaBroker:
@@ -98,7 +104,7 @@ def incoming_records(raw_message: Any) -> list[Incoming]:
     records = raw_message if isinstance(raw_message, tuple | list) else (raw_message,)
     return [
         Incoming(topic=r.topic, partition=r.partition, offset=r.offset, key=r.key,
-                 value=r.value or b"")
+                 value=r.value or b"", headers=tuple(r.headers or ()))
         for r in records
     ]
 
@@ -109,18 +115,31 @@ async def publish_all(broker: KafkaBroker, outgoing: Sequence[Outgoing]) -> None
 
 
 async def publish_raw(broker: KafkaBroker, messages: Sequence[tuple[str, str | None, bytes, str]],
+                      *, traces: Sequence[Mapping[str, str] | None] | None = None,
                       ) -> list[tuple[int, int]]:
     """Publish (topic, key, JSON bytes, event type) messages in flight together and wait for
     every acknowledgement; raise if any failed. Returns where the broker says each message
-    was put: (partition, offset), in the order given."""
-    pending = []
-    for topic, key, value, event_type in messages:
+    was put: (partition, offset), in the order given. With tracing on, each message is sent
+    under a span of its own, child of ``traces[i]`` (the context an outbox document was
+    stored under) or else of its ticket's current span, and carries that span's headers."""
+    tracer = tracer_for(broker)
+    pending, spans = [], []
+    for index, (topic, key, value, event_type) in enumerate(messages):
+        headers = {"content-type": "application/json", "event-type": event_type}
+        if tracer is not None:
+            stored = traces[index] if traces else None
+            parent = extract(stored) if stored else context_for(key)
+            span, carrier = producer_span(tracer, topic, parent, key, event_type)
+            spans.append(span)
+            headers.update(carrier)
         pending.append(await broker.publish(
-            value, topic, key=key.encode() if key else None,
-            headers={"content-type": "application/json", "event-type": event_type},
-            no_confirm=True,
+            value, topic, key=key.encode() if key else None, headers=headers, no_confirm=True,
         ))
-    acknowledged = await asyncio.gather(*pending)
+    try:
+        acknowledged = await asyncio.gather(*pending)
+    finally:
+        for span in spans:
+            span.end()
     return [(meta.partition, meta.offset) for meta in acknowledged]
 
 
@@ -181,18 +200,41 @@ async def consume_batch(broker: KafkaBroker, message: KafkaMessage, model: type[
     before any dead letter is sent, so each poison record is dead-lettered once."""
     decoded, rejected = decode_batch(incoming_records(message.raw_message), model, expected,
                                      settings=settings, service=service, needs_ticket=needs_ticket)
-    try:
-        outgoing = await handle([d.event for d in decoded]) if decoded else []
-    except RECORD_FAULTS:
-        outgoing = []
-        for item in decoded:
-            try:
-                outgoing += await handle([item.event])
-            except RECORD_FAULTS as error:
-                log.warning("record refused: %s", error, exc_info=True)
-                rejected.append(dead_letter(settings, service, item.record, refusal(error)))
-    await publish_all(broker, outgoing)
+    with consumed(tracer_for(broker), decoded):
+        try:
+            outgoing = await handle([d.event for d in decoded]) if decoded else []
+        except RECORD_FAULTS:
+            outgoing = []
+            for item in decoded:
+                try:
+                    with bound_ids(item.event):
+                        outgoing += await handle([item.event])
+                except RECORD_FAULTS as error:
+                    log.warning("record refused: %s", error, exc_info=True)
+                    rejected.append(dead_letter(settings, service, item.record, refusal(error)))
+        await publish_all(broker, outgoing)
+        log.debug("handled %d %s events, published %d", len(decoded), expected.value, len(outgoing))
     await publish_all(broker, rejected)
+
+
+@contextlib.contextmanager
+def consumed(tracer: Tracer | None, decoded: Sequence[Decoded[Any]]) -> Iterator[None]:
+    """While a batch is handled: a consume span per record (child of the span that produced
+    it), and, for a batch of one, its ticket and event ids bound to every log line."""
+    spans = [] if tracer is None else [_consume_span(d) for d in decoded]
+    name = f"{decoded[0].record.topic} process" if decoded else ""
+    ids = bound_ids(decoded[0].event) if len(decoded) == 1 else contextlib.nullcontext()
+    with ticket_spans(tracer, name, spans, kind=SpanKind.CONSUMER), ids:
+        yield
+
+
+def _consume_span(item: Decoded[Any]) -> tuple[str, Context, dict[str, Any]]:
+    record, event = item.record, item.event
+    return (event.ticket_id or event.id, extract(header_carrier(record.headers)),
+            {"messaging.system": "kafka", "messaging.operation.type": "process",
+             "messaging.destination.name": record.topic, "messaging.kafka.offset": record.offset,
+             "messaging.destination.partition.id": str(record.partition),
+             "disposisi.event_id": event.id, "disposisi.event_type": event.type.value})
 
 
 def refusal(error: Exception) -> str:

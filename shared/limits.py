@@ -34,13 +34,18 @@ class BodyLimit:
     """Refuses a body over ``max_bytes`` with 413: at once when Content-Length says so, else
     as soon as the streamed bytes pass the limit, so a huge body is never read in full."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int,
+                 uploads: tuple[Callable[[str, str], bool], int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.uploads = uploads  # (method, path) -> is an upload; an upload's larger limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if self.uploads is not None and self.uploads[0](scope["method"], scope["path"]):
+            await BodyLimit(self.app, self.uploads[1])(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
@@ -151,7 +156,12 @@ def rate_limit(per_address: str, *, per_key: str | None = None
     return check
 
 
-def install_abuse_limits(app: FastAPI, settings: Settings) -> None:
-    """The body limit on every request, and the counters ``rate_limit`` dependencies use."""
+def install_abuse_limits(app: FastAPI, settings: Settings, *,
+                         uploads: Callable[[str, str], bool] | None = None) -> None:
+    """The body limit on every request, and the counters ``rate_limit`` dependencies use.
+    Requests ``uploads(method, path)`` names carry files: theirs is the attachment size (and
+    room for the form around it)."""
     app.state.rate_limits = RateLimits(settings)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes,
+                       uploads=None if uploads is None else
+                       (uploads, settings.attachment_max_bytes + settings.max_body_bytes))

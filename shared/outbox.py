@@ -21,6 +21,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from shared.contracts import Envelope, utc_now
 from shared.kafka import publish_raw
 from shared.mongo import Document
+from shared.telemetry import TRACE_FIELD, trace_field
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def outbox_fields(topic: str, event: Envelope[Any], *, lease_seconds: float,
     return {
         "topic": topic, "key": event.ticket_id, "event": event.model_dump(mode="json"),
         "published": False, "lease_until": now + timedelta(seconds=lease_seconds),
-        "lease_owner": owner,
+        "lease_owner": owner, **trace_field(event.ticket_id),
     }
 
 
@@ -66,7 +67,8 @@ class OutboxRelay:
         async with asyncio.timeout(self.publish_timeout):
             positions = await publish_raw(self.broker, [
                 (d["topic"], d.get("key"), json.dumps(d["event"], separators=(",", ":")).encode(),
-                 str(d["event"]["type"])) for d in pending])
+                 str(d["event"]["type"])) for d in pending],
+                traces=[d.get(TRACE_FIELD) for d in pending])
         done = {"published": True, "published_at": utc_now()}
         unlease = {"$unset": {"lease_until": "", "lease_owner": ""}}
         if not self.keep_positions:

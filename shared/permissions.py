@@ -33,7 +33,7 @@ class Scope(StrEnum):
 
 @dataclass(frozen=True)
 class Endpoint:
-    service: str  # intake, sla, router, or "*" for every service
+    service: str  # intake, sla, router, notify, or "*" for every service
     method: str
     path: str  # the route's path template, e.g. /v1/tickets/{ticket_id}
 
@@ -51,6 +51,25 @@ PERMISSIONS: dict[Endpoint, Mapping[str, Scope]] = {
     Endpoint("intake", "GET", "/v1/complaints/{ticket_id}"): PUBLIC,  # the citizen's tracking view
     # the citizen's answer to the agency: the tracking code (checked by the handler) is the key
     Endpoint("intake", "POST", "/v1/complaints/{ticket_id}/replies"): PUBLIC,
+    # attachments: the channel that took a complaint uploads its files; the citizen (with the
+    # tracking code, checked by the handler) and the ticket's agency read them
+    Endpoint("intake", "POST", "/v1/complaints/{ticket_id}/attachments"): {CHANNEL: Scope.TENANT},
+    Endpoint("intake", "GET", "/v1/complaints/{ticket_id}/attachments"): PUBLIC,
+    Endpoint("intake", "GET", "/v1/complaints/{ticket_id}/attachments/{attachment_id}"): PUBLIC,
+    Endpoint("intake", "GET", "/v1/tickets/{ticket_id}/attachments"): {
+        "officer": Scope.AGENCY, "agency_head": Scope.AGENCY, "triage": Scope.TRIAGE,
+        "supervisor": Scope.TENANT},
+    Endpoint("intake", "GET", "/v1/tickets/{ticket_id}/attachments/{attachment_id}"): {
+        "officer": Scope.AGENCY, "agency_head": Scope.AGENCY, "triage": Scope.TRIAGE,
+        "supervisor": Scope.TENANT},
+    # Open311 GeoReport v2: its api_key travels in the form or query; the handlers check it
+    Endpoint("intake", "GET", "/open311/v2/discovery.{fmt}"): PUBLIC,
+    Endpoint("intake", "GET", "/open311/v2/services.{fmt}"): PUBLIC,
+    Endpoint("intake", "GET", "/open311/v2/services/{service_code}.{fmt}"): PUBLIC,
+    Endpoint("intake", "POST", "/open311/v2/requests.{fmt}"): PUBLIC,
+    Endpoint("intake", "GET", "/open311/v2/requests.{fmt}"): PUBLIC,
+    Endpoint("intake", "GET", "/open311/v2/requests/{service_request_id}.{fmt}"): PUBLIC,
+    Endpoint("intake", "GET", "/open311/v2/tokens/{token}.{fmt}"): PUBLIC,
     # SLA
     Endpoint("sla", "GET", "/v1/tickets/{ticket_id}"): {
         "officer": Scope.AGENCY, "agency_head": Scope.AGENCY, "triage": Scope.TRIAGE,
@@ -75,6 +94,9 @@ PERMISSIONS: dict[Endpoint, Mapping[str, Scope]] = {
     Endpoint("router", "GET", "/v1/rulebook"): {
         "admin": Scope.TENANT, "supervisor": Scope.TENANT, "triage": Scope.TENANT},
     Endpoint("router", "POST", "/v1/rulebook/reload"): {"admin": Scope.TENANT},
+    # notifications: the dashboard's deliveries (failed ones: ?status=failed)
+    Endpoint("notify", "GET", "/v1/deliveries"): {
+        "agency_head": Scope.AGENCY, "supervisor": Scope.TENANT},
 }
 
 _OFFICER_ACTIONS = frozenset({

@@ -21,15 +21,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from shared.kafka import kafka_reachable
+from shared.logs import configure_logging
 from shared.mongo import Document
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
-
-
-def configure_logging(level: str = "INFO") -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("aiokafka").setLevel(logging.WARNING)
 
 
 async def validation_error(request: Request, error: Exception) -> JSONResponse:
@@ -337,10 +333,12 @@ def serve(app: FastAPI, host: str, port: int, *, shutdown_seconds: float = 15.0)
     """Serve until SIGINT/SIGTERM. On stop, requests still open after ``shutdown_seconds`` (a
     live page's stream, a client that stalls mid-request) are cancelled, so no peer can hold
     the stop; then the app's lifespan ends, bounded in each step."""
-    configure_logging()
+    settings = Settings()
+    configure_logging(settings.log_level, settings.log_format)
     signal.signal(STOP_ACCEPTING_SIGNAL, lambda signum, frame: stop_accepting())
-    uvicorn.run(app, host=host, port=port, log_level="info", lifespan="on",
-                timeout_graceful_shutdown=math.ceil(shutdown_seconds))
+    # log_config=None: uvicorn's lines go through the structured handler (shared/logs.py).
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), lifespan="on",
+                log_config=None, timeout_graceful_shutdown=math.ceil(shutdown_seconds))
 
 
 async def every(seconds: float, step: Callable[[], Awaitable[Any]], name: str) -> None:

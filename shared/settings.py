@@ -332,6 +332,72 @@ class Settings(BaseSettings):
                               "ticket other than opening, re-assignment and resolution show "
                               "in reports this late at most.")
 
+    # --- notifications (services/notify) ---
+    notify_port: int = Field(8084, description="Port of the notification service's API.")
+    notify_directory: Path | None = Field(
+        None, description="YAML directory of the people to notify: per tenant, each agency's "
+                          "roles and the tenant's own roles name people with contact URLs "
+                          "(Apprise) and quiet hours (see README, Notifications); unset: nobody "
+                          "is notified and every notice is recorded as without recipients.")
+    notify_poll_seconds: float = Field(
+        1.0, gt=0, description="Pause between the sender's looks for deliveries that are due.")
+    notify_batch_size: int = Field(50, ge=1, description="Most deliveries one sender turn takes.")
+    notify_retry_base_seconds: float = Field(
+        30.0, gt=0, description="Wait before the first retry of a failed delivery; doubles with "
+                                "each further failure.")
+    notify_retry_max_seconds: float = Field(
+        1800.0, gt=0, description="Longest wait between two attempts of one delivery.")
+    notify_max_attempts: int = Field(
+        10, ge=1, description="Attempts after which a delivery is given up as failed (listed by "
+                              "GET /v1/deliveries?status=failed).")
+    notify_send_timeout_seconds: float = Field(
+        30.0, gt=0, description="Longest one attempt may take before it counts as failed.")
+    notify_lease_seconds: float = Field(
+        120.0, gt=0, description="How long a sender owns a delivery it took; a sender that died "
+                                 "leaves it to another after this. Longer than the send timeout.")
+
+    # --- Open311 GeoReport v2 and attachments (issue 11) ---
+    open311_channel: str = Field(
+        "open311", description="The channel whose API keys may post GeoReport v2 requests "
+                               "(`api_key`); keys of other channels are refused (403).")
+    open311_requests_max: int = Field(
+        200, ge=1, le=1000, description="Most service requests one GET requests.json answers "
+                                        "(newest first).")
+    open311_window_days: int = Field(
+        90, ge=1, description="GET requests.json without dates covers this many days back; "
+                              "no query spans more.")
+    attachment_max_bytes: int = Field(
+        10_000_000, ge=1, description="Largest photo or document accepted with a complaint.")
+    attachment_types: list[str] = Field(
+        ["image/jpeg", "image/png", "image/webp", "application/pdf"],
+        description="Types accepted, as found in the content (not the name or the sender's "
+                    "Content-Type).")
+    attachment_fetch_seconds: float = Field(
+        10.0, gt=0, description="Longest fetch of a `media_url` (whole download).")
+    attachment_fetch_private: bool = Field(
+        False, description="Allow `media_url` on loopback or private addresses (tests only: in "
+                           "production a URL could reach internal services).")
+    attachment_thumbnail_pixels: int = Field(
+        320, ge=16, description="Longest side of an image's thumbnail.")
+
+    # --- traces and logs ---
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP collector base URL (e.g. http://127.0.0.1:4318); spans go to "
+                          "<url>/v1/traces. Unset: tracing off (a no-op tracer, no trace headers).")
+    trace_sample_ratio: float = Field(
+        1.0, ge=0, le=1, description="Fraction of new traces kept (a message or request that "
+                                     "arrives traced follows its parent's choice).")
+    log_format: Literal["json", "console"] = Field(
+        "json", description="json: one JSON object per line (production); console: readable "
+                            "lines (what `disposisi dev` uses unless this is set).")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Least severe log level written.")
+    # --- console: failed notification deliveries on the dashboard ---
+    console_notify_url: str = Field(
+        "http://127.0.0.1:8084", description="Base URL of the notification service's API, as "
+                                             "the console reaches it (the dashboard lists "
+                                             "failed deliveries from it).")
+
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":
         # Messages name settings, never values: the values are secrets.

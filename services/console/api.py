@@ -248,6 +248,26 @@ def _ticket_routes(router: APIRouter) -> None:
         console, session = found
         return await _show_ticket(request, console, session, ticket_id, errors=[])
 
+    @router.get("/tickets/{ticket_id}/attachments/{attachment_id}")
+    async def ticket_attachment(request: Request, ticket_id: str, attachment_id: str) -> Response:
+        """A file of the ticket (or its thumbnail), fetched from intake with the officer's
+        token: the browser never holds the token, so images come through the console."""
+        found = _signed_in(request)
+        if isinstance(found, Response):
+            return found
+        console, session = found
+        assert session.token is not None
+        try:
+            file = await console.backends.attachment(session.token, ticket_id, attachment_id)
+        except SignedOut:
+            return _signed_out(request, console)
+        if file is None:
+            return Response(status_code=404)
+        content, mime = file
+        return Response(content, media_type=mime, headers={
+            "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store",
+            "Content-Security-Policy": "default-src 'none'; sandbox"})
+
     @router.post("/tickets/{ticket_id}/actions")
     async def ticket_action(request: Request, ticket_id: str, csrf: CsrfField = "",
                             action: Annotated[str, Form()] = "", nonce: Annotated[str, Form()] = "",
@@ -360,8 +380,9 @@ async def _show_ticket(request: Request, console: Console, session: Session, tic
     role = (session.user or {}).get("role")
     allowed = sorted(a.value for a in ALLOWED.get(ticket["status"], set())) \
         if role in OFFICER_ROLES else []
+    files = await console.backends.attachments(session.token, ticket_id)
     return console.render(request, session, "ticket.html", {
-        "ticket": ticket, "allowed": allowed, "errors": errors, "action": action,
+        "ticket": ticket, "allowed": allowed, "files": files, "errors": errors, "action": action,
         "values": values or {}, "nonce": uuid.uuid4().hex,
         "replies": {a: _templates_of(console, session, a) for a in TEMPLATE_ACTIONS},
         "assigned_to_me": ticket.get("assignee") == _actor_of(console, session),

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 CsrfField = Annotated[str, Form(alias=CSRF_FIELD)]
 PAGE = "dashboard"
 ESCALATIONS_SHOWN = 50
+FAILED_DELIVERIES_SHOWN = 20
 DRILL_PAGE_SIZE = 50
 CSV_MAX_PAGES = 100  # 100 pages of 100: an agency with more overdue tickets needs a real export
 
@@ -57,12 +58,15 @@ def dashboard_routes(router: APIRouter) -> None:
             escalations = await console.backends.escalations(session.token, _escalation_params())
             report = await console.backends.compliance(session.token, _report_params(period)) \
                 if may_open(role, "compliance") else None
+            failed = await console.backends.failed_deliveries(session.token,
+                                                              FAILED_DELIVERIES_SHOWN)
         except SignedOut:
             return signed_out(request, console)
         charts = [compliance_chart(report["rows"], report["zones"], m) for m in METRICS] \
             if report else []
         return console.render(request, session, "dashboard.html", {
             "escalations": escalations["escalations"], "may_ack": may_open(role, "acknowledge"),
+            "failed_deliveries": failed,
             "report": report, "charts": charts, "period": period,
             "csv_url": f"/dashboard/compliance.csv?{urlencode(period)}",
             "may_drill": may_open(role, "tickets")})

@@ -35,10 +35,12 @@ class Backends:
         timeout = settings.console_api_timeout_seconds
         self.sla = httpx.AsyncClient(base_url=settings.console_sla_url, timeout=timeout)
         self.intake = httpx.AsyncClient(base_url=settings.console_intake_url, timeout=timeout)
+        self.notify = httpx.AsyncClient(base_url=settings.console_notify_url, timeout=timeout)
 
     async def close(self) -> None:
         await self.sla.aclose()
         await self.intake.aclose()
+        await self.notify.aclose()
 
     async def sign_in(self, username: str, password: str) -> Answer:
         reply = await self.sla.post("/v1/auth/token",
@@ -85,6 +87,25 @@ class Backends:
             raise RuntimeError(f"/v1/reports/compliance answered {reply.status_code}")
         return reply
 
+    async def attachments(self, token: str, ticket_id: str) -> list[dict[str, Any]]:
+        """The ticket's files as intake lists them for the officer; none when intake cannot
+        say (the page still shows the ticket)."""
+        try:
+            reply = await self.intake.get(f"/v1/tickets/{ticket_id}/attachments", headers=_bearer(token))
+        except httpx.HTTPError:
+            return []
+        if reply.status_code != 200:
+            return []
+        found: list[dict[str, Any]] = reply.json().get("attachments", [])
+        return found
+
+    async def attachment(self, token: str, ticket_id: str, attachment_id: str) -> tuple[bytes, str] | None:
+        reply = await self.intake.get(f"/v1/tickets/{ticket_id}/attachments/{attachment_id}",
+                                      headers=_bearer(token))
+        if _signed_in(reply).status_code != 200:
+            return None
+        return reply.content, reply.headers.get("content-type", "application/octet-stream")
+
     async def track(self, ticket_id: str, code: str | None) -> dict[str, Any] | None:
         headers = {TRACKING_CODE_HEADER: code} if code else {}
         reply = await self.intake.get(f"/v1/complaints/{ticket_id}", headers=headers)
@@ -103,6 +124,20 @@ class Backends:
         reply = await self.intake.post("/v1/complaints", json=complaint,
                                        headers={"X-API-Key": key, "Idempotency-Key": idempotency_key})
         return _answer(reply)
+
+    async def failed_deliveries(self, token: str, limit: int) -> list[dict[str, Any]] | None:
+        """The notices given up after every retry, newest first; None when the notification
+        service does not answer (the dashboard says so instead of showing an empty list)."""
+        try:
+            reply = await self.notify.get("/v1/deliveries", headers=_bearer(token),
+                                          params={"status": "failed", "limit": limit})
+        except httpx.HTTPError:
+            return None
+        answer = _answer(_signed_in(reply))
+        if not answer.ok:
+            return None
+        found: list[dict[str, Any]] = answer.body.get("deliveries", [])
+        return found
 
     async def _read(self, token: str, path: str, params: dict[str, str | int]) -> dict[str, Any]:
         reply = await self.sla.get(path, params=params, headers=_bearer(token))

@@ -108,7 +108,7 @@ def _submission_routes(router: APIRouter) -> None:
                             422: {"description": "Invalid fields, each named"},
                             429: {"description": "Too many submissions; see Retry-After"}})
     async def submit_complaint(
-        submission: ComplaintSubmission, request: Request,
+        submission: ComplaintSubmission, request: Request, background: BackgroundTasks,
         idempotency_key_header: Annotated[str | None, Header(alias="Idempotency-Key",
                                                              max_length=128)] = None,
     ) -> Accepted:
@@ -135,6 +135,7 @@ def _submission_routes(router: APIRouter) -> None:
         if doc["duplicate"]:
             await intake.complaints.add_tracking_code(doc["_id"], hash_tracking_code(code))
         intake.publish_soon([doc])  # stored: if the broker is down, the outbox sweep publishes later
+        fetch_media(request, background, doc)
         ticket_id = doc["ticket_id"]
         return Accepted(ticket_id=ticket_id, tracking_code=code, duplicate=doc["duplicate"],
                         links={"self": f"/v1/complaints/{ticket_id}"})
@@ -223,6 +224,12 @@ def _withheld_complaint(doc: Document) -> Complaint:
     return complaint
 
 
+def fetch_media(request: Request, background: BackgroundTasks, doc: Document) -> None:
+    """Fetch the files a new complaint names by URL, after the answer (services.intake.attachments)."""
+    attachments = getattr(request.app.state, "attachments", None)
+    urls = complaint_of(doc).get("attachments") or (doc.get("withheld") or {}).get("attachments")
+    if attachments is not None and not doc["duplicate"] and urls:
+        background.add_task(attachments.fetch_all, doc)
 async def _publish_reply_quietly(intake: Intake, doc: Document) -> None:
     try:
         await intake.publish_reply(doc)

@@ -6,7 +6,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 
-from services.intake import api, handlers
+from services.intake import api, attachments_api, handlers, open311
+from services.intake.attachment_store import AttachmentStore
+from services.intake.attachments import Attachments
 from services.intake.flows import AuditedRelay, Intake
 from services.intake.reconcile import REPLIES_WAITING, Reconciler
 from services.intake.store import ComplaintStore, ReplyStore, TrackingStore
@@ -33,12 +35,15 @@ from shared.runtime import (
     validation_error,
 )
 from shared.settings import Settings
+from shared.telemetry import bind, instrument_http, start_tracing
 from shared.tenants import load_tenants
 
 
 def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics(handlers.SERVICE)
     broker = make_broker(settings, handlers.SERVICE, metrics=metrics)
+    tracing = start_tracing(settings, handlers.SERVICE)
+    bind(broker, tracing)
     client = mongo.connect(settings, metrics=metrics)
     db = mongo.database(client, settings)
     complaints = ComplaintStore(db, settings)
@@ -51,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
     tenants = load_tenants(settings)
     intake = Intake(settings, complaints, relay, replies, reply_relay, TrackingStore(db), tenants)
     reconciler = Reconciler(settings, complaints, relay)
+    attachments = Attachments(settings, AttachmentStore(db))
     reply_reconciler = Reconciler(settings, replies, reply_relay, waiting=REPLIES_WAITING)
     handlers.register(broker, intake)
     auth = Authenticator(settings, AccountStore(db), tenants=tenants.ids)
@@ -70,6 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
         await relay.ensure_indexes()
         await reply_relay.ensure_indexes()
         await replies.ensure_indexes()
+        await attachments.store.ensure_indexes()
         async with consuming(broker, settings), background(
             lambda: every(settings.outbox_sweep_seconds, relay.sweep, "intake outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, reply_relay.sweep,
@@ -86,6 +93,8 @@ def create_app(settings: Settings) -> FastAPI:
             await finish_within(intake.flush(), settings.loops_stop_seconds,
                                 "the publish queue's flush")
         await finish_within(client.close(), settings.store_close_seconds, "the store client's close")
+        # sends the spans still buffered
+        await finish_within(tracing.shutdown(), settings.store_close_seconds, "the trace export")
 
     app = FastAPI(title="Disposisi intake", version="1", lifespan=lifespan,
                   description="Accepts citizens' complaints from every channel.",
@@ -95,13 +104,17 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.reconciler = reconciler
     app.state.reply_reconciler = reply_reconciler
     app.add_exception_handler(RequestValidationError, validation_error)
-    install_abuse_limits(app, settings)
+    install_abuse_limits(app, settings, uploads=attachments_api.is_upload)
     app.include_router(api.build_router())
+    app.state.attachments = attachments
+    app.include_router(attachments_api.build_router())
+    open311.install(app)
     app.include_router(build_auth_router())
     add_local_docs(app)
     add_health(app, settings, handlers.SERVICE, db, broker=broker,
                checks={"reconciliation": reconciler.readiness,
                        "reply_reconciliation": reply_reconciler.readiness})
+    instrument_http(app, tracing)
     add_store_errors(app, settings)
     install_metrics(app, metrics)
     return app

@@ -5,7 +5,7 @@ import hashlib
 import hmac
 import secrets
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from shared.contracts import (
     NOTES_FOR_THE_CITIZEN,
@@ -99,6 +99,9 @@ class Withheld(TypedDict):
     text: str
     title: str | None
     address: str | None
+    # The URLs of its files as given: the files behind them may carry the reporter's GPS and
+    # name; agencies read intake's stripped copies instead (services.intake.attachments).
+    attachments: NotRequired[list[str]]
 
 
 def reporter_names(reporter: Reporter | dict[str, Any] | None) -> list[str]:
@@ -121,7 +124,8 @@ def to_publish(complaint: Complaint) -> tuple[Complaint, Withheld | None]:
 
     The broker is read by every service and, unless secured, by anyone on its network: an
     anonymous or confidential complaint leaves intake without its reporter and with names,
-    NIK/KK numbers, phone numbers and e-mail addresses masked in its text, title and address.
+    NIK/KK numbers, phone numbers and e-mail addresses masked in its text, title and address,
+    and without the URLs of its files (intake keeps stripped copies of them).
     """
     if not complaint.identity_hidden:
         return complaint, None
@@ -130,13 +134,13 @@ def to_publish(complaint: Complaint) -> tuple[Complaint, Withheld | None]:
     withheld = Withheld(
         reporter=complaint.reporter.model_dump(mode="json") if complaint.reporter else None,
         text=complaint.text, title=complaint.title,
-        address=location.address if location else None)
+        address=location.address if location else None, attachments=list(complaint.attachments))
     masked_location = location.model_copy(update={
         "address": mask_optional(location.address, names=names)}) if location else None
     published = complaint.model_copy(update={
         "text": mask_personal(complaint.text, names=names),
         "title": mask_optional(complaint.title, names=names),
-        "location": masked_location, "reporter": None})
+        "location": masked_location, "reporter": None, "attachments": []})
     return published, withheld
 
 

@@ -1,8 +1,8 @@
 """Intake flows: accept submissions (validate → number → persist with outbox) and publish."""
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -40,6 +40,8 @@ class Submission:
     request_id: str | None = None
     tracking_code: str | None = None  # given to the citizen over HTTP; only its hash is stored
     tenant: str | None = None  # the caller's (API key's) or the event's; None: the home tenant
+    # Stored beside the complaint, never published: a channel's own fields (Open311's token).
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -80,7 +82,8 @@ class Intake:
         code = submission.tracking_code
         return Accepted(key=key, complaint=complaint, fingerprint=fingerprint(submission.content),
                         tenant=tenant,
-                        extra={SUBMITTED_BY: actor.model_dump(), REQUEST_ID: submission.request_id},
+                        extra={**submission.extra, SUBMITTED_BY: actor.model_dump(),
+                               REQUEST_ID: submission.request_id},
                         withheld=withheld, tracking_code_hash=hash_tracking_code(code) if code else None)
 
     def _reissue(self, item: Accepted) -> Accepted:

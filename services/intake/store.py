@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypedDict
 
-from pymongo import ASCENDING, ReplaceOne
+from pymongo import ASCENDING, DESCENDING, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -58,6 +58,9 @@ class ComplaintStore:
         # "Which complaints still wait for a ticket, oldest first?": an equality and a sort,
         # answered from this index without a scan however many complaints are ticketed.
         await self.collection.create_index([("ticketed_at", ASCENDING), ("submitted_at", ASCENDING)])
+        # Open311: a request by its token, and a tenant's requests by date.
+        await self.collection.create_index([("open311.token", ASCENDING)])
+        await self.collection.create_index([("tenant", ASCENDING), ("submitted_at", DESCENDING)])
 
     async def ensure_indexes(self) -> None:
         await self._indexes()
@@ -124,6 +127,22 @@ class ComplaintStore:
 
     async def by_ticket(self, ticket_id: str) -> Document | None:
         return await self.collection.find_one({"ticket_id": ticket_id})
+
+    async def by_tickets(self, ticket_ids: Sequence[str], tenant: str) -> list[Document]:
+        """These complaints of ``tenant``, newest first (unknown numbers are left out)."""
+        cursor = self.collection.find({"ticket_id": {"$in": list(ticket_ids)}, "tenant": tenant})
+        return sorted(await cursor.to_list(None), key=lambda d: d["submitted_at"], reverse=True)
+
+    async def by_open311_token(self, token: str) -> Document | None:
+        return await self.collection.find_one({"open311.token": token})
+
+    async def submitted_between(self, tenant: str, start: datetime, end: datetime,
+                                limit: int) -> list[Document]:
+        """Up to ``limit`` complaints of ``tenant`` submitted in [start, end], newest first."""
+        cursor = self.collection.find(
+            {"tenant": tenant, "submitted_at": {"$gte": start, "$lte": end}}
+        ).sort("submitted_at", DESCENDING)
+        return await cursor.limit(limit).to_list(None)
 
     async def mark_ticketed(self, ticket_ids: Sequence[str], now: datetime, *,
                             tenant: str | None = None) -> int:
@@ -283,3 +302,8 @@ class TrackingStore:
         if found is None or found.get("tenant", tenant) != tenant:
             return None
         return found
+
+    async def many(self, ticket_ids: Sequence[str], tenant: str) -> dict[str, Document]:
+        """The public state of these tickets of ``tenant``, by tracking number."""
+        found = await self.collection.find({"_id": {"$in": list(ticket_ids)}}).to_list(None)
+        return {d["_id"]: d for d in found if d.get("tenant", tenant) == tenant}

@@ -32,6 +32,7 @@ from shared.runtime import (
     validation_error,
 )
 from shared.settings import Settings
+from shared.telemetry import bind, instrument_http, start_tracing
 from shared.tenants import load_tenants
 
 
@@ -41,6 +42,8 @@ def create_app(settings: Settings) -> FastAPI:
     books = {tenant.id: load_rulebook(tenant.rulebook) for tenant in tenants}
     metrics = Metrics(handlers.SERVICE)
     broker = make_broker(settings, handlers.SERVICE, metrics=metrics)
+    tracing = start_tracing(settings, handlers.SERVICE)
+    bind(broker, tracing)
     router = Router(settings, books.pop(settings.tenant), tenants, books)
     handlers.register(broker, router, on_routed=metrics.routing.routed)
     report_consumer_lag(metrics, settings, broker)
@@ -76,6 +79,8 @@ def create_app(settings: Settings) -> FastAPI:
         ):
             yield
         await finish_within(client.close(), settings.store_close_seconds, "the store client's close")
+        # sends the spans still buffered
+        await finish_within(tracing.shutdown(), settings.store_close_seconds, "the trace export")
 
     app = FastAPI(title="Disposisi router", version="1", lifespan=lifespan,
                   description="Routes complaints to the agency whose Tupoksi covers them.",
@@ -89,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(build_auth_router())
     add_local_docs(app)
     add_health(app, settings, handlers.SERVICE, broker=broker)
+    instrument_http(app, tracing)
     add_store_errors(app, settings)  # accounts and the audit log live in the store
     install_metrics(app, metrics)
     return app

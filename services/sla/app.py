@@ -46,6 +46,7 @@ from shared.runtime import (
     validation_error,
 )
 from shared.settings import Settings
+from shared.telemetry import bind, instrument_http, start_tracing
 from shared.tenants import load_tenants
 
 
@@ -57,6 +58,8 @@ def create_app(settings: Settings) -> FastAPI:
     policy, rulebook = books.pop(settings.tenant)
     metrics = Metrics(handlers.SERVICE)
     broker = make_broker(settings, handlers.SERVICE, metrics=metrics)
+    tracing = start_tracing(settings, handlers.SERVICE)
+    bind(broker, tracing)
     client = mongo.connect(settings, metrics=metrics)
     db = mongo.database(client, settings)
     store = TicketStore(db)
@@ -139,6 +142,8 @@ def create_app(settings: Settings) -> FastAPI:
         ):
             yield
         await finish_within(client.close(), settings.store_close_seconds, "the store client's close")
+        # sends the spans still buffered
+        await finish_within(tracing.shutdown(), settings.store_close_seconds, "the trace export")
 
     app = FastAPI(title="Disposisi SLA", version="1", lifespan=lifespan,
                   description="Keeps every ticket, its clocks and its escalations.",
@@ -160,6 +165,7 @@ def create_app(settings: Settings) -> FastAPI:
     add_local_docs(app)
     add_health(app, settings, handlers.SERVICE, db, broker=broker,
                checks={"escalations": reconciler.readiness})
+    instrument_http(app, tracing)
     add_store_errors(app, settings)
     install_metrics(app, metrics)
     return app

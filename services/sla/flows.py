@@ -50,14 +50,17 @@ from shared.contracts import (
     utc_now,
 )
 from shared.kafka import Incoming, Outgoing, dead_letter, publish_all
+from shared.logs import get_logger
 from shared.mongo import Document
 from shared.outbox import OutboxRelay, outbox_fields
 from shared.settings import Settings
+from shared.telemetry import context_for, current, parent_of, ticket_spans, trace_field, tracer_for
 from shared.tenants import UnknownTenant
 
 __all__ = ["AlreadyRefused", "Sla", "UnknownTicket", "UpdateRefused"]
 
 log = logging.getLogger(__name__)
+events = get_logger(__name__)
 _RETRIES = 10  # optimistic concurrency: re-read when another writer got there first
 
 
@@ -154,11 +157,24 @@ class Sla:
 
         Each decision that took effect (now or at an earlier delivery) is audited, in one
         append for the batch: its record is built from the event, so a redelivery after a
-        crash between the ticket's write and the append appends what was missing, once."""
+        crash between the ticket's write and the append appends what was missing, once.
+
+        Traced: a span per ticket; a new ticket keeps its span's context (``trace``), so the
+        escalations the scheduler fires for it later join the same trace."""
+        tracer = tracer_for(self.relay.broker)
+        spans = [] if tracer is None else [
+            (str(e.ticket_id), context_for(e.ticket_id),
+             {"disposisi.agency": e.data.agency, "disposisi.assignment": e.data.assignment})
+            for e in routed]
+        with ticket_spans(tracer, "ticket open", spans):
+            return await self._open_tickets(routed)
+
+    async def _open_tickets(self, routed: list[Envelope[TicketRouted]]) -> int:
         now = utc_now()
         opened = await self.store.add_new([
             {**new_ticket(str(e.ticket_id), e.data, self.policy_for(e.tenant),
                           assigned_at=_assigned_at(e), now=now), "tenant": e.tenant,
+             **trace_field(e.ticket_id),
              # a province's ticket of a complaint its city forwarded names the city's ticket
              "linked_to": e.data.linked_to.model_dump() if e.data.linked_to else None}
             for e in routed])
@@ -433,29 +449,42 @@ class Sla:
         token = f"{self.settings.instance_id}/{uuid.uuid4().hex}"
         tickets = await self.store.claim_due(now, limit=self.settings.scheduler_batch_size,
                                              token=token, lease_seconds=self.settings.outbox_lease_seconds)
-        docs: list[Document] = []
-        records: list[AuditRecord] = []
-        finished: list[tuple[Ticket, int]] = []
-        for ticket in tickets:
-            tenant = self.tenant_of(ticket)
-            policy, rulebook = self.policy_for(tenant), self.rulebook_for(tenant)
-            notices = escalations_due(ticket, policy, now,
-                                      late_after_seconds=self.settings.late_after_seconds,
-                                      supervisors=partial(_holders, rulebook),
-                                      routing_desk=rulebook.fallback)
-            docs += [self._escalation_doc(ticket, n, now) for n in notices]
-            records += [escalation_record(tenant, ticket, n) for n in notices]
-            finished.append((mark_fired(ticket, notices, policy, now), ticket["version"]))
-        mine = await self.store.store_escalations(docs, self.settings.instance_id)
-        # Before the tickets advance: a crash in between redoes this turn with the same notice
-        # ids, so the records are appended then (once, by key), never lost.
-        await self.audit.append(records)
-        await self.store.finish(finished, token)
-        await self._count_fired(docs, tickets)
-        if self.on_fired is not None:
-            self.on_fired(mine)
-        await self.relay.publish(mine)
+        due = [(ticket, self._notices(ticket, now)) for ticket in tickets]
+        # A span per ticket that escalates, in the trace the ticket was opened in.
+        tracer = tracer_for(self.relay.broker)
+        spans = [] if tracer is None else [
+            (t["_id"], parent_of(t, t["_id"]), {"disposisi.escalations": len(notices)})
+            for t, notices in due if notices]
+        with ticket_spans(tracer, "escalation fire", spans) as traced:
+            docs: list[Document] = []
+            records: list[AuditRecord] = []
+            finished: list[tuple[Ticket, int]] = []
+            for ticket, notices in due:
+                tenant = self.tenant_of(ticket)
+                docs += [self._escalation_doc(ticket, n, now) for n in notices]
+                records += [escalation_record(tenant, ticket, n) for n in notices]
+                finished.append((mark_fired(ticket, notices, self.policy_for(tenant), now),
+                                 ticket["version"]))
+            mine = await self.store.store_escalations(docs, self.settings.instance_id)
+            for doc in mine:
+                with current(traced.get(doc["ticket_id"])):
+                    _log_fired(doc)
+            # Before the tickets advance: a crash in between redoes this turn with the same
+            # notice ids, so the records are appended then (once, by key), never lost.
+            await self.audit.append(records)
+            await self.store.finish(finished, token)
+            await self._count_fired(docs, tickets)
+            if self.on_fired is not None:
+                self.on_fired(mine)
+            await self.relay.publish(mine)
         return Turn(claimed=len(tickets), fired=len(mine))
+
+    def _notices(self, ticket: Ticket, now: datetime) -> list[Notice]:
+        tenant = self.tenant_of(ticket)
+        rulebook = self.rulebook_for(tenant)
+        return escalations_due(ticket, self.policy_for(tenant), now,
+                               late_after_seconds=self.settings.late_after_seconds,
+                               supervisors=partial(_holders, rulebook), routing_desk=rulebook.fallback)
 
     async def run_scheduler(self) -> None:
         """Turns forever; between them it sleeps until the earliest next_check_at (capped by the
@@ -495,6 +524,14 @@ class Sla:
                 "fired_epoch": now.timestamp(),  # what report queries range over (indexed)
                 **outbox_fields(Topics.ESCALATIONS, event, now=now, owner=self.settings.instance_id,
                                 lease_seconds=self.settings.outbox_lease_seconds)}
+
+
+def _log_fired(doc: Document) -> None:
+    """The one line an operator reads when an escalation fires (who is told is in the event)."""
+    events.info("escalation fired", ticket_id=doc["ticket_id"], event_id=doc["event"]["id"],
+                escalation_id=doc["_id"], agency=doc["agency"], clock=doc["clock"],
+                escalation_level=doc["level"], repeat=doc["repeat"], late=doc["late"],
+                triggered_at=str(doc["triggered_at"]))
 
 
 def _holders(rulebook: Rulebook, agency: str) -> Mapping[str, str]:

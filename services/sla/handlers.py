@@ -6,16 +6,19 @@ from services.sla.flows import AlreadyRefused, Sla
 from shared.contracts import Envelope, EventType, TicketRouted, TicketUpdate, Topics
 from shared.kafka import (
     RECORD_FAULTS,
+    Decoded,
     Incoming,
     Outgoing,
     batch_subscriber,
     consume_batch,
+    consumed,
     dead_letter,
     decode_event,
     incoming_records,
     publish_all,
     refusal,
 )
+from shared.telemetry import tracer_for
 
 SERVICE = "sla"
 
@@ -35,8 +38,9 @@ def register(broker: KafkaBroker, sla: Sla) -> None:
         except ValueError as error:
             return dead_letter(sla.settings, SERVICE, record, str(error))
         try:
-            await sla.take_update(record, str(event.ticket_id), event.data, event.id,
-                                  tenant=event.tenant)
+            with consumed(tracer_for(broker), [Decoded(record, event)]):
+                await sla.take_update(record, str(event.ticket_id), event.data, event.id,
+                                      tenant=event.tenant)
         except AlreadyRefused:  # a republished reply: its one dead letter was sent before
             return None
         except RECORD_FAULTS as error:  # refused (UpdateRefused is a ValueError)

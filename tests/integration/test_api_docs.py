@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.intake.app import create_app as intake_app
+from services.notify.app import create_app as notify_app
 from services.router.app import create_app as router_app
 from services.sla.app import create_app as sla_app
 from shared.runtime import NO_CDN_DOCS, add_local_docs
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.integration
 
 APPS: dict[str, tuple[Callable[[Settings], FastAPI], str]] = {
     "intake": (intake_app, "intake_port"), "router": (router_app, "router_port"),
-    "sla": (sla_app, "sla_port")}
+    "sla": (sla_app, "sla_port"), "notify": (notify_app, "notify_port")}
 
 
 def _named_urls(page: str) -> list[str]:

@@ -154,3 +154,40 @@ async def test_the_tracking_page_shows_the_text_only_with_the_tracking_code(cons
         assert TEXT in right.text
         empty = await citizen.post("/submit", data={"csrf_token": _csrf(form.text), "text": " "})
         assert empty.status_code == 400 and 'href="#text"' in empty.text
+
+
+async def test_the_ticket_page_shows_the_photos_thumbnails_through_the_console(
+        console: Console, settings: Settings) -> None:
+    from tests.unit.test_media import photo_with_gps
+
+    web = await console.accounts.channel("web")
+    intake = f"http://127.0.0.1:{settings.intake_port}"
+    async with httpx.AsyncClient(timeout=30) as api, \
+            httpx.AsyncClient(base_url=console.url, timeout=30) as http:
+        posted = (await api.post(f"{intake}/v1/complaints", headers=web.headers,
+                                 json={"channel": "web", "text": TEXT})).json()
+        ticket_id = posted["ticket_id"]
+        uploaded = await api.post(f"{intake}/v1/complaints/{ticket_id}/attachments",
+                                  headers=web.headers, files={"file": ("tps.jpg", photo_with_gps())})
+        await produce(settings.kafka_bootstrap_servers, Topics.ROUTED,
+                      [routed(ticket_id, utc_now(), agency="DLH", text=TEXT)])
+
+        async def listed_for_dlh() -> bool:
+            reply = await api.get(f"{intake}/v1/tickets/{ticket_id}/attachments",
+                                  headers=console.officer.headers)
+            return reply.status_code == 200 and len(reply.json()["attachments"]) == 1
+
+        assert await eventually(listed_for_dlh, timeout=60)
+        await _sign_in(http, "dlh.andi", console.officer.password)
+        page = await http.get(f"/tickets/{ticket_id}")
+        thumbnail_id = uploaded.json()["attachments"][0]["thumbnail_id"]
+        thumb = await http.get(f"/tickets/{ticket_id}/attachments/{thumbnail_id}")
+        stranger = await http.get(f"/tickets/T-PDAM/attachments/{thumbnail_id}")
+        await http.post("/logout", data={"csrf_token": _csrf(page.text)})
+        signed_out = await http.get(f"/tickets/{ticket_id}/attachments/{thumbnail_id}")
+    assert page.status_code == 200
+    assert f'<img src="/tickets/{ticket_id}/attachments/{thumbnail_id}"' in page.text
+    assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+    assert thumb.content.startswith(b"\xff\xd8") and len(thumb.content) < len(photo_with_gps())
+    assert stranger.status_code == 404
+    assert signed_out.status_code in (303, 307) or "/login" in str(signed_out.url)

@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.intake.app import create_app as intake_app
+from services.notify.app import create_app as notify_app
 from services.router.app import create_app as router_app
 from services.sla.app import create_app as sla_app
 from services.sla.reports_api import build_reports_router
@@ -37,6 +38,7 @@ from tests.integration.auth_support import Accounts, Caller
 from tests.integration.sla_support import routed
 from tests.integration.support import eventually, produce, serving
 from tests.integration.tenant_support import CITY, PROVINCE, two_tenants
+from tests.unit.test_media import photo_png
 
 pytestmark = pytest.mark.integration
 
@@ -66,6 +68,7 @@ class System:
     tracking_id: str
     tracking_code: str
     escalation_id: str  # an escalation of T-DLH (the demo policy fires within seconds)
+    tracking_agency: str = ""  # the agency the router gave the tracked complaint
 
 
 async def _user(accounts: Accounts, name: str, role: str, agency: str | None = None,
@@ -115,6 +118,9 @@ async def system(settings: Settings, accounts: Accounts, tmp_path: Path) -> Asyn
             "router": await stack.enter_async_context(serving(router_app(settings), settings.router_port)),
             "sla": await stack.enter_async_context(serving(sla_app(settings), settings.sla_port)),
         }
+        notify = settings.model_copy(update={"notify_port": free_port()})
+        urls["notify"] = await stack.enter_async_context(serving(notify_app(notify),
+                                                                 notify.notify_port))
         await produce(settings.kafka_bootstrap_servers, Topics.ROUTED,
                       [routed(ticket_id, utc_now(), agency=agency) for ticket_id, agency in TICKETS])
         supervisor = next(c for c in callers if c.label == "supervisor:-@home").headers
@@ -130,8 +136,17 @@ async def system(settings: Settings, accounts: Accounts, tmp_path: Path) -> Asyn
                                   headers={**supervisor, **web.headers})
             assert both.status_code == 401, "two credentials at once are refused, not guessed"
             assert accepted.status_code == 202, accepted.text
+            # Intake's ticket rows (attachments) read the agency from intake's tracking copy.
+            agency = await eventually(lambda: _tracked_agency(
+                http, f"{urls['intake']}/v1/complaints/{accepted.json()['ticket_id']}"), timeout=90)
+            assert agency, "the walked complaint was never routed"
         yield System(urls, accounts, callers, admin, accepted.json()["ticket_id"],
-                     accepted.json()["tracking_code"], escalation_id)
+                     accepted.json()["tracking_code"], escalation_id, agency)
+
+
+async def _tracked_agency(http: httpx.AsyncClient, url: str) -> str | None:
+    agency: str | None = (await http.get(url)).json().get("agency")
+    return agency
 
 
 async def _all_open(http: httpx.AsyncClient, sla: str, headers: dict[str, str]) -> bool:
@@ -175,13 +190,24 @@ def expected(rule: Any, who: Who, *, tenant: str, ticket_agency: str | None,
 # Rows whose sample, when the guard lets the caller through, gets a set answer other than a
 # 2xx: a citizen's reply with the right code while the agency is not waiting for one is a 409
 # from the handler (test_tracking sends one that is accepted).
-ALLOWED_STATUS = {("POST", "/v1/complaints/{ticket_id}/replies"): 409}
+# Open311's routes are public rows whose handlers check the GeoReport api_key of the form:
+# the walk's post carries none (test_open311 posts with one), and its complaint came through
+# /v1 so it has no Open311 token.
+ALLOWED_STATUS = {("POST", "/v1/complaints/{ticket_id}/replies"): 409,
+                  ("POST", "/open311/v2/requests.{fmt}"): 403,
+                  ("GET", "/open311/v2/tokens/{token}.{fmt}"): 404,
+                  # the walk reads a file that does not exist: only the refusals are walked
+                  ("GET", "/v1/tickets/{ticket_id}/attachments/{attachment_id}"): 404,
+                  ("GET", "/v1/complaints/{ticket_id}/attachments/{attachment_id}"): 404}
+PNG = photo_png()
 
 
 def _sample(endpoint: Endpoint, system: System, ticket_id: str | None) -> dict[str, Any]:
     """A request that succeeds when the caller is allowed. A new row needs a sample here."""
     path = endpoint.path.replace("{ticket_id}", ticket_id or system.tracking_id).replace(
-        "{escalation_id}", system.escalation_id)
+        "{escalation_id}", system.escalation_id).replace("{fmt}", "json").replace(
+        "{service_code}", "sampah").replace("{service_request_id}", system.tracking_id).replace(
+        "{token}", "no-such-token").replace("{attachment_id}", "no-such-file")
     samples: dict[tuple[str, str], dict[str, Any]] = {
         ("POST", "/v1/complaints"): {"json": COMPLAINT},
         ("POST", "/v1/tickets/{ticket_id}/events"): {"json": {"action": "note", "note": "dicek"}},
@@ -191,10 +217,16 @@ def _sample(endpoint: Endpoint, system: System, ticket_id: str | None) -> dict[s
         ("POST", "/v1/rulebook/reload"): {},
         ("POST", "/v1/policy/reload"): {},
         ("POST", "/v1/escalations/{escalation_id}/acknowledge"): {},
+        ("POST", "/open311/v2/requests.{fmt}"): {"data": {
+            "service_code": "sampah", "lat": "-3.79", "long": "102.26",
+            "description": COMPLAINT["text"]}},
+        ("POST", "/v1/complaints/{ticket_id}/attachments"): {"files": {"file": ("foto.png", PNG)}},
         ("POST", "/v1/complaints/{ticket_id}/replies"): {
             "json": {"text": "Sudah saya kirim fotonya"},
             "headers": {"X-Tracking-Code": system.tracking_code}},
     }
+    if endpoint.method == "GET" and endpoint.path.startswith("/v1/complaints/{ticket_id}/attachments"):
+        return {"method": "GET", "path": path, "headers": {"X-Tracking-Code": system.tracking_code}}
     if endpoint.method == "GET":
         return {"method": "GET", "path": path}
     return {"method": endpoint.method, "path": path, **samples[(endpoint.method, endpoint.path)]}
@@ -210,7 +242,7 @@ async def test_every_row_of_the_permission_table_for_every_caller(system: System
     checked: list[str] = []
     wrong: list[str] = []
     async with httpx.AsyncClient(timeout=60) as http:
-        for service in ("intake", "sla", "router"):
+        for service in ("intake", "sla", "router", "notify"):
             served = await _served_paths(http, system.urls[service])
             rows = sorted((e for e in PERMISSIONS if e.service in (service, "*")
                            and (e.method, e.path) in served), key=_walk_order)
@@ -218,9 +250,14 @@ async def test_every_row_of_the_permission_table_for_every_caller(system: System
                 rule = rule_for(service, endpoint.method, endpoint.path)
                 assert rule is not None
                 names_ticket = "{ticket_id}" in endpoint.path and service == "sla"
+                # Intake's guarded rows naming a ticket (attachments) walk the tracked complaint.
+                intake_ticket = "{ticket_id}" in endpoint.path and service == "intake" \
+                    and ANYONE not in rule
+                names_ticket = names_ticket or intake_ticket
                 # The walked escalation is T-DLH's: an object of the home tenant, like a ticket.
                 names_escalation = "{escalation_id}" in endpoint.path
-                targets = TICKETS if names_ticket else \
+                targets = ((system.tracking_id, system.tracking_agency),) if intake_ticket else \
+                    TICKETS if names_ticket else \
                     ((None, "DLH"),) if names_escalation else ((None, None),)
                 for ticket_id, agency in targets:
                     for who in system.callers:

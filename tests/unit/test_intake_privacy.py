@@ -43,6 +43,18 @@ def test_a_hidden_complaint_leaves_intake_masked_and_without_its_reporter() -> N
         "[nama disembunyikan] lagi, [nomor disembunyikan]"
 
 
+def test_a_hidden_complaints_file_urls_stay_in_intake() -> None:
+    """A URL's file may carry the reporter's GPS, and its path a name: agencies read intake's
+    stripped copy instead."""
+    url = "https://foto.example.org/budi-santoso/rumah.jpg"
+    published, withheld = to_publish(accept(complaint(confidential=True, attachments=[url]),
+                                            ticket_id="BKL-1", now=NOW))
+    assert published.attachments == [] and withheld is not None
+    assert withheld["attachments"] == [url]
+    shown, _ = to_publish(accept(complaint(attachments=[url]), ticket_id="BKL-2", now=NOW))
+    assert shown.attachments == [url]
+
+
 def test_a_complaint_that_hides_nothing_leaves_intake_as_written() -> None:
     accepted = accept(complaint(), ticket_id="BKL-2", now=NOW)
     assert to_publish(accepted) == (accepted, None)
