@@ -320,6 +320,17 @@ class Settings(BaseSettings):
         _packaged("services.console", "reply_templates"),
         description="Directory of reply templates, one `<tenant>.yaml` per tenant (agency code "
                     "or `*` → name, text, actions); checked at the console's start. Unset: none.")
+    # --- reports: the compliance read model ---
+    report_catch_up_seconds: float = Field(
+        2 * 86400, gt=0, description="At start-up the SLA service counts into the report read "
+                                     "model the tickets resolved and escalations fired this many "
+                                     "seconds back that a crash left uncounted (the first start "
+                                     "counts every one: the back-fill).")
+    report_open_refresh_seconds: float = Field(
+        30, gt=0, description="How often the SLA service re-reads the open tickets for the "
+                              "compliance report (off the request path); changes of an open "
+                              "ticket other than opening, re-assignment and resolution show "
+                              "in reports this late at most.")
 
     # --- notifications (services/notify) ---
     notify_port: int = Field(8084, description="Port of the notification service's API.")

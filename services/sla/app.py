@@ -18,6 +18,7 @@ from services.sla.metrics import fired_notices, report_open_tickets
 from services.sla.policy import Policy, load_policy
 from services.sla.policy_api import build_policy_router
 from services.sla.policy_reload import PolicyReloader
+from services.sla.read_model_store import OpenSnapshot, ReportCounters
 from services.sla.reconcile import EscalationReconciler
 from services.sla.report_store import ensure_report_indexes
 from services.sla.reports_api import ReportSource, build_reports_router
@@ -72,6 +73,9 @@ def create_app(settings: Settings) -> FastAPI:
                           owner=settings.instance_id)
     audit = AuditLog(db)
     sla = Sla(settings, policy, rulebook, store, relay, reroutes, openings, audit, changes, books)
+    sla.report_counters = counters = ReportCounters(
+        db, lambda tenant: sla.policy_for(tenant).timezone, home_tenant=settings.tenant,
+        open_tickets=OpenSnapshot(store.tickets))
     sla.links = links = ProvinceLinks(settings, tenants, db, broker, sla.agency_name)
     handlers.register(broker, sla)
     reconciler = EscalationReconciler(settings, store, relay)
@@ -89,7 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     def report_source(tenant: str, current: Policy) -> ReportSource:
         return ReportSource(store.tickets, store.escalations, current.reports, current.timezone,
-                            tenant=tenant)
+                            tenant=tenant, counters=counters)
 
     def reloaded(new: Policy) -> None:
         app.state.report_sources[settings.tenant] = report_source(settings.tenant, new)
@@ -114,6 +118,9 @@ def create_app(settings: Settings) -> FastAPI:
         await changes.ensure_indexes()
         await links.ensure_indexes()
         await ensure_report_indexes(store.tickets, store.escalations)
+        await counters.ensure_indexes()
+        await counters.catch_up(store.tickets, store.escalations,
+                                since=utc_now().timestamp() - settings.report_catch_up_seconds)
         await ensure_inbox_index(store.tickets)
         async with consuming(broker, settings), background(
             sla.run_scheduler,
@@ -126,6 +133,8 @@ def create_app(settings: Settings) -> FastAPI:
                           "escalation acknowledgement sweep"),
             lambda: every(settings.sla_policy_reload_seconds, reloader.check, "policy reload"),
             lambda: every(settings.province_forward_seconds, links.sweep, "province links"),
+            lambda: every(settings.report_open_refresh_seconds, counters.refresh_open,
+                          "report open tickets"),
             lambda: every(settings.escalation_check_interval_seconds, reconciler.turn,
                           "escalation reconciliation"),
             lambda: metrics.refresh_forever(settings),

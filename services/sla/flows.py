@@ -32,6 +32,7 @@ from services.sla.ladder import Notice
 from services.sla.links import ProvinceLinks
 from services.sla.policy import Policy
 from services.sla.public import REFUSED_REPLIES, public_state
+from services.sla.read_model_store import ReportCounters
 from services.sla.store import TicketStore
 from shared.audit import Actor, AuditRecord
 from shared.audit_store import AuditLog
@@ -124,6 +125,8 @@ class Sla:
     links: ProvinceLinks | None = None  # a city's forwards to its province and their progress
     # Escalations, breaches and the scheduler's delay, counted as each turn fires them.
     on_fired: Callable[[list[Document]], None] | None = None
+    # The compliance read model: resolved tickets and fired escalations counted once.
+    report_counters: ReportCounters | None = None
 
     # --- tenants ----------------------------------------------------------------------------
 
@@ -332,6 +335,7 @@ class Sla:
                 raise UnknownTicket(f"no ticket {ticket_id}")
             if event_id in ticket["applied_events"]:
                 await self._audit_update(ticket, event_id)
+                await self._count_resolved(ticket)  # a crash may have come before the count
                 await self.announce_changes([ticket_id])
                 return ticket
             if event_id in ticket.get(REFUSED_REPLIES, []):
@@ -349,6 +353,7 @@ class Sla:
             if update.action is not UpdateAction.REJECTED:
                 if await self.store.save_if_unchanged(changed, ticket["version"]):
                     await self._audit_update(changed, event_id)
+                    await self._count_resolved(changed)
                     await self.announce_changes([ticket_id])
                     return changed
                 continue
@@ -359,6 +364,26 @@ class Sla:
                 await self.announce_changes([ticket_id])
                 return changed
         raise RuntimeError(f"ticket {ticket_id} kept changing; update not applied")
+
+    async def _count_resolved(self, ticket: Ticket) -> None:
+        """Count a resolved ticket into the report read model (once: its ledger entry guards
+        a repeat). A failure is left to the start-up catch-up rather than failing the update."""
+        if self.report_counters is None or ticket["status"] != "resolved":
+            return
+        try:
+            await self.report_counters.count_tickets([ticket])
+        except Exception as error:
+            log.warning("counting ticket %s into the reports failed, the catch-up will: %s",
+                        ticket["_id"], error)
+
+    async def _count_fired(self, docs: list[Document], tickets: list[Ticket]) -> None:
+        if self.report_counters is None or not docs:
+            return
+        try:
+            await self.report_counters.count_escalations(docs, {t["_id"]: t for t in tickets})
+        except Exception as error:
+            log.warning("counting %d escalations into the reports failed, the catch-up will: %s",
+                        len(docs), error)
 
     async def _note_refused_reply(self, ticket: Ticket, event_id: str) -> bool:
         """Keep a refused citizen's reply on the ticket and announce it, so that intake stops
@@ -448,6 +473,7 @@ class Sla:
             # notice ids, so the records are appended then (once, by key), never lost.
             await self.audit.append(records)
             await self.store.finish(finished, token)
+            await self._count_fired(docs, tickets)
             if self.on_fired is not None:
                 self.on_fired(mine)
             await self.relay.publish(mine)

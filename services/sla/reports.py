@@ -138,8 +138,10 @@ class ComplianceRow(BaseModel):
     resolution_decided: int
     resolved_on_time_pct: float | None
     responded: int = Field(description="Tickets behind the response-time figures.")
-    median_response_hours: float | None = Field(description="Working hours, pauses excluded.")
-    p90_response_hours: float | None
+    median_response_hours: float | None = Field(
+        description="Working hours, pauses excluded. From the read model's histogram: "
+                    "approximate, within one bucket (a quarter hour below 2 h, at most a day).")
+    p90_response_hours: float | None = Field(description="Approximate as the median is.")
     escalations_by_level: dict[int, int] = Field(description="Level -> first notices fired.")
     rejections: int
     reroutes: int

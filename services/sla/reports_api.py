@@ -14,6 +14,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pymongo.asynchronous.collection import AsyncCollection
 
+from services.sla.read_model_store import ReportCounters
 from services.sla.report_store import load_report_inputs
 from services.sla.reports import (
     ComplianceReport,
@@ -42,6 +43,9 @@ class ReportSource:
     zones: ComplianceZones
     timezone: str
     tenant: str | None = None  # whose tickets; None only where one tenant's are stored
+    # The read model the report answers from; without it, computed from every ticket of the
+    # period (the reference computation, slow for large stores).
+    counters: ReportCounters | None = None
 
 
 def _source(request: Request) -> ReportSource:
@@ -83,6 +87,18 @@ def own_agency_report(report: ComplianceReport, agency: str) -> ComplianceReport
                                      "totals": totals.model_copy(update={"group": report.totals.group})})
 
 
+async def compute_report(source: ReportSource, period: ReportPeriod, now: datetime,
+                         by: GroupBy) -> ComplianceReport:
+    if source.counters is not None:
+        return await source.counters.report(source.tickets, tenant=source.tenant, period=period,
+                                            now=now, by=by, timezone=source.timezone,
+                                            zones=source.zones)
+    inputs = await load_report_inputs(source.tickets, source.escalations, period,
+                                      tenant=source.tenant)
+    return compliance_report(inputs.tickets, inputs.escalations, period=period, now=now, by=by,
+                             zones=source.zones)
+
+
 def build_reports_router() -> APIRouter:
     router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
@@ -100,7 +116,14 @@ def build_reports_router() -> APIRouter:
     ) -> Response | ComplianceReport:
         """Per group: tickets received, responded/resolved on time %, median and p90 working
         hours to first response, escalations per level, rejections, re-routes, quick
-        re-pauses, open backlog by age, and a traffic-light zone; then the totals."""
+        re-pauses, open backlog by age, and a traffic-light zone; then the totals.
+
+        Answered from the compliance read model: counters that each resolved ticket and each
+        fired escalation add to once, plus the open tickets from a snapshot refreshed every
+        30 s (tickets opened, re-assigned or resolved since are taken as they are now). The median and p90
+        come from a histogram of working hours (fixed buckets: quarter hours up to 2 h, then
+        half hours, hours, 4 h and days up to 30 days), interpolated inside the bucket, so
+        they are approximate within one bucket's width; every other figure is exact."""
         access = access_of(request)
         own_agency = access.principal.agency if access.scope is Scope.AGENCY and access.principal else None
         if access.scope is Scope.AGENCY and (by != "agency" or own_agency is None):
@@ -110,10 +133,7 @@ def build_reports_router() -> APIRouter:
         now = utc_now()
         period = report_period(first, after_last, timezone=source.timezone,
                                today=now.astimezone(ZoneInfo(source.timezone)).date())
-        inputs = await load_report_inputs(source.tickets, source.escalations, period,
-                                          tenant=source.tenant)
-        report = compliance_report(inputs.tickets, inputs.escalations, period=period, now=now,
-                                   by=by, zones=source.zones)
+        report = await compute_report(source, period, now, by)
         if own_agency is not None:
             report = own_agency_report(report, own_agency)
         if format == "csv":
