@@ -19,6 +19,7 @@ from prometheus_client.samples import Sample
 from services import cli
 from services.console.app import create_app as console_app
 from services.intake.app import create_app as intake_app
+from services.notify.app import create_app as notify_app
 from services.router.app import create_app as router_app
 from services.sla.app import create_app as sla_app
 from services.status import gather_status, render
@@ -55,13 +56,15 @@ def present(found: list[Sample], name: str, **labels: str) -> bool:
 
 @asynccontextmanager
 async def system(settings: Settings) -> AsyncIterator[tuple[dict[str, str], AsyncExitStack]]:
-    """Intake, router, SLA and the console on their settings' ports; the exit stack closes
-    the console first."""
+    """Intake, router, SLA, notifications and the console on their settings' ports; the exit
+    stack closes the console first."""
     async with AsyncExitStack() as stack:
         urls = {
             "intake": await stack.enter_async_context(serving(intake_app(settings), settings.intake_port)),
             "router": await stack.enter_async_context(serving(router_app(settings), settings.router_port)),
             "sla": await stack.enter_async_context(serving(sla_app(settings), settings.sla_port)),
+            "notify": await stack.enter_async_context(
+                serving(notify_app(settings), settings.notify_port)),
         }
         console = AsyncExitStack()
         stack.push_async_exit(console)
@@ -74,7 +77,7 @@ def metrics_settings(settings: Settings) -> Settings:
     intake = f"http://127.0.0.1:{settings.intake_port}"
     sla = f"http://127.0.0.1:{settings.sla_port}"
     return settings.model_copy(update={
-        "metrics_refresh_seconds": 0.3, "console_port": free_port(),
+        "metrics_refresh_seconds": 0.3, "console_port": free_port(), "notify_port": free_port(),
         "console_intake_url": intake, "console_sla_url": sla})
 
 
@@ -194,7 +197,7 @@ async def test_status_shows_readiness_lag_and_backlogs(
         stopped = capsys.readouterr().out
     assert ready_exit == 0, shown
     assert shown.rstrip().endswith("OK: every service is ready")
-    for service in ("intake", "router", "sla", "console"):
+    for service in ("intake", "router", "sla", "console", "notify"):
         assert re.search(rf"^  {service} +http://127\.0\.0\.1:\d+ +ready$", shown, re.M), shown
     assert re.search(rf"^  disposisi-router +{re.escape(Topics.RECEIVED)} +0$", shown, re.M), shown
     assert re.search(r"^  intake +complaints +0$", shown, re.M), shown
