@@ -46,8 +46,10 @@ async def test_store_outage_answers_503_with_retry_after_and_recovers(
         settings: Settings, tmp_path: Path) -> None:
     # A store of its own (even when the suite runs against real MongoDB): the test stops it.
     store = start_mongo(free_port(), tmp_path)
+    # Every call checks its key in the store (no cache): the 503 below is the sign-in check's.
     settings = settings.model_copy(update={
-        "mongodb_url": f"mongodb://{store.address}/?directConnection=true"})
+        "mongodb_url": f"mongodb://{store.address}/?directConnection=true",
+        "api_key_cache_seconds": 0})
     own_store: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
     try:
         async with serving(create_intake(settings), settings.intake_port) as url, \
