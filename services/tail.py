@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from shared.credentials import kafka_client_options
+from shared.lag import partitions_of
 from shared.settings import Settings
 
 _WAIT_MS = 1000
@@ -70,7 +72,7 @@ async def tail(settings: Settings, options: TailOptions, out: TextIO, notices: T
                                 **kafka_client_options(settings))
     await consumer.start()
     try:
-        await _assign(consumer, options)
+        await _assign(consumer, options, await _partitions(settings, options.topic))
         where = "the oldest event kept" if options.from_beginning else "the end"
         print(f"reading {options.topic} from {where} (Ctrl-C to stop)", file=notices, flush=True)
         while True:
@@ -84,15 +86,29 @@ async def tail(settings: Settings, options: TailOptions, out: TextIO, notices: T
             await consumer.stop()
 
 
-async def _assign(consumer: AIOKafkaConsumer, options: TailOptions) -> None:
+async def _partitions(settings: Settings, topic: str) -> list[TopicPartition]:
+    """The topic's partitions as the brokers describe them (a consumer's own metadata may not
+    know a topic yet: on Apache Kafka it answered none). Unknown topic: refused, naming the
+    topics there are."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers,
+                                client_id="disposisi-tail", **kafka_client_options(settings))
+    await admin.start()
+    try:
+        partitions = await partitions_of(admin, [topic])
+        if not partitions:
+            known = await admin.list_topics()
+            listed = ", ".join(sorted(t for t in known if not t.startswith("__")))
+            raise UnknownTopic(f"no topic {topic!r} on this broker; topics: {listed}")
+        return partitions
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+
+async def _assign(consumer: AIOKafkaConsumer, options: TailOptions,
+                  partitions: list[TopicPartition]) -> None:
     """Take every partition of the topic and settle where reading starts, before saying so:
     an event published after the notice is never missed."""
-    known = await consumer.topics()
-    if options.topic not in known:
-        listed = ", ".join(sorted(t for t in known if not t.startswith("__")))
-        raise UnknownTopic(f"no topic {options.topic!r} on this broker; topics: {listed}")
-    partitions = [TopicPartition(options.topic, p)
-                  for p in sorted(consumer.partitions_for_topic(options.topic) or ())]
     consumer.assign(partitions)
     if options.from_beginning:
         await consumer.seek_to_beginning(*partitions)
