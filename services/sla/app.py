@@ -111,7 +111,8 @@ def create_app(settings: Settings) -> FastAPI:
         await changes.ensure_indexes()
         await links.ensure_indexes()
         await ensure_report_indexes(store.tickets, store.escalations)
-        await ensure_inbox_index(store.tickets)
+        await ensure_inbox_index(store.inbox)
+        await store.backfill_inbox()
         async with consuming(broker, settings), background(
             sla.run_scheduler,
             lambda: every(settings.outbox_sweep_seconds, relay.sweep, "escalation outbox sweep"),
