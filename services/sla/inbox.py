@@ -63,8 +63,8 @@ def inbox_query(*, tenant: str, agency: str | None, status: str | None, due: Due
         query["category"] = category
     if kelurahan:
         query["kelurahan"] = kelurahan
-    if q:  # a regex on an array matches any element: the number, the title or the text
-        query["search"] = {"$regex": re.escape(q.strip()), "$options": "i"}
+    if q:
+        query["search"] = {"$regex": search_pattern(q)}
     if due is DueState.PAUSED:
         query["status"] = "needs_info"
     elif due is not None:
@@ -72,6 +72,20 @@ def inbox_query(*, tenant: str, agency: str | None, status: str | None, due: Due
                            if not status else [status]}
         query.update(_due_condition(due, now.timestamp()))
     return query
+
+
+def search_pattern(q: str) -> str:
+    """``q`` as a literal pattern on the entry's lowercased ``search``: case is folded when
+    the entry is written, because NX-27017 cannot hand a regex with the ``i`` option (or one
+    over an array) to its SQL (explain shows no condition): it matches those document by
+    document, 7-10 times slower than a plain pattern over 10,000 entries."""
+    return _REGEX_SPECIAL.sub(r"\\\g<0>", q.strip().lower())
+
+
+_REGEX_SPECIAL = re.compile(r"[\\.^$*+?()\[\]{}|]")
+# Between the fields in ``search`` (the ASCII unit separator, which complaint texts do not
+# use), so that a search does not match across the end of the title into the text.
+SEARCH_SEPARATOR = "\x1f"
 
 
 def _due_condition(due: DueState, now: float) -> Document:
@@ -97,7 +111,7 @@ class InboxEntry(TypedDict):
     kelurahan: str | None
     due_next_epoch: float | None
     due_soon_epoch: float | None
-    search: list[str]
+    search: str  # number, title and text, lowercased (see search_pattern)
 
 
 ENTRY_SOURCE_FIELDS = ("version", "tenant", "agency", "status", "assignee", "category",
@@ -115,8 +129,9 @@ def inbox_entry(ticket: Document) -> InboxEntry | None:
         category=ticket.get("category"), kelurahan=location.get("kelurahan"),
         due_next_epoch=_epoch(ticket.get("due_next_at")),
         due_soon_epoch=_epoch(ticket.get("due_soon_at")),
-        search=[str(v) for v in (ticket["_id"], ticket.get("title"), ticket.get("text"))
-                if v is not None])
+        search=SEARCH_SEPARATOR.join(
+            str(v).lower() for v in (ticket["_id"], ticket.get("title"), ticket.get("text"))
+            if v is not None))
 
 
 def _epoch(instant: datetime | None) -> float | None:
@@ -216,5 +231,8 @@ def build_inbox_router() -> APIRouter:
 async def ensure_inbox_index(entries: AsyncCollection[Document]) -> None:
     # One single-field index on the sort key: NX-27017 walks it for the sort and stops at the
     # page (a compound index with the sort key last did not spare it a scan).
-    # An equality index here would make it sort every match instead.
+    # Not agency or status: with an index on an equality it sorts every match instead.
     await entries.create_index([("due_next_epoch", ASCENDING)])
+    # The narrow filters: their matches are few, sorting them is cheaper than walking on.
+    await entries.create_index([("category", ASCENDING)])
+    await entries.create_index([("kelurahan", ASCENDING)])

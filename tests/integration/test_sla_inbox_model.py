@@ -43,7 +43,7 @@ async def test_the_entry_follows_the_ticket_from_opening_to_resolution(
             stored["tenant"], "DLH", "assigned", "Drainase", "Padang Jati", stored["version"])
         assert opened["due_next_epoch"] == stored["due_next_at"].timestamp()
         assert opened["due_soon_epoch"] == stored["due_soon_at"].timestamp()
-        assert "Got mampet di Jl. Hibrida" in opened["search"] and "T-1" in opened["search"]
+        assert opened["search"] == "t-1\x1fgot mampet di jl. hibrida"
 
         await sla.apply("T-1", TicketUpdate(action="acknowledged"), "u-1")
         assert (await entry(sla, "T-1") or {})["status"] == "acknowledged"
