@@ -162,10 +162,13 @@ async def ticket_page(store: "InboxSource", query: Document, *, page: int,
     cursor = store.inbox.find(query, {"_id": 1}).sort(
         [("due_next_epoch", ASCENDING), ("_id", ASCENDING)])
     ids = [doc["_id"] for doc in await cursor.skip(skipped).limit(per_page).to_list(None)]
-    if ids and len(ids) < per_page:  # the last page: the exact count, for nothing
+    if (ids or page == 1) and len(ids) < per_page:  # the last page: the exact count, for nothing
         total, capped = skipped + len(ids), False
     else:
         total, capped = await capped_count(store.inbox, query, count_cap)
+    if not ids:  # NX-27017 answers an empty $in by reading every ticket
+        return TicketPage(total=total, total_capped=capped, page=page, per_page=per_page,
+                          tickets=[])
     projection = dict.fromkeys((*SUMMARY_FIELDS, *(TRIAGE_FIELDS if triage else ())), 1)
     found = {doc["_id"]: doc for doc in
              await store.tickets.find({"_id": {"$in": ids}}, projection).to_list(None)}
