@@ -1,8 +1,8 @@
 """Console page benchmark: with N open tickets in one agency's inbox, how long the officer's
 pages take (the inbox's first page, filtered pages, a search, a late page, one ticket, the
-triage desk's queue), next to what
-the pages call in the same run (the SLA API's ``GET /v1/tickets`` and ``GET /v1/tickets/{id}``
-with the officer's token) and a trivial endpoint of the same stack (the SLA's ``/healthz``).
+triage desk's queue), next to what the pages call in the same run (the SLA API's
+``GET /v1/tickets`` and ``GET /v1/tickets/{id}`` with the officer's token) and a trivial
+endpoint of the same stack (the SLA's ``/healthz``).
 
     python -m benchmarks.console --n 10000 --requests 40
 
