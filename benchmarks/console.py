@@ -1,7 +1,8 @@
 """Console page benchmark: with N open tickets in one agency's inbox, how long the officer's
-pages take (the inbox's first page, a filtered page, a late page, one ticket), next to what
-the pages call in the same run (the SLA API's ``GET /v1/tickets`` and ``GET /v1/tickets/{id}``
-with the officer's token) and a trivial endpoint of the same stack (the SLA's ``/healthz``).
+pages take (the inbox's first page, filtered pages, a search, a late page, one ticket, the
+triage desk's queue), next to what the pages call in the same run (the SLA API's
+``GET /v1/tickets`` and ``GET /v1/tickets/{id}`` with the officer's token) and a trivial
+endpoint of the same stack (the SLA's ``/healthz``).
 
     python -m benchmarks.console --n 10000 --requests 40
 
@@ -33,6 +34,7 @@ from shared.contracts import utc_now
 from shared.credentials import mongo_client_options
 from shared.embedded import env_or_embedded, free_port
 from shared.mongo import Document
+from shared.permissions import TRIAGE_QUEUE
 from shared.settings import Settings
 from tests.e2e.support import spawn, stop, wait_healthy
 from tests.integration.sla_support import routed_envelope, sla_instance
@@ -43,13 +45,14 @@ KELURAHAN = tuple(f"Kelurahan {i:02d}" for i in range(20))
 GOAL_MS = 300.0
 
 
-async def open_tickets(sla: Sla, n: int) -> float:
+async def open_tickets(sla: Sla, n: int, *, agency: str = "DLH", prefix: str = "B") -> float:
     now = utc_now()
     started = time.perf_counter()
     for start in range(0, n, 500):
         await sla.open_tickets([
-            routed_envelope(f"BKL-B{i:06d}", now - timedelta(seconds=(i * 263) % 7200),
-                            category=CATEGORIES[i % len(CATEGORIES)], text=f"Pengaduan nomor {i}",
+            routed_envelope(f"BKL-{prefix}{i:06d}", now - timedelta(seconds=(i * 263) % 7200),
+                            agency=agency, category=CATEGORIES[i % len(CATEGORIES)],
+                            text=f"Pengaduan nomor {i}",
                             location={"kelurahan": KELURAHAN[i % len(KELURAHAN)]})
             for i in range(start, min(n, start + 500))])
     return time.perf_counter() - started
@@ -86,20 +89,26 @@ def line(name: str, took: list[float], failed: list[int]) -> str:
     return f"{name:44} p50 {statistics.median(took):7.1f} ms   p99 {p99:7.1f} ms{verdict}{failures}"
 
 
+async def signed_in(page: httpx.AsyncClient, username: str, password: str) -> None:
+    login = await page.get("/login")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
+    assert csrf is not None
+    signed = await page.post("/login", data={"csrf_token": csrf.group(1),
+                                             "username": username, "password": password})
+    assert signed.status_code == 303, signed.text
+
+
 async def measure(settings: Settings, password: str, n: int, times: int) -> None:
     sla_url = f"http://127.0.0.1:{settings.sla_port}"
     console_url = f"http://127.0.0.1:{settings.console_port}"
     async with httpx.AsyncClient(base_url=sla_url, timeout=60) as api, \
-            httpx.AsyncClient(base_url=console_url, timeout=60) as page:
+            httpx.AsyncClient(base_url=console_url, timeout=60) as page, \
+            httpx.AsyncClient(base_url=console_url, timeout=60) as desk:
         token = (await api.post("/v1/auth/token", data={"username": "dlh.bench",
                                                         "password": password})).json()["access_token"]
         bearer = {"Authorization": f"Bearer {token}"}
-        login = await page.get("/login")
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', login.text)
-        assert csrf is not None
-        signed = await page.post("/login", data={"csrf_token": csrf.group(1),
-                                                 "username": "dlh.bench", "password": password})
-        assert signed.status_code == 303, signed.text
+        await signed_in(page, "dlh.bench", password)
+        await signed_in(desk, "meja.bench", password)
         listing = (await api.get("/v1/tickets", headers=bearer)).json()
         pages = -(-n // settings.console_page_size)
         ticket_id = listing["tickets"][0]["ticket_id"]
@@ -120,23 +129,32 @@ async def measure(settings: Settings, password: str, n: int, times: int) -> None
                                                         headers=bearer)),
             ("console /inbox first page", lambda: page.get("/inbox")),
             ("console /inbox filtered", lambda: page.get("/inbox", params=filtered)),
+            ("console /inbox by status and due", lambda: page.get(
+                "/inbox", params={"status": "assigned", "due": "on_time"})),
+            ("console /inbox overdue (none are)", lambda: page.get("/inbox",
+                                                                   params={"due": "overdue"})),
             ("console /inbox search (q)", lambda: page.get("/inbox", params={"q": "nomor 4242"})),
             (f"console /inbox last page ({pages})", lambda: page.get("/inbox", params=late)),
             ("console /tickets/{id}", lambda: page.get(f"/tickets/{ticket_id}")),
+            ("console /triage first page", lambda: desk.get("/triage")),
         ]
         for name, call in rows:
             print(line(name, *await timed(call, times)), flush=True)
 
 
-async def prepare(settings: Settings, n: int) -> tuple[str, float]:
+async def prepare(settings: Settings, n: int, triage: int) -> tuple[str, float]:
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         settings.mongodb_url, tz_aware=True, **mongo_client_options(settings))
     password = generate_password()
     await AccountStore(client[settings.mongodb_database]).create_user(
         tenant=settings.tenant, username="dlh.bench", role=Role("officer"), agency="DLH",
         password=password)
+    await AccountStore(client[settings.mongodb_database]).create_user(
+        tenant=settings.tenant, username="meja.bench", role=Role("triage"), agency=None,
+        password=password)
     async with sla_instance(settings, client) as sla:
         took = await open_tickets(sla, n)
+        await open_tickets(sla, triage, agency=TRIAGE_QUEUE, prefix="T")
         # Their announcements (ticket.opened, ticket.changed) would be relayed to the broker
         # by the SLA process while it is measured: not what a page costs.
         for outbox in (sla.store.openings, sla.store.changes):
@@ -155,6 +173,8 @@ async def drop(settings: Settings) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=10_000, help="open tickets in the agency's inbox")
+    parser.add_argument("--triage", type=int, default=1000,
+                        help="open tickets in the triage desk's queue besides")
     parser.add_argument("--requests", type=int, default=40, help="timed requests per row")
     parser.add_argument("--logs", action="store_true", help="print the services' logs' ends")
     args = parser.parse_args()
@@ -170,8 +190,9 @@ def main() -> None:
             "console_intake_url": f"http://127.0.0.1:{settings.intake_port}"})
         processes = []
         try:
-            password, took = asyncio.run(prepare(settings, args.n))
-            print(f"opened {args.n} tickets for DLH in {took:.1f} s")
+            password, took = asyncio.run(prepare(settings, args.n, args.triage))
+            print(f"opened {args.n} tickets for DLH in {took:.1f} s (and {args.triage} in the triage "
+                  "queue)")
             processes = [spawn("sla", settings, Path(tmp)), spawn("console", settings, Path(tmp))]
             wait_healthy(f"http://127.0.0.1:{settings.sla_port}", processes[0], timeout=180)
             _wait_alive(f"http://127.0.0.1:{settings.console_port}", timeout=60)

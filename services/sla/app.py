@@ -121,7 +121,8 @@ def create_app(settings: Settings) -> FastAPI:
         await counters.ensure_indexes()
         await counters.catch_up(store.tickets, store.escalations,
                                 since=utc_now().timestamp() - settings.report_catch_up_seconds)
-        await ensure_inbox_index(store.tickets)
+        await ensure_inbox_index(store.inbox)
+        await store.backfill_inbox()
         async with consuming(broker, settings), background(
             sla.run_scheduler,
             lambda: every(settings.outbox_sweep_seconds, relay.sweep, "escalation outbox sweep"),

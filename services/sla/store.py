@@ -5,10 +5,12 @@ reroute requests, ``ticket.opened`` and ``ticket.changed``)."""
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from pymongo import ASCENDING, ReplaceOne
+from pymongo import ASCENDING, DeleteOne, ReplaceOne
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+from services.sla.inbox import ENTRY_SOURCE_FIELDS, OPEN_STATUSES, inbox_entry
 from shared.mongo import DUPLICATE_KEY, Document, insert_new
 
 TICKETS = "tickets"
@@ -17,6 +19,7 @@ REROUTES = "reroutes"
 PARKED = "parked_updates"
 OPENINGS = "openings"
 CHANGES = "changes"  # one per ticket: its latest public state, as ticket.changed to publish
+INBOX = "inbox"  # the inbox read model: one small entry per open ticket (inbox.InboxEntry)
 CLAIM = "claim"  # the scheduler's lease token; never written by ticket updates
 
 # Tickets are written whole (replace, guarded by their version), never with $set: NX-27017 0.8
@@ -33,6 +36,7 @@ class TicketStore:
         self.parked = db[PARKED]
         self.openings = db[OPENINGS]
         self.changes = db[CHANGES]
+        self.inbox = db[INBOX]
 
     async def ensure_indexes(self, *, home_tenant: str | None = None) -> None:
         if home_tenant is not None:  # documents stored before tenants were recorded
@@ -50,8 +54,11 @@ class TicketStore:
         await self.parked.create_index([("parked_at", ASCENDING)])
 
     async def add_new(self, tickets: Sequence[Document]) -> int:
-        """Store tickets not stored yet (by ticket id); redelivered ones change nothing."""
-        return await insert_new(self.tickets, tickets)
+        """Store tickets not stored yet (by ticket id); redelivered ones change nothing (their
+        inbox entries are written again from what is stored: a crash in between heals)."""
+        inserted = await insert_new(self.tickets, tickets)
+        await self.sync_inbox([t["_id"] for t in tickets])
+        return inserted
 
     async def get(self, ticket_id: str, *, tenant: str | None = None) -> Document | None:
         """The ticket; with ``tenant``, only if it is that tenant's (else None, as if unknown)."""
@@ -59,9 +66,16 @@ class TicketStore:
         return await self.tickets.find_one(query)
 
     async def save_if_unchanged(self, ticket: Document, version: int) -> bool:
-        """Write the ticket only if nobody wrote it since ``version`` was read."""
-        result = await self.tickets.replace_one(*_versioned_write(ticket, version))
-        return result.modified_count == 1
+        """Write the ticket only if nobody wrote it since ``version`` was read; its inbox entry
+        in the same transaction."""
+        async with self.db.client.start_session() as session, await session.start_transaction():
+            result = await self.tickets.replace_one(*_versioned_write(ticket, version),
+                                                    session=session)
+            if result.modified_count != 1:
+                await session.abort_transaction()
+                return False
+            await self.sync_inbox([ticket["_id"]], session=session)
+        return True
 
     async def save_with_outbox(self, ticket: Document, version: int,
                                outbox: Sequence[Document]) -> bool:
@@ -72,6 +86,7 @@ class TicketStore:
             if result.modified_count != 1:
                 await session.abort_transaction()
                 return False
+            await self.sync_inbox([ticket["_id"]], session=session)
             for doc in outbox:  # ids are derived: a second writer finds the first one's
                 if await self.reroutes.find_one({"_id": doc["_id"]}, {"_id": 1},
                                                 session=session) is None:
@@ -84,6 +99,45 @@ class TicketStore:
         stored = await self.reroutes.find_one({"_id": doc["_id"]})
         assert stored is not None
         return stored
+
+    # --- the inbox read model ----------------------------------------------------------------
+
+    async def sync_inbox(self, ticket_ids: Sequence[str], *,
+                         session: AsyncClientSession | None = None) -> None:
+        """Bring these tickets' inbox entries in step with the stored tickets: written while
+        open, deleted once closed. An entry never goes back to an older version (two writers
+        syncing the same ticket: the newer wins; upserting over a newer one is a duplicate key)."""
+        if not ticket_ids:
+            return
+        stored = await self.tickets.find({"_id": {"$in": list(ticket_ids)}},
+                                         dict.fromkeys(ENTRY_SOURCE_FIELDS, 1),
+                                         session=session).to_list(None)
+        writes: list[ReplaceOne[Document] | DeleteOne] = []
+        for ticket in stored:
+            entry = inbox_entry(ticket)
+            if entry is None:
+                writes.append(DeleteOne({"_id": ticket["_id"]}))
+            else:
+                writes.append(ReplaceOne({"_id": entry["_id"], "version": {"$lt": entry["version"]}},
+                                         dict(entry), upsert=True))
+        if not writes:
+            return
+        try:
+            await self.inbox.bulk_write(writes, ordered=False, session=session)
+        except BulkWriteError as error:
+            if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):
+                raise
+
+    async def backfill_inbox(self, batch: int = 500) -> int:
+        """Fill an empty inbox read model from the open tickets (a deployment from before it
+        existed); once it holds anything, this is one lookup."""
+        if await self.inbox.find_one({}, {"_id": 1}) is not None:
+            return 0
+        cursor = self.tickets.find({"status": {"$in": list(OPEN_STATUSES)}}, {"_id": 1})
+        ids = [doc["_id"] for doc in await cursor.to_list(None)]
+        for start in range(0, len(ids), batch):
+            await self.sync_inbox(ids[start:start + batch])
+        return len(ids)
 
     # --- announcements that a ticket is open -------------------------------------------------
 
@@ -209,6 +263,7 @@ class TicketStore:
             where, whole = _versioned_write(ticket, version)
             writes.append(ReplaceOne({**where, CLAIM: token}, whole))
         result = await self.tickets.bulk_write(writes, ordered=False)
+        await self.sync_inbox([ticket["_id"] for ticket, _ in tickets])
         return result.modified_count
 
     async def earliest_check(self) -> datetime | None:
