@@ -176,7 +176,14 @@ async def test_a_complaint_the_city_forwards_reaches_the_province_and_its_progre
             assert done.status_code == 200, done.text
         city_ticket = await eventually(
             lambda: _city_ticket_at(http, city_url, city_boss.headers, "resolved"), timeout=120)
-        tracking = (await http.get(f"{intake}/v1/complaints/{city_id}", params={"code": code})).json()
+
+        async def tracked_resolved() -> dict[str, Any] | None:
+            # intake's tracking view follows the ticket's changes a moment later
+            view: dict[str, Any] = (await http.get(f"{intake}/v1/complaints/{city_id}",
+                                                   params={"code": code})).json()
+            return view if view.get("status") == "resolved" else None
+
+        tracking = await eventually(tracked_resolved, timeout=60)
         # A sweep that died after publishing, before moving its cursor: the same steps again.
         cursors = mongo[settings.mongodb_database]["link_cursors"]
         await cursors.update_one({"_id": province_id}, {"$set": {"forwarded": 0, "state": "open"}})
