@@ -196,6 +196,19 @@ def access_of(request: Request) -> Access:
     return access
 
 
+def own_agency_filter(access: Access, asked: str | None, listing: str) -> str | None:
+    """The agency a list is filtered to: an agency-scoped caller (an agency head) sees its own
+    agency's ``listing`` only, and asking for another is refused (403); a wider scope keeps
+    what it asked for (None: every agency)."""
+    if access.scope is not Scope.AGENCY:
+        return asked
+    own = access.principal.agency if access.principal else None
+    if own is None or (asked is not None and asked != own):
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"an agency head sees the {listing} of its own agency only")
+    return own
+
+
 def guard(service: str) -> DependsParam:
     """The app-wide dependency enforcing the permission table for ``service``."""
 

@@ -8,13 +8,12 @@ state and last error: never an address or the message sent to a citizen."""
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from services.notify.domain import DeliveryDoc, Kind, Status
 from services.notify.store import DeliveryFilter, NotifyStore
-from shared.auth import Access, access_of
-from shared.permissions import Scope
+from shared.auth import access_of, own_agency_filter
 
 MAX_PAGE = 200
 
@@ -54,15 +53,6 @@ def delivery_view(doc: DeliveryDoc) -> DeliveryView:
         deferred_until=doc["deferred_until"], sent_at=doc["sent_at"], last_error=doc["last_error"])
 
 
-def _agency_filter(access: Access, asked: str | None) -> str | None:
-    if access.scope is not Scope.AGENCY:
-        return asked
-    own = access.principal.agency if access.principal else None
-    if own is None or (asked is not None and asked != own):
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            "an agency head sees the deliveries of its own agency only")
-    return own
-
 
 def build_router() -> APIRouter:
     router = APIRouter(prefix="/v1/deliveries", tags=["deliveries"])
@@ -87,7 +77,7 @@ def build_router() -> APIRouter:
         assert access.principal is not None, "deliveries are never public"
         store: NotifyStore = request.app.state.notify_store
         where = DeliveryFilter(tenant=access.principal.tenant, status=state,
-                               agency=_agency_filter(access, agency), kind=kind)
+                               agency=own_agency_filter(access, agency, "deliveries"), kind=kind)
         found, more = await store.page(where, offset=offset, limit=limit)
         return DeliveryPage(deliveries=[delivery_view(d) for d in found],
                             next_offset=offset + limit if more else None)

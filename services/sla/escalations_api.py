@@ -12,8 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, status
 from services.sla.escalation_flows import EscalationDesk, UnknownEscalation
 from services.sla.escalation_store import EscalationFilter
 from services.sla.escalations import AckState, EscalationPage, EscalationView
-from shared.auth import Access, access_of, request_id_of
-from shared.permissions import Scope
+from shared.auth import Access, access_of, own_agency_filter, request_id_of
 
 MAX_PAGE = 200
 
@@ -27,16 +26,6 @@ def _tenant(access: Access) -> str:
     assert access.principal is not None, "escalations are never public"
     return access.principal.tenant
 
-
-def _agency_filter(access: Access, asked: str | None) -> str | None:
-    """An agency head's list is its own agency's, whatever it asks."""
-    if access.scope is not Scope.AGENCY:
-        return asked
-    own = access.principal.agency if access.principal else None
-    if own is None or (asked is not None and asked != own):
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            "an agency head sees the escalations of its own agency only")
-    return own
 
 
 def build_escalations_router() -> APIRouter:
@@ -60,7 +49,7 @@ def build_escalations_router() -> APIRouter:
         ``next_offset`` is null on the last page."""
         access = access_of(request)
         where = EscalationFilter(tenant=_tenant(access), state=state,
-                                 agency=_agency_filter(access, agency), level=level)
+                                 agency=own_agency_filter(access, agency, "escalations"), level=level)
         return await _desk(request).page(where, offset=offset, limit=limit)
 
     @router.post("/{escalation_id}/acknowledge", response_model=EscalationView, responses={
