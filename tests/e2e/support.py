@@ -27,13 +27,15 @@ def spawn(name: str, settings: Settings, log_dir: Path, **overrides: object) -> 
                             preexec_fn=die_with_parent)
 
 
-def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0) -> None:
+def wait_healthy(url: str, process: subprocess.Popen[bytes], timeout: float = 90.0,
+                 probe: str = "/readyz") -> None:
+    """Until ``probe`` answers 200 (``/healthz``: the process is up, whatever it depends on)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode} before {url} was healthy")
         try:
-            if httpx.get(f"{url}/readyz", timeout=5).status_code == 200:
+            if httpx.get(f"{url}{probe}", timeout=5).status_code == 200:
                 return
         except httpx.HTTPError:
             pass

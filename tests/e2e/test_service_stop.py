@@ -8,16 +8,14 @@ detects a hang."""
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from shared.embedded import free_port
 from shared.settings import Settings
 from tests.conftest import TEST_AUTH_SECRET
-from tests.e2e.support import spawn
+from tests.e2e.support import spawn, wait_healthy
 
 pytestmark = [pytest.mark.e2e, pytest.mark.own_servers]
 
@@ -29,7 +27,7 @@ def test_a_stalled_request_does_not_hold_the_stop(tmp_path: Path) -> None:
     settings = Settings(auth_secret=TEST_AUTH_SECRET, console_port=port, http_host="127.0.0.1")
     console = spawn("console", settings, tmp_path, http_shutdown_seconds=2.0)
     try:
-        _wait_alive(f"http://127.0.0.1:{port}", console)
+        wait_healthy(f"http://127.0.0.1:{port}", console, HANG, probe="/healthz")
         with socket.create_connection(("127.0.0.1", port), timeout=HANG) as stalled:
             stalled.sendall(b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                             b"Content-Type: application/x-www-form-urlencoded\r\n"
@@ -54,15 +52,3 @@ def test_a_stalled_request_does_not_hold_the_stop(tmp_path: Path) -> None:
             console.kill()
             console.wait()
 
-
-def _wait_alive(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + HANG
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"the console exited with {process.returncode}"
-        try:
-            if httpx.get(f"{url}/healthz", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError(f"{url} not alive within {HANG:g} s")
