@@ -8,7 +8,6 @@ from shared.contracts import Envelope, EventType, TicketChanged, Topics
 from shared.kafka import Outgoing, batch_subscriber, consume_batch
 
 SERVICE = "chat"
-GROUP = "disposisi-chat-changes"
 
 
 def register(broker: KafkaBroker, chat: Chat) -> None:
@@ -18,7 +17,7 @@ def register(broker: KafkaBroker, chat: Chat) -> None:
         await chat.take_changed(events)
         return []
 
-    @batch_subscriber(broker, Topics.CHANGES, group_id=GROUP, settings=settings,
+    @batch_subscriber(broker, Topics.CHANGES, group_id="disposisi-chat-changes", settings=settings,
                       description="Tickets' public changes: the agency's messages for citizens "
                                   "of the chat channels, and tickets waiting for their answer.")
     async def on_changed(body: list[bytes], message: KafkaMessage) -> None:
