@@ -17,9 +17,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
 from services import cli
+from services.chat.app import create_app as chat_app
 from services.console.app import create_app as console_app
 from services.intake.app import create_app as intake_app
-from services.chat.app import create_app as chat_app
 from services.notify.app import create_app as notify_app
 from services.router.app import create_app as router_app
 from services.sla.app import create_app as sla_app
