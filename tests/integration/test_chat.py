@@ -2,12 +2,15 @@
 signatures, text + photo + location + an unknown type) become a complaint in the agency's
 queue; the tracking number, the agency's question and its reply reach a fake provider on
 loopback; the citizen's WhatsApp answer resumes the ticket. SMS: a message taken while
-intake is down survives a restart of the chat service and is submitted after it; the reply
-goes back by SMS."""
+intake is down survives a crash of the chat service and is submitted after it; the reply
+goes back by SMS: the chat service is a real process killed with SIGKILL in between."""
 
+import asyncio
 import logging
 import re
+import signal
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,6 +23,7 @@ from services.chat.store import DRAFTS, INBOUND
 from shared.embedded import free_port
 from shared.mongo import Document
 from shared.settings import Settings
+from tests.e2e.support import spawn, stop, wait_healthy
 from tests.integration.auth_support import Accounts
 from tests.integration.chat_support import (
     CITIZEN,
@@ -140,18 +144,23 @@ async def test_whatsapp_conversation_reaches_the_agency_and_its_replies_come_bac
     assert not [r.getMessage() for r in caplog.records if "81234567890" in r.getMessage()]
 
 
-async def test_an_sms_taken_while_intake_is_down_is_submitted_after_a_restart(
-        settings: Settings, mongo: AsyncMongoClient[Document], accounts: Accounts) -> None:
+async def test_an_sms_taken_while_intake_is_down_is_submitted_after_a_crash(
+        settings: Settings, mongo: AsyncMongoClient[Document], accounts: Accounts,
+        tmp_path: Path) -> None:
     provider = FakeProvider()
     sms = await accounts.channel("sms")
     officer = await accounts.user("petugas.dlh", "officer", "DLH")
-    settings = provider.settings(settings, chat_window_seconds=1.0,
+    settings = provider.settings(settings, chat_window_seconds=1.0, chat_http_timeout_seconds=5.0,
                                  chat_sms_api_key=SecretStr(sms.headers["X-API-Key"]))
     nobody = settings.model_copy(update={"chat_intake_url": f"http://127.0.0.1:{free_port()}"})
     citizen, db = "+6281298765432", mongo[settings.mongodb_database]
     sms_hook = "/webhooks/sms"
     async with provider.up(), httpx.AsyncClient(timeout=60) as http:
-        async with serving(chat_app(nobody), nobody.chat_port) as chat:
+        # A real process, killed (SIGKILL) once the message is stored and intake was tried.
+        process = spawn("chat", nobody, tmp_path)
+        try:
+            chat = f"http://127.0.0.1:{nobody.chat_port}"
+            await asyncio.to_thread(wait_healthy, chat, process)
             wrong = await http.post(chat + sms_hook, data={"from": citizen, "text": COMPLAINT, "id": "x"},
                                     headers={"X-Gateway-Secret": "guess"})
             no_id = await http.post(chat + sms_hook, json={"from": citizen, "text": COMPLAINT},
@@ -160,7 +169,9 @@ async def test_an_sms_taken_while_intake_is_down_is_submitted_after_a_restart(
                                                            "id": "sms-77"},
                                     headers={"X-Gateway-Secret": SMS_SECRET})
             failing = await eventually(lambda: _tried(db), timeout=60)
-        # The chat service stopped with the draft unsent; intake is up now, and chat restarts.
+        finally:
+            killed = stop(process, signal.SIGKILL)
+        # The chat service died with the draft unsent; intake is up now, and chat restarts.
         async with pipeline(settings) as (_, sla), \
                 serving(chat_app(settings), settings.chat_port):
             [accepted] = await eventually(lambda: _texts(provider, citizen, "diterima dengan nomor"),
@@ -174,6 +185,7 @@ async def test_an_sms_taken_while_intake_is_down_is_submitted_after_a_restart(
                                       json={"action": "responded", "note": "Sudah diangkut hari ini"})
             assert replied.status_code == 200, replied.text
             [reply] = await eventually(lambda: _texts(provider, citizen, "Sudah diangkut"), timeout=60)
+    assert killed == -signal.SIGKILL
     assert wrong.status_code == 403 and wrong.json() == {"status": "error",
                                                          "error": "X-Gateway-Secret: wrong"}
     assert no_id.status_code == 422 and no_id.json()["error"].startswith("id:")
