@@ -19,7 +19,8 @@ from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
 from services.chat.app import create_app as chat_app
-from services.chat.store import DRAFTS, INBOUND
+from services.chat.store import DRAFTS, INBOUND, TICKETS
+from services.drain import CHAT_GROUPS, backlog
 from shared.embedded import free_port
 from shared.mongo import Document
 from shared.settings import Settings
@@ -61,7 +62,7 @@ async def test_whatsapp_conversation_reaches_the_agency_and_its_replies_come_bac
         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     provider = FakeProvider(media={"media-ok": jpeg(), "media-big": b"\xff\xd8" + b"0" * 200_000})
-    whatsapp = await accounts.channel("whatsapp")
+    whatsapp, web = await accounts.channel("whatsapp"), await accounts.channel("web")
     officer = await accounts.user("petugas.dlh", "officer", "DLH")
     settings = provider.settings(settings, attachment_max_bytes=100_000,
                                  chat_whatsapp_api_key=SecretStr(whatsapp.headers["X-API-Key"]))
@@ -80,6 +81,7 @@ async def test_whatsapp_conversation_reaches_the_agency_and_its_replies_come_bac
         first = notification(message("text", "wamid.T1", {"body": COMPLAINT}))
         unsigned = await http.post(hook, content=first, headers={"Content-Type": "application/json"})
         forged = await http.post(hook, content=first, headers=signed(first, "not-the-secret"))
+        not_json = await http.post(hook, content=b"{oops", headers=signed(b"{oops"))
         refused_stored = await db[INBOUND].count_documents({})
 
         posts = [first, first,  # Meta delivers again: one message all the same
@@ -104,6 +106,15 @@ async def test_whatsapp_conversation_reaches_the_agency_and_its_replies_come_bac
         photos = (await http.get(f"{intake}/v1/tickets/{ticket_id}/attachments",
                                  headers=officer.headers)).json()
 
+        # A web complaint by the same number: its replies are never sent on WhatsApp.
+        web_ticket = (await http.post(f"{intake}/v1/complaints", headers=web.headers, json={
+            "channel": "web", "text": COMPLAINT, "reporter": {"phone": "+" + CITIZEN}})).json()
+        web_id = web_ticket["ticket_id"]
+        await eventually(lambda: _ticket(http, f"{sla}/v1/tickets/{web_id}", officer.headers),
+                         timeout=60)
+        web_reply = await http.post(f"{sla}/v1/tickets/{web_id}/events", headers=officer.headers,
+                                    json={"action": "responded", "note": "Khusus kanal web"})
+        assert web_reply.status_code == 200, web_reply.text
         asked = await http.post(f"{sla}/v1/tickets/{ticket_id}/events", headers=officer.headers,
                                 json={"action": "needs_info", "note": "Di sisi jalan yang mana?"})
         assert asked.status_code == 200, asked.text
@@ -118,11 +129,14 @@ async def test_whatsapp_conversation_reaches_the_agency_and_its_replies_come_bac
         assert replied.status_code == 200, replied.text
         [reply] = await eventually(lambda: _texts(provider, CITIZEN, "berangkat besok"), timeout=60)
         drafts = await db[DRAFTS].find({"kind": "complaint"}).to_list(None)
+        assert await eventually(lambda: _drained(settings), timeout=60)
+        linked = [t["_id"] for t in await db[TICKETS].find().to_list(None)]
 
     assert handshake.status_code == 200 and handshake.text == "1158201444"
     assert wrong_token.status_code == 403 and wrong_token.json()["error"]["code"] == 403
     assert unsigned.status_code == 401 and forged.status_code == 403
     assert "does not match" in forged.json()["error"]["message"]
+    assert not_json.status_code == 400 and not_json.json()["error"]["message"] == "body: not JSON"
     assert refused_stored == 0, "a refused notification stores nothing"
     assert [a.status_code for a in answers] == [200] * len(posts)
     # One complaint from the whole conversation, with its place and the photo that fitted.
@@ -139,6 +153,8 @@ async def test_whatsapp_conversation_reaches_the_agency_and_its_replies_come_bac
     assert "Sisi kiri, depan masjid" in [step.get("note") for step in resumed["history"]]
     assert reply == f"Tanggapan atas pengaduan {ticket_id}: Petugas berangkat besok pagi"
     assert len(provider.whatsapp) == len(set(str(m) for m in provider.whatsapp)), "each sent once"
+    assert linked == [ticket_id], "only the WhatsApp ticket is answered here"
+    assert not [t for t in provider.texts_to(CITIZEN) if "Khusus kanal web" in t]
     # The number reaches neither the agency nor a log line.
     assert CITIZEN not in str(ticket) and "81234567890" not in str(ticket)
     assert not [r.getMessage() for r in caplog.records if "81234567890" in r.getMessage()]
@@ -193,6 +209,11 @@ async def test_an_sms_taken_while_intake_is_down_is_submitted_after_a_crash(
     assert failing["attempts"] >= 1 and "intake not reached" in failing["last_error"]
     assert reply == f"Tanggapan atas pengaduan {ticket_id}: Sudah diangkut hari ini"
     assert provider.whatsapp == [], "an SMS citizen hears back by SMS only"
+
+
+async def _drained(settings: Settings) -> bool:
+    """The chat service's group committed past every ticket change published so far."""
+    return not await backlog(settings, CHAT_GROUPS)
 
 
 async def _tried(db: Any) -> Document | None:
