@@ -263,7 +263,7 @@ def test_readiness_names_each_service_that_is_not_ready_and_why(tmp_path: Path) 
         server.server_close()
     assert waiting["router"] == "/healthz answered 503"
     assert waiting["intake"].startswith("not answering")
-    assert set(waiting) == {"intake", "router", "sla", "console", "notify"}
+    assert set(waiting) == {"intake", "router", "sla", "console", "notify", "chat"}
 
 async def test_a_service_told_to_stop_accepting_refuses_posts_and_goes_on_consuming(
         dev: DevSystem) -> None:
