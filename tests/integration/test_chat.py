@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
 from services.chat.app import create_app as chat_app
-from services.chat.store import DRAFTS, INBOUND, TICKETS
+from services.chat.store import DRAFTS, INBOUND, OUTGOING, TICKETS
 from services.drain import CHAT_GROUPS, backlog
 from shared.embedded import free_port
 from shared.mongo import Document
@@ -167,12 +167,14 @@ async def test_an_sms_taken_while_intake_is_down_is_submitted_after_a_crash(
     sms = await accounts.channel("sms")
     officer = await accounts.user("petugas.dlh", "officer", "DLH")
     settings = provider.settings(settings, chat_window_seconds=1.0, chat_http_timeout_seconds=5.0,
+                                 chat_max_attempts=10_000,
                                  chat_sms_api_key=SecretStr(sms.headers["X-API-Key"]))
     nobody = settings.model_copy(update={"chat_intake_url": f"http://127.0.0.1:{free_port()}"})
     citizen, db = "+6281298765432", mongo[settings.mongodb_database]
     sms_hook = "/webhooks/sms"
-    async with provider.up(), httpx.AsyncClient(timeout=60) as http:
-        # A real process, killed (SIGKILL) once the message is stored and intake was tried.
+    async with httpx.AsyncClient(timeout=60) as http:
+        # A real process, killed (SIGKILL) once the message is stored and intake was tried;
+        # the SMS gateway is down too, so the first answer to the citizen waits as well.
         process = spawn("chat", nobody, tmp_path)
         try:
             chat = f"http://127.0.0.1:{nobody.chat_port}"
@@ -185,10 +187,12 @@ async def test_an_sms_taken_while_intake_is_down_is_submitted_after_a_crash(
                                                            "id": "sms-77"},
                                     headers={"X-Gateway-Secret": SMS_SECRET})
             failing = await eventually(lambda: _tried(db), timeout=60)
+            failing_send = await eventually(lambda: _send_tried(db), timeout=60)
         finally:
             killed = stop(process, signal.SIGKILL)
-        # The chat service died with the draft unsent; intake is up now, and chat restarts.
-        async with pipeline(settings) as (_, sla), \
+        # The chat service died with the draft unsent; intake and the gateway are up now, and
+        # chat restarts.
+        async with provider.up(), pipeline(settings) as (_, sla), \
                 serving(chat_app(settings), settings.chat_port):
             [accepted] = await eventually(lambda: _texts(provider, citizen, "diterima dengan nomor"),
                                           timeout=90)
@@ -208,12 +212,21 @@ async def test_an_sms_taken_while_intake_is_down_is_submitted_after_a_crash(
     assert taken.status_code == 200
     assert failing["attempts"] >= 1 and "intake not reached" in failing["last_error"]
     assert reply == f"Tanggapan atas pengaduan {ticket_id}: Sudah diangkut hari ini"
+    assert failing_send["attempts"] >= 1 and "not reached" in failing_send["last_error"]
+    opened = [t for t in provider.texts_to(citizen) if "sedang kami susun" in t]
+    assert len(opened) == 1, "the answer that waited for the gateway came once, after the crash"
     assert provider.whatsapp == [], "an SMS citizen hears back by SMS only"
 
 
 async def _drained(settings: Settings) -> bool:
     """The chat service's group committed past every ticket change published so far."""
     return not await backlog(settings, CHAT_GROUPS)
+
+
+async def _send_tried(db: Any) -> Document | None:
+    found: Document | None = await db[OUTGOING].find_one({"_id": "opened:sms:sms-77",
+                                                          "attempts": {"$gte": 1}})
+    return found
 
 
 async def _tried(db: Any) -> Document | None:
