@@ -17,14 +17,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from services.chat.domain import (
-    masked,
-    same_secret,
-    signature_problem,
-    sms_message,
-    whatsapp_messages,
-)
+from services.chat.domain import masked
 from services.chat.flows import Chat
+from services.chat.payloads import same_secret, signature_problem, sms_message, whatsapp_messages
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

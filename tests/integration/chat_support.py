@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from PIL import Image
 from pydantic import SecretStr
 
-from services.chat.domain import whatsapp_signature
+from services.chat.payloads import whatsapp_signature
 from shared.embedded import free_port
 from shared.settings import Settings
 from tests.integration.support import serving

@@ -4,13 +4,8 @@ message does to a conversation, and the texts sent back."""
 import json
 from datetime import UTC, datetime
 
-from services.chat.domain import (
-    Inbound,
-    citizen_messages,
-    decide,
-    joined,
-    masked,
-    new_draft,
+from services.chat.domain import Inbound, citizen_messages, decide, joined, masked, new_draft
+from services.chat.payloads import (
     same_secret,
     signature_problem,
     sms_message,
