@@ -1,7 +1,7 @@
 """``disposisi dev``: the whole system on one machine, on the embedded broker and store.
 
 It supervises the broker, the store and the services (intake, router, SLA, notifications,
-console), restarting any that
+chat, console), restarting any that
 crashes; prints where everything listens once every service answers ready; and on Ctrl-C or
 SIGTERM stops them in an order that loses nothing it holds: intake after the broker's
 submissions are consumed, the broker once router and SLA drained it, then router and SLA,
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from services.dev_accounts import console_env, prepare_dev_accounts
+from services.dev_accounts import chat_env, console_env, prepare_dev_accounts
 from services.drain import ALL_GROUPS, DrainResult, wait_drained
 from services.router.rulebook import load_rulebook
 from services.sla.policy import load_policy
@@ -42,7 +42,7 @@ from shared.runtime import STOP_ACCEPTING_SIGNAL
 from shared.settings import Settings, redact_url
 from shared.tenants import load_tenants
 
-SERVICES = ("intake", "router", "sla", "notify")
+SERVICES = ("intake", "router", "sla", "notify", "chat")
 CONSOLE = "console"  # pages only: holds nothing, so it starts last and stops first
 KAFKA, MONGODB = "kafka", "mongodb"
 TICK_SECONDS = 0.1
@@ -58,10 +58,11 @@ class DevOptions:
     router_port: int = 8082
     console_port: int = 8083
     notify_port: int = 8084
+    chat_port: int = 8085
 
     def service_ports(self) -> dict[str, int]:
         return {"intake": self.intake_port, "router": self.router_port, "sla": self.sla_port,
-                CONSOLE: self.console_port, "notify": self.notify_port}
+                CONSOLE: self.console_port, "notify": self.notify_port, "chat": self.chat_port}
 
 
 def service_command(name: str) -> list[str]:
@@ -123,6 +124,8 @@ def service_env(options: DevOptions, server_env: dict[str, str]) -> dict[str, st
             "DISPOSISI_ROUTER_PORT": str(options.router_port),
             "DISPOSISI_CONSOLE_PORT": str(options.console_port),
             "DISPOSISI_NOTIFY_PORT": str(options.notify_port),
+            "DISPOSISI_CHAT_PORT": str(options.chat_port),
+            "DISPOSISI_CHAT_INTAKE_URL": f"http://{LOOPBACK}:{options.intake_port}",
             "DISPOSISI_CONSOLE_INTAKE_URL": f"http://{LOOPBACK}:{options.intake_port}",
             "DISPOSISI_CONSOLE_SLA_URL": f"http://{LOOPBACK}:{options.sla_port}",
             "DISPOSISI_CONSOLE_NOTIFY_URL": f"http://{LOOPBACK}:{options.notify_port}",
@@ -189,6 +192,7 @@ def _run(options: DevOptions) -> int:
         os.environ.update(service_env(options, start_servers(options, supervisor, topics)))
         prepare_dev_accounts(options.data_dir)  # the signing key and, once, the demo accounts
         os.environ.update(console_env(options.data_dir))
+        os.environ.update(chat_env(options.data_dir))
         settings = Settings()  # the children inherit the same environment
         asyncio.run(ensure_topics(settings, topics))  # on an external broker: create if missing
         env = dict(os.environ)
@@ -314,6 +318,7 @@ def print_addresses(options: DevOptions, settings: Settings, supervisor: Supervi
         f"  console   http://{LOOPBACK}:{options.console_port}  (/login, /inbox, /submit, /track)",
         f"  notify    http://{LOOPBACK}:{options.notify_port}  (/v1/deliveries, /docs; "
         f"directory: {settings.notify_directory or 'none, nobody is notified'})",
+        f"  chat      http://{LOOPBACK}:{options.chat_port}  (/webhooks/whatsapp, /webhooks/sms)",
         f"  data      {options.data_dir.resolve()}",
     ]
     print("\n".join(lines), flush=True)

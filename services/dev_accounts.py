@@ -23,6 +23,7 @@ from shared.settings import Settings
 CREDENTIALS_FILE = "dev-credentials.json"
 DEV_ACTOR = Actor.system("disposisi-dev")  # who made the demo accounts, in the audit log
 SECRET_FILE = "auth-secret"
+CHANNELS = ("web", "whatsapp", "sms")  # the chat service submits as whatsapp and sms
 # username -> (role, agency)
 DEMO_USERS: dict[str, tuple[Role, str | None]] = {
     "dlh.petugas": (Role.OFFICER, "DLH"),
@@ -78,14 +79,15 @@ async def _create_if_empty(settings: Settings,
 
 
 async def _create(store: AccountStore, tenant: str) -> dict[str, Any]:
-    _, key = await store.create_api_key(tenant=tenant, kind="channel", name="web")
+    keys = {name: (await store.create_api_key(tenant=tenant, kind="channel", name=name))[1]
+            for name in CHANNELS}
     users: dict[str, dict[str, str | None]] = {}
     for username, (role, agency) in DEMO_USERS.items():
         password = generate_password()
         await store.create_user(tenant=tenant, username=username, role=role,
                                 agency=agency, password=password)
         users[username] = {"password": password, "role": role.value, "agency": agency}
-    return {"api_keys": {"web": key}, "users": users}
+    return {"api_keys": keys, "users": users}
 
 
 async def _audit(store: AccountStore, audit: AuditLog, tenant: str,
@@ -126,3 +128,17 @@ def console_env(data_dir: Path) -> dict[str, str]:
     if "DISPOSISI_CONSOLE_CHANNEL_API_KEY" in os.environ or not path.exists():
         return {}
     return {"DISPOSISI_CONSOLE_CHANNEL_API_KEY": json.loads(path.read_text())["api_keys"]["web"]}
+
+
+def chat_env(data_dir: Path) -> dict[str, str]:
+    """The chat service submits as the demo whatsapp and sms channels, unless keys are set
+    (a data directory made before these keys existed has none: the chat service then runs
+    without them, and its submissions are refused until they are set)."""
+    path = data_dir / CREDENTIALS_FILE
+    keys = json.loads(path.read_text())["api_keys"] if path.exists() else {}
+    env = {}
+    for channel in ("whatsapp", "sms"):
+        name = f"DISPOSISI_CHAT_{channel.upper()}_API_KEY"
+        if name not in os.environ and channel in keys:
+            env[name] = keys[channel]
+    return env

@@ -39,8 +39,10 @@ NOTIFY_GROUPS: Mapping[str, Sequence[str]] = {
     "disposisi-notify-received": (Topics.RECEIVED,),
     "disposisi-notify-changes": (Topics.CHANGES,),
 }
+# The chat service (WhatsApp, SMS): the agency's messages it sends back to citizens.
+CHAT_GROUPS: Mapping[str, Sequence[str]] = {"disposisi-chat-changes": (Topics.CHANGES,)}
 ALL_GROUPS: Mapping[str, Sequence[str]] = {**INTAKE_GROUPS, **ROUTING_GROUPS, **FOLLOW_UP_GROUPS,
-                                           **NOTIFY_GROUPS}
+                                           **NOTIFY_GROUPS, **CHAT_GROUPS}
 POLL_SECONDS = 0.5
 
 

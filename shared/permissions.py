@@ -97,6 +97,10 @@ PERMISSIONS: dict[Endpoint, Mapping[str, Scope]] = {
     # notifications: the dashboard's deliveries (failed ones: ?status=failed)
     Endpoint("notify", "GET", "/v1/deliveries"): {
         "agency_head": Scope.AGENCY, "supervisor": Scope.TENANT},
+    # chat channels: the providers' webhooks, each checking its own signature or secret
+    Endpoint("chat", "GET", "/webhooks/whatsapp"): PUBLIC,
+    Endpoint("chat", "POST", "/webhooks/whatsapp"): PUBLIC,
+    Endpoint("chat", "POST", "/webhooks/sms"): PUBLIC,
 }
 
 _OFFICER_ACTIONS = frozenset({

@@ -398,6 +398,52 @@ class Settings(BaseSettings):
                                              "the console reaches it (the dashboard lists "
                                              "failed deliveries from it).")
 
+    # --- chat channels: WhatsApp and SMS (services/chat) ---
+    chat_port: int = Field(8085, description="Port of the chat service (WhatsApp and SMS webhooks).")
+    chat_intake_url: str = Field(
+        "http://127.0.0.1:8080", description="Where the chat service reaches intake's API.")
+    chat_whatsapp_api_key: SecretStr = Field(
+        SecretStr(""), description="Intake API key of the `whatsapp` channel (disposisi admin "
+                                   "create-key --name whatsapp); unset: WhatsApp is off.")
+    chat_sms_api_key: SecretStr = Field(
+        SecretStr(""), description="Intake API key of the `sms` channel; unset: SMS is off.")
+    chat_window_seconds: float = Field(
+        600.0, gt=0, description="After a citizen's first message, how long photos, a location "
+                                 "and more text join the same complaint before it is submitted.")
+    chat_done_words: list[str] = Field(
+        ["kirim", "selesai"], description="A message that is only one of these words submits "
+                                          "the complaint at once (case ignored).")
+    chat_poll_seconds: float = Field(
+        1.0, gt=0, description="Pause between the loops' looks for due drafts and messages.")
+    chat_retry_base_seconds: float = Field(
+        10.0, gt=0, description="Wait before retrying a failed submission or message; doubles "
+                                "with each further failure.")
+    chat_retry_max_seconds: float = Field(
+        900.0, gt=0, description="Longest wait between two attempts.")
+    chat_max_attempts: int = Field(
+        20, ge=1, description="Attempts after which a message to a citizen is given up.")
+    chat_http_timeout_seconds: float = Field(
+        15.0, gt=0, description="Longest one call to intake or a provider may take.")
+    chat_whatsapp_verify_token: SecretStr = Field(
+        SecretStr(""), description="The Verify Token entered in Meta's webhook set-up (the GET "
+                                   "handshake's hub.verify_token).")
+    chat_whatsapp_app_secret: SecretStr = Field(
+        SecretStr(""), description="The Meta app's secret: X-Hub-Signature-256 is the "
+                                   "HMAC-SHA256 of each webhook body with it.")
+    chat_whatsapp_access_token: SecretStr = Field(
+        SecretStr(""), description="Bearer token of the Cloud API (sending, fetching media).")
+    chat_whatsapp_phone_number_id: str = Field(
+        "", description="The business phone number's id that messages are sent from.")
+    chat_whatsapp_graph_url: str = Field(
+        "https://graph.facebook.com", description="Base URL of the Graph API (tests: a fake).")
+    chat_whatsapp_api_version: str = Field("v21.0", description="Graph API version in paths.")
+    chat_sms_secret: SecretStr = Field(
+        SecretStr(""), description="Shared secret the SMS gateway sends in X-Gateway-Secret.")
+    chat_sms_gateway_url: str = Field(
+        "", description="Where outgoing SMS are POSTed (JSON {to, text}); unset: none are sent.")
+    chat_sms_gateway_token: SecretStr = Field(
+        SecretStr(""), description="Bearer token for the SMS gateway's send URL.")
+
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":
         # Messages name settings, never values: the values are secrets.

@@ -34,6 +34,8 @@ async def test_dev_runs_the_whole_pipeline_and_stops_cleanly(dev: DevSystem) -> 
             assert {(u["role"], u["agency"]) for u in users.values()} >= {
                 ("officer", "DLH"), ("officer", "PDAM"), ("agency_head", "DLH"), ("triage", None),
                 ("supervisor", None), ("admin", None)}
+            # the chat service submits as the demo whatsapp and sms channels
+            assert {"web", "whatsapp", "sms"} <= set(dev.credentials()["api_keys"])
             anonymous = await http.post(f"{dev.intake}/v1/complaints", json=COMPLAINT)
             assert anonymous.status_code == 401
             accepted = await http.post(f"{dev.intake}/v1/complaints", json=COMPLAINT,
