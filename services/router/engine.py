@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from services.router.evidence import Entry, Found, Readings, Weighed
 from services.router.gazetteer import ROAD_WORDS, Place, places, road_tag
 from services.router.matcher import TokenMatcher
-from services.router.rulebook import PhraseRule, Rule, Rulebook, Signal
+from services.router.rulebook import MainAskCues, PhraseRule, Rule, Rulebook, Signal
 from services.router.text import (
     Lexicon,
     Normaliser,
@@ -23,6 +23,7 @@ from services.router.text import (
 from shared.contracts import Channel, Location, Priority
 
 _SETTLING_ROUNDS = 3
+_NEAR = 3  # tokens between a complaint verb and its agent that still count as next to it
 _TITLE_GAP = "#"  # never a token (tokens are letters or digits): nothing matches across it
 
 
@@ -119,6 +120,18 @@ class Tally:
     category: str | None = None
     best_rule: float = 0.0
     priority: Priority | None = None
+    priority_rule: str | None = None  # the rule that set the priority, for the explanation
+
+
+@dataclass(frozen=True)
+class Ask:
+    """The main ask: the agency whose phrase is the agent of a complaint verb (or follows an
+    emphasis cue), what went wrong, and the words that say so."""
+
+    agency: str
+    gloss: str
+    quote: str
+    phrase: int
 
 
 @dataclass(frozen=True)
@@ -127,6 +140,7 @@ class Analysis:
     signals: list[tuple[Signal, list[int]]]
     phrases: list[Phrase]
     corrections: dict[str, str]
+    ask: Ask | None = None
 
 
 class CompiledRulebook:
@@ -145,6 +159,7 @@ class CompiledRulebook:
         for status in rulebook.gazetteer.roads:
             self._phrase(road_tag(status))
         self.phrases = self._specificities()
+        self._not_asks = self._concerned_only(rulebook)
         self._order = {compiled_rule.id: i for i, compiled_rule in enumerate(self.rules)}
         self._rules_by_phrase: dict[int, list[CompiledRule]] = defaultdict(list)
         for compiled_rule in self.rules:
@@ -181,6 +196,15 @@ class CompiledRulebook:
             kecamatan=frozenset(self._key(k) for k in rule.when.kecamatan),
             kelurahan=frozenset(self._key(k) for k in rule.when.kelurahan),
             channels=frozenset(rule.when.channel))
+
+    def _concerned_only(self, rulebook: Rulebook) -> frozenset[int]:
+        """Phrases that only rules with ``ask: false`` list: who is concerned, not who failed."""
+        asking: set[int] = set()
+        concerned: set[int] = set()
+        rules = [rule for agency in rulebook.agencies for rule in agency.rules]
+        for rule, compiled_rule in zip(rules, self.rules, strict=True):
+            (asking if rule.ask else concerned).update(compiled_rule.evidence)
+        return frozenset(concerned - asking)
 
     def _stem_pattern(self, token: str) -> str:
         """A phrase word as the stem view matches it: its stem when only a suffix was cut
@@ -244,6 +268,16 @@ class CompiledRulebook:
         for cue in lexicon.landmark_cues:
             for noun in ("", *lexicon.landmark_nouns):
                 entries[tuple(self.normaliser.tokens(f"{cue} {noun}"))].landmark = True
+        cues = self.rulebook.main_ask
+        for gloss, verbs in cues.verbs.items():
+            for verb in verbs:
+                entries[tuple(self.normaliser.tokens(verb))].verb = gloss
+        for cue in cues.agent_cues:
+            entries[tuple(self.normaliser.tokens(cue))].agent = True
+        for cue in cues.emphasis_cues:
+            entries[tuple(self.normaliser.tokens(cue))].emphasis = True
+        for cue in cues.held_cues:
+            entries[tuple(self.normaliser.tokens(cue))].held = True
         self._root_fragments = root_fragments(self._stem_vocabulary)
         matcher: TokenMatcher[Entry] = TokenMatcher()
         for tokens, entry in entries.items():
@@ -270,14 +304,20 @@ class CompiledRulebook:
                 fixed.add(index)
         stems = [self._stem(t) for t in tokens]
         found = Found.collect(self.matcher.find([tokens, stems]), fixed)
-        readings = found.readings(self.limits, len(title_tokens))
+        cues = self.rulebook.main_ask
+        readings = found.readings(self.limits, len(title_tokens), cues.held_weight)
         where = self._whereabouts(found.places, location)
         weighed, firing = self._settle(readings, where, channel)
         tallies = self._tally(firing, weighed)
+        ask = None
+        if (found.verbs or found.emphasis_ends) and tallies:
+            ask = main_ask(found, tallies, weighed, tokens, cues, self._not_asks)
+            if ask is not None:
+                tallies[ask.agency].score *= 1.0 + cues.boost
         affirmed, mentioned = weighed.affirmed, readings.mentioned
         signals = [(signal, sorted(rule.evidence & affirmed.keys()))
                    for signal, rule in self.signals if rule.signalled(affirmed.keys(), mentioned)]
-        return Analysis(tallies, signals, self.phrases, corrections)
+        return Analysis(tallies, signals, self.phrases, corrections, ask)
 
     def _order_of(self, rule: CompiledRule) -> int:
         return self._order[rule.id]
@@ -355,7 +395,8 @@ class CompiledRulebook:
                 tally.category = rule.category  # the strongest rule names the category
             tally.best_rule = max(tally.best_rule, alone)
             tally.rule_ids.append(rule.id)
-            tally.priority = higher(tally.priority, rule.priority)
+            if higher(tally.priority, rule.priority) != tally.priority:
+                tally.priority, tally.priority_rule = rule.priority, rule.id
         for agency, tally in tallies.items():
             tally.score, tally.phrases = self._claim(offers[agency], weighed)
         return tallies
@@ -377,6 +418,69 @@ class CompiledRulebook:
                     used.append(phrase)
                     break
         return score, used
+
+
+def main_ask(found: Found, tallies: dict[str, Tally], weighed: Weighed, tokens: Sequence[str],
+             cues: MainAskCues, not_asks: AbstractSet[int] = frozenset()) -> Ask | None:
+    """Which agency the complaint is about: the one whose phrase is nearest a complaint verb,
+    an agent cue before it ("di RSUD", "oleh petugas puskesmas") counting first; failing a
+    verb, the phrase right after an emphasis cue ("tolong puskesmas"). None when two agencies
+    stand equally near, or nothing does: a held document is never the ask."""
+    owners: dict[int, set[str]] = defaultdict(set)
+    for agency, tally in tallies.items():
+        for phrase in tally.phrases:
+            if phrase not in not_asks:
+                owners[phrase].add(agency)
+    spans = [(start, end, phrase, agency) for phrase, agencies in owners.items()
+             if len(agencies) == 1 for agency in agencies
+             for _, start, end in weighed.counted[phrase] if not found.held(start)]
+    best: tuple[tuple[int, ...], list[tuple[str, str, str, int]]] | None = None
+    for v_start, v_end, gloss in _longest(found.verbs):
+        for start, end, phrase, agency in spans:
+            agent = start - 1 in found.agent_ends
+            first = start - agent  # "ditolak masuk rawat inap di RSUD": the cue goes with it
+            gap = v_start - end - 1 if end < v_start else max(0, first - v_end - 1)
+            if gap > cues.window:
+                continue
+            # within a few words is near enough; then the first failure told is the ask
+            rank = (0 if agent else 1, max(gap, _NEAR), v_start)
+            quote = _quote(tokens, (v_start, v_end), (start - agent, end))
+            best = _better(best, rank, (agency, gloss, quote, phrase))
+    if best is None:
+        for cue_end in found.emphasis_ends:
+            for start, end, phrase, agency in spans:
+                gap = start - cue_end - 1
+                if 0 <= gap <= cues.emphasis_window:
+                    quote = _quote(tokens, (cue_end, cue_end), (start, end))
+                    best = _better(best, (2, gap, cue_end), (agency, "asked for", quote, phrase))
+    if best is None or len({found_ask[0] for found_ask in best[1]}) > 1:
+        return None
+    agency, gloss, quote, phrase = best[1][0]
+    return Ask(agency, gloss, quote, phrase)
+
+
+def _longest(verbs: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Verbs not inside a longer one ("disuruh" in "disuruh tebus")."""
+    return [(start, end, gloss) for start, end, gloss in verbs
+            if not any(s <= start and end <= e and (s, e) != (start, end) for s, e, _ in verbs)]
+
+
+def _better(best: tuple[tuple[int, ...], list[tuple[str, str, str, int]]] | None,
+            rank: tuple[int, ...], ask: tuple[str, str, str, int],
+            ) -> tuple[tuple[int, ...], list[tuple[str, str, str, int]]]:
+    if best is None or rank < best[0]:
+        return rank, [ask]
+    if rank == best[0]:
+        best[1].append(ask)
+    return best
+
+
+def _quote(tokens: Sequence[str], first: tuple[int, int], second: tuple[int, int]) -> str:
+    """The two stretches of text in reading order, "…" where words lie between them."""
+    (a_start, a_end), (b_start, b_end) = sorted([first, second])
+    if b_start <= a_end + 1:
+        return " ".join(tokens[a_start:max(a_end, b_end) + 1])
+    return f"{' '.join(tokens[a_start:a_end + 1])} … {' '.join(tokens[b_start:b_end + 1])}"
 
 
 def _evidence(rules: Iterable[CompiledRule]) -> frozenset[int]:
