@@ -132,6 +132,7 @@ class Ask:
     gloss: str
     quote: str
     phrase: int
+    verb: tuple[int, int]  # the tokens that tell the failure (or the emphasis cue)
 
 
 @dataclass(frozen=True)
@@ -308,12 +309,13 @@ class CompiledRulebook:
         readings = found.readings(self.limits, len(title_tokens), cues.held_weight)
         where = self._whereabouts(found.places, location)
         weighed, firing = self._settle(readings, where, channel)
-        tallies = self._tally(firing, weighed)
+        tallies, offers = self._tally(firing, weighed)
         ask = None
         if (found.verbs or found.emphasis_ends) and tallies:
             ask = main_ask(found, tallies, weighed, tokens, cues, self._not_asks)
             if ask is not None:
-                tallies[ask.agency].score *= 1.0 + cues.boost
+                told = {i for start, end, _ in found.verbs for i in range(start, end + 1)}
+                self._favour(ask, tallies, offers, weighed, cues.boost, told)
         affirmed, mentioned = weighed.affirmed, readings.mentioned
         signals = [(signal, sorted(rule.evidence & affirmed.keys()))
                    for signal, rule in self.signals if rule.signalled(affirmed.keys(), mentioned)]
@@ -380,7 +382,20 @@ class CompiledRulebook:
                 kecamatan.add(self._key(place.kecamatan))
         return Whereabouts(frozenset(kecamatan), frozenset(kelurahan))
 
-    def _tally(self, firing: list[CompiledRule], weighed: Weighed) -> dict[str, Tally]:
+    def _favour(self, ask: Ask, tallies: dict[str, Tally],
+                offers: dict[str, list[tuple[float, int, float]]], weighed: Weighed,
+                boost: float, told: set[int]) -> None:
+        """The main ask's agency weighs more; the words that tell a failure ("disuruh
+        bayar", ``told``) are about it and no longer score for another agency listing them."""
+        for agency, tally in list(tallies.items()):
+            if agency != ask.agency:
+                tally.score, tally.phrases = self._claim(offers[agency], weighed, told)
+                if not tally.phrases:
+                    del tallies[agency]
+        tallies[ask.agency].score *= 1.0 + boost
+
+    def _tally(self, firing: list[CompiledRule], weighed: Weighed,
+               ) -> tuple[dict[str, Tally], dict[str, list[tuple[float, int, float]]]]:
         """Each agency's evidence: what its firing rules' phrases add, where a phrase and a
         stretch of text score once per agency at their best (a phrase two of its rules list,
         a word read both as written and through its stem)."""
@@ -399,12 +414,13 @@ class CompiledRulebook:
                 tally.priority, tally.priority_rule = rule.priority, rule.id
         for agency, tally in tallies.items():
             tally.score, tally.phrases = self._claim(offers[agency], weighed)
-        return tallies
+        return tallies, offers
 
-    def _claim(self, offers: list[tuple[float, int, float]],
-               weighed: Weighed) -> tuple[float, list[int]]:
-        """The best offers first; each phrase once, on tokens no better offer took."""
-        taken: set[int] = set()
+    def _claim(self, offers: list[tuple[float, int, float]], weighed: Weighed,
+               blocked: AbstractSet[int] = frozenset()) -> tuple[float, list[int]]:
+        """The best offers first; each phrase once, on tokens no better offer took (nor
+        ``blocked``)."""
+        taken: set[int] = set(blocked)
         used: list[int] = []
         score = 0.0
         for _, phrase, factor in sorted(offers, key=lambda offer: (-offer[0], offer[1])):
@@ -434,29 +450,41 @@ def main_ask(found: Found, tallies: dict[str, Tally], weighed: Weighed, tokens: 
     spans = [(start, end, phrase, agency) for phrase, agencies in owners.items()
              if len(agencies) == 1 for agency in agencies
              for _, start, end in weighed.counted[phrase] if not found.held(start)]
-    best: tuple[tuple[int, ...], list[tuple[str, str, str, int]]] | None = None
+    best: tuple[tuple[int, ...], list[Ask]] | None = None
     for v_start, v_end, gloss in _longest(found.verbs):
         for start, end, phrase, agency in spans:
-            agent = start - 1 in found.agent_ends
-            first = start - agent  # "ditolak masuk rawat inap di RSUD": the cue goes with it
+            if v_start <= start and end <= v_end:
+                continue  # the verb itself ("dimintai uang"): what failed, not who
+            cue = _agent_cue(found.agent_ends, start)
+            first = start if cue is None else cue  # "... di RSUD": the cue goes with it
             gap = v_start - end - 1 if end < v_start else max(0, first - v_end - 1)
             if gap > cues.window:
                 continue
-            # within a few words is near enough; then the first failure told is the ask
-            rank = (0 if agent else 1, max(gap, _NEAR), v_start)
-            quote = _quote(tokens, (v_start, v_end), (start - agent, end))
-            best = _better(best, rank, (agency, gloss, quote, phrase))
+            # within a few words is near enough; then an agent cue, then the first failure
+            # told, then the nearest
+            rank = (max(gap, _NEAR), 0 if cue is not None else 1, v_start, gap)
+            quote = _quote(tokens, (v_start, v_end), (first, end))
+            best = _better(best, rank, Ask(agency, gloss, quote, phrase, (v_start, v_end)))
     if best is None:
-        for cue_end in found.emphasis_ends:
+        for cue_end, cue_start in found.emphasis_ends.items():
             for start, end, phrase, agency in spans:
                 gap = start - cue_end - 1
                 if 0 <= gap <= cues.emphasis_window:
-                    quote = _quote(tokens, (cue_end, cue_end), (start, end))
-                    best = _better(best, (2, gap, cue_end), (agency, "asked for", quote, phrase))
-    if best is None or len({found_ask[0] for found_ask in best[1]}) > 1:
+                    quote = _quote(tokens, (cue_start, cue_end), (start, end))
+                    ask = Ask(agency, "asked about", quote, phrase, (cue_start, cue_end))
+                    best = _better(best, (gap, 0, cue_end, gap), ask)
+    if best is None or len({ask.agency for ask in best[1]}) > 1:
         return None
-    agency, gloss, quote, phrase = best[1][0]
-    return Ask(agency, gloss, quote, phrase)
+    return best[1][0]
+
+
+def _agent_cue(agent_ends: AbstractSet[int], start: int) -> int | None:
+    """Where an agent cue stands right before a phrase, or one word before it ("oleh agen
+    e-warong", "di kantor kelurahan")."""
+    for cue in (start - 1, start - 2):
+        if cue in agent_ends:
+            return cue
+    return None
 
 
 def _longest(verbs: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
@@ -465,9 +493,8 @@ def _longest(verbs: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
             if not any(s <= start and end <= e and (s, e) != (start, end) for s, e, _ in verbs)]
 
 
-def _better(best: tuple[tuple[int, ...], list[tuple[str, str, str, int]]] | None,
-            rank: tuple[int, ...], ask: tuple[str, str, str, int],
-            ) -> tuple[tuple[int, ...], list[tuple[str, str, str, int]]]:
+def _better(best: tuple[tuple[int, ...], list[Ask]] | None, rank: tuple[int, ...], ask: Ask,
+            ) -> tuple[tuple[int, ...], list[Ask]]:
     if best is None or rank < best[0]:
         return rank, [ask]
     if rank == best[0]:

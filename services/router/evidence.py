@@ -72,7 +72,7 @@ class Found:
     places: list[Place]
     verbs: list[tuple[int, int, str]] = field(default_factory=list)  # start, end, gloss
     agent_ends: set[int] = field(default_factory=set)
-    emphasis_ends: set[int] = field(default_factory=set)
+    emphasis_ends: dict[int, int] = field(default_factory=dict)  # end -> start
     held_ends: set[int] = field(default_factory=set)
     addresses: dict[int, int] = field(default_factory=dict)  # start -> furthest end of a place
     written: dict[int, int] = field(default_factory=dict)  # the same, of a phrase as written
@@ -110,7 +110,7 @@ class Found:
             if entry.agent:
                 found.agent_ends.add(end)
             if entry.emphasis:
-                found.emphasis_ends.add(end)
+                found.emphasis_ends[end] = start
             if entry.held:
                 found.held_ends.add(end)
         return found
