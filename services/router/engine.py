@@ -438,10 +438,11 @@ class CompiledRulebook:
 
 def main_ask(found: Found, tallies: dict[str, Tally], weighed: Weighed, tokens: Sequence[str],
              cues: MainAskCues, not_asks: AbstractSet[int] = frozenset()) -> Ask | None:
-    """Which agency the complaint is about: the one whose phrase is nearest a complaint verb,
-    an agent cue before it ("di RSUD", "oleh petugas puskesmas") counting first; failing a
-    verb, the phrase right after an emphasis cue ("tolong puskesmas"). None when two agencies
-    stand equally near, or nothing does: a held document is never the ask."""
+    """Which agency the complaint is about: the one whose phrase stands nearest a complaint
+    verb (within a few words is near enough; then an agent cue before the phrase decides: "di
+    RSUD", "oleh petugas puskesmas"); failing a verb, the phrase right after an emphasis cue
+    ("yang paling ..."). None when two agencies stand equally near, or none near enough. A
+    held document ("pemegang SKTM") and a phrase that only says who is concerned never are."""
     owners: dict[int, set[str]] = defaultdict(set)
     for agency, tally in tallies.items():
         for phrase in tally.phrases:
@@ -463,7 +464,7 @@ def main_ask(found: Found, tallies: dict[str, Tally], weighed: Weighed, tokens: 
             # within a few words is near enough; then an agent cue, then the first failure
             # told, then the nearest
             rank = (max(gap, _NEAR), 0 if cue is not None else 1, v_start, gap)
-            quote = _quote(tokens, (v_start, v_end), (first, end))
+            quote = _quote(tokens, (v_start, v_end), (first, first), (start, end))
             best = _better(best, rank, Ask(agency, gloss, quote, phrase, (v_start, v_end)))
     if best is None:
         for cue_end, cue_start in found.emphasis_ends.items():
@@ -502,12 +503,19 @@ def _better(best: tuple[tuple[int, ...], list[Ask]] | None, rank: tuple[int, ...
     return best
 
 
-def _quote(tokens: Sequence[str], first: tuple[int, int], second: tuple[int, int]) -> str:
-    """The two stretches of text in reading order, "…" where words lie between them."""
-    (a_start, a_end), (b_start, b_end) = sorted([first, second])
-    if b_start <= a_end + 1:
-        return " ".join(tokens[a_start:max(a_end, b_end) + 1])
-    return f"{' '.join(tokens[a_start:a_end + 1])} … {' '.join(tokens[b_start:b_end + 1])}"
+def _quote(tokens: Sequence[str], *stretches: tuple[int, int]) -> str:
+    """The stretches of text (a verb, a cue, a phrase: rulebook words only, never the words
+    between them, which may be a name) in reading order, "…" where words lie between them."""
+    quote = ""
+    shown = -1  # the last token quoted
+    for start, end in sorted(stretches):
+        start = max(start, shown + 1)
+        if start > end:
+            continue  # inside what is quoted already
+        gap = "" if shown < 0 else (" " if start == shown + 1 else " … ")
+        quote += gap + " ".join(tokens[start:end + 1])
+        shown = end
+    return quote
 
 
 def _evidence(rules: Iterable[CompiledRule]) -> frozenset[int]:

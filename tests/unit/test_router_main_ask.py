@@ -173,3 +173,11 @@ def test_emergencies_told_by_symptoms_are_urgent(default: Rulebook, text: str) -
 ])
 def test_chronic_nuisances_are_not_urgent(default: Rulebook, text: str) -> None:
     assert route(default, text).priority is not Priority.URGENT
+
+
+def test_the_quote_holds_rulebook_words_only(rulebook: Rulebook) -> None:
+    # the word between the agent cue and the agency's phrase may be a name: never quoted
+    decision = route(rulebook, "saya disuruh bayar oleh budi puskesmas")
+    assert "main ask: DINKES asked to pay (disuruh bayar oleh … puskesmas)" in (
+        decision.explanation.reason)
+    assert "budi" not in decision.explanation.reason
