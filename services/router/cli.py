@@ -31,9 +31,12 @@ optional "title", "location", "channel"; it writes one JSON object per line to s
 reported on stderr with its line number and the run goes on; the exit status is then 1.
 
 With --expect FIELD (agency, priority or category) every input line must also carry FIELD, the
-expected answer, and a report follows: accuracy, triage rate and a per-label precision / recall /
-support table. The report goes to stderr, so stdout stays pure JSON lines; with --report-only the
-JSON lines are not written and the report goes to stdout (as JSON with --json).
+expected answer, and a report follows: accuracy, triage rate, a per-label precision / recall /
+support table, the confidently-wrong rate (decided, not triaged, and wrong), the pairs of labels
+most often confused and, when lines carry a "priority" label, the missed-urgent rate (labelled
+urgent, not made urgent) and the wrong-urgent rate (made urgent, labelled otherwise). The
+report goes to stderr, so stdout stays pure JSON lines; with --report-only the JSON lines are
+not written and the report goes to stdout (as JSON with --json).
 """
 
 
@@ -146,6 +149,7 @@ class _Line:
     request: RouteRequest | None = None
     expected: str | None = None
     problem: str | None = None
+    priority: str | None = None  # the line's priority label, when it has one
 
 
 def read_lines(stream: Iterable[str], expect: str | None) -> Iterator[_Line]:
@@ -171,7 +175,9 @@ def read_lines(stream: Iterable[str], expect: str | None) -> Iterator[_Line]:
         elif expect is not None and not isinstance(data[expect], str | None):
             yield _Line(number, problem=f"{expect}: expected a string or null to compare with")
         else:
-            yield _Line(number, request, data.get(expect) if expect else None)
+            label = data.get("priority")
+            yield _Line(number, request, data.get(expect) if expect else None,
+                        priority=label if isinstance(label, str) else None)
 
 
 def _route_lines(rulebook: Rulebook, args: argparse.Namespace) -> int:
@@ -193,8 +199,10 @@ def _route_lines(rulebook: Rulebook, args: argparse.Namespace) -> int:
             if not args.report_only:
                 print(json.dumps(_line_json(line.request, decision), ensure_ascii=False))
             if args.expect:
+                priority = (None if line.priority is None
+                            else (line.priority, decision.priority.value))
                 tally.add(line.request.id, line.expected, _answer(decision, args.expect),
-                          agency=decision.agency.code)
+                          agency=decision.agency.code, priority=priority)
     if args.expect:
         report = tally.report(show_misses=args.misses)
         if args.report_only and args.json:

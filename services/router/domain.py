@@ -60,7 +60,8 @@ def route(rulebook: Rulebook, text: str, title: str | None = None, *,
         rulebook_version=rulebook.version, rule_ids=best.rule_ids,
         matched_terms=_unique(terms + _signal_terms(analysis)), score=round(best.score, 3),
         confidence=standing.confidence, candidates=candidates,
-        reason=_reason(agency, best, terms, standing) + _notes(analysis, exclude))
+        reason=(_reason(agency, best, terms, standing) + _priority_note(best)
+                + _notes(analysis, exclude)))
     priority = _signalled(best.priority or Priority.NORMAL, analysis)
     return Decision(agency, priority, best.category, explanation)
 
@@ -115,6 +116,8 @@ def _signalled(base: Priority, analysis: Analysis) -> Priority:
         return Priority.URGENT
     if "raise" in effects:  # vulnerable people: one level up
         return _LEVELS[min(len(_LEVELS) - 1, _LEVELS.index(base) + 1)]
+    if "high" in effects:
+        return _LEVELS[max(_LEVELS.index(base), _LEVELS.index(Priority.HIGH))]
     return base
 
 
@@ -129,12 +132,22 @@ def _reason(agency: Agency, best: Tally, terms: list[str], standing: _Standing) 
     return reason
 
 
+def _priority_note(best: Tally) -> str:
+    if best.priority is None or best.priority is Priority.NORMAL:
+        return ""
+    return f"; priority {best.priority.value} by rule {best.priority_rule}"
+
+
 def _notes(analysis: Analysis, exclude: frozenset[str]) -> str:
     notes = ""
+    if analysis.ask is not None:
+        ask = analysis.ask
+        notes += f"; main ask: {ask.agency} {ask.gloss} ({ask.quote})"
     for signal, found in analysis.signals:
         words = ", ".join(repr(analysis.phrases[p].text) for p in found[:3])
-        effect = "urgent" if signal.effect == "urgent" else "raised"
-        notes += f"; {effect} by {words} ({signal.id})"
+        effect = {"urgent": "urgent", "raise": "raised a level"}.get(signal.effect, "at least high")
+        label = f": {signal.label}" if signal.label else ""
+        notes += f"; {effect} by {words} ({signal.id}{label})"
     if exclude:
         notes += f"; excluded {', '.join(sorted(exclude))}"
     if analysis.corrections:

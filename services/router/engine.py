@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from services.router.evidence import Entry, Found, Readings, Weighed
 from services.router.gazetteer import ROAD_WORDS, Place, places, road_tag
 from services.router.matcher import TokenMatcher
-from services.router.rulebook import PhraseRule, Rule, Rulebook, Signal
+from services.router.rulebook import MainAskCues, PhraseRule, Rule, Rulebook, Signal
 from services.router.text import (
     Lexicon,
     Normaliser,
@@ -23,6 +23,7 @@ from services.router.text import (
 from shared.contracts import Channel, Location, Priority
 
 _SETTLING_ROUNDS = 3
+_NEAR = 3  # tokens between a complaint verb and its agent that still count as next to it
 _TITLE_GAP = "#"  # never a token (tokens are letters or digits): nothing matches across it
 
 
@@ -119,6 +120,19 @@ class Tally:
     category: str | None = None
     best_rule: float = 0.0
     priority: Priority | None = None
+    priority_rule: str | None = None  # the rule that set the priority, for the explanation
+
+
+@dataclass(frozen=True)
+class Ask:
+    """The main ask: the agency whose phrase is the agent of a complaint verb (or follows an
+    emphasis cue), what went wrong, and the words that say so."""
+
+    agency: str
+    gloss: str
+    quote: str
+    phrase: int
+    verb: tuple[int, int]  # the tokens that tell the failure (or the emphasis cue)
 
 
 @dataclass(frozen=True)
@@ -127,6 +141,7 @@ class Analysis:
     signals: list[tuple[Signal, list[int]]]
     phrases: list[Phrase]
     corrections: dict[str, str]
+    ask: Ask | None = None
 
 
 class CompiledRulebook:
@@ -145,6 +160,7 @@ class CompiledRulebook:
         for status in rulebook.gazetteer.roads:
             self._phrase(road_tag(status))
         self.phrases = self._specificities()
+        self._not_asks = self._concerned_only(rulebook)
         self._order = {compiled_rule.id: i for i, compiled_rule in enumerate(self.rules)}
         self._rules_by_phrase: dict[int, list[CompiledRule]] = defaultdict(list)
         for compiled_rule in self.rules:
@@ -181,6 +197,15 @@ class CompiledRulebook:
             kecamatan=frozenset(self._key(k) for k in rule.when.kecamatan),
             kelurahan=frozenset(self._key(k) for k in rule.when.kelurahan),
             channels=frozenset(rule.when.channel))
+
+    def _concerned_only(self, rulebook: Rulebook) -> frozenset[int]:
+        """Phrases that only rules with ``ask: false`` list: who is concerned, not who failed."""
+        asking: set[int] = set()
+        concerned: set[int] = set()
+        rules = [rule for agency in rulebook.agencies for rule in agency.rules]
+        for rule, compiled_rule in zip(rules, self.rules, strict=True):
+            (asking if rule.ask else concerned).update(compiled_rule.evidence)
+        return frozenset(concerned - asking)
 
     def _stem_pattern(self, token: str) -> str:
         """A phrase word as the stem view matches it: its stem when only a suffix was cut
@@ -244,6 +269,16 @@ class CompiledRulebook:
         for cue in lexicon.landmark_cues:
             for noun in ("", *lexicon.landmark_nouns):
                 entries[tuple(self.normaliser.tokens(f"{cue} {noun}"))].landmark = True
+        cues = self.rulebook.main_ask
+        for gloss, verbs in cues.verbs.items():
+            for verb in verbs:
+                entries[tuple(self.normaliser.tokens(verb))].verb = gloss
+        for cue in cues.agent_cues:
+            entries[tuple(self.normaliser.tokens(cue))].agent = True
+        for cue in cues.emphasis_cues:
+            entries[tuple(self.normaliser.tokens(cue))].emphasis = True
+        for cue in cues.held_cues:
+            entries[tuple(self.normaliser.tokens(cue))].held = True
         self._root_fragments = root_fragments(self._stem_vocabulary)
         matcher: TokenMatcher[Entry] = TokenMatcher()
         for tokens, entry in entries.items():
@@ -270,14 +305,21 @@ class CompiledRulebook:
                 fixed.add(index)
         stems = [self._stem(t) for t in tokens]
         found = Found.collect(self.matcher.find([tokens, stems]), fixed)
-        readings = found.readings(self.limits, len(title_tokens))
+        cues = self.rulebook.main_ask
+        readings = found.readings(self.limits, len(title_tokens), cues.held_weight)
         where = self._whereabouts(found.places, location)
         weighed, firing = self._settle(readings, where, channel)
-        tallies = self._tally(firing, weighed)
+        tallies, offers = self._tally(firing, weighed)
+        ask = None
+        if (found.verbs or found.emphasis_ends) and tallies:
+            ask = main_ask(found, tallies, weighed, tokens, cues, self._not_asks)
+            if ask is not None:
+                told = {i for start, end, _ in found.verbs for i in range(start, end + 1)}
+                self._favour(ask, tallies, offers, weighed, cues.boost, told)
         affirmed, mentioned = weighed.affirmed, readings.mentioned
         signals = [(signal, sorted(rule.evidence & affirmed.keys()))
                    for signal, rule in self.signals if rule.signalled(affirmed.keys(), mentioned)]
-        return Analysis(tallies, signals, self.phrases, corrections)
+        return Analysis(tallies, signals, self.phrases, corrections, ask)
 
     def _order_of(self, rule: CompiledRule) -> int:
         return self._order[rule.id]
@@ -340,7 +382,20 @@ class CompiledRulebook:
                 kecamatan.add(self._key(place.kecamatan))
         return Whereabouts(frozenset(kecamatan), frozenset(kelurahan))
 
-    def _tally(self, firing: list[CompiledRule], weighed: Weighed) -> dict[str, Tally]:
+    def _favour(self, ask: Ask, tallies: dict[str, Tally],
+                offers: dict[str, list[tuple[float, int, float]]], weighed: Weighed,
+                boost: float, told: set[int]) -> None:
+        """The main ask's agency weighs more; the words that tell a failure ("disuruh
+        bayar", ``told``) are about it and no longer score for another agency listing them."""
+        for agency, tally in list(tallies.items()):
+            if agency != ask.agency:
+                tally.score, tally.phrases = self._claim(offers[agency], weighed, told)
+                if not tally.phrases:
+                    del tallies[agency]
+        tallies[ask.agency].score *= 1.0 + boost
+
+    def _tally(self, firing: list[CompiledRule], weighed: Weighed,
+               ) -> tuple[dict[str, Tally], dict[str, list[tuple[float, int, float]]]]:
         """Each agency's evidence: what its firing rules' phrases add, where a phrase and a
         stretch of text score once per agency at their best (a phrase two of its rules list,
         a word read both as written and through its stem)."""
@@ -355,15 +410,17 @@ class CompiledRulebook:
                 tally.category = rule.category  # the strongest rule names the category
             tally.best_rule = max(tally.best_rule, alone)
             tally.rule_ids.append(rule.id)
-            tally.priority = higher(tally.priority, rule.priority)
+            if higher(tally.priority, rule.priority) != tally.priority:
+                tally.priority, tally.priority_rule = rule.priority, rule.id
         for agency, tally in tallies.items():
             tally.score, tally.phrases = self._claim(offers[agency], weighed)
-        return tallies
+        return tallies, offers
 
-    def _claim(self, offers: list[tuple[float, int, float]],
-               weighed: Weighed) -> tuple[float, list[int]]:
-        """The best offers first; each phrase once, on tokens no better offer took."""
-        taken: set[int] = set()
+    def _claim(self, offers: list[tuple[float, int, float]], weighed: Weighed,
+               blocked: AbstractSet[int] = frozenset()) -> tuple[float, list[int]]:
+        """The best offers first; each phrase once, on tokens no better offer took (nor
+        ``blocked``)."""
+        taken: set[int] = set(blocked)
         used: list[int] = []
         score = 0.0
         for _, phrase, factor in sorted(offers, key=lambda offer: (-offer[0], offer[1])):
@@ -377,6 +434,88 @@ class CompiledRulebook:
                     used.append(phrase)
                     break
         return score, used
+
+
+def main_ask(found: Found, tallies: dict[str, Tally], weighed: Weighed, tokens: Sequence[str],
+             cues: MainAskCues, not_asks: AbstractSet[int] = frozenset()) -> Ask | None:
+    """Which agency the complaint is about: the one whose phrase stands nearest a complaint
+    verb (within a few words is near enough; then an agent cue before the phrase decides: "di
+    RSUD", "oleh petugas puskesmas"); failing a verb, the phrase right after an emphasis cue
+    ("yang paling ..."). None when two agencies stand equally near, or none near enough. A
+    held document ("pemegang SKTM") and a phrase that only says who is concerned never are."""
+    owners: dict[int, set[str]] = defaultdict(set)
+    for agency, tally in tallies.items():
+        for phrase in tally.phrases:
+            if phrase not in not_asks:
+                owners[phrase].add(agency)
+    spans = [(start, end, phrase, agency) for phrase, agencies in owners.items()
+             if len(agencies) == 1 for agency in agencies
+             for _, start, end in weighed.counted[phrase] if not found.held(start)]
+    best: tuple[tuple[int, ...], list[Ask]] | None = None
+    for v_start, v_end, gloss in _longest(found.verbs):
+        for start, end, phrase, agency in spans:
+            if v_start <= start and end <= v_end:
+                continue  # the verb itself ("dimintai uang"): what failed, not who
+            cue = _agent_cue(found.agent_ends, start)
+            first = start if cue is None else cue  # "... di RSUD": the cue goes with it
+            gap = v_start - end - 1 if end < v_start else max(0, first - v_end - 1)
+            if gap > cues.window:
+                continue
+            # within a few words is near enough; then an agent cue, then the first failure
+            # told, then the nearest
+            rank = (max(gap, _NEAR), 0 if cue is not None else 1, v_start, gap)
+            quote = _quote(tokens, (v_start, v_end), (first, first), (start, end))
+            best = _better(best, rank, Ask(agency, gloss, quote, phrase, (v_start, v_end)))
+    if best is None:
+        for cue_end, cue_start in found.emphasis_ends.items():
+            for start, end, phrase, agency in spans:
+                gap = start - cue_end - 1
+                if 0 <= gap <= cues.emphasis_window:
+                    quote = _quote(tokens, (cue_start, cue_end), (start, end))
+                    ask = Ask(agency, "asked about", quote, phrase, (cue_start, cue_end))
+                    best = _better(best, (gap, 0, cue_end, gap), ask)
+    if best is None or len({ask.agency for ask in best[1]}) > 1:
+        return None
+    return best[1][0]
+
+
+def _agent_cue(agent_ends: AbstractSet[int], start: int) -> int | None:
+    """Where an agent cue stands right before a phrase, or one word before it ("oleh agen
+    e-warong", "di kantor kelurahan")."""
+    for cue in (start - 1, start - 2):
+        if cue in agent_ends:
+            return cue
+    return None
+
+
+def _longest(verbs: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Verbs not inside a longer one ("disuruh" in "disuruh tebus")."""
+    return [(start, end, gloss) for start, end, gloss in verbs
+            if not any(s <= start and end <= e and (s, e) != (start, end) for s, e, _ in verbs)]
+
+
+def _better(best: tuple[tuple[int, ...], list[Ask]] | None, rank: tuple[int, ...], ask: Ask,
+            ) -> tuple[tuple[int, ...], list[Ask]]:
+    if best is None or rank < best[0]:
+        return rank, [ask]
+    if rank == best[0]:
+        best[1].append(ask)
+    return best
+
+
+def _quote(tokens: Sequence[str], *stretches: tuple[int, int]) -> str:
+    """The stretches of text (a verb, a cue, a phrase: rulebook words only, never the words
+    between them, which may be a name) in reading order, "…" where words lie between them."""
+    quote = ""
+    shown = -1  # the last token quoted
+    for start, end in sorted(stretches):
+        start = max(start, shown + 1)
+        if start > end:
+            continue  # inside what is quoted already
+        gap = "" if shown < 0 else (" " if start == shown + 1 else " … ")
+        quote += gap + " ".join(tokens[start:end + 1])
+        shown = end
+    return quote
 
 
 def _evidence(rules: Iterable[CompiledRule]) -> frozenset[int]:

@@ -33,6 +33,10 @@ class Entry:
     negation: bool = False
     denial: bool = False
     landmark: bool = False
+    verb: str | None = None  # a complaint verb's gloss ("refused"): a failure is told here
+    agent: bool = False  # "di", "oleh", "pihak": who failed may follow
+    emphasis: bool = False  # "tolong", "mohon": what is asked for may follow
+    held: bool = False  # "pemegang", "pakai": a document the reporter holds follows
 
 
 class Occurrence(NamedTuple):  # a tuple: built by the thousand per second
@@ -66,6 +70,10 @@ class Found:
     landmark_ends: set[int]
     masked: set[int]  # words of road names: an address, not a topic
     places: list[Place]
+    verbs: list[tuple[int, int, str]] = field(default_factory=list)  # start, end, gloss
+    agent_ends: set[int] = field(default_factory=set)
+    emphasis_ends: dict[int, int] = field(default_factory=dict)  # end -> start
+    held_ends: set[int] = field(default_factory=set)
     addresses: dict[int, int] = field(default_factory=dict)  # start -> furthest end of a place
     written: dict[int, int] = field(default_factory=dict)  # the same, of a phrase as written
 
@@ -97,9 +105,18 @@ class Found:
                 found.denial_ends.add(end)
             if entry.landmark:
                 found.landmark_ends.add(end)
+            if entry.verb is not None:
+                found.verbs.append((start, end, entry.verb))
+            if entry.agent:
+                found.agent_ends.add(end)
+            if entry.emphasis:
+                found.emphasis_ends[end] = start
+            if entry.held:
+                found.held_ends.add(end)
         return found
 
-    def readings(self, limits: Thresholds, title_length: int) -> "Readings":
+    def readings(self, limits: Thresholds, title_length: int,
+                 held_weight: float = 1.0) -> "Readings":
         """What the text says before overlaps are settled: every phrase mentioned (even inside
         a longer phrase: "guru honorer" still mentions a "guru"; conditions and vetoes look
         here), and every occurrence that may score, weighed. A denied phrase ("bukan RS
@@ -114,6 +131,7 @@ class Found:
         negations = self.negation_ends
         addressing = bool(self.addresses or self.masked)
         stems_may_repeat = bool(self.written)
+        holding = bool(self.held_ends) and held_weight < 1.0
         for phrase, start, end, reading in self.occurrences:
             if start - 1 in aside:
                 continue
@@ -125,6 +143,8 @@ class Found:
             weight = kinds[reading]
             if end < title_length:
                 weight *= title_weight
+            if holding and self.held(start):
+                weight *= held_weight  # "pemegang SKTM": held, not complained about
             negated = bool(negations) and self.negated(start)
             scoring.append((phrase, start, end, not stem, weight, negated))
         return Readings(mentioned, scoring, self.addresses, self.masked)
@@ -136,6 +156,10 @@ class Found:
 
     def negated(self, start: int) -> bool:
         return any(start - gap in self.negation_ends for gap in (1, 2, 3))
+
+    def held(self, start: int) -> bool:
+        """A document the reporter holds ("pemegang SKTM", "pakai kartu BPJS")."""
+        return start - 1 in self.held_ends or start - 2 in self.held_ends
 
     def addressed(self, start: int, end: int) -> bool:
         """Part of a place or road name."""

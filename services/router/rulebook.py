@@ -75,12 +75,41 @@ class Rule(PhraseRule):
     category: str | None = None
     priority: Priority | None = Field(None, description="Raise the ticket to this priority.")
     when: Conditions = Field(default_factory=Conditions)
+    ask: bool = Field(
+        True, description="False: its phrases name who is concerned (pasien, penyandang "
+                          "disabilitas), never who failed: they are not a main ask.")
 
 
 class Signal(PhraseRule):
-    """A priority signal: emergencies make a ticket urgent; vulnerable people raise it a level."""
+    """A priority signal: emergencies make a ticket urgent; vulnerable people raise it a level;
+    some harms make it at least high."""
 
-    effect: Literal["urgent", "raise"]
+    effect: Literal["urgent", "raise", "high"]
+    label: str = Field("", max_length=60,
+                       description="What it means, for the explanation ('medical emergency').")
+
+
+class MainAskCues(_Strict):
+    """How a complaint says which institution it is about: the agent of a complaint verb
+    ("ditolak ... di RSUD", "ambulans puskesmas tidak datang") is the main ask and its agency's
+    score is boosted; a phrase right after a holding cue ("pemegang SKTM", "pakai KIS") is a
+    document the reporter holds, merely mentioned, and weighs less. Empty lists: off."""
+
+    verbs: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="What went wrong (a gloss for the explanation) -> complaint verbs saying it.")
+    agent_cues: list[str] = Field(
+        default_factory=list, description="Words before the agent of a failure: di, oleh, pihak.")
+    emphasis_cues: list[str] = Field(
+        default_factory=list, description="Words before what the reporter asks about: tolong, "
+                                          "mohon, yang paling.")
+    held_cues: list[str] = Field(
+        default_factory=list, description="Words before a document held: pemegang, pakai, punya.")
+    window: int = Field(6, ge=1, le=12, description="Most tokens between a verb and its agent.")
+    emphasis_window: int = Field(2, ge=0, le=12,
+                                 description="Most tokens between an emphasis cue and the ask.")
+    boost: float = Field(0.5, ge=0, description="The main ask's score is multiplied by 1 + this.")
+    held_weight: float = Field(0.5, gt=0, le=1, description="A held document's phrase weighs this.")
 
 
 class Agency(_Strict):
@@ -119,6 +148,7 @@ class Rulebook(_Strict):
     urgent_phrases: list[str] = Field(
         default_factory=list, description="Shorthand for one urgent signal.")
     signals: list[Signal] = Field(default_factory=list)
+    main_ask: MainAskCues = Field(default_factory=MainAskCues)
     include: Includes = Field(default_factory=Includes)
     lexicon: Lexicon | None = Field(None, description="None: the built-in Indonesian lexicon.")
     gazetteer: Gazetteer = Field(default_factory=Gazetteer)

@@ -204,6 +204,45 @@ def test_expect_report_goes_to_stderr_after_the_lines(capsys: Capture, tmp_path:
     assert "  4: high -> normal" in err.splitlines()
 
 
+def test_report_counts_the_confidently_wrong_confusions_and_urgent_misses_apart(
+        capsys: Capture, tmp_path: Path, rulebook_path: Path) -> None:
+    lines = [
+        {"id": "1", "text": "sampah di tps", "agency": "DLH", "priority": "normal"},
+        {"id": "2", "text": "sampah di tps", "agency": "PUPR", "priority": "normal"},  # wrong
+        {"id": "3", "text": "tps sampah penuh", "agency": "PUPR", "priority": "urgent"},  # wrong
+        {"id": "4", "text": "mohon dibantu pak", "agency": "DLH", "priority": "urgent"},  # triage
+        {"id": "5", "text": "kebakaran sampah di tps", "agency": "DLH", "priority": "urgent"},
+        {"id": "6", "text": "kebakaran kecil, jalan berlubang", "agency": "PUPR", "priority": "normal"},
+    ]
+    source = write_lines(tmp_path, *map(json.dumps, lines))
+    status, out, _ = run(capsys, "route", "--jsonl", str(source), "--expect", "agency",
+                         "--report-only", "--json", "--rulebook", str(rulebook_path))
+    report = json.loads(out)
+    assert status == 0
+    assert (report["confidently_wrong"], report["confidently_wrong_rate"]) == (2, round(2 / 6, 4))
+    assert report["confusions"] == [{"expected": "PUPR", "given": "DLH", "lines": 2},
+                                    {"expected": "DLH", "given": "TRIAGE", "lines": 1}]
+    # urgent labelled: 3 (missed), 4 (missed: the desk keeps it normal), 5 (made urgent)
+    assert (report["missed_urgent"], report["labelled_urgent"]) == (2, 3)
+    assert report["missed_urgent_rate"] == round(2 / 3, 4)
+    # labelled otherwise: 1, 2, 6 ("kebakaran" is a signal phrase: made urgent needlessly)
+    assert (report["wrong_urgent"], report["labelled_not_urgent"]) == (1, 3)
+    status, out, _ = run(capsys, "route", "--jsonl", str(source), "--expect", "agency",
+                         "--report-only", "--rulebook", str(rulebook_path))
+    assert "confidently wrong: 0.333 (2 decided, not triaged, and wrong)" in out
+    assert "missed urgent: 0.667 (2 of 3 labelled urgent)  wrong urgent: 0.333 (1 of 3" in out
+    assert "  PUPR -> DLH: 2" in out.splitlines()
+
+
+def test_report_without_priority_labels_has_no_urgent_rates(capsys: Capture, tmp_path: Path,
+                                                            rulebook_path: Path) -> None:
+    source = write_lines(tmp_path, json.dumps({"id": "1", "text": "sampah", "agency": "DLH"}))
+    _, out, _ = run(capsys, "route", "--jsonl", str(source), "--expect", "agency",
+                    "--report-only", "--json", "--rulebook", str(rulebook_path))
+    report = json.loads(out)
+    assert "missed_urgent_rate" not in report and report["confusions"] == []
+
+
 def test_expect_names_lines_without_the_expected_field(capsys: Capture, tmp_path: Path,
                                                        rulebook_path: Path) -> None:
     source = write_lines(tmp_path, json.dumps({"id": "1", "text": "sampah di tps"}),

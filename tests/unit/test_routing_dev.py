@@ -32,9 +32,14 @@ SMOKE_SET = ROOT / "tests" / "data" / "routing-smoke.jsonl"
 # Measured with the routing engine of 2026-11-28 (the keyword scorer before it: 0.842, 0.938,
 # 0.789). The engine's authors saw this set's misses, so it flatters them: the blind holdout
 # (tests/data/routing-holdout.jsonl) is the fairer figure.
-ACCURACY_FLOOR = 0.94  # measured 0.967 (293/303)
-TRAP_ACCURACY_FLOOR = 0.95  # measured 0.984 (63/64)
-PRIORITY_FLOOR = 0.80  # measured 0.825 (250/303): the labels' priority agrees with the router's
+# With the main ask and implied urgency (2026-12-01), on 345 rows of which 42 (dev-304 to dev-345)
+# are two-institution complaints and emergencies told by symptoms: 0.986 (340/345), traps 1.00
+# (64/64), priority 0.841 (290/345), missed-urgent 0.065 (2/31); on the first 303 rows agency
+# 0.990 and priority 0.832 (before: 0.990 and 0.822).
+ACCURACY_FLOOR = 0.94  # set when 0.967 (293/303) was measured
+TRAP_ACCURACY_FLOOR = 0.95  # set when 0.984 (63/64) was measured
+PRIORITY_FLOOR = 0.82  # the labels' priority agrees with the router's
+MISSED_URGENT_CEILING = 0.10  # rows labelled urgent that the router does not make urgent
 
 FIELDS = {"id", "title", "text", "location", "channel", "agency", "priority", "trap", "note"}
 REQUIRED = {"id", "text", "agency", "priority"}
@@ -140,3 +145,9 @@ def test_priorities_stay_above_the_floor(answers: dict[str, tuple[str, str]]) ->
     differ = [f"{r['id']}: {r['priority']} -> {answers[r['id']][1]}" for r in ROWS
               if answers[r["id"]][1] != r["priority"]]
     assert 1 - len(differ) / len(ROWS) >= PRIORITY_FLOOR, differ
+
+
+def test_urgent_complaints_are_rarely_missed(answers: dict[str, tuple[str, str]]) -> None:
+    urgent = [r for r in ROWS if r["priority"] == Priority.URGENT.value]
+    missed = [r["id"] for r in urgent if answers[r["id"]][1] != Priority.URGENT.value]
+    assert len(missed) / len(urgent) <= MISSED_URGENT_CEILING, missed
