@@ -17,6 +17,12 @@ class SignedOut(Exception):
     """The API no longer accepts the session's token (expired or revoked)."""
 
 
+class Unanswered(RuntimeError):
+    """A service behind a page did not answer (down, restarting, slower than
+    ``DISPOSISI_CONSOLE_API_TIMEOUT_SECONDS``) or answered with an error: the page says so
+    (the dashboard per panel) rather than failing whole."""
+
+
 @dataclass(frozen=True)
 class Answer:
     status: int
@@ -43,8 +49,13 @@ class Backends:
         await self.notify.aclose()
 
     async def sign_in(self, username: str, password: str) -> Answer:
-        reply = await self.sla.post("/v1/auth/token",
-                                    data={"username": username, "password": password})
+        """The SLA API's token; a 503 answer when the API does not answer (the sign-in page
+        says the service does not answer)."""
+        try:
+            reply = await self.sla.post("/v1/auth/token",
+                                        data={"username": username, "password": password})
+        except httpx.HTTPError as error:
+            return Answer(503, {"detail": type(error).__name__})
         return _answer(reply)
 
     async def inbox(self, token: str, params: dict[str, str | int]) -> dict[str, Any]:
@@ -84,7 +95,7 @@ class Backends:
         reply = _signed_in(await self.sla.get("/v1/reports/compliance", headers=_bearer(token),
                                               params={**params, "format": "csv"}))
         if reply.status_code != 200:
-            raise RuntimeError(f"/v1/reports/compliance answered {reply.status_code}")
+            raise Unanswered(f"/v1/reports/compliance answered {reply.status_code}")
         return reply
 
     async def attachments(self, token: str, ticket_id: str) -> list[dict[str, Any]]:
@@ -140,10 +151,13 @@ class Backends:
         return found
 
     async def _read(self, token: str, path: str, params: dict[str, str | int]) -> dict[str, Any]:
-        reply = await self.sla.get(path, params=params, headers=_bearer(token))
+        try:
+            reply = await self.sla.get(path, params=params, headers=_bearer(token))
+        except httpx.HTTPError as error:
+            raise Unanswered(f"{path}: {type(error).__name__}") from error
         answer = _answer(_signed_in(reply))
         if not answer.ok:
-            raise RuntimeError(f"{path} answered {answer.status}")
+            raise Unanswered(f"{path} answered {answer.status}")
         return answer.body
 
 
