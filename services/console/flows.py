@@ -11,6 +11,7 @@ import httpx
 from shared.settings import Settings
 
 TRACKING_CODE_HEADER = "X-Tracking-Code"
+IDLE_CONNECTION_SECONDS = 2.0  # below uvicorn's keep-alive (5 s) on the services' side
 
 
 class SignedOut(Exception):
@@ -39,9 +40,16 @@ class Backends:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         timeout = settings.console_api_timeout_seconds
-        self.sla = httpx.AsyncClient(base_url=settings.console_sla_url, timeout=timeout)
-        self.intake = httpx.AsyncClient(base_url=settings.console_intake_url, timeout=timeout)
-        self.notify = httpx.AsyncClient(base_url=settings.console_notify_url, timeout=timeout)
+        # An idle connection is dropped before the services' uvicorn closes it (after 5 s):
+        # with both at 5 s, a request sent on a connection the server was just closing
+        # failed (RemoteProtocolError/ReadError).
+        limits = httpx.Limits(keepalive_expiry=IDLE_CONNECTION_SECONDS)
+        self.sla = httpx.AsyncClient(base_url=settings.console_sla_url, timeout=timeout,
+                                     limits=limits)
+        self.intake = httpx.AsyncClient(base_url=settings.console_intake_url, timeout=timeout,
+                                        limits=limits)
+        self.notify = httpx.AsyncClient(base_url=settings.console_notify_url, timeout=timeout,
+                                        limits=limits)
 
     async def close(self) -> None:
         await self.sla.aclose()
