@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from services.console import api, domain, i18n
+from services.console.errors import install_error_pages
 from services.console.flows import Backends
 from services.console.replies import ReplyTemplates, load_reply_templates
 from services.console.session import Sessions
@@ -63,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.console = api.Console(
         settings, backends, Sessions(settings.auth_secret, settings.auth_token_seconds),
         templates_for(settings), load_rulebook(settings.rulebook), reply_templates(settings))
+    install_error_pages(app)  # inside the language middleware: pages in the request's language
     app.add_middleware(i18n.LanguageMiddleware)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(api.build_router())

@@ -7,6 +7,7 @@ the SLA API with the person's own token (``/v1/escalations``, ``/v1/reports/comp
 
 import csv
 import io
+from collections.abc import Awaitable
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
@@ -24,16 +25,18 @@ from services.console.domain import (
     scope_for,
     seconds_late,
 )
-from services.console.flows import SignedOut
+from services.console.flows import SignedOut, Unanswered
 from services.console.guard import open_page, open_stream, signed_out
 from services.console.live import live_events
 from services.console.session import CSRF_FIELD, Session, check_csrf
 from shared.contracts import utc_now
+from shared.logs import get_logger
 from shared.permissions import Scope
 
 if TYPE_CHECKING:
     from services.console.api import Console
 
+log = get_logger(__name__)
 CsrfField = Annotated[str, Form(alias=CSRF_FIELD)]
 PAGE = "dashboard"
 ESCALATIONS_SHOWN = 50
@@ -53,21 +56,24 @@ def dashboard_routes(router: APIRouter) -> None:
         role = (session.user or {}).get("role")
         start, end = period_days(first, last, _today(console.settings.timezone))
         period = {"from": start.isoformat(), "to": end.isoformat()}
-        assert session.token is not None
+        token = session.token
+        assert token is not None
+        may_report = may_open(role, "compliance")
         try:
-            escalations = await console.backends.escalations(session.token, _escalation_params())
-            report = await console.backends.compliance(session.token, _report_params(period)) \
-                if may_open(role, "compliance") else None
-            failed = await console.backends.failed_deliveries(session.token,
-                                                              FAILED_DELIVERIES_SHOWN)
+            escalations = await _panel("escalations", console.backends.escalations(
+                token, _escalation_params()))
+            report = await _panel("compliance", console.backends.compliance(
+                token, _report_params(period))) if may_report else None
+            failed = await console.backends.failed_deliveries(token, FAILED_DELIVERIES_SHOWN)
         except SignedOut:
             return signed_out(request, console)
         charts = [compliance_chart(report["rows"], report["zones"], m) for m in METRICS] \
             if report else []
         return console.render(request, session, "dashboard.html", {
-            "escalations": escalations["escalations"], "may_ack": may_open(role, "acknowledge"),
-            "failed_deliveries": failed,
-            "report": report, "charts": charts, "period": period,
+            "escalations": None if escalations is None else escalations["escalations"],
+            "may_ack": may_open(role, "acknowledge"), "failed_deliveries": failed,
+            "report": report, "report_unanswered": may_report and report is None,
+            "charts": charts, "period": period,
             "csv_url": f"/dashboard/compliance.csv?{urlencode(period)}",
             "may_drill": may_open(role, "tickets")})
 
@@ -219,6 +225,17 @@ def _cell(text: str) -> str:
 def _local_iso(value: Any, zone: ZoneInfo) -> str:
     instant = parse_instant(value)
     return "" if instant is None else instant.astimezone(zone).isoformat(timespec="minutes")
+
+
+async def _panel(name: str, read: Awaitable[dict[str, Any]]) -> dict[str, Any] | None:
+    """One panel's data, or None when its service does not answer (the panel says so and the
+    rest of the dashboard still shows: right after a start, or with the SLA API restarting or
+    slow, the supervisor still sees what can be seen)."""
+    try:
+        return await read
+    except Unanswered as error:
+        log.warning("dashboard panel not shown", panel=name, problem=str(error))
+        return None
 
 
 def _today(timezone: str) -> date:

@@ -11,10 +11,17 @@ import httpx
 from shared.settings import Settings
 
 TRACKING_CODE_HEADER = "X-Tracking-Code"
+IDLE_CONNECTION_SECONDS = 2.0  # below uvicorn's keep-alive (5 s) on the services' side
 
 
 class SignedOut(Exception):
     """The API no longer accepts the session's token (expired or revoked)."""
+
+
+class Unanswered(RuntimeError):
+    """A service behind a page did not answer (down, restarting, slower than
+    ``DISPOSISI_CONSOLE_API_TIMEOUT_SECONDS``) or answered with an error: the page says so
+    (the dashboard per panel) rather than failing whole."""
 
 
 @dataclass(frozen=True)
@@ -33,9 +40,16 @@ class Backends:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         timeout = settings.console_api_timeout_seconds
-        self.sla = httpx.AsyncClient(base_url=settings.console_sla_url, timeout=timeout)
-        self.intake = httpx.AsyncClient(base_url=settings.console_intake_url, timeout=timeout)
-        self.notify = httpx.AsyncClient(base_url=settings.console_notify_url, timeout=timeout)
+        # An idle connection is dropped before the services' uvicorn closes it (after 5 s):
+        # with both at 5 s, a request sent on a connection the server was just closing
+        # failed (RemoteProtocolError/ReadError).
+        limits = httpx.Limits(keepalive_expiry=IDLE_CONNECTION_SECONDS)
+        self.sla = httpx.AsyncClient(base_url=settings.console_sla_url, timeout=timeout,
+                                     limits=limits)
+        self.intake = httpx.AsyncClient(base_url=settings.console_intake_url, timeout=timeout,
+                                        limits=limits)
+        self.notify = httpx.AsyncClient(base_url=settings.console_notify_url, timeout=timeout,
+                                        limits=limits)
 
     async def close(self) -> None:
         await self.sla.aclose()
@@ -43,8 +57,13 @@ class Backends:
         await self.notify.aclose()
 
     async def sign_in(self, username: str, password: str) -> Answer:
-        reply = await self.sla.post("/v1/auth/token",
-                                    data={"username": username, "password": password})
+        """The SLA API's token; a 503 answer when the API does not answer (the sign-in page
+        says the service does not answer)."""
+        try:
+            reply = await self.sla.post("/v1/auth/token",
+                                        data={"username": username, "password": password})
+        except httpx.HTTPError as error:
+            return Answer(503, {"detail": type(error).__name__})
         return _answer(reply)
 
     async def inbox(self, token: str, params: dict[str, str | int]) -> dict[str, Any]:
@@ -84,7 +103,7 @@ class Backends:
         reply = _signed_in(await self.sla.get("/v1/reports/compliance", headers=_bearer(token),
                                               params={**params, "format": "csv"}))
         if reply.status_code != 200:
-            raise RuntimeError(f"/v1/reports/compliance answered {reply.status_code}")
+            raise Unanswered(f"/v1/reports/compliance answered {reply.status_code}")
         return reply
 
     async def attachments(self, token: str, ticket_id: str) -> list[dict[str, Any]]:
@@ -140,10 +159,13 @@ class Backends:
         return found
 
     async def _read(self, token: str, path: str, params: dict[str, str | int]) -> dict[str, Any]:
-        reply = await self.sla.get(path, params=params, headers=_bearer(token))
+        try:
+            reply = await self.sla.get(path, params=params, headers=_bearer(token))
+        except httpx.HTTPError as error:
+            raise Unanswered(f"{path}: {type(error).__name__}") from error
         answer = _answer(_signed_in(reply))
         if not answer.ok:
-            raise RuntimeError(f"{path} answered {answer.status}")
+            raise Unanswered(f"{path} answered {answer.status}")
         return answer.body
 
 

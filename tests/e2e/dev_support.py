@@ -70,6 +70,11 @@ class DevSystem:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def output_tail(self, lines: int = 80) -> str:
+        """The log's last lines: where a failed test's server-side traceback is."""
+        self.log.flush()
+        return "\n".join(self.output().splitlines()[-lines:])
+
     def wait_for_output(self, text: str, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while text not in self.output():
