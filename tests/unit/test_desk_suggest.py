@@ -162,7 +162,7 @@ def test_a_patch_that_breaks_the_rulebook_is_refused_and_the_file_kept(
     patch.write_text(yaml.safe_dump({"suggestions": [
         {"id": "S1", "change": "add_phrases", "agency": "PERKIM", "rule": "dlh.sampah",
          "new_rule": True, "phrases": ["pohon"], "weight": 1.0}]}))  # a rule id used twice
-    with pytest.raises(SuggestionError, match="would not load.*rule ids used twice: dlh.sampah"):
+    with pytest.raises(SuggestionError, match=r"would not load.*rule ids used twice: dlh\.sampah"):
         apply_suggestions(rulebook_file, patch)
     assert rulebook_file.read_text() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".suggested-")] == []
