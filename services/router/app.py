@@ -102,6 +102,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.reloader = reloaders[settings.tenant]
     app.state.reloaders = reloaders  # the API serves the caller's tenant's
     app.state.auth = auth
+    app.state.reviewer = router.reviewer  # GET /v1/rulebook shows the serving model
+    app.state.home_tenant = settings.tenant
     app.add_exception_handler(RequestValidationError, validation_error)
     install_abuse_limits(app, settings)
     app.include_router(api.build_router())
