@@ -21,7 +21,18 @@ from pymongo import AsyncMongoClient
 from services.router.app import create_app as router_app
 from services.router.label_store import LABELS
 from services.sla.app import create_app as sla_app
-from shared.contracts import Topics
+from shared.contracts import (
+    Channel,
+    EventType,
+    Priority,
+    RerouteRequest,
+    RoutingExplanation,
+    TicketRouted,
+    Topics,
+    envelope,
+    utc_now,
+)
+from shared.embedded import free_port, start_mongo
 from shared.mongo import Document
 from shared.settings import Settings, as_environment
 from tests.integration.auth_support import Accounts, Caller
@@ -162,3 +173,44 @@ async def test_the_desk_teaches_the_rulebook_a_phrase(
     routing = fourth["routing"]
     assert isinstance(routing, dict) and routing["rule_ids"] == ["perkim.taman"]
     assert "pohon tumbang" in routing["matched_terms"] and routing["second_opinion"] is None
+
+
+def manual_request(ticket_id: str, agency: str) -> bytes:
+    ticket = TicketRouted(
+        agency="TRIAGE", agency_name="Meja Pengaduan", authority="internal",
+        priority=Priority.NORMAL, routing=RoutingExplanation(rulebook_version="v0"),
+        channel=Channel.WEB, text=FALLEN_TREES["T-1"], submitted_at=utc_now())
+    request = RerouteRequest(ticket=ticket, cause="manual", actor="meja.triase (triage)",
+                             reason="pohon: Perkim", agency=agency)
+    return envelope(request, type=EventType.REROUTE_REQUESTED, tenant="kota-bengkulu",
+                    ticket_id=ticket_id, event_id=f"reroute-{ticket_id}").to_bytes()
+
+
+async def test_a_store_outage_delays_the_desk_assignment_and_loses_no_example(
+        desk_settings: Settings, tmp_path: Path) -> None:
+    port = free_port()
+    store = start_mongo(port, tmp_path)
+    settings = desk_settings.model_copy(update={
+        "mongodb_url": f"mongodb://127.0.0.1:{port}/?directConnection=true",
+        "mongodb_timeout_ms": 1000, "second_opinion_enabled": False})
+    bootstrap = settings.kafka_bootstrap_servers
+    try:
+        async with serving(router_app(settings), settings.router_port):
+            store.process.kill()  # no clean shutdown
+            store.process.wait()
+            await produce(bootstrap, Topics.REROUTE, [("T-9", manual_request("T-9", "PERKIM"))])
+            # Stored before it is carried out: nothing is assigned while the example cannot be kept.
+            assert await read_topic(bootstrap, Topics.ROUTED, expect=1, timeout=5) == []
+            store = start_mongo(port, tmp_path)
+            decisions = await read_topic(bootstrap, Topics.ROUTED, expect=1, timeout=90)
+            assert decisions and {(d["id"], d["data"]["agency"]) for d in decisions} == {
+                (decisions[0]["id"], "PERKIM")}
+        client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url)
+        try:
+            docs = await client[settings.mongodb_database][LABELS].find({}).to_list()
+        finally:
+            await client.close()
+        assert [(d["_id"], d["ticket_id"], d["agency"]) for d in docs] == [
+            ("reroute-T-9", "T-9", "PERKIM")]
+    finally:
+        store.stop()
