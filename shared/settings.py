@@ -420,8 +420,10 @@ class Settings(BaseSettings):
         0.5, ge=0, le=1, description="Rule confidence from which a decision counts as confident "
                                      "(the disagreement check).")
     second_opinion_certain: float = Field(
-        0.8, ge=0, le=1, description="Rule confidence from which the model is not asked at all "
-                                     "(keeps routing fast; 1.0: check every confident decision).")
+        0.65, ge=0, le=1, description="Rule confidence from which the disagreement check is "
+                                      "skipped: it costs time on every complaint it runs on and "
+                                      "the model rarely disputes a decision this clear (1.0: "
+                                      "check every confident decision).")
     second_opinion_refresh_seconds: float = Field(
         300.0, gt=0, description="How often the router looks for new labelled examples and, when "
                                  "there are, retrains the second opinion (in the background).")

@@ -8,26 +8,34 @@ The rules decide; the model only weighs in (``weigh``, pure):
   probability: the decision stands and is flagged for the triage desk to review;
 - otherwise nothing changes. Every consulted decision carries the opinion in its explanation.
 
-The model is asked in batches (one call per consumer batch): one complaint at a time, the
-library's per-call overhead would cost more than routing itself.
+Two fits of the same examples serve (``OpinionModel``): the full one, over word and character
+n-grams, settles TRIAGE (rare, and where typos and slang matter most); a quick one, over words
+and word pairs only, makes the disagreement check on confident decisions (most complaints), where
+the character n-grams would cost about as much as routing itself. The model is asked only where
+the gate says (``Gate.question``), and scored without scikit-learn's per-call machinery
+(``_Scorer``, held equal to the pipeline by a test).
 """
 
 import hashlib
+import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import joblib
+import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.pipeline import Pipeline
 
 from services.router.domain import Decision
 from services.router.rulebook import Rulebook
 from shared.contracts import SecondOpinion
 
-MIN_EXAMPLES_PER_AGENCY = 1
+Question = Literal["settle", "check"]
 
 
 @dataclass(frozen=True)
@@ -37,16 +45,15 @@ class Gate:
     agree: float = 0.5  # TRIAGE becomes a decision when the model agrees this strongly
     dispute: float = 0.8  # a confident decision is flagged when the model disagrees this strongly
     confident: float = 0.5  # rule confidence at or above which a decision counts as confident
-    # Above this the rules' lead and evidence are both so strong that asking costs more time
-    # than the rare dispute is worth (the model takes about as long as routing itself).
-    certain: float = 0.8
+    certain: float = 1.0  # from this confidence on the disagreement check is skipped
 
-    def asks(self, decision: Decision, fallback: str) -> bool:
-        """Whether the model is consulted: the rules were unsure (TRIAGE with candidates), or
-        confident without being certain (the disagreement check)."""
+    def question(self, decision: Decision, fallback: str) -> Question | None:
+        """What the model is asked: to settle a TRIAGE that has candidates, to check a
+        confident decision, or nothing."""
         if decision.agency.code == fallback:
-            return bool(decision.explanation.candidates)
-        return self.confident <= decision.explanation.confidence < self.certain
+            return "settle" if decision.explanation.candidates else None
+        confidence = decision.explanation.confidence
+        return "check" if self.confident <= confidence < self.certain else None
 
 
 @dataclass(frozen=True)
@@ -65,32 +72,89 @@ def complaint_text(text: str, title: str | None) -> str:
     return f"{title}. {text}" if title else text
 
 
-class OpinionModel:
-    """A fitted classifier and what it was trained on."""
+_WORD = re.compile(r"\w\w+")
+CHAR_SIZES = (3, 4, 5)
 
-    def __init__(self, pipeline: Pipeline, *, examples: int, version: str) -> None:
-        self.pipeline = pipeline
+
+def word_grams(text: str) -> list[str]:
+    """Words (two letters or more) and word pairs, lower case."""
+    tokens = _WORD.findall(text.lower())
+    return tokens + [f"{a} {b}" for a, b in pairwise(tokens)]
+
+
+def char_grams(text: str) -> list[str]:
+    """Character 3- to 5-grams inside each word padded with a space ("sampahh" still shares
+    " sam", "samp", "ampa" with "sampah"): what carries typos and slang."""
+    return [padded[i:i + n] for word in _WORD.findall(text.lower()) for padded in (f" {word} ",)
+            for n in CHAR_SIZES for i in range(len(padded) - n + 1)]
+
+
+def word_and_char_grams(text: str) -> list[str]:
+    """Both kinds in one vocabulary (one vectoriser: scikit-learn's FeatureUnion would cost a
+    thread pool's start per call). A short word equal to a character n-gram shares its column,
+    which a linear model does not mind."""
+    return word_grams(text) + char_grams(text)
+
+
+class _Scorer:
+    """A fitted pipeline's predict_proba for one complaint, from the same analyser, vocabulary,
+    idf weights and coefficients. scikit-learn's transform pays several milliseconds of checks
+    and sparse-matrix building per call, more than routing the complaint; here a complaint costs
+    its n-grams and a few array operations. A unit test holds the two equal."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        vectorizer: TfidfVectorizer = pipeline.named_steps["features"]
+        model: LogisticRegression = pipeline.named_steps["model"]
+        self.analyse = vectorizer.build_analyzer()
+        self.vocabulary: dict[str, int] = {str(k): int(v) for k, v in vectorizer.vocabulary_.items()}
+        self.idf = np.asarray(vectorizer.idf_, dtype=np.float64)
+        self.weights = np.ascontiguousarray(np.asarray(model.coef_, dtype=np.float64).T)
+        self.intercept = np.asarray(model.intercept_, dtype=np.float64)
+
+    def probabilities(self, text: str) -> list[float]:
+        vocabulary = self.vocabulary
+        known = [(vocabulary[gram], n) for gram, n in Counter(self.analyse(text)).items()
+                 if gram in vocabulary]
+        decision = self.intercept.copy()
+        if known:
+            columns = np.fromiter((c for c, _ in known), dtype=np.int64, count=len(known))
+            counts = np.fromiter((n for _, n in known), dtype=np.float64, count=len(known))
+            values = (1.0 + np.log(counts)) * self.idf[columns]  # sublinear tf times idf
+            values /= np.sqrt(values @ values)  # l2
+            decision += values @ self.weights[columns]
+        if len(decision) == 1:  # two agencies: one logistic, for the second
+            second = float(1.0 / (1.0 + np.exp(-decision[0])))
+            return [1.0 - second, second]
+        shifted = np.exp(decision - decision.max())
+        return [float(p) for p in shifted / shifted.sum()]
+
+
+class OpinionModel:
+    """The two fitted classifiers (``full`` and ``quick``) and what they were trained on."""
+
+    def __init__(self, full: Pipeline, quick: Pipeline, *, examples: int, version: str) -> None:
+        self.full, self.quick = full, quick
         self.examples = examples
         self.version = version
+        self._scorers = {"full": _Scorer(full), "quick": _Scorer(quick)}
 
     @property
     def agencies(self) -> list[str]:
-        return [str(c) for c in self.pipeline.classes_]
+        return [str(c) for c in self.full.classes_]
 
-    def opinions(self, texts: Sequence[str]) -> list[Opinion]:
-        if not texts:
-            return []
-        rows = self.pipeline.predict_proba(list(texts))
-        classes = self.agencies
+    def opinions(self, texts: Sequence[str], *, quick: bool = False) -> list[Opinion]:
+        pipeline = self.quick if quick else self.full
+        scorer = self._scorers["quick" if quick else "full"]
+        classes = [str(c) for c in pipeline.classes_]
         out = []
-        for row in rows:
-            ranked = sorted(zip(classes, (float(p) for p in row), strict=True),
+        for text in texts:
+            ranked = sorted(zip(classes, scorer.probabilities(text), strict=True),
                             key=lambda item: -item[1])
             out.append(Opinion(tuple((c, round(p, 3)) for c, p in ranked[:5])))
         return out
 
     def save(self, path: Path) -> None:
-        joblib.dump({"pipeline": self.pipeline, "examples": self.examples,
+        joblib.dump({"full": self.full, "quick": self.quick, "examples": self.examples,
                      "version": self.version}, path)
 
     @classmethod
@@ -98,7 +162,8 @@ class OpinionModel:
         # A model file is written by `disposisi rules train-model` on the operator's machine;
         # like any pickle it must come from a trusted place.
         stored = cast(dict[str, Any], joblib.load(path))
-        return cls(stored["pipeline"], examples=int(stored["examples"]), version=str(stored["version"]))
+        return cls(stored["full"], stored["quick"], examples=int(stored["examples"]),
+                   version=str(stored["version"]))
 
 
 def train(examples: Iterable[tuple[str, str]], *, fallback: str = "TRIAGE") -> OpinionModel | None:
@@ -107,15 +172,13 @@ def train(examples: Iterable[tuple[str, str]], *, fallback: str = "TRIAGE") -> O
     pairs = sorted({(text, agency) for text, agency in examples if agency != fallback})
     if len({agency for _, agency in pairs}) < 2:
         return None
-    features = FeatureUnion([
-        ("words", TfidfVectorizer(analyzer="word", ngram_range=(1, 2), sublinear_tf=True)),
-        ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True)),
-    ])
-    pipeline = Pipeline([("features", features),
-                         ("model", LogisticRegression(C=20.0, max_iter=2000))])
-    pipeline.fit([t for t, _ in pairs], [a for _, a in pairs])
+    texts, agencies = [t for t, _ in pairs], [a for _, a in pairs]
+    full = Pipeline([("features", TfidfVectorizer(analyzer=word_and_char_grams, sublinear_tf=True)),
+                     ("model", LogisticRegression(C=20.0, max_iter=2000))]).fit(texts, agencies)
+    quick = Pipeline([("features", TfidfVectorizer(analyzer=word_grams, sublinear_tf=True)),
+                      ("model", LogisticRegression(C=20.0, max_iter=2000))]).fit(texts, agencies)
     version = hashlib.sha256(repr(pairs).encode()).hexdigest()[:12]
-    return OpinionModel(pipeline, examples=len(pairs), version=version)
+    return OpinionModel(full, quick, examples=len(pairs), version=version)
 
 
 def weigh(rulebook: Rulebook, decision: Decision, opinion: Opinion, gate: Gate,
@@ -175,9 +238,10 @@ class Reviewer:
         out = [decision for decision, _ in decided]
         if model is None:
             return out
-        asked = [i for i, (decision, _) in enumerate(decided)
-                 if self.gate.asks(decision, rulebook.fallback)]
-        opinions = model.opinions([decided[i][1] for i in asked])
-        for i, opinion in zip(asked, opinions, strict=True):
-            out[i] = weigh(rulebook, out[i], opinion, self.gate, model.version)
+        for kind in ("settle", "check"):
+            asked = [i for i, (decision, _) in enumerate(decided)
+                     if self.gate.question(decision, rulebook.fallback) == kind]
+            opinions = model.opinions([decided[i][1] for i in asked], quick=kind == "check")
+            for i, opinion in zip(asked, opinions, strict=True):
+                out[i] = weigh(rulebook, out[i], opinion, self.gate, model.version)
         return out

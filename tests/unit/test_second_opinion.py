@@ -88,13 +88,14 @@ def test_a_strong_dispute_of_a_confident_decision_is_flagged_not_overturned(
     assert mild.explanation.reason == confident.explanation.reason
 
 
-def test_the_model_is_asked_only_when_the_rules_are_unsure_or_not_certain(
+def test_the_model_is_asked_to_settle_a_triage_or_check_a_confident_decision(
         rulebook: Rulebook, unsure: Decision, confident: Decision) -> None:
-    assert GATE.asks(unsure, "TRIAGE") and GATE.asks(confident, "TRIAGE")
-    assert not Gate(certain=confident.explanation.confidence).asks(confident, "TRIAGE")
-    assert not Gate(confident=0.99).asks(confident, "TRIAGE")
+    assert GATE.question(unsure, "TRIAGE") == "settle"
+    assert GATE.question(confident, "TRIAGE") == "check"
+    assert Gate(certain=confident.explanation.confidence).question(confident, "TRIAGE") is None
+    assert Gate(confident=0.99).question(confident, "TRIAGE") is None
     nothing = route(rulebook, "Tolong ditindaklanjuti segera pak")
-    assert nothing.agency.code == "TRIAGE" and not GATE.asks(nothing, "TRIAGE")
+    assert nothing.agency.code == "TRIAGE" and GATE.question(nothing, "TRIAGE") is None
 
 
 TRAINING = [
@@ -121,9 +122,23 @@ def test_a_trained_model_settles_a_triage_and_survives_a_round_trip(
     model.save(tmp_path / "model.joblib")
     loaded = OpinionModel.load(tmp_path / "model.joblib")
     assert loaded.opinions([text]) == model.opinions([text]) and loaded.version == model.version
+    assert loaded.opinions([text], quick=True) == model.opinions([text], quick=True)
     assert Reviewer(GATE).review(rulebook, [(decision, text)]) == [decision]  # no model yet
 
 
 def test_nothing_to_tell_apart_is_no_model() -> None:
     assert train([("Sampah menumpuk", "DLH"), ("Sampah dibakar", "DLH")]) is None
     assert train([("Sampah menumpuk", "DLH"), ("Tolong pak", "TRIAGE")]) is None
+
+
+def test_the_fast_scoring_equals_the_fitted_pipelines() -> None:
+    model = train(TRAINING)
+    assert model is not None
+    texts = [CLOSE_CALL, CLEAR, "sampahh numpuk di puskesmas", "Tidak ada kata yang dikenal",
+             "xyz"]
+    for pipeline, quick in ((model.full, False), (model.quick, True)):
+        expected = pipeline.predict_proba(texts)
+        for text, row, opinion in zip(texts, expected, model.opinions(texts, quick=quick),
+                                      strict=True):
+            wanted = {str(c): round(float(p), 3) for c, p in zip(pipeline.classes_, row, strict=True)}
+            assert dict(opinion.ranked) == wanted, text
