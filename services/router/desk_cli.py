@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pymongo.errors import PyMongoError
 
 from services.router.label_store import LabelStore
 from services.router.labels import Example, LabelledSetError, desk_examples, for_training, read_labelled
@@ -18,7 +19,7 @@ from services.router.rulebook import Rulebook, load_rulebook
 from services.router.rulebook_patch import SuggestionError, apply_suggestions
 from services.router.suggest import as_patch, combined, effect_dict, suggest
 from shared import mongo
-from shared.settings import Settings
+from shared.settings import Settings, redact_url
 
 COMMANDS = ("suggest", "apply-suggestion", "train-model")
 DEFAULT_SETS = "tests/data/routing-*.jsonl"  # the project's labelled sets, from a checkout
@@ -71,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
         return _suggest(settings, book, path, args)
     except (SuggestionError, LabelledSetError, OSError) as error:
         print(f"disposisi rules {args.rules_command}: {error}", file=sys.stderr)
+        return 2
+    except PyMongoError as error:
+        print(f"disposisi rules {args.rules_command}: cannot read the desk's examples from the "
+              f"store ({redact_url(settings.mongodb_url)}): {type(error).__name__}", file=sys.stderr)
         return 2
 
 
