@@ -250,6 +250,23 @@ class Candidate(BaseModel):
         default_factory=list, max_length=EXPLANATION_ITEMS_MAX)
 
 
+class SecondOpinion(BaseModel):
+    """What the statistical model (trained on the desk's labelled examples) made of the
+    complaint: it may settle a TRIAGE the rules were unsure of when both agree, and it flags a
+    confident rule decision it strongly disputes for the triage desk (``review``)."""
+
+    agency: AgencyCode = Field(description="The model's first choice.")
+    probability: float = Field(ge=0, le=1, description="The model's probability for it.")
+    rules_choice_probability: float = Field(
+        ge=0, le=1, description="The model's probability for the rules' first candidate.")
+    verdict: Literal["agrees", "decided", "differs", "disputes"] = Field(
+        description="agrees: same first choice; decided: it settled a TRIAGE with the rules' "
+                    "first candidate; differs: another first choice, nothing changed; disputes: "
+                    "it strongly disagrees with a confident rule decision.")
+    review: bool = Field(False, description="True: the triage desk should look at this decision.")
+    model_version: str = Field(max_length=NAME_MAX)
+
+
 class RoutingExplanation(BaseModel):
     """Why the router chose this agency, in terms a civil servant can check."""
 
@@ -266,6 +283,8 @@ class RoutingExplanation(BaseModel):
                                         description="Top candidates.")
     # A re-routing's reason quotes the rejection's (REASON_MAX) and the actor (ACTOR_MAX).
     reason: str = Field("", max_length=4 * REASON_MAX, description="One sentence for humans.")
+    second_opinion: "SecondOpinion | None" = Field(
+        None, description="The statistical second opinion, when one was consulted.")
 
 
 class TicketRouted(BaseModel):

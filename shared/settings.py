@@ -397,6 +397,36 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8084", description="Base URL of the notification service's API, as "
                                              "the console reaches it (the dashboard lists "
                                              "failed deliveries from it).")
+    # --- learning from the desk: the statistical second opinion (issue 13) ---
+    second_opinion_enabled: bool = Field(
+        True, description="Ask the statistical second opinion when the rules are unsure (and "
+                          "for the disagreement check). Off: the rules alone decide.")
+    second_opinion_model: Path | None = Field(
+        None, description="Model file written by `disposisi rules train-model`; unset: the "
+                          "router trains one at start from `second_opinion_training` and the "
+                          "desk's labelled examples, and again when new examples arrive.")
+    second_opinion_training: list[Path] = Field(
+        default_factory=list, description="Labelled JSON-lines files (text, title, agency) the "
+                                          "router trains on besides the desk's examples; never "
+                                          "a holdout or blind set (refused by name).")
+    second_opinion_agree_probability: float = Field(
+        0.5, gt=0, le=1, description="A TRIAGE becomes a decision when the model's first choice "
+                                     "is the rules' first candidate with at least this probability.")
+    second_opinion_dispute_probability: float = Field(
+        0.8, gt=0, le=1, description="A confident rule decision is flagged for the triage desk "
+                                     "when the model puts another agency first with at least "
+                                     "this probability.")
+    second_opinion_confident: float = Field(
+        0.5, ge=0, le=1, description="Rule confidence from which a decision counts as confident "
+                                     "(the disagreement check).")
+    second_opinion_certain: float = Field(
+        0.65, ge=0, le=1, description="Rule confidence from which the disagreement check is "
+                                      "skipped: it costs time on every complaint it runs on and "
+                                      "the model rarely disputes a decision this clear (1.0: "
+                                      "check every confident decision).")
+    second_opinion_refresh_seconds: float = Field(
+        300.0, gt=0, description="How often the router looks for new labelled examples and, when "
+                                 "there are, retrains the second opinion (in the background).")
 
     # --- chat channels: WhatsApp and SMS (services/chat) ---
     chat_port: int = Field(8085, description="Port of the chat service (WhatsApp and SMS webhooks).")

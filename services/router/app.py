@@ -8,8 +8,11 @@ from fastapi.exceptions import RequestValidationError
 
 from services.router import api, handlers
 from services.router.flows import Router
+from services.router.label_store import LabelStore
+from services.router.opinion_training import OpinionTrainer
 from services.router.reload import RulebookReloader
 from services.router.rulebook import Rulebook, load_rulebook
+from services.router.second_opinion import Gate, Reviewer
 from shared import mongo
 from shared.accounts import AccountStore
 from shared.audit_store import AuditLog
@@ -44,8 +47,12 @@ def create_app(settings: Settings) -> FastAPI:
     broker = make_broker(settings, handlers.SERVICE, metrics=metrics)
     tracing = start_tracing(settings, handlers.SERVICE)
     bind(broker, tracing)
-    router = Router(settings, books.pop(settings.tenant), tenants, books)
-    handlers.register(broker, router, on_routed=metrics.routing.routed)
+    reviewer = Reviewer(Gate(agree=settings.second_opinion_agree_probability,
+                             dispute=settings.second_opinion_dispute_probability,
+                             confident=settings.second_opinion_confident,
+                             certain=settings.second_opinion_certain))
+    router = Router(settings, books.pop(settings.tenant), tenants, books,
+                    reviewer=reviewer if settings.second_opinion_enabled else None)
     report_consumer_lag(metrics, settings, broker)
     client = mongo.connect(settings, metrics=metrics)  # accounts only: who may read or reload the rulebook
     auth = Authenticator(settings, AccountStore(mongo.database(client, settings)),
@@ -56,10 +63,14 @@ def create_app(settings: Settings) -> FastAPI:
             await ensure_topics(settings, [tenants.agency_topic(tenant, code) for code in book.codes])
         return create_queues
 
-    # The router keeps no state of its own in the store; it appends its rulebook changes to
-    # the audit log (routing decisions are audited where they take effect, by SLA).
+    # Besides the desk's labelled examples the router keeps no state in the store; it appends
+    # its rulebook changes to the audit log (decisions are audited where they take effect, by SLA).
     client = mongo.connect(settings, metrics=metrics)
     audit = AuditLog(mongo.database(client, settings))
+    # The router's own collection: the desk's corrections, learnt from (labels.py).
+    labels = LabelStore(mongo.database(client, settings))
+    handlers.register(broker, router, on_routed=metrics.routing.routed, labels=labels)
+    trainer = OpinionTrainer(settings, labels, reviewer, router.rulebook.fallback)
     reloaders = {tenant.id: RulebookReloader(tenant.rulebook, router, queue_creator(tenant.id),
                                              audit=audit, tenant=tenant.id) for tenant in tenants}
 
@@ -72,8 +83,11 @@ def create_app(settings: Settings) -> FastAPI:
         await ensure_topics(settings, Topics.fixed())
         for tenant in tenants:
             await queue_creator(tenant.id)(router.book(tenant.id))
+        await labels.ensure_indexes()
         async with consuming(broker, settings), background(
             lambda: every(settings.rulebook_reload_seconds, check_all, "rulebook reload"),
+            *([lambda: every(settings.second_opinion_refresh_seconds, trainer.refresh,
+                             "second opinion training")] if settings.second_opinion_enabled else []),
             lambda: metrics.refresh_forever(settings),
             within=settings.loops_stop_seconds,
         ):
@@ -88,6 +102,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.reloader = reloaders[settings.tenant]
     app.state.reloaders = reloaders  # the API serves the caller's tenant's
     app.state.auth = auth
+    app.state.reviewer = router.reviewer  # GET /v1/rulebook shows the serving model
+    app.state.home_tenant = settings.tenant
     app.add_exception_handler(RequestValidationError, validation_error)
     install_abuse_limits(app, settings)
     app.include_router(api.build_router())

@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from services.router import desk_cli
 from services.router.domain import Decision, route
 from services.router.evaluation import Tally
 from services.router.lint import lint
@@ -64,10 +65,13 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     check = rules_sub.add_parser(
         "check", help="lint a rulebook; exit 0 without errors, 1 with errors, 2 if it cannot load")
     check.add_argument("--rulebook", type=Path, help="rulebook YAML (default: the settings')")
+    desk_cli.add_commands(rules_sub)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run `route` or `rules check`; a RulebookError propagates to the caller (exit 2)."""
+    if args.command == "rules" and args.rules_command in desk_cli.COMMANDS:
+        return desk_cli.run(args)
     rulebook = load_rulebook(args.rulebook or Settings().rulebook)
     if args.command == "rules":
         return _check(rulebook)

@@ -1,13 +1,16 @@
 """Router flows: decide each received complaint and say so on two topics."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 
 from services.router.domain import Decision, mask_contacts, route
+from services.router.labels import LabelDoc, label_of
 from services.router.rerouting import reroute
 from services.router.rulebook import Rulebook
+from services.router.second_opinion import Reviewer, complaint_text
 from shared.contracts import (
     AgencyTicket,
     Complaint,
@@ -34,6 +37,7 @@ class Router:
     rulebook: Rulebook  # the home tenant's (setting `tenant`)
     tenants: Tenants | None = None  # None: the settings' single tenant
     others: dict[str, Rulebook] = field(default_factory=dict)  # the other tenants' rulebooks
+    reviewer: Reviewer | None = None  # the statistical second opinion, for the home tenant
 
     def __post_init__(self) -> None:
         if self.tenants is None:
@@ -65,11 +69,30 @@ class Router:
 
     def decide(self, received: Envelope[Complaint]) -> list[Outgoing]:
         """First assignment of an accepted complaint, by its tenant's rulebook."""
-        complaint = received.data
-        decision = route(self.book(received.tenant), complaint.text, complaint.title,
-                         location=complaint.location, channel=complaint.channel)
-        return self._assign(received.tenant, complaint.ticket_id,
-                            routed_event(complaint, decision), received.id)
+        return self.decide_all([received])
+
+    def decide_all(self, batch: Sequence[Envelope[Complaint]]) -> list[Outgoing]:
+        """First assignments of a batch; the second opinion (home tenant) is asked once for
+        all the batch's questions."""
+        decided = [(received, route(self.book(received.tenant), received.data.text,
+                                    received.data.title, location=received.data.location,
+                                    channel=received.data.channel)) for received in batch]
+        if self.reviewer is not None:
+            home = [i for i, (received, _) in enumerate(decided)
+                    if received.tenant == self.settings.tenant]
+            reviewed = self.reviewer.review(self.rulebook, [
+                (decided[i][1], complaint_text(decided[i][0].data.text, decided[i][0].data.title))
+                for i in home])
+            for i, decision in zip(home, reviewed, strict=True):
+                decided[i] = (decided[i][0], decision)
+        return [out for received, decision in decided for out in self._assign(
+            received.tenant, received.data.ticket_id, routed_event(received.data, decision),
+            received.id)]
+
+    def label_of(self, requested: Envelope[RerouteRequest]) -> LabelDoc | None:
+        """The labelled example a reroute request makes, if a person named the agency."""
+        return label_of(self.book(requested.tenant), requested,
+                        max_bounces=self.settings.reroute_max_bounces)
 
     def reroute(self, requested: Envelope[RerouteRequest]) -> list[Outgoing]:
         """A new assignment after a rejection or by hand: the new agency's queue gets the

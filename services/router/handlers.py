@@ -5,6 +5,7 @@ from collections.abc import Callable, Sequence
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from services.router.flows import Router
+from services.router.label_store import LabelStore
 from shared.contracts import Complaint, Envelope, EventType, RerouteRequest, Topics
 from shared.kafka import Outgoing, batch_subscriber, consume_batch, ensure_topics
 
@@ -12,9 +13,11 @@ SERVICE = "router"
 
 
 def register(broker: KafkaBroker, router: Router, *,
-             on_routed: Callable[[Sequence[Outgoing]], None] | None = None) -> None:
+             on_routed: Callable[[Sequence[Outgoing]], None] | None = None,
+             labels: LabelStore | None = None) -> None:
     """``on_routed`` sees each handled batch's outgoing events (the metrics count the
-    decisions; a redelivered batch counts again)."""
+    decisions; a redelivered batch counts again). ``labels`` keeps the desk's corrections
+    (labels.py) that reroute requests carry."""
 
     def decided(outgoing: list[Outgoing]) -> list[Outgoing]:
         if on_routed is not None:
@@ -22,10 +25,12 @@ def register(broker: KafkaBroker, router: Router, *,
         return outgoing
 
     async def decide(events: list[Envelope[Complaint]]) -> list[Outgoing]:
-        return decided([out for e in events for out in router.decide(e)])
+        return decided(router.decide_all(events))
 
     async def reroute(events: list[Envelope[RerouteRequest]]) -> list[Outgoing]:
         outgoing = [out for e in events for out in router.reroute(e)]
+        if labels is not None:  # stored before the decisions go out: a failure redelivers both
+            await labels.record([doc for e in events if (doc := router.label_of(e)) is not None])
         # A withdrawal may go to an agency the rulebook no longer lists, whose queue may not
         # exist: a broker that does not create topics on demand would refuse it forever.
         known = {topic for tenant in {e.tenant for e in events} for topic in router.queues(tenant)}

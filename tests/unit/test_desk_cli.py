@@ -1,0 +1,43 @@
+"""`disposisi rules suggest` from a terminal: a patch file from desk examples given as a file,
+the rulebook untouched; a store it cannot reach is named (without its password) and exit 2."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from services.cli import main
+from tests.unit.test_desk_suggest import DEV, RULEBOOK, TREES
+
+
+def test_suggest_writes_a_patch_and_leaves_the_rulebook(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    rulebook, desk, dev = tmp_path / "rulebook.yaml", tmp_path / "desk.jsonl", tmp_path / "dev.jsonl"
+    rulebook.write_text(RULEBOOK)
+    desk.write_text("".join(json.dumps({"id": f"T-{n}", "text": t, "agency": "PERKIM"}) + "\n"
+                            for n, t in enumerate(TREES)))
+    dev.write_text("".join(json.dumps({"id": e.id, "text": e.text, "agency": e.agency}) + "\n"
+                           for e in DEV))
+    out = tmp_path / "suggestion.yaml"
+    assert main(["rules", "suggest", "--rulebook", str(rulebook), "--desk-file", str(desk),
+                 "--labelled", str(dev), "--output", str(out)]) == 0
+    assert "1 suggestion(s) from 3 desk example(s)" in capsys.readouterr().err
+    text = out.read_text()
+    assert text.startswith("# Rulebook changes suggested by `disposisi rules suggest`")
+    patch = yaml.safe_load(text)
+    assert patch["desk_examples"] == 3 and patch["suggestions"][0]["phrases"] == ["pohon tumbang"]
+    assert patch["combined_effect"]["desk"]["after"]["accuracy"] == 1.0
+    assert rulebook.read_text() == RULEBOOK
+
+
+def test_an_unreachable_store_is_named_without_its_password(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    rulebook = tmp_path / "rulebook.yaml"
+    rulebook.write_text(RULEBOOK)
+    monkeypatch.setenv("DISPOSISI_MONGODB_URL",
+                       "mongodb://desk:s3cret@127.0.0.1:1/?directConnection=true")
+    monkeypatch.setenv("DISPOSISI_MONGODB_TIMEOUT_MS", "200")
+    assert main(["rules", "suggest", "--rulebook", str(rulebook), "--labelled", str(rulebook)]) == 2
+    error = capsys.readouterr().err
+    assert "cannot read the desk's examples from the store" in error and "s3cret" not in error
