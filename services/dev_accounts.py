@@ -79,13 +79,14 @@ async def _create_if_empty(settings: Settings,
 
 async def _create(store: AccountStore, tenant: str) -> dict[str, Any]:
     _, key = await store.create_api_key(tenant=tenant, kind="channel", name="web")
+    _, email_key = await store.create_api_key(tenant=tenant, kind="channel", name="email")
     users: dict[str, dict[str, str | None]] = {}
     for username, (role, agency) in DEMO_USERS.items():
         password = generate_password()
         await store.create_user(tenant=tenant, username=username, role=role,
                                 agency=agency, password=password)
         users[username] = {"password": password, "role": role.value, "agency": agency}
-    return {"api_keys": {"web": key}, "users": users}
+    return {"api_keys": {"web": key, "email": email_key}, "users": users}
 
 
 async def _audit(store: AccountStore, audit: AuditLog, tenant: str,
@@ -113,7 +114,8 @@ def _at(epoch: float) -> datetime:
 
 def _print(credentials: dict[str, Any], path: Path) -> None:
     lines = ["Demo accounts (made once; also in " + str(path.resolve()) + "):",
-             f"  web channel key (X-API-Key)  {credentials['api_keys']['web']}"]
+             f"  web channel key (X-API-Key)  {credentials['api_keys']['web']}",
+             f"  email channel key (mailbox)  {credentials['api_keys'].get('email', '-')}"]
     for username, user in credentials["users"].items():
         role = f"{user['role']}{' ' + user['agency'] if user['agency'] else ''}"
         lines.append(f"  {username:<14} {role:<18} password {user['password']}")
@@ -126,3 +128,15 @@ def console_env(data_dir: Path) -> dict[str, str]:
     if "DISPOSISI_CONSOLE_CHANNEL_API_KEY" in os.environ or not path.exists():
         return {}
     return {"DISPOSISI_CONSOLE_CHANNEL_API_KEY": json.loads(path.read_text())["api_keys"]["web"]}
+
+
+def mailbox_env(data_dir: Path) -> dict[str, str]:
+    """The mailbox submits as the demo email channel (its key, unless one is set) and takes
+    mail for pengaduan@localhost unless addresses are set."""
+    env = {} if "DISPOSISI_MAILBOX_ADDRESSES" in os.environ else {
+        "DISPOSISI_MAILBOX_ADDRESSES": '["pengaduan@localhost"]'}
+    path = data_dir / CREDENTIALS_FILE
+    if "DISPOSISI_MAILBOX_API_KEY" in os.environ or not path.exists():
+        return env
+    key = json.loads(path.read_text())["api_keys"].get("email")  # absent in older data dirs
+    return {**env, "DISPOSISI_MAILBOX_API_KEY": key} if key else env

@@ -39,8 +39,9 @@ NOTIFY_GROUPS: Mapping[str, Sequence[str]] = {
     "disposisi-notify-received": (Topics.RECEIVED,),
     "disposisi-notify-changes": (Topics.CHANGES,),
 }
+MAILBOX_GROUPS: Mapping[str, Sequence[str]] = {"disposisi-mailbox-changes": (Topics.CHANGES,)}
 ALL_GROUPS: Mapping[str, Sequence[str]] = {**INTAKE_GROUPS, **ROUTING_GROUPS, **FOLLOW_UP_GROUPS,
-                                           **NOTIFY_GROUPS}
+                                           **NOTIFY_GROUPS, **MAILBOX_GROUPS}
 POLL_SECONDS = 0.5
 
 

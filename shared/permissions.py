@@ -97,6 +97,8 @@ PERMISSIONS: dict[Endpoint, Mapping[str, Scope]] = {
     # notifications: the dashboard's deliveries (failed ones: ?status=failed)
     Endpoint("notify", "GET", "/v1/deliveries"): {
         "agency_head": Scope.AGENCY, "supervisor": Scope.TENANT},
+    # e-mail channel: how many mails wait per state (no address, subject or text)
+    Endpoint("mailbox", "GET", "/v1/mail/summary"): {"supervisor": Scope.TENANT},
 }
 
 _OFFICER_ACTIONS = frozenset({
