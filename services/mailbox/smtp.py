@@ -13,6 +13,9 @@ from services.mailbox.domain import MailRefused, masked
 from services.mailbox.flows import Mailbox
 
 log = logging.getLogger(__name__)
+# aiosmtpd logs every command it reads at INFO, addresses included (MAIL FROM, RCPT TO): the
+# service logs outcomes itself, with addresses masked.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 UNKNOWN_RECIPIENT = "550 5.1.1 Recipient address rejected: not a complaint address of this mailbox"
 TRY_LATER = "451 4.3.0 Temporary failure, please try again later"
 

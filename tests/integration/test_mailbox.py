@@ -119,7 +119,7 @@ async def test_mail_in_agency_queue_question_back_in_the_thread_and_the_answer_b
     assert resumed is not None
     replied = [s for s in resumed["history"] if s["action"] == "citizen_replied"]
     assert [s["note"] for s in replied] == ["Patokannya di depan Pasar Minggu, dekat halte bus."]
-    assert "diteruskan" in answered.get_content() and answered["In-Reply-To"] == "<c2@warga.example>"
+    assert "teruskan" in answered.get_content() and answered["In-Reply-To"] == "<c2@warga.example>"
     assert "telah kami simpan" in follow_up.get_content()
     assert "Sampah sudah diangkut hari ini" in response.get_content()
     assert response["Subject"] == f"[{ticket_id}] Sampah menumpuk"
