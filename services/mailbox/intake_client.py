@@ -44,8 +44,8 @@ class IntakeClient:
     settings: Settings
 
     def _client(self) -> httpx.AsyncClient:
-        key = self.settings.mailbox_api_key
-        headers = {"X-API-Key": key.get_secret_value()} if key else {}
+        key = self.settings.mailbox_api_key.get_secret_value() if self.settings.mailbox_api_key else ""
+        headers = {"X-API-Key": key} if key else {}
         return httpx.AsyncClient(base_url=self.settings.mailbox_intake_url, headers=headers,
                                  timeout=self.settings.mailbox_send_timeout_seconds)
 
