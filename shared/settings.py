@@ -433,6 +433,10 @@ class Settings(BaseSettings):
                               "mail is never given up: it is retried at the longest wait).")
     mailbox_send_timeout_seconds: float = Field(
         30.0, gt=0, description="Longest one call to intake or the relay may take.")
+    mailbox_lease_seconds: float = Field(
+        300.0, gt=0, description="How long a mailbox owns a mail it took to submit or send; one "
+                                 "that died leaves it to another (or to itself restarted) after "
+                                 "this. Longer than a submission with its attachments.")
 
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":

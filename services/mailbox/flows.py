@@ -83,8 +83,13 @@ class Mailbox:
 
     async def submit_due(self) -> int:
         """One submission turn over the stored mails that are due."""
-        due = await self.store.inbound_due(utc_now().timestamp(), BATCH)
-        for doc in due:
+        now = utc_now().timestamp()
+        due = await self.store.inbound_due(now, BATCH)
+        for found in due:
+            doc = await self.store.claim_inbound(found, now + self.settings.mailbox_lease_seconds)
+            if doc is None:
+                continue  # another mailbox took it
+            doc = InboundDoc(**{**doc, "version": doc["version"] + 1})
             try:
                 await self._submit(doc)
             except Exception as error:  # one mail's fault must not hold up the others
@@ -107,6 +112,8 @@ class Mailbox:
         log.info("mail %s %s (ticket %s)", doc["_id"][:12], done["status"], done["ticket_id"] or "-")
 
     async def _later(self, doc: InboundDoc, error: str) -> None:
+        # As stored now: the attachments sent before the failure moved its version on.
+        doc = await self.store.inbound_mail(doc["_id"]) or doc
         attempts = doc["attempts"] + 1
         wait = retry_delay(attempts, base=self.settings.mailbox_retry_base_seconds,
                            ceiling=self.settings.mailbox_retry_max_seconds)
@@ -223,9 +230,12 @@ class Mailbox:
     # --- the sender --------------------------------------------------------------------------
 
     async def send_due(self) -> int:
-        due = await self.store.outgoing_due(utc_now().timestamp(), BATCH)
-        for doc in due:
-            await self._send(doc)
+        now = utc_now().timestamp()
+        due = await self.store.outgoing_due(now, BATCH)
+        for found in due:
+            doc = await self.store.claim_outgoing(found, now + self.settings.mailbox_lease_seconds)
+            if doc is not None:  # else another mailbox took it
+                await self._send(OutgoingDoc(**{**doc, "version": doc["version"] + 1}))
         return len(due)
 
     async def _send(self, doc: OutgoingDoc) -> None:

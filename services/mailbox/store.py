@@ -42,10 +42,21 @@ class MailboxStore:
             "due_epoch", ASCENDING).limit(limit).to_list(None)
         return [cast(InboundDoc, d) for d in first if d["due_epoch"] <= now_epoch]
 
+    async def claim_inbound(self, mail: InboundDoc, lease_end: float) -> InboundDoc | None:
+        """Take the mail for one submission: due again only at ``lease_end`` (so a mailbox
+        that died holding it leaves it to the next turn then); None if another took it."""
+        claimed = InboundDoc(**{**mail, "due_epoch": lease_end})
+        return claimed if await self.save_inbound(claimed, read_version=mail["version"]) else None
+
     async def save_inbound(self, mail: InboundDoc, *, read_version: int) -> bool:
+        """Write the mail whole if nobody changed it since ``read_version``; its version in
+        the store is then ``read_version + 1``."""
         result = await self.inbound.replace_one({"_id": mail["_id"], "version": read_version},
                                                 {**mail, "version": read_version + 1})
         return result.modified_count == 1
+
+    async def inbound_mail(self, mail_id: str) -> InboundDoc | None:
+        return cast(InboundDoc | None, await self.inbound.find_one({"_id": mail_id}))
 
     async def count_inbound(self, status: InboundStatus) -> int:
         return await self.inbound.count_documents({"status": status})
@@ -72,6 +83,10 @@ class MailboxStore:
         first = await self.outgoing.find({"due_epoch": {"$ne": None}}).sort(
             "due_epoch", ASCENDING).limit(limit).to_list(None)
         return [cast(OutgoingDoc, d) for d in first if d["due_epoch"] <= now_epoch]
+
+    async def claim_outgoing(self, mail: OutgoingDoc, lease_end: float) -> OutgoingDoc | None:
+        claimed = OutgoingDoc(**{**mail, "due_epoch": lease_end})
+        return claimed if await self.save_outgoing(claimed, read_version=mail["version"]) else None
 
     async def save_outgoing(self, mail: OutgoingDoc, *, read_version: int) -> bool:
         result = await self.outgoing.replace_one({"_id": mail["_id"], "version": read_version},

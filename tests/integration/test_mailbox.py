@@ -3,14 +3,14 @@ mailbox's own SMTP server on loopback, the replies reach a real relay (aiosmtpd)
 A mail becomes a complaint in the agency's queue with its photo, the receipt carries the
 tracking number and code, the agency's question comes back in the mail's thread, the
 citizen's answer by mail resumes the ticket, a mail on a ticket that waits for nothing is kept
-as a follow-up; a stored mail survives a stop before its submission; bad mail is refused
-with the right SMTP codes; no address reaches the agency or a log."""
+as a follow-up. A stored mail surviving a SIGKILL before its submission, and bad mail refused
+with the right SMTP codes (tests/e2e/test_mailbox_crash.py); no address reaches the agency
+or a log."""
 
 import io
 import json
 import logging
 import re
-from email.message import EmailMessage
 from typing import Any
 
 import httpx
@@ -18,9 +18,8 @@ import pytest
 from PIL import Image
 from pymongo import AsyncMongoClient
 
-from services.intake.app import create_app as intake_app
 from services.mailbox.app import create_app as mailbox_app
-from services.mailbox.store import INBOUND, OUTGOING
+from services.mailbox.store import INBOUND
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.integration.auth_support import Accounts
@@ -28,7 +27,6 @@ from tests.integration.mailbox_support import (
     CITIZEN,
     citizen_mail,
     mailbox_settings,
-    refusal,
     relay,
     send,
 )
@@ -127,57 +125,3 @@ async def test_mail_in_agency_queue_question_back_in_the_thread_and_the_answer_b
     assert inbound == {"<c1@warga.example>": "submitted", "<c2@warga.example>": "answered",
                        "<c3@warga.example>": "follow_up"}
     assert CITIZEN not in caplog.text and "rina.marlina" not in caplog.text
-
-
-def big_mail(size: int) -> EmailMessage:
-    return citizen_mail("Jalan rusak parah di depan pasar. " + "x" * size, subject="Jalan",
-                        message_id="<big@warga.example>")
-
-
-UNKNOWN_CHARSET = (b"From: Rina <" + CITIZEN.encode() + b">\r\nTo: pengaduan@kota.example\r\n"
-                   b"Subject: Lampu jalan\r\nMessage-ID: <cs@warga.example>\r\n"
-                   b"Content-Type: text/plain; charset=x-tidak-dikenal\r\n\r\n"
-                   b"Lampu jalan di depan rumah saya mati \xff\xfe sejak kemarin malam\r\n")
-
-
-async def test_stored_mail_is_submitted_after_a_restart_and_bad_mail_is_refused(
-        settings: Settings, mongo: AsyncMongoClient[Document], accounts: Accounts) -> None:
-    email = await accounts.channel("email")
-    db = mongo[settings.mongodb_database]
-    with relay() as sink:
-        settings = mailbox_settings(settings, sink, email.headers["X-API-Key"], mailbox_max_bytes=20_000)
-        smtp = settings.mailbox_smtp_port
-        good = citizen_mail(TEXT, subject="Sampah menumpuk", message_id="<ok@warga.example>")
-        # Intake is down: the mailbox stores what it takes and cannot submit it.
-        async with serving(mailbox_app(settings), settings.mailbox_port):
-            codes = [await refusal(smtp, good, to="walikota@kota.example"),
-                     await refusal(smtp, big_mail(30_000)),
-                     await refusal(smtp, citizen_mail("", subject="", message_id="<e@warga.example>"))]
-            await send(smtp, good)
-            await send(smtp, good)  # the same mail twice (a client's retry): kept once
-            assert await refusal(smtp, UNKNOWN_CHARSET) == 0
-
-            async def tried() -> list[Document]:
-                found = await db[INBOUND].find({"attempts": {"$gte": 1}}).to_list(None)
-                return found if len(found) == 2 else []
-
-            waiting = await eventually(tried, timeout=60)
-        assert codes == [550, 552, 550]
-        assert {d["status"] for d in waiting} == {"stored"} and sink.mails == []
-        # Intake is back and the mailbox starts again: both stored mails are submitted.
-        async with serving(intake_app(settings), settings.intake_port), \
-                serving(mailbox_app(settings), settings.mailbox_port):
-            receipts = await eventually(lambda: sink.count(2), timeout=90)
-
-            async def submitted() -> list[Document]:
-                found = await db[INBOUND].find({"status": "submitted"}).to_list(None)
-                return found if len(found) == 2 else []
-
-            stored = await eventually(submitted, timeout=60)
-    assert sorted(m["In-Reply-To"] for m in receipts) == ["<cs@warga.example>", "<ok@warga.example>"]
-    assert len({d["ticket_id"] for d in stored}) == 2
-    assert await db["complaints"].count_documents({}) == 2
-    assert await db[OUTGOING].count_documents({}) == 2
-    [charset] = [d for d in stored if d["message_id"] == "<cs@warga.example>"]
-    complaint = await db["complaints"].find_one({"ticket_id": charset["ticket_id"]})
-    assert complaint is not None and "Lampu jalan di depan rumah saya mati" in str(complaint)
