@@ -11,11 +11,11 @@ from services.mailbox import api, handlers
 from services.mailbox.flows import Mailbox
 from services.mailbox.intake_client import IntakeClient
 from services.mailbox.smtp import start_smtp
-from services.mailbox.store import MailboxStore
+from services.mailbox.store import INBOUND, OUTGOING, MailboxStore
 from shared import mongo
 from shared.accounts import AccountStore
 from shared.auth import Authenticator, build_auth_router, guard
-from shared.contracts import Topics
+from shared.contracts import Topics, utc_now
 from shared.kafka import ensure_topics, make_broker
 from shared.limits import install_abuse_limits
 from shared.metrics import Metrics, install_metrics
@@ -44,6 +44,7 @@ def create_app(settings: Settings) -> FastAPI:
     store = MailboxStore(db)
     mailbox = Mailbox(settings, settings.tenant, store, IntakeClient(settings))
     handlers.register(broker, mailbox)
+    _report_backlogs(metrics, store)
     auth = Authenticator(settings, AccountStore(db), tenants=tenants.ids)
 
     @asynccontextmanager
@@ -82,6 +83,20 @@ def create_app(settings: Settings) -> FastAPI:
     install_metrics(app, metrics)
     add_local_docs(app)
     return app
+
+
+def _report_backlogs(metrics: Metrics, store: MailboxStore) -> None:
+    """The mails waiting to be submitted and to be sent, as outbox backlogs (`disposisi status`)."""
+    gauges = metrics.backlogs
+
+    async def refresh() -> None:
+        for name, (count, age) in (await store.backlog(utc_now())).items():
+            gauges.outbox.labels(name).set(count)
+            gauges.outbox_age.labels(name).set(age)
+
+    for name in (INBOUND, OUTGOING):
+        gauges.outbox.labels(name).set(0)
+    metrics.refresh_with("outbox", refresh)
 
 
 def run(settings: Settings) -> None:

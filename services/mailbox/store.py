@@ -6,6 +6,7 @@ Mails are inserted by id (a mail received twice, or a reply made twice, is store
 written whole afterwards, each write guarded by the version it read."""
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import cast
 
 from pymongo import ASCENDING
@@ -60,6 +61,19 @@ class MailboxStore:
 
     async def count_inbound(self, status: InboundStatus) -> int:
         return await self.inbound.count_documents({"status": status})
+
+    async def backlog(self, now: datetime) -> dict[str, tuple[int, float]]:
+        """Mails waiting (received, not submitted; to send, not sent) and the oldest's age in
+        seconds, for the outbox gauges `disposisi status` shows."""
+        found: dict[str, tuple[int, float]] = {}
+        for name, collection, where, time in (
+                (INBOUND, self.inbound, {"status": "stored"}, "received_at"),
+                (OUTGOING, self.outgoing, {"status": {"$in": ["pending", "retrying"]}}, "created_at")):
+            count = await collection.count_documents(where)
+            oldest = await collection.find(where, {time: 1}).sort(time, ASCENDING).limit(1).to_list(None)
+            at = oldest[0].get(time) if oldest else None
+            found[name] = (count, (now - at).total_seconds() if isinstance(at, datetime) else 0.0)
+        return found
 
     async def add_thread(self, thread: ThreadDoc) -> ThreadDoc:
         """The thread of this ticket: the one stored first wins (its tracking code stays)."""

@@ -3,10 +3,12 @@ intake took the mails (intake was down): the mailbox started again submits them,
 and the citizen gets one receipt per mail. Before that, bad mail is refused with the SMTP
 code that says why: an unknown recipient (550), too large (552), no complaint text (550)."""
 
+import re
 import signal
 from email.message import EmailMessage
 from pathlib import Path
 
+import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
@@ -32,6 +34,14 @@ UNKNOWN_CHARSET = (b"From: Rina <" + CITIZEN.encode() + b">\r\nTo: pengaduan@kot
                    b"Subject: Lampu jalan\r\nMessage-ID: <cs@warga.example>\r\n"
                    b"Content-Type: text/plain; charset=x-tidak-dikenal\r\n\r\n"
                    b"Lampu jalan di depan rumah saya mati \xff\xfe sejak kemarin malam\r\n")
+
+
+async def _backlog(url: str, n: int) -> bool:
+    """Whether the mailbox's /metrics shows ``n`` received mails waiting for submission."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        text = (await http.get(f"{url}/metrics")).text
+    found = re.search(r'^disposisi_outbox_backlog\{[^}]*outbox="mailbox_inbound"[^}]*\} (\S+)$', text, re.M)
+    return found is not None and float(found.group(1)) == n
 
 
 def big_mail(size: int) -> EmailMessage:
@@ -63,9 +73,11 @@ async def test_mail_stored_before_a_sigkill_is_submitted_after_the_restart(
                 return found if len(found) == 2 else []
 
             waiting = await eventually(tried, timeout=60)
+            shown = await eventually(lambda: _backlog(url, 2), timeout=60)
         finally:
             stop(mailbox, signal.SIGKILL)
         assert codes == [550, 552, 550]
+        assert shown, "the stored mails show as the mailbox's backlog (disposisi status)"
         assert {d["status"] for d in waiting} == {"stored"} and sink.mails == []
         async with serving(intake_app(settings), settings.intake_port):
             again = spawn("mailbox", settings, tmp_path, mailbox_retry_base_seconds=0.2)

@@ -56,7 +56,7 @@ def mailbox_settings(settings: Settings, sink: Relay, api_key: str, **more: Any)
         "mailbox_intake_url": f"http://127.0.0.1:{settings.intake_port}",
         "mailbox_relay_port": sink.port, "mailbox_poll_seconds": 0.2,
         "mailbox_retry_base_seconds": 0.5, "mailbox_retry_max_seconds": 2.0,
-        "mailbox_lease_seconds": 5.0, **more})
+        "mailbox_lease_seconds": 5.0, "metrics_refresh_seconds": 0.3, **more})
 
 
 def citizen_mail(text: str, *, subject: str, message_id: str, sender: str = CITIZEN,
