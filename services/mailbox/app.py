@@ -1,6 +1,7 @@
 """Mailbox wiring: store, intake client, the inbound SMTP server, the subscriber, the
 submission and sender loops, HTTP (health, metrics, the summary)."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -34,6 +35,8 @@ from shared.runtime import (
 from shared.settings import Settings
 from shared.tenants import load_tenants
 
+log = logging.getLogger(__name__)
+
 
 def create_app(settings: Settings) -> FastAPI:
     tenants = load_tenants(settings)
@@ -53,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
         await mongo.wait_until_reachable(db)
         await store.ensure_indexes()
         await auth.accounts.ensure_indexes()
+        _warn_if_unconfigured(settings)
         smtp = await start_smtp(mailbox, host=settings.mailbox_smtp_host,
                                 port=settings.mailbox_smtp_port, max_bytes=settings.mailbox_max_bytes)
         try:
@@ -83,6 +87,14 @@ def create_app(settings: Settings) -> FastAPI:
     install_metrics(app, metrics)
     add_local_docs(app)
     return app
+
+
+def _warn_if_unconfigured(settings: Settings) -> None:
+    if not settings.mailbox_addresses:
+        log.warning("DISPOSISI_MAILBOX_ADDRESSES is empty: the SMTP server refuses every recipient")
+    if settings.mailbox_api_key is None or not settings.mailbox_api_key.get_secret_value():
+        log.warning("DISPOSISI_MAILBOX_API_KEY is not set: intake will refuse the mails, which "
+                    "stay stored and are retried until a key is set")
 
 
 def _report_backlogs(metrics: Metrics, store: MailboxStore) -> None:
