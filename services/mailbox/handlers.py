@@ -8,7 +8,6 @@ from shared.contracts import Envelope, EventType, TicketChanged, Topics
 from shared.kafka import Outgoing, batch_subscriber, consume_batch
 
 SERVICE = "mailbox"
-CHANGES_GROUP = "disposisi-mailbox-changes"
 
 
 def register(broker: KafkaBroker, mailbox: Mailbox) -> None:
@@ -18,7 +17,7 @@ def register(broker: KafkaBroker, mailbox: Mailbox) -> None:
         await mailbox.take_changed(events)
         return []
 
-    @batch_subscriber(broker, Topics.CHANGES, group_id=CHANGES_GROUP, settings=settings,
+    @batch_subscriber(broker, Topics.CHANGES, group_id="disposisi-mailbox-changes", settings=settings,
                       description="Tickets' public changes: the agency's messages to citizens "
                                   "who complained by e-mail, sent in the complaint's thread.")
     async def on_changed(body: list[bytes], message: KafkaMessage) -> None:
