@@ -22,12 +22,14 @@ def build_router() -> APIRouter:
 
     @router.get("/summary", response_model=MailSummary)
     async def summary(request: Request) -> MailSummary:
+        """Counts of the caller's tenant's mails by state, and of replies given up."""
         access = access_of(request)
         assert access.principal is not None, "never public"
         store: MailboxStore = request.app.state.mailbox_store
-        counts = {s: await store.count_inbound(s)
+        tenant = access.principal.tenant
+        counts = {s: await store.count_inbound(tenant, s)
                   for s in ("stored", "submitted", "answered", "follow_up", "refused")}
-        failed = await store.outgoing.count_documents({"status": "failed"})
+        failed = await store.count_failed_replies(tenant)
         return MailSummary(**counts, replies_failed=failed)
 
     _ = summary

@@ -106,7 +106,8 @@ class Mailbox:
         except IntakeUnavailable as error:
             await self._later(doc, str(error))
             return
-        if not await self.store.save_inbound(done, read_version=doc["version"]):
+        # done["version"]: each attachment sent saved the mail once more on the way.
+        if not await self.store.save_inbound(done, read_version=done["version"]):
             log.warning("mail %s changed while it was being submitted", doc["_id"][:12])
             return
         log.info("mail %s %s (ticket %s)", doc["_id"][:12], done["status"], done["ticket_id"] or "-")

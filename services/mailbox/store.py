@@ -59,8 +59,11 @@ class MailboxStore:
     async def inbound_mail(self, mail_id: str) -> InboundDoc | None:
         return cast(InboundDoc | None, await self.inbound.find_one({"_id": mail_id}))
 
-    async def count_inbound(self, status: InboundStatus) -> int:
-        return await self.inbound.count_documents({"status": status})
+    async def count_inbound(self, tenant: str, status: InboundStatus) -> int:
+        return await self.inbound.count_documents({"tenant": tenant, "status": status})
+
+    async def count_failed_replies(self, tenant: str) -> int:
+        return await self.outgoing.count_documents({"tenant": tenant, "status": "failed"})
 
     async def backlog(self, now: datetime) -> dict[str, tuple[int, float]]:
         """Mails waiting (received, not submitted; to send, not sent) and the oldest's age in

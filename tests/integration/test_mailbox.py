@@ -59,11 +59,12 @@ async def test_mail_in_agency_queue_question_back_in_the_thread_and_the_answer_b
     caplog.set_level(logging.INFO)
     email = await accounts.channel("email")
     officer = await accounts.user("petugas.dlh", "officer", "DLH")
+    supervisor = await accounts.user("inspektorat", "supervisor")
     with relay() as sink:
         settings = mailbox_settings(settings, sink, email.headers["X-API-Key"])
         smtp = settings.mailbox_smtp_port
         async with pipeline(settings) as (intake, sla), \
-                serving(mailbox_app(settings), settings.mailbox_port), \
+                serving(mailbox_app(settings), settings.mailbox_port) as mailbox, \
                 httpx.AsyncClient(timeout=60) as http:
             first = citizen_mail(TEXT, subject="Sampah menumpuk", message_id="<c1@warga.example>")
             first.add_attachment(photo(), maintype="image", subtype="png", filename="foto.png")
@@ -99,6 +100,7 @@ async def test_mail_in_agency_queue_question_back_in_the_thread_and_the_answer_b
                                    json={"action": "responded", "note": "Sampah sudah diangkut hari ini"})
             assert done.status_code == 200, done.text
             response = (await eventually(lambda: sink.count(5), timeout=90))[4]
+            summary = (await http.get(f"{mailbox}/v1/mail/summary", headers=supervisor.headers)).json()
             inbound = {d["message_id"]: d["status"]
                        for d in await mongo[settings.mongodb_database][INBOUND].find().to_list(None)}
 
@@ -124,4 +126,6 @@ async def test_mail_in_agency_queue_question_back_in_the_thread_and_the_answer_b
     assert all(m["To"] == CITIZEN for m in sink.mails)
     assert inbound == {"<c1@warga.example>": "submitted", "<c2@warga.example>": "answered",
                        "<c3@warga.example>": "follow_up"}
+    assert summary == {"stored": 0, "submitted": 1, "answered": 1, "follow_up": 1, "refused": 0,
+                       "replies_failed": 0}
     assert CITIZEN not in caplog.text and "rina.marlina" not in caplog.text
