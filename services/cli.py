@@ -30,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--console-port", type=int, default=8083)
     dev.add_argument("--notify-port", type=int, default=8084)
     dev.add_argument("--chat-port", type=int, default=8085)
-    for name in ("intake", "router", "sla", "console", "notify", "chat"):
+    dev.add_argument("--mailbox-port", type=int, default=8086)
+    dev.add_argument("--mailbox-smtp-port", type=int, default=2525)
+    for name in ("intake", "router", "sla", "console", "notify", "chat", "mailbox"):
         commands.add_parser(name, help=f"run the {name} service alone (settings from DISPOSISI_*)")
     commands.add_parser("status", help="readiness of every service, consumer lag, outbox and "
                                        "reconciliation backlogs (exit 1 if anything is not ready)")
@@ -59,7 +61,8 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_dev(DevOptions(args.data_dir, args.kafka_port, args.mongo_port,
                                   args.intake_port, args.sla_port, args.router_port,
-                                  args.console_port, args.notify_port, args.chat_port))
+                                  args.console_port, args.notify_port, args.chat_port,
+                                  args.mailbox_port, args.mailbox_smtp_port))
     if args.command == "status":
         from services.status import run_status
 
@@ -94,6 +97,8 @@ def _run_service(name: str) -> int:
         from services.notify.app import run
     elif name == "chat":
         from services.chat.app import run
+    elif name == "mailbox":
+        from services.mailbox.app import run
     else:
         from services.sla.app import run
     run(settings)

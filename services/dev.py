@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from services.dev_accounts import chat_env, console_env, prepare_dev_accounts
+from services.dev_accounts import chat_env, console_env, mailbox_env, prepare_dev_accounts
 from services.drain import ALL_GROUPS, DrainResult, wait_drained
 from services.router.rulebook import load_rulebook
 from services.sla.policy import load_policy
@@ -42,7 +42,7 @@ from shared.runtime import STOP_ACCEPTING_SIGNAL
 from shared.settings import Settings, redact_url
 from shared.tenants import load_tenants
 
-SERVICES = ("intake", "router", "sla", "notify", "chat")
+SERVICES = ("intake", "router", "sla", "notify", "chat", "mailbox")
 CONSOLE = "console"  # pages only: holds nothing, so it starts last and stops first
 KAFKA, MONGODB = "kafka", "mongodb"
 TICK_SECONDS = 0.1
@@ -59,10 +59,14 @@ class DevOptions:
     console_port: int = 8083
     notify_port: int = 8084
     chat_port: int = 8085
+    mailbox_port: int = 8086
+    mailbox_smtp_port: int = 2525
 
     def service_ports(self) -> dict[str, int]:
+        """The HTTP port of each service (its /readyz)."""
         return {"intake": self.intake_port, "router": self.router_port, "sla": self.sla_port,
-                CONSOLE: self.console_port, "notify": self.notify_port, "chat": self.chat_port}
+                CONSOLE: self.console_port, "notify": self.notify_port, "chat": self.chat_port,
+                "mailbox": self.mailbox_port}
 
 
 def service_command(name: str) -> list[str]:
@@ -126,6 +130,9 @@ def service_env(options: DevOptions, server_env: dict[str, str]) -> dict[str, st
             "DISPOSISI_NOTIFY_PORT": str(options.notify_port),
             "DISPOSISI_CHAT_PORT": str(options.chat_port),
             "DISPOSISI_CHAT_INTAKE_URL": f"http://{LOOPBACK}:{options.intake_port}",
+            "DISPOSISI_MAILBOX_PORT": str(options.mailbox_port),
+            "DISPOSISI_MAILBOX_SMTP_PORT": str(options.mailbox_smtp_port),
+            "DISPOSISI_MAILBOX_INTAKE_URL": f"http://{LOOPBACK}:{options.intake_port}",
             "DISPOSISI_CONSOLE_INTAKE_URL": f"http://{LOOPBACK}:{options.intake_port}",
             "DISPOSISI_CONSOLE_SLA_URL": f"http://{LOOPBACK}:{options.sla_port}",
             "DISPOSISI_CONSOLE_NOTIFY_URL": f"http://{LOOPBACK}:{options.notify_port}",
@@ -166,7 +173,7 @@ def _raise_stop(signum: int, frame: FrameType | None) -> None:
 
 def check_service_ports(options: DevOptions) -> None:
     """Fail at once with the flag to change, instead of a service crash-looping on a busy port."""
-    for name, port in options.service_ports().items():
+    for name, port in {**options.service_ports(), "mailbox-smtp": options.mailbox_smtp_port}.items():
         if port_is_open(port):
             raise EmbeddedServerError(f"port {port} is already in use; choose another with "
                                       f"--{name}-port")
@@ -193,6 +200,7 @@ def _run(options: DevOptions) -> int:
         prepare_dev_accounts(options.data_dir)  # the signing key and, once, the demo accounts
         os.environ.update(console_env(options.data_dir))
         os.environ.update(chat_env(options.data_dir))
+        os.environ.update(mailbox_env(options.data_dir))
         settings = Settings()  # the children inherit the same environment
         asyncio.run(ensure_topics(settings, topics))  # on an external broker: create if missing
         env = dict(os.environ)
@@ -319,6 +327,9 @@ def print_addresses(options: DevOptions, settings: Settings, supervisor: Supervi
         f"  notify    http://{LOOPBACK}:{options.notify_port}  (/v1/deliveries, /docs; "
         f"directory: {settings.notify_directory or 'none, nobody is notified'})",
         f"  chat      http://{LOOPBACK}:{options.chat_port}  (/webhooks/whatsapp, /webhooks/sms)",
+        f"  mailbox   http://{LOOPBACK}:{options.mailbox_port}  (SMTP {LOOPBACK}:"
+        f"{options.mailbox_smtp_port} for {', '.join(settings.mailbox_addresses) or 'no address'}; "
+        f"replies via {settings.mailbox_relay_host}:{settings.mailbox_relay_port})",
         f"  data      {options.data_dir.resolve()}",
     ]
     print("\n".join(lines), flush=True)

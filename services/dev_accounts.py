@@ -23,7 +23,7 @@ from shared.settings import Settings
 CREDENTIALS_FILE = "dev-credentials.json"
 DEV_ACTOR = Actor.system("disposisi-dev")  # who made the demo accounts, in the audit log
 SECRET_FILE = "auth-secret"
-CHANNELS = ("web", "whatsapp", "sms")  # the chat service submits as whatsapp and sms
+CHANNELS = ("web", "whatsapp", "sms", "email")  # chat submits as whatsapp and sms, the mailbox as email
 # username -> (role, agency)
 DEMO_USERS: dict[str, tuple[Role, str | None]] = {
     "dlh.petugas": (Role.OFFICER, "DLH"),
@@ -115,7 +115,8 @@ def _at(epoch: float) -> datetime:
 
 def _print(credentials: dict[str, Any], path: Path) -> None:
     lines = ["Demo accounts (made once; also in " + str(path.resolve()) + "):",
-             f"  web channel key (X-API-Key)  {credentials['api_keys']['web']}"]
+             f"  web channel key (X-API-Key)  {credentials['api_keys']['web']}",
+             f"  email channel key (mailbox)  {credentials['api_keys'].get('email', '-')}"]
     for username, user in credentials["users"].items():
         role = f"{user['role']}{' ' + user['agency'] if user['agency'] else ''}"
         lines.append(f"  {username:<14} {role:<18} password {user['password']}")
@@ -142,3 +143,15 @@ def chat_env(data_dir: Path) -> dict[str, str]:
         if name not in os.environ and channel in keys:
             env[name] = keys[channel]
     return env
+
+
+def mailbox_env(data_dir: Path) -> dict[str, str]:
+    """The mailbox submits as the demo email channel (its key, unless one is set) and takes
+    mail for pengaduan@localhost unless addresses are set."""
+    env = {} if "DISPOSISI_MAILBOX_ADDRESSES" in os.environ else {
+        "DISPOSISI_MAILBOX_ADDRESSES": '["pengaduan@localhost"]'}
+    path = data_dir / CREDENTIALS_FILE
+    if "DISPOSISI_MAILBOX_API_KEY" in os.environ or not path.exists():
+        return env
+    key = json.loads(path.read_text())["api_keys"].get("email")  # absent in older data dirs
+    return {**env, "DISPOSISI_MAILBOX_API_KEY": key} if key else env

@@ -41,8 +41,9 @@ NOTIFY_GROUPS: Mapping[str, Sequence[str]] = {
 }
 # The chat service (WhatsApp, SMS): the agency's messages it sends back to citizens.
 CHAT_GROUPS: Mapping[str, Sequence[str]] = {"disposisi-chat-changes": (Topics.CHANGES,)}
+MAILBOX_GROUPS: Mapping[str, Sequence[str]] = {"disposisi-mailbox-changes": (Topics.CHANGES,)}
 ALL_GROUPS: Mapping[str, Sequence[str]] = {**INTAKE_GROUPS, **ROUTING_GROUPS, **FOLLOW_UP_GROUPS,
-                                           **NOTIFY_GROUPS, **CHAT_GROUPS}
+                                           **NOTIFY_GROUPS, **CHAT_GROUPS, **MAILBOX_GROUPS}
 POLL_SECONDS = 0.5
 
 

@@ -101,6 +101,8 @@ PERMISSIONS: dict[Endpoint, Mapping[str, Scope]] = {
     Endpoint("chat", "GET", "/webhooks/whatsapp"): PUBLIC,
     Endpoint("chat", "POST", "/webhooks/whatsapp"): PUBLIC,
     Endpoint("chat", "POST", "/webhooks/sms"): PUBLIC,
+    # e-mail channel: how many mails wait per state (no address, subject or text)
+    Endpoint("mailbox", "GET", "/v1/mail/summary"): {"supervisor": Scope.TENANT},
 }
 
 _OFFICER_ACTIONS = frozenset({

@@ -474,6 +474,46 @@ class Settings(BaseSettings):
     chat_sms_gateway_token: SecretStr = Field(
         SecretStr(""), description="Bearer token for the SMS gateway's send URL.")
 
+    # --- e-mail channel (services/mailbox) ---
+    mailbox_port: int = Field(8086, description="Port of the mailbox service's API (health, metrics).")
+    mailbox_smtp_host: str = Field("127.0.0.1", description="Address the inbound SMTP server listens on.")
+    mailbox_smtp_port: int = Field(2525, description="Port of the inbound SMTP server.")
+    mailbox_addresses: list[str] = Field(
+        default_factory=list, description="The tenant's complaint addresses (e.g. "
+                                          "[\"pengaduan@kota.example\"]); mail to any other "
+                                          "recipient is refused (550). Empty: the SMTP server "
+                                          "refuses every recipient.")
+    mailbox_api_key: SecretStr | None = Field(
+        None, repr=False, description="The email channel's API key (X-API-Key) the mailbox "
+                                      "submits complaints with; its tenant is the mailbox's.")
+    mailbox_intake_url: str = Field("http://127.0.0.1:8080", description="Where the mailbox reaches "
+                                                                          "intake's API.")
+    mailbox_max_bytes: int = Field(
+        10_000_000, ge=1000, le=12_000_000,
+        description="Largest mail accepted (SMTP SIZE); larger: 552. At most 12 MB: a mail is "
+                    "stored whole (base64) in one document.")
+    mailbox_relay_host: str = Field("127.0.0.1", description="Outbound SMTP relay for replies.")
+    mailbox_relay_port: int = Field(25, description="Port of the outbound relay.")
+    mailbox_relay_starttls: bool = Field(False, description="Upgrade the relay connection with STARTTLS.")
+    mailbox_relay_username: str | None = Field(None, description="Relay user, if it needs one.")
+    mailbox_relay_password: SecretStr | None = Field(None, repr=False, description="Relay password.")
+    mailbox_from: str | None = Field(
+        None, description="From address of replies; unset: the first of mailbox_addresses.")
+    mailbox_poll_seconds: float = Field(
+        1.0, gt=0, description="Pause between the loops that submit stored mail and send replies.")
+    mailbox_retry_base_seconds: float = Field(
+        30.0, gt=0, description="Wait before retrying a failed submission or reply; doubles each time.")
+    mailbox_retry_max_seconds: float = Field(1800.0, gt=0, description="Longest wait between attempts.")
+    mailbox_max_attempts: int = Field(
+        20, ge=1, description="Attempts after which a reply is given up as failed (a stored inbound "
+                              "mail is never given up: it is retried at the longest wait).")
+    mailbox_send_timeout_seconds: float = Field(
+        30.0, gt=0, description="Longest one call to intake or the relay may take.")
+    mailbox_lease_seconds: float = Field(
+        300.0, gt=0, description="How long a mailbox owns a mail it took to submit or send; one "
+                                 "that died leaves it to another (or to itself restarted) after "
+                                 "this. Longer than a submission with its attachments.")
+
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":
         # Messages name settings, never values: the values are secrets.

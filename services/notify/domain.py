@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from services.notify.directory import QuietHours, TenantDirectory
 from shared.contracts import (
+    Channel,
     Complaint,
     Envelope,
     Escalation,
@@ -138,11 +139,15 @@ class CitizenContact:
 
 def citizen_contact(complaint: Complaint) -> CitizenContact | None:
     """None for an anonymous or confidential complaint, or one without an address: such a
-    reporter is never contacted through the notification service."""
+    reporter is never contacted through the notification service. The e-mail address of a
+    complaint that came by e-mail is left to the mailbox (services/mailbox)."""
     reporter = complaint.reporter
     if complaint.identity_hidden or reporter is None:
         return None
-    email = str(reporter.email) if reporter.email else None
+    # A complaint that came by e-mail is answered by the mailbox, in the mail's own thread:
+    # notify sending the same reply too would be a second copy.
+    by_mail = complaint.channel is Channel.EMAIL
+    email = str(reporter.email) if reporter.email and not by_mail else None
     if email is None and reporter.phone is None:
         return None
     return CitizenContact(email=email, sms=reporter.phone)

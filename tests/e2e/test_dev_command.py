@@ -12,6 +12,7 @@ from shared.contracts import Topics
 from shared.embedded import port_is_open
 from tests.e2e.dev_support import DevSystem
 from tests.e2e.support import stop
+from tests.integration.mailbox_support import citizen_mail, send
 from tests.integration.support import read_topic
 
 pytestmark = pytest.mark.e2e
@@ -68,6 +69,11 @@ async def test_dev_runs_the_whole_pipeline_and_stops_cleanly(dev: DevSystem) -> 
             other = await http.get(f"{dev.sla}/v1/tickets/{ticket_id}", headers=pdam)
             assert other.status_code == 404
             assert ticket["clocks"]["response"]["stopped_at"] is not None
+            # 6. a mail to the demo complaint address becomes a complaint of the email channel
+            mail = citizen_mail(COMPLAINT["text"], subject="Sampah", message_id="<dev@warga.example>")
+            await send(dev.ports["mailbox-smtp"], mail, to="pengaduan@localhost")
+            received = await read_topic(dev.kafka, Topics.RECEIVED, expect=2, timeout=90)
+            assert sorted(m["data"]["channel"] for m in received) == ["email", "web"]
     finally:
         code = stop(dev.process, signal.SIGTERM)
     assert code == 0

@@ -11,9 +11,11 @@ import pytest
 from fastapi import FastAPI
 
 from services.intake.app import create_app as intake_app
+from services.mailbox.app import create_app as mailbox_app
 from services.notify.app import create_app as notify_app
 from services.router.app import create_app as router_app
 from services.sla.app import create_app as sla_app
+from shared.embedded import free_port
 from shared.runtime import NO_CDN_DOCS, add_local_docs
 from shared.settings import Settings
 from tests.integration.support import serving
@@ -22,7 +24,8 @@ pytestmark = pytest.mark.integration
 
 APPS: dict[str, tuple[Callable[[Settings], FastAPI], str]] = {
     "intake": (intake_app, "intake_port"), "router": (router_app, "router_port"),
-    "sla": (sla_app, "sla_port"), "notify": (notify_app, "notify_port")}
+    "sla": (sla_app, "sla_port"), "notify": (notify_app, "notify_port"),
+    "mailbox": (mailbox_app, "mailbox_port")}
 
 
 def _named_urls(page: str) -> list[str]:
@@ -37,6 +40,8 @@ def _named_urls(page: str) -> list[str]:
 async def test_the_docs_page_loads_only_from_the_service_itself(settings: Settings,
                                                                 service: str) -> None:
     create, port_field = APPS[service]
+    settings = settings.model_copy(update={"notify_port": free_port(), "mailbox_port": free_port(),
+                                           "mailbox_smtp_port": free_port()})
     port = getattr(settings, port_field)
     async with serving(create(settings), port, consumers_assigned=False) as url, \
             httpx.AsyncClient(base_url=url, timeout=30) as http:

@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.intake.app import create_app as intake_app
+from services.mailbox.app import create_app as mailbox_app
 from services.notify.app import create_app as notify_app
 from services.router.app import create_app as router_app
 from services.sla.app import create_app as sla_app
@@ -121,6 +122,10 @@ async def system(settings: Settings, accounts: Accounts, tmp_path: Path) -> Asyn
         notify = settings.model_copy(update={"notify_port": free_port()})
         urls["notify"] = await stack.enter_async_context(serving(notify_app(notify),
                                                                  notify.notify_port))
+        mailbox = settings.model_copy(update={"mailbox_port": free_port(),
+                                              "mailbox_smtp_port": free_port()})
+        urls["mailbox"] = await stack.enter_async_context(serving(mailbox_app(mailbox),
+                                                                  mailbox.mailbox_port))
         await produce(settings.kafka_bootstrap_servers, Topics.ROUTED,
                       [routed(ticket_id, utc_now(), agency=agency) for ticket_id, agency in TICKETS])
         supervisor = next(c for c in callers if c.label == "supervisor:-@home").headers
@@ -242,7 +247,7 @@ async def test_every_row_of_the_permission_table_for_every_caller(system: System
     checked: list[str] = []
     wrong: list[str] = []
     async with httpx.AsyncClient(timeout=60) as http:
-        for service in ("intake", "sla", "router", "notify"):
+        for service in ("intake", "sla", "router", "notify", "mailbox"):
             served = await _served_paths(http, system.urls[service])
             rows = sorted((e for e in PERMISSIONS if e.service in (service, "*")
                            and (e.method, e.path) in served), key=_walk_order)

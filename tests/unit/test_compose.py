@@ -28,7 +28,7 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 ENV_PREFIX = "DISPOSISI_"
 KAFKA_BROKERS = ("kafka-1", "kafka-2", "kafka-3")
 BACKING = (*KAFKA_BROKERS, "mongodb")
-DISPOSISI = ("intake", "router", "sla", "notify", "chat")
+DISPOSISI = ("intake", "router", "sla", "notify", "chat", "mailbox")
 POM = ROOT / "tools" / "kafka" / "pom.xml"
 DIGEST_PINNED = re.compile(r"^[a-z0-9./_-]+:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}$")
 RS_INITIATE = re.compile(r"rs\.initiate\(\s*\{\s*_id:\s*['\"]([^'\"]+)['\"]")
@@ -144,9 +144,12 @@ def test_healthcheck_calls_readyz_on_the_service_port(services: dict[str, Servic
 
 @pytest.mark.parametrize("name", DISPOSISI)
 def test_published_ports_reach_the_service_port(services: dict[str, Service], name: str) -> None:
-    port: int = getattr(settings_of(services[name]), f"{name}_port")
+    settings = settings_of(services[name])
+    ports = {str(getattr(settings, f"{name}_port"))}
+    if name == "mailbox":  # and its SMTP server
+        ports.add(str(settings.mailbox_smtp_port))
     for mapping in services[name].get("ports", []):
-        assert str(mapping).rpartition(":")[2] == str(port)
+        assert str(mapping).rpartition(":")[2] in ports
 
 
 @pytest.mark.parametrize("name", DISPOSISI)

@@ -182,6 +182,14 @@ def test_a_hidden_reporter_is_never_a_contact() -> None:
     assert citizen_contact(complaint()) is None
 
 
+def test_a_complaint_that_came_by_mail_is_answered_by_the_mailbox_not_by_notify() -> None:
+    """services/mailbox replies in the mail's thread; notify must not send a second copy."""
+    by_mail = {"email": "budi@example.com"}
+    assert citizen_contact(complaint(channel="email", reporter=by_mail)) is None
+    both = citizen_contact(complaint(channel="email", reporter={**by_mail, "phone": "081234567890"}))
+    assert both is not None and both.email is None and both.sms == "+6281234567890"
+
+
 def test_replies_meant_for_the_citizen_are_notices_with_ids_from_their_step() -> None:
     changed = Envelope[TicketChanged].model_validate({
         "id": "chg-2", "type": "ticket.changed", "tenant": TENANT, "ticket_id": "BKL-3",

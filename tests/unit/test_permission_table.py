@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from services.chat.app import create_app as chat_app
 from services.intake.app import create_app as intake_app
+from services.mailbox.app import create_app as mailbox_app
 from services.notify.app import create_app as notify_app
 from services.router.app import create_app as router_app
 from services.sla.app import create_app as sla_app
@@ -31,7 +32,8 @@ SETTINGS = Settings(auth_secret=TEST_AUTH_SECRET)
 def apps() -> dict[str, FastAPI]:
     # Building an app opens no connection: clients connect in the lifespan or on first use.
     return {"intake": intake_app(SETTINGS), "sla": sla_app(SETTINGS), "router": router_app(SETTINGS),
-            "notify": notify_app(SETTINGS), "chat": chat_app(SETTINGS)}
+            "notify": notify_app(SETTINGS), "chat": chat_app(SETTINGS),
+            "mailbox": mailbox_app(SETTINGS)}
 
 
 def routes(app: FastAPI) -> set[tuple[str, str]]:
