@@ -397,6 +397,14 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8084", description="Base URL of the notification service's API, as "
                                              "the console reaches it (the dashboard lists "
                                              "failed deliveries from it).")
+    # --- performance: grouped submissions, cached report figures (issue 12, pass 2) ---
+    submission_group_max: int = Field(
+        256, ge=1, description="Most HTTP submissions intake stores in one write; concurrent "
+                               "ones are grouped (no timer: an idle service writes at once).")
+    report_cache_seconds: float = Field(
+        5, ge=0, description="How long the SLA service reuses a computed compliance report "
+                             "for the same tenant, grouping and period (0: never); identical "
+                             "requests meanwhile share one computation.")
 
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":
