@@ -101,16 +101,18 @@ class OpenSnapshot:
                       tenant_of: Callable[[Document], str]) -> OpenNow:
         if self.taken_epoch is None:
             await self.refresh(part_of, tenant_of)
-        since, figures = self.taken_epoch, self.figures.get(tenant, OpenFigures())
+        # One snapshot's figures and parts together: a refresh may land during the queries.
+        since, parts = self.taken_epoch, self.parts
+        figures, taken_at = self.figures.get(tenant, OpenFigures()), self.taken_at
         changed = {d["_id"]: d async for d in self.tickets.find(
             {"assigned_epoch": {"$gte": since}}, SNAPSHOT_FIELDS) if tenant_of(d) == tenant}
         resolved = {d["_id"] async for d in self.tickets.find(
             {"resolved_epoch": {"$gte": since}}, {"_id": 1})}
-        stale = [self.parts[i][1] for i in (changed.keys() | resolved) if i in self.parts
-                 and self.parts[i][0] == tenant]
+        stale = [parts[i][1] for i in (changed.keys() | resolved) if i in parts
+                 and parts[i][0] == tenant]
         fresh = [part_of(d) for i, d in changed.items()
                  if i not in resolved and d["status"] in OPEN_STATUSES]
-        return OpenNow(figures, stale, fresh, self.taken_at)
+        return OpenNow(figures, stale, fresh, taken_at)
 
 
 def _summed(docs: list[Document], part_of: PartOf, tenant_of: Callable[[Document], str],
