@@ -325,7 +325,8 @@ class Settings(BaseSettings):
         2 * 86400, gt=0, description="At start-up the SLA service counts into the report read "
                                      "model the tickets resolved and escalations fired this many "
                                      "seconds back that a crash left uncounted (the first start "
-                                     "counts every one: the back-fill).")
+                                     "counts every one: the back-fill). It runs in the "
+                                     "background; readiness says backfilling until done.")
     report_open_refresh_seconds: float = Field(
         30, gt=0, description="How often the SLA service re-reads the open tickets for the "
                               "compliance report (off the request path); changes of an open "
@@ -397,14 +398,10 @@ class Settings(BaseSettings):
         "http://127.0.0.1:8084", description="Base URL of the notification service's API, as "
                                              "the console reaches it (the dashboard lists "
                                              "failed deliveries from it).")
-    # --- performance: grouped submissions, cached report figures (issue 12, pass 2) ---
+    # --- performance: grouped submissions (issue 12, pass 2) ---
     submission_group_max: int = Field(
         256, ge=1, description="Most HTTP submissions intake stores in one write; concurrent "
                                "ones are grouped (no timer: an idle service writes at once).")
-    report_cache_seconds: float = Field(
-        5, ge=0, description="How long the SLA service reuses a computed compliance report "
-                             "for the same tenant, grouping and period (0: never); identical "
-                             "requests meanwhile share one computation.")
 
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":
