@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -83,6 +83,7 @@ class OpenSnapshot:
 
     tickets: AsyncCollection[Document]
     parts: dict[str, tuple[str, OpenPart]] = field(default_factory=dict)  # id -> (tenant, part)
+    docs: dict[str, Document] = field(default_factory=dict)  # as read for ``parts``
     figures: dict[str, OpenFigures] = field(default_factory=dict)  # by tenant
     taken_epoch: float | None = None
     taken_at: datetime | None = None
@@ -93,8 +94,10 @@ class OpenSnapshot:
         taken_at = utc_now()
         docs = await self.tickets.find({"status": {"$in": list(OPEN_STATUSES)}},
                                        SNAPSHOT_FIELDS).to_list(None)
-        parts, figures = await asyncio.to_thread(_summed, docs, part_of, tenant_of)
+        earlier = _Earlier(self.docs, self.parts)
+        parts, figures = await asyncio.to_thread(_summed, docs, part_of, tenant_of, earlier)
         self.parts, self.figures = parts, figures
+        self.docs = {d["_id"]: d for d in docs}
         self.taken_epoch, self.taken_at = started, taken_at
 
     async def current(self, tenant: str, part_of: PartOf,
@@ -115,9 +118,23 @@ class OpenSnapshot:
         return OpenNow(figures, stale, fresh, taken_at)
 
 
+@dataclass(frozen=True)
+class _Earlier:
+    docs: Mapping[str, Document]
+    parts: Mapping[str, tuple[str, OpenPart]]
+
+
 def _summed(docs: list[Document], part_of: PartOf, tenant_of: Callable[[Document], str],
+            earlier: "_Earlier",
             ) -> tuple[dict[str, tuple[str, OpenPart]], dict[str, OpenFigures]]:
-    parts = {d["_id"]: (tenant_of(d), part_of(d)) for d in docs}
+    """Each ticket's part (that of the last snapshot when the ticket has not changed since:
+    most open tickets wait), then their sums per tenant."""
+    parts: dict[str, tuple[str, OpenPart]] = {}
+    for doc in docs:
+        ticket_id = doc["_id"]
+        unchanged = earlier.docs.get(ticket_id) == doc and ticket_id in earlier.parts
+        parts[ticket_id] = earlier.parts[ticket_id] if unchanged \
+            else (tenant_of(doc), part_of(doc))
     by_tenant: defaultdict[str, list[OpenPart]] = defaultdict(list)
     for tenant, part in parts.values():
         by_tenant[tenant].append(part)
