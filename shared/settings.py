@@ -325,7 +325,8 @@ class Settings(BaseSettings):
         2 * 86400, gt=0, description="At start-up the SLA service counts into the report read "
                                      "model the tickets resolved and escalations fired this many "
                                      "seconds back that a crash left uncounted (the first start "
-                                     "counts every one: the back-fill).")
+                                     "counts every one: the back-fill). It runs in the "
+                                     "background; readiness says backfilling until done.")
     report_open_refresh_seconds: float = Field(
         30, gt=0, description="How often the SLA service re-reads the open tickets for the "
                               "compliance report (off the request path); changes of an open "
@@ -513,6 +514,10 @@ class Settings(BaseSettings):
         300.0, gt=0, description="How long a mailbox owns a mail it took to submit or send; one "
                                  "that died leaves it to another (or to itself restarted) after "
                                  "this. Longer than a submission with its attachments.")
+    # --- performance: grouped submissions (issue 12, pass 2) ---
+    submission_group_max: int = Field(
+        256, ge=1, description="Most HTTP submissions intake stores in one write; concurrent "
+                               "ones are grouped (no timer: an idle service writes at once).")
 
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":

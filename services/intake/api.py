@@ -20,7 +20,7 @@ from services.intake.domain import (
     public_routing,
     tracking_code_matches,
 )
-from services.intake.flows import Intake, Submission
+from services.intake.flows import Grouped, Intake, Submission
 from services.intake.store import complaint_of
 from shared.auth import access_of, request_id_of
 from shared.contracts import (
@@ -86,6 +86,15 @@ def _intake(request: Request) -> Intake:
     return intake
 
 
+def _grouped(request: Request) -> Grouped:
+    """Concurrent submissions' writes grouped (``flows.Grouped``); made on first use, so an
+    app wired without one (tests) gets one over its ``Intake``."""
+    grouped: Grouped | None = getattr(request.app.state, "grouped", None)
+    if grouped is None:
+        grouped = request.app.state.grouped = Grouped(_intake(request))
+    return grouped
+
+
 TrackingCode = Annotated[str | None, Header(alias=TRACKING_CODE_HEADER, max_length=64)]
 TrackingCodeQuery = Annotated[str | None, Query(alias="code", max_length=64,
                                                 description="The tracking code, if not in the header.")]
@@ -126,9 +135,9 @@ def _submission_routes(router: APIRouter) -> None:
         intake = _intake(request)
         key = idempotency_key(submission, header_key=idempotency_key_header)
         code = new_tracking_code()
-        [doc] = await intake.store([Submission(submission, key, actor=access.audit_actor,
-                                               request_id=request_id_of(request),
-                                               tracking_code=code, tenant=access.tenant)])
+        doc = await _grouped(request).store(Submission(
+            submission, key, actor=access.audit_actor, request_id=request_id_of(request),
+            tracking_code=code, tenant=access.tenant))
         if doc["fingerprint"] != fingerprint(submission):
             raise HTTPException(status.HTTP_409_CONFLICT,
                                 "this Idempotency-Key or external_id was used for another complaint")

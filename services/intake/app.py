@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from services.intake import api, attachments_api, handlers, open311
 from services.intake.attachment_store import AttachmentStore
 from services.intake.attachments import Attachments
-from services.intake.flows import AuditedRelay, Intake
+from services.intake.flows import AuditedRelay, Grouped, Intake
 from services.intake.reconcile import REPLIES_WAITING, Reconciler
 from services.intake.store import ComplaintStore, ReplyStore, TrackingStore
 from shared import mongo
@@ -100,6 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
                   description="Accepts citizens' complaints from every channel.",
                   dependencies=[guard(handlers.SERVICE)], **NO_CDN_DOCS)
     app.state.intake = intake
+    app.state.grouped = Grouped(intake, most=settings.submission_group_max)
     app.state.auth = auth
     app.state.reconciler = reconciler
     app.state.reply_reconciler = reply_reconciler

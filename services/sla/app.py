@@ -18,7 +18,7 @@ from services.sla.metrics import fired_notices, report_open_tickets
 from services.sla.policy import Policy, load_policy
 from services.sla.policy_api import build_policy_router
 from services.sla.policy_reload import PolicyReloader
-from services.sla.read_model_store import OpenSnapshot, ReportCounters
+from services.sla.read_model_store import CatchUp, OpenSnapshot, ReportCounters
 from services.sla.reconcile import EscalationReconciler
 from services.sla.report_store import ensure_report_indexes
 from services.sla.reports_api import ReportSource, build_reports_router
@@ -76,6 +76,8 @@ def create_app(settings: Settings) -> FastAPI:
     sla.report_counters = counters = ReportCounters(
         db, lambda tenant: sla.policy_for(tenant).timezone, home_tenant=settings.tenant,
         open_tickets=OpenSnapshot(store.tickets))
+    catch_up = CatchUp(counters, store.tickets, store.escalations,
+                       window_seconds=settings.report_catch_up_seconds)
     sla.links = links = ProvinceLinks(settings, tenants, db, broker, sla.agency_name)
     handlers.register(broker, sla)
     reconciler = EscalationReconciler(settings, store, relay)
@@ -119,12 +121,11 @@ def create_app(settings: Settings) -> FastAPI:
         await links.ensure_indexes()
         await ensure_report_indexes(store.tickets, store.escalations)
         await counters.ensure_indexes()
-        await counters.catch_up(store.tickets, store.escalations,
-                                since=utc_now().timestamp() - settings.report_catch_up_seconds)
         await ensure_inbox_index(store.inbox)
         await store.backfill_inbox()
         async with consuming(broker, settings), background(
             sla.run_scheduler,
+            catch_up.run,
             lambda: every(settings.outbox_sweep_seconds, relay.sweep, "escalation outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, reroutes.sweep, "reroute outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, openings.sweep, "opened outbox sweep"),
@@ -165,7 +166,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(build_auth_router())
     add_local_docs(app)
     add_health(app, settings, handlers.SERVICE, db, broker=broker,
-               checks={"escalations": reconciler.readiness})
+               checks={"escalations": reconciler.readiness,
+                       "report_counters": catch_up.readiness})
     instrument_http(app, tracing)
     add_store_errors(app, settings)
     install_metrics(app, metrics)

@@ -21,10 +21,11 @@ Medians and 90th percentiles come from a histogram of working hours to first res
 """
 
 import bisect
+import itertools
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,7 +40,6 @@ from services.sla.reports import (
     Ticket,
     _assignments,
     _holder,
-    _Tally,
     _value,
     _verdict,
 )
@@ -56,6 +56,10 @@ HOUR_EDGES: tuple[float, ...] = (
     *(float(h) for h in range(96, 721, 24)),  # days up to 30 days
 )
 _FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
+_NEVER = datetime.min.replace(tzinfo=UTC)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_DAY_MICROS = 86_400_000_000
 COUNTER_FIELDS = ("received", "response_on_time", "response_decided", "resolution_on_time",
                   "resolution_decided", "responded", "rejections", "reroutes", "quick_repauses")
 
@@ -87,6 +91,94 @@ def hour_bucket(seconds: float) -> str:
     return f"h{bisect.bisect_left(HOUR_EDGES, seconds / 3600)}"
 
 
+def micros(instant: datetime) -> int:
+    """Microseconds since the epoch: exact, so comparisons agree with the datetimes'."""
+    return (instant - _EPOCH) // _MICROSECOND
+
+
+Late = list[tuple[CounterKey, str, int]]  # (receipt, "<clock>_decided", due in micros)
+BacklogEntry = tuple[str, str, int]  # (dimension, group, submitted in micros)
+
+
+@dataclass(frozen=True)
+class OpenPart:
+    """What an open ticket adds to reports, apart from the moment of the report: its counts
+    (receipts, stopped clocks' verdicts, hand-overs, pauses), its running clocks that turn late
+    at their due time, and its submission time for the backlog's age buckets."""
+
+    counts: Increments
+    late: Late
+    backlog: tuple[BacklogEntry, ...]
+
+
+def open_part(ticket: Ticket, timezone: str) -> OpenPart:
+    zone = ZoneInfo(timezone)
+    counts: Increments = {}
+    late: Late = []
+    for dimension in DIMENSIONS:
+        _add_ticket(ticket, dimension, zone, counts, late)
+    submitted = micros(ticket["submitted_at"])
+    return OpenPart(counts, late, tuple(
+        (dimension, _group_of(ticket, dimension, str(ticket["agency"])), submitted)
+        for dimension in DIMENSIONS))
+
+
+BacklogKey = tuple[str, str]  # (dimension, group)
+
+
+@dataclass
+class OpenFigures:
+    """The open tickets' parts summed, with the due and submission times kept sorted per
+    receipt and group, so their figures at any moment come from a few binary searches: a
+    report's cost grows with groups and days, not with open tickets."""
+
+    counts: Increments = field(default_factory=dict)
+    late: dict[tuple[CounterKey, str], list[int]] = field(default_factory=dict)
+    backlog: dict[BacklogKey, list[int]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, parts: Iterable[OpenPart]) -> "OpenFigures":
+        figures = cls()
+        for part in parts:
+            merge(figures.counts, part.counts)
+            for key, name, due in part.late:
+                figures.late.setdefault((key, name), []).append(due)
+            for dimension, group, submitted in part.backlog:
+                figures.backlog.setdefault((dimension, group), []).append(submitted)
+        for times in itertools.chain(figures.late.values(), figures.backlog.values()):
+            times.sort()
+        return figures
+
+    def at(self, now: datetime, dimensions: Iterable[str], start_day: int,
+           end_day: int) -> tuple[Increments, dict[BacklogKey, Counter[str]]]:
+        """The counts of receipts in [start_day, end_day) of these dimensions, with the
+        running clocks due by ``now`` judged late, and the backlog by age at ``now``."""
+        wanted = set(dimensions)
+        now_micros = micros(now)
+
+        def inside(key: CounterKey) -> bool:
+            return key.dimension in wanted and start_day <= key.day < end_day
+
+        counts: Increments = {key: Counter(c) for key, c in self.counts.items() if inside(key)}
+        for (key, name), dues in self.late.items():
+            if inside(key):
+                counts.setdefault(key, Counter())[name] += bisect.bisect_right(dues, now_micros)
+        backlog = {key: backlog_by_age(times, now_micros) for key, times in self.backlog.items()
+                   if key[0] in wanted}
+        return counts, backlog
+
+
+def backlog_by_age(submitted: list[int], now_micros: int) -> Counter[str]:
+    """``_backlog_bucket`` of each sorted submission time, counted: whole days elapsed (a
+    future one counts as 0 days)."""
+    def at_least(days: int) -> int:
+        return len(submitted) if days == 0 else bisect.bisect_right(
+            submitted, now_micros - days * _DAY_MICROS)
+
+    return Counter({label: at_least(first) - (0 if last is None else at_least(last + 1))
+                    for label, first, last in BACKLOG_BUCKETS})
+
+
 def ticket_increments(ticket: Ticket, timezone: str) -> Increments:
     """What a resolved ticket adds to the counters, for every dimension."""
     zone = ZoneInfo(timezone)
@@ -102,20 +194,28 @@ def _group_of(ticket: Ticket, dimension: str, agency: str) -> str:
     return TOTAL if dimension == "total" else _value(ticket.get(dimension))
 
 
-def _add_ticket(ticket: Ticket, dimension: str, zone: ZoneInfo, out: Increments) -> None:
+def _add_ticket(ticket: Ticket, dimension: str, zone: ZoneInfo, out: Increments,
+                late: "Late | None" = None) -> None:
+    """``late`` given (an open ticket): a running clock with a due time is not judged here but
+    listed there, since whether it is late depends on the moment of the report."""
     assignments = _assignments(ticket)
     receipts: dict[str, set[int]] = {}
     for assignment in assignments:
         if assignment.get("assigned_at") is not None:
             group = _group_of(ticket, dimension, str(assignment["agency"]))
             receipts.setdefault(group, set()).add(local_day(assignment["assigned_at"], zone))
-    figures = _clock_figures(ticket, assignments, dimension)
+    running: dict[str, list[tuple[str, int]]] = {}
+    figures = _clock_figures(ticket, assignments, dimension,
+                             running=running if late is not None else None)
     for group, days in receipts.items():
         previous = NO_PREVIOUS
         for day in sorted(days):
-            counts = out.setdefault(CounterKey(dimension, group, day, previous), Counter())
+            key = CounterKey(dimension, group, day, previous)
+            counts = out.setdefault(key, Counter())
             counts["received"] += 1
             counts.update(figures.get(group, Counter()))
+            if late is not None:
+                late.extend((key, name, due) for name, due in running.get(group, ()))
             previous = day
     for assignment in assignments:
         ended = assignment.get("ended_at")
@@ -133,9 +233,12 @@ def _add_ticket(ticket: Ticket, dimension: str, zone: ZoneInfo, out: Increments)
             out.setdefault(key, Counter())["quick_repauses"] += 1
 
 
-def _clock_figures(ticket: Ticket, assignments: list[Ticket], dimension: str) -> dict[str, Counter[str]]:
+def _clock_figures(ticket: Ticket, assignments: list[Ticket], dimension: str, *,
+                   running: dict[str, list[tuple[str, int]]] | None = None,
+                   ) -> dict[str, Counter[str]]:
     """Verdicts and response time by the group they are attributed to (``_count_clocks``); the
-    total gets them all. A resolved ticket's clocks have stopped, so ``now`` plays no part."""
+    total gets them all. A resolved ticket's clocks have stopped, so ``now`` plays no part; an
+    open ticket's running clocks (``running`` given) are put there with their due time."""
     response_stop = ticket.get("first_response_at") or ticket.get("resolved_at")
     resolution_stop = ticket.get("resolved_at")
 
@@ -144,8 +247,14 @@ def _clock_figures(ticket: Ticket, assignments: list[Ticket], dimension: str) ->
         return _group_of(ticket, dimension, agency)
 
     figures: dict[str, Counter[str]] = {}
-    responded = _verdict(ticket.get("response_met"), ticket.get("response_due_at"), _FAR_FUTURE)
-    resolved = _verdict(ticket.get("resolution_met"), ticket.get("resolution_due_at"), _FAR_FUTURE)
+    judged_at = _FAR_FUTURE if running is None else _NEVER  # open: no running clock judged here
+    responded = _verdict(ticket.get("response_met"), ticket.get("response_due_at"), judged_at)
+    resolved = _verdict(ticket.get("resolution_met"), ticket.get("resolution_due_at"), judged_at)
+    if running is not None:
+        for clock, stop in (("response", response_stop), ("resolution", resolution_stop)):
+            due = ticket.get(f"{clock}_due_at")
+            if ticket.get(f"{clock}_met") is None and due is not None:
+                running.setdefault(owner(stop), []).append((f"{clock}_decided", micros(due)))
     seconds = ticket.get("response_working_seconds")
     response = figures.setdefault(owner(response_stop), Counter())
     if responded is not None:
@@ -193,16 +302,8 @@ class Figures:
         self.counts.update({k: int(v) for k, v in doc.items()
                             if k in COUNTER_FIELDS or k.startswith(("h", "level_"))})
 
-    def add_live(self, tally: _Tally) -> None:
-        self.counts.update({
-            "received": len(tally.received), "response_decided": len(tally.response),
-            "response_on_time": sum(tally.response), "resolution_decided": len(tally.resolution),
-            "resolution_on_time": sum(tally.resolution), "responded": len(tally.response_seconds),
-            "rejections": tally.rejections, "reroutes": tally.reroutes,
-            "quick_repauses": tally.quick_repauses})
-        self.counts.update(hour_bucket(s) for s in tally.response_seconds)
-        self.counts.update({f"level_{level}": n for level, n in tally.escalations.items()})
-        self.backlog.update(tally.backlog)
+    def add_counts(self, counts: Mapping[str, int]) -> None:
+        self.counts.update(counts)
 
 
 def counts_in_period(doc: Mapping[str, Any], start_day: int) -> bool:
@@ -258,22 +359,31 @@ def _value_at(histogram: Mapping[int, int], rank: int) -> float:
     raise AssertionError("rank beyond the histogram")  # rank < total by construction
 
 
-def report_rows(counters: Iterable[Mapping[str, Any]], live: Mapping[str, _Tally], live_totals: _Tally,
-                *, by: GroupBy, start_day: int,
+def report_rows(counters: Iterable[Mapping[str, Any]], open_counts: Increments,
+                backlog: Mapping[BacklogKey, Counter[str]], *, by: GroupBy, start_day: int,
                 zones: ComplianceZones) -> tuple[list[ComplianceRow], ComplianceRow]:
     """Rows and totals from the period's counter documents (of ``by`` and of the total) and
-    the live tallies of the open tickets."""
+    the open tickets' counts of the period and backlog (``OpenFigures.at``)."""
     groups: dict[str, Figures] = {}
     totals = Figures()
+
+    def figures_of(dimension: str, group: str) -> Figures | None:
+        if dimension == "total":
+            return totals
+        return groups.setdefault(group, Figures()) if dimension == by else None
+
     for doc in counters:
-        if not counts_in_period(doc, start_day):
-            continue
-        if doc["dimension"] == "total":
-            totals.add_counters(doc)
-        elif doc["dimension"] == by:
-            groups.setdefault(str(doc["group"]), Figures()).add_counters(doc)
-    for group, tally in live.items():
-        groups.setdefault(group, Figures()).add_live(tally)
-    totals.add_live(live_totals)
+        if counts_in_period(doc, start_day):
+            target = figures_of(str(doc["dimension"]), str(doc["group"]))
+            if target is not None:
+                target.add_counters(doc)
+    for key, counts in open_counts.items():
+        target = figures_of(key.dimension, key.group)
+        if target is not None and key.prev < start_day and any(counts.values()):
+            target.add_counts(counts)
+    for (dimension, group), ages in backlog.items():
+        target = figures_of(dimension, group)
+        if target is not None and ages.total():
+            target.backlog.update(ages)
     rows = [figures_row(group, groups[group], zones) for group in sorted(groups)]
     return rows, figures_row(TOTAL, totals, zones)

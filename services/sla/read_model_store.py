@@ -8,10 +8,11 @@ event, a second replica or a catch-up after a crash finds the ledger entry and a
 and a crash before the commit leaves neither.
 """
 
+import asyncio
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,9 +25,12 @@ from pymongo.errors import BulkWriteError
 
 from services.sla.read_model import (
     Increments,
+    OpenFigures,
+    OpenPart,
     escalation_increments,
     local_day,
     merge,
+    open_part,
     report_rows,
     ticket_increments,
 )
@@ -36,15 +40,15 @@ from services.sla.reports import (
     ComplianceZones,
     GroupBy,
     ReportPeriod,
-    _count_ticket,
-    _Tally,
 )
+from shared.contracts import utc_now
 from shared.mongo import Document
 
 log = logging.getLogger(__name__)
 COUNTERS, LEDGER, META = "report_counters", "report_ledger", "report_meta"
 _RETRIES = 5
 BUILT = "built"  # the meta document saying the first catch-up over everything finished
+BACK_FILL = "back_fill"  # how far the first catch-up got, per collection (its last _id)
 OPEN_FIELDS = {name: 1 for name in (
     "status", "agency", "assignment", "category", "channel", "submitted_at", "assigned_at",
     "first_response_at", "resolved_at", "response_working_seconds", "response_met",
@@ -52,38 +56,89 @@ OPEN_FIELDS = {name: 1 for name in (
 SNAPSHOT_FIELDS = OPEN_FIELDS | {"tenant": 1}
 
 
+PartOf = Callable[[Document], OpenPart]
+
+
+@dataclass(frozen=True)
+class OpenNow:
+    """A tenant's open tickets for one report: the snapshot's figures, and the parts to take
+    away (``stale``: changed or resolved since) and to add (``fresh``: as they are now)."""
+
+    figures: OpenFigures
+    stale: list[OpenPart]
+    fresh: list[OpenPart]
+    as_of: datetime | None  # when the snapshot was read
+
+
 @dataclass
 class OpenSnapshot:
     """The open tickets, read whole every ``DISPOSISI_REPORT_OPEN_REFRESH_SECONDS`` off the
-    request path (reading thousands of them per report took seconds on NX-27017 and held up
-    the store for everyone). A report takes the snapshot and, by two indexed range queries,
-    the tickets opened or re-assigned since it (added as they are now) and resolved since it
-    (dropped: the counters have them). Other changes of an open ticket since the snapshot (a
-    first response, a pause) show in the report after the next refresh."""
+    request path and summed per tenant into ``OpenFigures`` (in a worker thread): a report
+    reads those sums, whose cost grows with groups and days, not with open tickets. By two
+    indexed range queries it also finds the tickets opened or re-assigned since the snapshot
+    (their snapshot part replaced by their part now) and resolved since (their part taken
+    away: the counters have them). Other changes of an open ticket since the snapshot (a first
+    response, a pause) show in the report after the next refresh; running clocks turn late
+    and tickets age at the report's own moment."""
 
     tickets: AsyncCollection[Document]
-    docs: dict[str, Document] = field(default_factory=dict)
+    parts: dict[str, tuple[str, OpenPart]] = field(default_factory=dict)  # id -> (tenant, part)
+    docs: dict[str, Document] = field(default_factory=dict)  # as read for ``parts``
+    figures: dict[str, OpenFigures] = field(default_factory=dict)  # by tenant
     taken_epoch: float | None = None
+    taken_at: datetime | None = None
     margin_seconds: float = 5.0  # writers' clocks may lag this one's a little
 
-    async def refresh(self) -> None:
+    async def refresh(self, part_of: PartOf, tenant_of: Callable[[Document], str]) -> None:
         started = time.time() - self.margin_seconds
-        found = {d["_id"]: d async for d in self.tickets.find(
-            {"status": {"$in": list(OPEN_STATUSES)}}, SNAPSHOT_FIELDS)}
-        self.docs, self.taken_epoch = found, started
+        taken_at = utc_now()
+        docs = await self.tickets.find({"status": {"$in": list(OPEN_STATUSES)}},
+                                       SNAPSHOT_FIELDS).to_list(None)
+        earlier = _Earlier(self.docs, self.parts)
+        parts, figures = await asyncio.to_thread(_summed, docs, part_of, tenant_of, earlier)
+        self.parts, self.figures = parts, figures
+        self.docs = {d["_id"]: d for d in docs}
+        self.taken_epoch, self.taken_at = started, taken_at
 
-    async def current(self, tenant: str | None) -> list[Document]:
+    async def current(self, tenant: str, part_of: PartOf,
+                      tenant_of: Callable[[Document], str]) -> OpenNow:
         if self.taken_epoch is None:
-            await self.refresh()
-        docs, since = dict(self.docs), self.taken_epoch
-        own = {} if tenant is None else {"tenant": tenant}
-        async for doc in self.tickets.find({"assigned_epoch": {"$gte": since}, **own},
-                                           SNAPSHOT_FIELDS):
-            docs[doc["_id"]] = doc
-        async for doc in self.tickets.find({"resolved_epoch": {"$gte": since}, **own}, {"_id": 1}):
-            docs.pop(doc["_id"], None)
-        return [d for d in docs.values() if d["status"] in OPEN_STATUSES
-                and (tenant is None or d.get("tenant") == tenant)]
+            await self.refresh(part_of, tenant_of)
+        # One snapshot's figures and parts together: a refresh may land during the queries.
+        since, parts = self.taken_epoch, self.parts
+        figures, taken_at = self.figures.get(tenant, OpenFigures()), self.taken_at
+        changed = {d["_id"]: d async for d in self.tickets.find(
+            {"assigned_epoch": {"$gte": since}}, SNAPSHOT_FIELDS) if tenant_of(d) == tenant}
+        resolved = {d["_id"] async for d in self.tickets.find(
+            {"resolved_epoch": {"$gte": since}}, {"_id": 1})}
+        stale = [parts[i][1] for i in (changed.keys() | resolved) if i in parts
+                 and parts[i][0] == tenant]
+        fresh = [part_of(d) for i, d in changed.items()
+                 if i not in resolved and d["status"] in OPEN_STATUSES]
+        return OpenNow(figures, stale, fresh, taken_at)
+
+
+@dataclass(frozen=True)
+class _Earlier:
+    docs: Mapping[str, Document]
+    parts: Mapping[str, tuple[str, OpenPart]]
+
+
+def _summed(docs: list[Document], part_of: PartOf, tenant_of: Callable[[Document], str],
+            earlier: "_Earlier",
+            ) -> tuple[dict[str, tuple[str, OpenPart]], dict[str, OpenFigures]]:
+    """Each ticket's part (that of the last snapshot when the ticket has not changed since:
+    most open tickets wait), then their sums per tenant."""
+    parts: dict[str, tuple[str, OpenPart]] = {}
+    for doc in docs:
+        ticket_id = doc["_id"]
+        unchanged = earlier.docs.get(ticket_id) == doc and ticket_id in earlier.parts
+        parts[ticket_id] = earlier.parts[ticket_id] if unchanged \
+            else (tenant_of(doc), part_of(doc))
+    by_tenant: defaultdict[str, list[OpenPart]] = defaultdict(list)
+    for tenant, part in parts.values():
+        by_tenant[tenant].append(part)
+    return parts, {tenant: OpenFigures.of(some) for tenant, some in by_tenant.items()}
 
 
 @dataclass(frozen=True)
@@ -94,6 +149,8 @@ class ReportCounters:
     timezone_of: Callable[[str], str]
     home_tenant: str = ""  # of documents stored without a tenant
     open_tickets: OpenSnapshot | None = None  # None: the open tickets are read per report
+    flights: dict[Any, "asyncio.Future[ComplianceReport]"] = field(default_factory=dict,
+                                                                   compare=False)
 
     @property
     def counters(self) -> AsyncCollection[Document]:
@@ -106,7 +163,7 @@ class ReportCounters:
 
     async def refresh_open(self) -> None:
         if self.open_tickets is not None:
-            await self.open_tickets.refresh()
+            await self.open_tickets.refresh(self.open_part, self._tenant)
 
     # --- counting ---------------------------------------------------------------------------
 
@@ -169,29 +226,42 @@ class ReportCounters:
                        escalations: AsyncCollection[Document], *, since: float,
                        batch: int = 500) -> int:
         """Count what a crash left uncounted: resolved tickets and escalations since the epoch
-        ``since``, or every one of them the first time (the back-fill). Idempotent."""
-        built = await self.db[META].find_one({"_id": BUILT}) is not None
-        resolved: dict[str, Any] = {"status": "resolved"}
-        fired: dict[str, Any] = {}  # re-notifications are skipped when counting
-        if built:
-            resolved["resolved_epoch"] = {"$gte": since}
-            fired["fired_epoch"] = {"$gte": since}
-        counted = 0
-        page: list[Document] = []
-        async for ticket in tickets.find(resolved, OPEN_FIELDS | {"tenant": 1}):
-            page.append(ticket)
-            if len(page) >= batch:
-                counted, page = counted + await self.count_tickets(page), []
-        counted += await self.count_tickets(page)
-        page = []
-        async for escalation in escalations.find(fired):
-            page.append(escalation)
-            if len(page) >= batch:
-                counted, page = counted + await self._count_fired(tickets, page), []
-        counted += await self._count_fired(tickets, page)
-        if not built:
-            await self.db[META].update_one({"_id": BUILT}, {"$set": {"done": 1}}, upsert=True)
+        ``since``, or every one of them the first time (the back-fill). Idempotent; the
+        back-fill walks each collection by ``_id`` and records how far it got, so a restart
+        goes on from there."""
+        if await self.db[META].find_one({"_id": BUILT}) is not None:
+            counted = 0
+            async for page in _pages(tickets.find({"status": "resolved",
+                                                   "resolved_epoch": {"$gte": since}},
+                                                  OPEN_FIELDS | {"tenant": 1}), batch):
+                counted += await self.count_tickets(page)
+            async for page in _pages(escalations.find({"fired_epoch": {"$gte": since}}), batch):
+                counted += await self._count_fired(tickets, page)
+            return counted
+        counted = await self._back_fill(tickets, "tickets_after", batch, self.count_tickets,
+                                        OPEN_FIELDS | {"tenant": 1})
+        counted += await self._back_fill(escalations, "escalations_after", batch,
+                                         lambda page: self._count_fired(tickets, page), None)
+        await self.db[META].update_one({"_id": BUILT}, {"$set": {"done": 1}}, upsert=True)
         return counted
+
+    async def _back_fill(self, collection: AsyncCollection[Document], mark: str, batch: int,
+                         count: Callable[[list[Document]], Awaitable[int]],
+                         fields: dict[str, int] | None) -> int:
+        """Every document of ``collection`` in ``_id`` order from the recorded mark on, a page
+        at a time (an ``_id`` range walks the index), the mark moved after each page."""
+        progress = await self.db[META].find_one({"_id": BACK_FILL}) or {}
+        after, counted = progress.get(mark), 0
+        while True:
+            query = {} if after is None else {"_id": {"$gt": after}}
+            page = await collection.find(query, fields).sort("_id", ASCENDING).limit(
+                batch).to_list(None)
+            if not page:
+                return counted
+            counted += await count(page)
+            after = page[-1]["_id"]
+            await self.db[META].update_one({"_id": BACK_FILL}, {"$set": {mark: after}},
+                                           upsert=True)
 
     async def _count_fired(self, tickets: AsyncCollection[Document], page: list[Document]) -> int:
         ids = sorted({e["ticket_id"] for e in page})
@@ -204,22 +274,94 @@ class ReportCounters:
     async def report(self, tickets: AsyncCollection[Document], *, tenant: str | None,
                      period: ReportPeriod, now: datetime, by: GroupBy, timezone: str,
                      zones: ComplianceZones) -> ComplianceReport:
-        """The report from the period's counters plus the open tickets computed live (from
-        the snapshot, if there is one)."""
+        """The report from the period's counters plus the open tickets (from the snapshot, if
+        there is one). Identical requests at the same time share one computation."""
+        key = (tenant, by, period.start, period.end, timezone, zones.model_dump_json())
+        running = self.flights.get(key)
+        if running is None:
+            running = asyncio.ensure_future(self._report(
+                tickets, tenant=tenant, period=period, now=now, by=by, timezone=timezone,
+                zones=zones))
+            self.flights[key] = running
+            running.add_done_callback(lambda _: self.flights.pop(key, None))
+        return await asyncio.shield(running)
+
+    async def _report(self, tickets: AsyncCollection[Document], *, tenant: str | None,
+                      period: ReportPeriod, now: datetime, by: GroupBy, timezone: str,
+                      zones: ComplianceZones) -> ComplianceReport:
         zone = ZoneInfo(timezone)
         start_day, end_day = local_day(period.start, zone), local_day(period.end, zone)
         counters = await self.counters.find({
             "tenant": tenant or self.home_tenant, "dimension": {"$in": [by, "total"]},
             "day": {"$gte": start_day, "$lt": end_day}}).to_list(None)
-        live: defaultdict[str, _Tally] = defaultdict(_Tally)
-        live_totals = _Tally()
-        own = {} if tenant is None else {"tenant": tenant}
-        open_now = await self.open_tickets.current(tenant) if self.open_tickets is not None \
-            else await tickets.find({"status": {"$in": list(OPEN_STATUSES)}, **own},
-                                    OPEN_FIELDS).to_list(None)
-        for ticket in open_now:
-            _count_ticket(ticket, by, period, now, live, live_totals)
-        rows, totals = report_rows(counters, live, live_totals, by=by, start_day=start_day,
+        open_now = await self._open_now(tickets, tenant)
+        dimensions = (by, "total")
+        counts, backlog = open_now.figures.at(now, dimensions, start_day, end_day)
+        for sign, parts in ((-1, open_now.stale), (1, open_now.fresh)):
+            more_counts, more_backlog = OpenFigures.of(parts).at(now, dimensions, start_day,
+                                                                 end_day)
+            for counter_key, more in more_counts.items():
+                counts.setdefault(counter_key, Counter()).update(
+                    {name: sign * n for name, n in more.items()})
+            for group_key, ages in more_backlog.items():
+                backlog.setdefault(group_key, Counter()).update(
+                    {label: sign * n for label, n in ages.items()})
+        rows, totals = report_rows(counters, counts, backlog, by=by, start_day=start_day,
                                    zones=zones)
         return ComplianceReport(by=by, period=period, generated_at=now, zones=zones, rows=rows,
-                                totals=totals)
+                                totals=totals, open_tickets_as_of=open_now.as_of)
+
+    async def _open_now(self, tickets: AsyncCollection[Document], tenant: str | None) -> OpenNow:
+        own = tenant or self.home_tenant
+        if self.open_tickets is not None:
+            return await self.open_tickets.current(own, self.open_part, self._tenant)
+        scope = {} if tenant is None else {"tenant": tenant}
+        docs = await tickets.find({"status": {"$in": list(OPEN_STATUSES)}, **scope},
+                                  OPEN_FIELDS).to_list(None)
+        return OpenNow(OpenFigures.of(self.open_part(d) for d in docs), [], [], None)
+
+    def open_part(self, ticket: Document) -> OpenPart:
+        return open_part(ticket, self.timezone_of(self._tenant(ticket)))
+
+
+async def _pages(cursor: AsyncIterable[Document], size: int) -> AsyncIterator[list[Document]]:
+    page: list[Document] = []
+    async for doc in cursor:
+        page.append(doc)
+        if len(page) >= size:
+            yield page
+            page = []
+    if page:
+        yield page
+
+
+@dataclass
+class CatchUp:
+    """The start-up catch-up (on a first start, the back-fill of every resolved ticket and
+    escalation, minutes at a million tickets) as a background task: the service starts at
+    once, counts new resolutions as they come (the ledger keeps the two from counting one
+    twice), and says ``backfilling`` in its readiness until the catch-up is done. A failed
+    attempt (the store away) is retried; a restart resumes the back-fill where it stopped."""
+
+    counters: ReportCounters
+    tickets: AsyncCollection[Document]
+    escalations: AsyncCollection[Document]
+    window_seconds: float
+    retry_seconds: float = 5.0
+    done: bool = False
+
+    async def run(self) -> None:
+        since = utc_now().timestamp() - self.window_seconds
+        while True:
+            try:
+                counted = await self.counters.catch_up(self.tickets, self.escalations, since=since)
+            except Exception as error:  # the store away: try again, from the recorded mark
+                log.warning("report counters' catch-up failed, retrying: %s", error)
+                await asyncio.sleep(self.retry_seconds)
+                continue
+            self.done = True
+            log.info("report counters caught up: %d counted", counted)
+            return
+
+    async def readiness(self) -> str | None:
+        return None if self.done else "backfilling"

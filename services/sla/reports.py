@@ -158,6 +158,10 @@ class ComplianceReport(BaseModel):
     zones: ComplianceZones
     rows: list[ComplianceRow]
     totals: ComplianceRow = Field(description="Each ticket once (a re-routed one is not doubled).")
+    open_tickets_as_of: datetime | None = Field(
+        None, description="When the open tickets' figures were read (the read model's "
+                          "snapshot, refreshed in the background; opened, re-assigned and "
+                          "resolved tickets are taken as they are now). Null: computed now.")
 
 
 @dataclass

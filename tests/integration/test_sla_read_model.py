@@ -3,6 +3,8 @@ every ticket, for each grouping and several periods, whether its counters were b
 back-fill or ticket by ticket; counting again (a redelivered event, a catch-up after a crash
 mid-way) adds nothing; and the SLA flow counts a ticket it resolves, once."""
 
+import asyncio
+import contextlib
 import csv
 import io
 from dataclasses import replace
@@ -15,7 +17,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.sla.read_model import HOUR_EDGES, bucket_bounds, hour_bucket
-from services.sla.read_model_store import OpenSnapshot, ReportCounters
+from services.sla.read_model_store import BACK_FILL, CatchUp, OpenSnapshot, ReportCounters
 from services.sla.reports import (
     ComplianceReport,
     ComplianceZones,
@@ -29,6 +31,7 @@ from shared.contracts import TicketUpdate, UpdateAction, utc_now
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.integration.sla_support import routed_envelope, sla_instance
+from tests.integration.support import eventually
 from tests.integration.test_sla_reports import (
     DAY,
     HOUR,
@@ -194,6 +197,10 @@ async def test_a_report_from_the_open_tickets_snapshot_sees_what_opened_and_clos
     now_stored = await db["tickets"].find({}).to_list(None)
     assert len(now_stored) == len(tickets) + 1
     await assert_reports_equal(db, counters, now_stored, escalations)
+    # The next refresh reuses the parts of the tickets that did not change, and recomputes
+    # the others: the same figures.
+    await counters.refresh_open()
+    await assert_reports_equal(db, counters, now_stored, escalations)
 
 
 APPROXIMATE = ("median_response_hours", "p90_response_hours")
@@ -275,3 +282,40 @@ async def test_the_flow_counts_a_ticket_it_resolves_once_however_often_the_event
         assert report.totals.resolution_decided == reference.totals.resolution_decided == 1
         same_figures(report, reference, "flow")
         assert await db["report_ledger"].count_documents({"_id": "t:T-RM"}) == 1
+
+
+async def test_the_back_fill_runs_beside_the_service_and_a_restart_resumes_it(
+        db: AsyncDatabase[Document], mongodb_url: str) -> None:
+    """A first start: the catch-up runs as a background task, readiness says backfilling
+    until it is done. The process dies mid-way (the task is cancelled after some pages); a new
+    process (its own client) goes on from the recorded mark, and in the end every resolved
+    ticket and first notice is counted once and the report equals the full computation."""
+    tickets, escalations = await stored(db)
+    counters = counters_of(db)
+    await counters.ensure_indexes()
+    catch_up = CatchUp(counters, db["tickets"], db["escalations"], window_seconds=60)
+    assert await catch_up.readiness() == "backfilling"
+    marks = db["report_meta"]
+    # Pages of 500 by default; many small pages here, so the cancel lands mid-way.
+    task = asyncio.create_task(counters.catch_up(db["tickets"], db["escalations"], since=0,
+                                                 batch=7))
+    await eventually(lambda: marks.find_one({"_id": BACK_FILL}), timeout=120)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert await catch_up.readiness() == "backfilling"
+    mark = await marks.find_one({"_id": BACK_FILL})
+    assert mark is not None
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True)
+    try:
+        again = CatchUp(counters_of(client[db.name]), client[db.name]["tickets"],
+                        client[db.name]["escalations"], window_seconds=60)
+        await again.run()
+        assert await again.readiness() is None
+        assert await marks.find_one({"_id": "built"}) is not None
+        resolved = sum(t["status"] == "resolved" for t in tickets)
+        first_notices = sum(not e.get("repeat", 0) for e in escalations)
+        assert await db["report_ledger"].count_documents({}) == resolved + first_notices
+        await assert_reports_equal(client[db.name], again.counters, tickets, escalations)
+    finally:
+        await client.close()
