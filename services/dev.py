@@ -42,7 +42,7 @@ from shared.runtime import STOP_ACCEPTING_SIGNAL
 from shared.settings import Settings, redact_url
 from shared.tenants import load_tenants
 
-SERVICES = ("intake", "router", "sla", "notify")
+SERVICES = ("intake", "router", "sla", "notify", "lapor")
 CONSOLE = "console"  # pages only: holds nothing, so it starts last and stops first
 KAFKA, MONGODB = "kafka", "mongodb"
 TICK_SECONDS = 0.1
@@ -58,10 +58,11 @@ class DevOptions:
     router_port: int = 8082
     console_port: int = 8083
     notify_port: int = 8084
+    lapor_port: int = 8087
 
     def service_ports(self) -> dict[str, int]:
         return {"intake": self.intake_port, "router": self.router_port, "sla": self.sla_port,
-                CONSOLE: self.console_port, "notify": self.notify_port}
+                CONSOLE: self.console_port, "notify": self.notify_port, "lapor": self.lapor_port}
 
 
 def service_command(name: str) -> list[str]:
@@ -123,6 +124,8 @@ def service_env(options: DevOptions, server_env: dict[str, str]) -> dict[str, st
             "DISPOSISI_ROUTER_PORT": str(options.router_port),
             "DISPOSISI_CONSOLE_PORT": str(options.console_port),
             "DISPOSISI_NOTIFY_PORT": str(options.notify_port),
+            "DISPOSISI_LAPOR_PORT": str(options.lapor_port),
+            "DISPOSISI_LAPOR_INTAKE_URL": f"http://{LOOPBACK}:{options.intake_port}",
             "DISPOSISI_CONSOLE_INTAKE_URL": f"http://{LOOPBACK}:{options.intake_port}",
             "DISPOSISI_CONSOLE_SLA_URL": f"http://{LOOPBACK}:{options.sla_port}",
             "DISPOSISI_CONSOLE_NOTIFY_URL": f"http://{LOOPBACK}:{options.notify_port}",
@@ -314,6 +317,8 @@ def print_addresses(options: DevOptions, settings: Settings, supervisor: Supervi
         f"  console   http://{LOOPBACK}:{options.console_port}  (/login, /inbox, /submit, /track)",
         f"  notify    http://{LOOPBACK}:{options.notify_port}  (/v1/deliveries, /docs; "
         f"directory: {settings.notify_directory or 'none, nobody is notified'})",
+        f"  lapor     http://{LOOPBACK}:{options.lapor_port}  (/v1/lapor/updates, /docs; "
+        f"disposisi lapor import/export)",
         f"  data      {options.data_dir.resolve()}",
     ]
     print("\n".join(lines), flush=True)

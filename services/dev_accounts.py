@@ -79,13 +79,14 @@ async def _create_if_empty(settings: Settings,
 
 async def _create(store: AccountStore, tenant: str) -> dict[str, Any]:
     _, key = await store.create_api_key(tenant=tenant, kind="channel", name="web")
+    _, lapor = await store.create_api_key(tenant=tenant, kind="channel", name="lapor")
     users: dict[str, dict[str, str | None]] = {}
     for username, (role, agency) in DEMO_USERS.items():
         password = generate_password()
         await store.create_user(tenant=tenant, username=username, role=role,
                                 agency=agency, password=password)
         users[username] = {"password": password, "role": role.value, "agency": agency}
-    return {"api_keys": {"web": key}, "users": users}
+    return {"api_keys": {"web": key, "lapor": lapor}, "users": users}
 
 
 async def _audit(store: AccountStore, audit: AuditLog, tenant: str,
@@ -114,6 +115,9 @@ def _at(epoch: float) -> datetime:
 def _print(credentials: dict[str, Any], path: Path) -> None:
     lines = ["Demo accounts (made once; also in " + str(path.resolve()) + "):",
              f"  web channel key (X-API-Key)  {credentials['api_keys']['web']}"]
+    if "lapor" in credentials["api_keys"]:
+        lines.append(f"  lapor channel key (DISPOSISI_LAPOR_API_KEY)  "
+                     f"{credentials['api_keys']['lapor']}")
     for username, user in credentials["users"].items():
         role = f"{user['role']}{' ' + user['agency'] if user['agency'] else ''}"
         lines.append(f"  {username:<14} {role:<18} password {user['password']}")

@@ -39,8 +39,13 @@ NOTIFY_GROUPS: Mapping[str, Sequence[str]] = {
     "disposisi-notify-received": (Topics.RECEIVED,),
     "disposisi-notify-changes": (Topics.CHANGES,),
 }
+# The LAPOR! connector: which tickets are LAPOR!'s, and their steps for LAPOR!.
+LAPOR_GROUPS: Mapping[str, Sequence[str]] = {
+    "disposisi-lapor-received": (Topics.RECEIVED,),
+    "disposisi-lapor-changes": (Topics.CHANGES,),
+}
 ALL_GROUPS: Mapping[str, Sequence[str]] = {**INTAKE_GROUPS, **ROUTING_GROUPS, **FOLLOW_UP_GROUPS,
-                                           **NOTIFY_GROUPS}
+                                           **NOTIFY_GROUPS, **LAPOR_GROUPS}
 POLL_SECONDS = 0.5
 
 

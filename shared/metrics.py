@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 # one's /readyz and /metrics. A new service is one more line here.
 SERVICE_PORTS: Mapping[str, str] = {
     "intake": "intake_port", "router": "router_port", "sla": "sla_port",
-    "console": "console_port", "notify": "notify_port",
+    "console": "console_port", "notify": "notify_port", "lapor": "lapor_port",
 }
 
 # Seconds: from a fast store round trip (~1 ms) to a slow report (30 s).

@@ -33,7 +33,7 @@ class Scope(StrEnum):
 
 @dataclass(frozen=True)
 class Endpoint:
-    service: str  # intake, sla, router, notify, or "*" for every service
+    service: str  # intake, sla, router, notify, lapor, or "*" for every service
     method: str
     path: str  # the route's path template, e.g. /v1/tickets/{ticket_id}
 
@@ -97,6 +97,9 @@ PERMISSIONS: dict[Endpoint, Mapping[str, Scope]] = {
     # notifications: the dashboard's deliveries (failed ones: ?status=failed)
     Endpoint("notify", "GET", "/v1/deliveries"): {
         "agency_head": Scope.AGENCY, "supervisor": Scope.TENANT},
+    # SP4N-LAPOR! connector: the status updates for LAPOR! (admin instansi = triage desk)
+    Endpoint("lapor", "GET", "/v1/lapor/updates"): {
+        "triage": Scope.TENANT, "supervisor": Scope.TENANT, "admin": Scope.TENANT},
 }
 
 _OFFICER_ACTIONS = frozenset({

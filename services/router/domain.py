@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from services.router.engine import Analysis, Tally, compiled
 from services.router.rulebook import Agency, Rulebook, Thresholds
 from services.router.text import normalise
-from shared.contracts import Candidate, Channel, Location, Priority, RoutingExplanation
+from shared.contracts import (
+    Candidate,
+    Channel,
+    Location,
+    Priority,
+    RoutingExplanation,
+    category_code,
+)
 from shared.privacy import mask_personal
 
 _LEVELS = list(Priority)
@@ -37,12 +44,16 @@ class _Standing:
 
 def route(rulebook: Rulebook, text: str, title: str | None = None, *,
           location: Location | None = None, channel: Channel | None = None,
-          exclude: frozenset[str] = frozenset()) -> Decision:
+          category: str | None = None, exclude: frozenset[str] = frozenset()) -> Decision:
     """The agency whose Tupoksi the complaint falls under, with priority and reasons; the
     complaint desk (fallback) when the evidence is weak or two agencies are too close.
+    ``category`` is the citizen's own pick on the channel: it weighs for the agencies whose
+    rules name it as much as one matched phrase, so a text that says otherwise still counts.
     Agencies in ``exclude`` (they already rejected the ticket) are never chosen."""
     engine = compiled(rulebook)
     analysis = engine.analyse(text, title, location=location, channel=channel)
+    if category:
+        _weigh_hint(rulebook, analysis, category)
     ranked = sorted(((code, tally) for code, tally in analysis.tallies.items()
                      if code not in exclude and code != rulebook.fallback),
                     key=lambda item: (-item[1].score, item[0]))
@@ -63,6 +74,26 @@ def route(rulebook: Rulebook, text: str, title: str | None = None, *,
         reason=_reason(agency, best, terms, standing) + _notes(analysis, exclude))
     priority = _signalled(best.priority or Priority.NORMAL, analysis)
     return Decision(agency, priority, best.category, explanation)
+
+
+def hinted_agencies(rulebook: Rulebook, category: str) -> dict[str, str]:
+    """Agency code -> the category as its rules spell it, for a hint given by name or code."""
+    wanted = category_code(category)
+    return {agency.code: rule.category for agency in rulebook.agencies for rule in agency.rules
+            if rule.category and category_code(rule.category) == wanted}
+
+
+def _weigh_hint(rulebook: Rulebook, analysis: Analysis, category: str) -> None:
+    weight = rulebook.limits.category_hint_weight
+    if weight <= 0:
+        return
+    for code, named in hinted_agencies(rulebook, category).items():
+        tally = analysis.tallies.setdefault(code, Tally())
+        tally.score += weight
+        tally.rule_ids.append(f"category:{category_code(named)}")
+        if tally.category is None or tally.best_rule < weight:
+            tally.category = named
+            tally.best_rule = max(tally.best_rule, weight)
 
 
 def _triaged(rulebook: Rulebook, analysis: Analysis, standing: _Standing,

@@ -67,7 +67,8 @@ class Router:
         """First assignment of an accepted complaint, by its tenant's rulebook."""
         complaint = received.data
         decision = route(self.book(received.tenant), complaint.text, complaint.title,
-                         location=complaint.location, channel=complaint.channel)
+                         location=complaint.location, channel=complaint.channel,
+                         category=complaint.category)
         return self._assign(received.tenant, complaint.ticket_id,
                             routed_event(complaint, decision), received.id)
 

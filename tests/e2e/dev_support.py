@@ -21,7 +21,7 @@ class DevSystem:
     def __init__(self, data_dir: Path, log_path: Path, **env_overrides: str) -> None:
         self.data_dir = data_dir
         self.ports = {name: free_port() for name in ("kafka", "mongo", "intake", "sla", "router",
-                                                            "console", "notify")}
+                                                            "console", "notify", "lapor")}
         env = {k: v for k, v in os.environ.items() if not k.startswith("DISPOSISI_")}
         env["DISPOSISI_SLA_POLICY"] = str(DEMO_POLICY)
         for name, value in os.environ.items():  # testing against real servers: dev must use them

@@ -7,6 +7,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.intake.app import create_app as intake_app
+from services.lapor.app import create_app as lapor_app
 from services.notify.app import create_app as notify_app
 from services.router.app import create_app as router_app
 from services.sla.app import create_app as sla_app
@@ -30,7 +31,7 @@ SETTINGS = Settings(auth_secret=TEST_AUTH_SECRET)
 def apps() -> dict[str, FastAPI]:
     # Building an app opens no connection: clients connect in the lifespan or on first use.
     return {"intake": intake_app(SETTINGS), "sla": sla_app(SETTINGS), "router": router_app(SETTINGS),
-            "notify": notify_app(SETTINGS)}
+            "notify": notify_app(SETTINGS), "lapor": lapor_app(SETTINGS)}
 
 
 def routes(app: FastAPI) -> set[tuple[str, str]]:
