@@ -37,6 +37,7 @@ class DevSystem:
         self.sla = f"http://127.0.0.1:{self.ports['sla']}"
         self.router = f"http://127.0.0.1:{self.ports['router']}"
         self.console = f"http://127.0.0.1:{self.ports['console']}"
+        self.lapor = f"http://127.0.0.1:{self.ports['lapor']}"
         self.kafka = os.environ.get("DISPOSISI_KAFKA_BOOTSTRAP_SERVERS",
                                     f"127.0.0.1:{self.ports['kafka']}")
         self.mongodb_url = os.environ.get(
@@ -47,7 +48,7 @@ class DevSystem:
         return [sys.executable, "-m", "services.cli", "dev", f"--data-dir={self.data_dir}", *flags]
 
     def wait_ready(self) -> None:
-        for url in (self.intake, self.sla, self.router, self.console):
+        for url in (self.intake, self.sla, self.router, self.console, self.lapor):
             wait_healthy(url, self.process)
 
     def credentials(self) -> dict[str, Any]:
