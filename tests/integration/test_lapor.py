@@ -10,7 +10,7 @@ import functools
 import io
 import json
 from argparse import Namespace
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,15 @@ import pytest
 from fastapi import FastAPI, Response
 from PIL import Image
 from pydantic import SecretStr
+from pymongo import AsyncMongoClient
 
 from services.lapor import cli as lapor_cli
 from services.lapor.app import create_app as lapor_app
+from services.lapor.domain import Parsed, UpdateDoc
+from services.lapor.flows import Exporter
+from services.lapor.store import LaporStore
 from shared.embedded import free_port
+from shared.mongo import Document
 from shared.settings import Settings
 from tests.integration.auth_support import Accounts
 from tests.integration.outage_support import pipeline
@@ -76,7 +81,7 @@ def exported(path: Path) -> list[dict[str, str]]:
 
 
 async def test_lapor_exports_in_tickets_routed_replies_out_and_reimport_creates_nothing(
-        settings: Settings, accounts: Accounts, tmp_path: Path,
+        settings: Settings, accounts: Accounts, mongo: AsyncMongoClient[Document], tmp_path: Path,
         capsys: pytest.CaptureFixture[str]) -> None:
     key = (await accounts.channel("lapor")).headers["X-API-Key"]
     supervisor = (await accounts.user("inspektorat", "supervisor")).headers
@@ -93,6 +98,10 @@ async def test_lapor_exports_in_tickets_routed_replies_out_and_reimport_creates_
         export_csv.write_text((DATA / "export.csv").read_text().replace(CSV_PHOTO, photo))
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=60))
 
+        down = settings.model_copy(update={"lapor_intake_url": f"http://127.0.0.1:{free_port()}"})
+        assert await run_cli(down, "import", export_csv) == 1
+        assert "0 new, 0 already imported, 0 to import (dry run), 4 rejected" in \
+            capsys.readouterr().out, "intake down: nothing imported, nothing remembered"
         assert await run_cli(settings, "import", export_csv) == 1, "two rows are refused"
         first_run = capsys.readouterr().out
         assert await run_cli(settings, "import", DATA / "export.json") == 1
@@ -131,6 +140,10 @@ async def test_lapor_exports_in_tickets_routed_replies_out_and_reimport_creates_
         pending = await eventually(lambda: _pending(http, lapor, triage, 5), timeout=120)
         assert {u["status"] for u in pending} == {"Terdisposisi", "Ditindaklanjuti", "Selesai"}
 
+        with pytest.raises(OSError):  # the exchange fails: every update stays pending
+            await Exporter(LaporStore(mongo[settings.mongodb_database]), Unwritable(),
+                           settings.tenant).run()
+        assert await _pending(http, lapor, triage, len(pending)) is not None
         out = tmp_path / "untuk-lapor.csv"
         assert await run_cli(settings, "export", out) == 0
         rows = exported(out)
@@ -154,6 +167,16 @@ async def test_lapor_exports_in_tickets_routed_replies_out_and_reimport_creates_
         assert f"row 1 (LPR-2026-0001): already imported {sampah_id}" in rerun
         assert await run_cli(settings, "import", DATA / "export.json") == 1
         assert "0 new, 1 already imported" in capsys.readouterr().out
+
+
+class Unwritable:
+    """An exchange whose far side is gone (a full disk, LAPOR! unreachable)."""
+
+    def dispositioned(self) -> list[Parsed]:
+        return []
+
+    def send(self, updates: Sequence[UpdateDoc]) -> None:
+        raise OSError("no space left on device")
 
 
 async def _attachments(http: httpx.AsyncClient, intake: str, ticket_id: str,
