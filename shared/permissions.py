@@ -62,6 +62,9 @@ PERMISSIONS: dict[Endpoint, Mapping[str, Scope]] = {
     Endpoint("intake", "GET", "/v1/tickets/{ticket_id}/attachments/{attachment_id}"): {
         "officer": Scope.AGENCY, "agency_head": Scope.AGENCY, "triage": Scope.TRIAGE,
         "supervisor": Scope.TENANT},
+    # the agency's photo of the fixed problem, sent when it resolves
+    Endpoint("intake", "POST", "/v1/tickets/{ticket_id}/attachments"): {
+        "officer": Scope.AGENCY, "agency_head": Scope.AGENCY},
     # Open311 GeoReport v2: its api_key travels in the form or query; the handlers check it
     Endpoint("intake", "GET", "/open311/v2/discovery.{fmt}"): PUBLIC,
     Endpoint("intake", "GET", "/open311/v2/services.{fmt}"): PUBLIC,

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from services.intake.attachment_store import Attachment, AttachmentStore
+from services.intake.attachment_store import COMPLAINT, Attachment, AttachmentStore
 from services.intake.media import Checked, MediaRefused, check, public_address
 from services.intake.store import complaint_of
 from shared.mongo import Document
@@ -40,8 +40,10 @@ class Attachments:
             check, content, allowed=s.attachment_types, max_bytes=s.attachment_max_bytes,
             hide_identity=hide_identity, thumbnail_pixels=s.attachment_thumbnail_pixels)
 
-    async def keep(self, doc: Document, checked: Checked, *, source: str = "upload") -> Attachment:
-        return await self.store.save(doc["ticket_id"], doc["tenant"], checked, source=source)
+    async def keep(self, doc: Document, checked: Checked, *, source: str = "upload",
+                   purpose: str = COMPLAINT) -> Attachment:
+        return await self.store.save(doc["ticket_id"], doc["tenant"], checked, source=source,
+                                     purpose=purpose)
 
     async def add(self, doc: Document, content: bytes, *, source: str = "upload") -> Attachment:
         """Check and keep one file of this stored complaint; MediaRefused says why not."""
