@@ -22,6 +22,7 @@ from shared.contracts import (
 from shared.privacy import mask_personal
 
 _LEVELS = list(Priority)
+HINT_PREFIX = "category:"  # the rule id a category hint shows as in the explanation
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def _weigh_hint(rulebook: Rulebook, analysis: Analysis, category: str) -> None:
     for code, named in hinted_agencies(rulebook, category).items():
         tally = analysis.tallies.setdefault(code, Tally())
         tally.score += weight
-        tally.rule_ids.append(f"category:{category_code(named)}")
+        tally.rule_ids.append(f"{HINT_PREFIX}{category_code(named)}")
         if tally.category is None or tally.best_rule < weight:
             tally.category = named
             tally.best_rule = max(tally.best_rule, weight)
@@ -150,8 +151,9 @@ def _signalled(base: Priority, analysis: Analysis) -> Priority:
 
 
 def _reason(agency: Agency, best: Tally, terms: list[str], standing: _Standing) -> str:
-    shown = ", ".join(repr(t) for t in terms[:4])
-    reason = f"{agency.code} by {shown} (rules {', '.join(best.rule_ids[:3])})"
+    hinted = [r.removeprefix(HINT_PREFIX) for r in best.rule_ids if r.startswith(HINT_PREFIX)]
+    evidence = [repr(t) for t in terms[:4]] + [f"the channel's category {h}" for h in hinted]
+    reason = f"{agency.code} by {', '.join(evidence)} (rules {', '.join(best.rule_ids[:3])})"
     if standing.runner_up:
         other, runner_up = standing.runner_up
         reason += f", ahead of {other} {best.score:.3g} to {runner_up.score:.3g}"

@@ -122,6 +122,8 @@ async def test_lapor_exports_in_tickets_routed_replies_out_and_reimport_creates_
                   for lapor_id, t in tickets.items()}
         sampah, jalan = routed["LPR-2026-0001"], routed["LPR-2026-0002"]
         assert sampah["agency"] == "DLH" and jalan["agency"] == "PUPR"
+        # A text that names no agency goes where LAPOR!'s category points (the router's hint).
+        assert routed["LPR-2026-0101"]["agency"] == "DISHUB"
         assert all(t["channel"] == "lapor" for t in routed.values())
         assert jalan["anonymous"] and "9999" not in json.dumps(jalan), "a contact is masked"
         assert routed["LPR-2026-0101"]["confidential"]

@@ -29,6 +29,7 @@ def test_without_a_hint_a_vague_text_goes_to_the_desk_and_with_one_to_the_catego
     assert by_name.agency.code == by_code.agency.code == "PUPR"
     assert by_name.category == "Jalan rusak"
     assert by_name.explanation.rule_ids == ["category:jalan-rusak"]
+    assert by_name.explanation.reason.startswith("PUPR by the channel's category jalan-rusak")
 
 
 def test_a_text_that_says_otherwise_is_not_overruled_and_unknown_hints_are_ignored() -> None:
