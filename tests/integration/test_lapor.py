@@ -1,8 +1,8 @@
 """The SP4N-LAPOR! connector end to end, on the real pipeline: the admin console's CSV and
 JSON exports imported through intake's API (the photo fetched by its URL), the tickets routed
 to the agencies' queues with the reporter's identity hidden, an agency's reply and
-resolution recorded in LAPOR!'s terms and exported once, and a re-import that creates
-nothing."""
+resolution recorded in LAPOR!'s terms (by a connector that was down until then and catches up from
+the topics) and exported once, and a re-import that creates nothing."""
 
 import asyncio
 import csv
@@ -93,7 +93,6 @@ async def test_lapor_exports_in_tickets_routed_replies_out_and_reimport_creates_
             "attachment_fetch_private": True})
         urls = await stack.enter_async_context(pipeline(settings))
         settings = settings.model_copy(update={"lapor_intake_url": urls.intake})
-        lapor = await stack.enter_async_context(serving(lapor_app(settings), settings.lapor_port))
         export_csv = tmp_path / "lapor-export.csv"
         export_csv.write_text((DATA / "export.csv").read_text().replace(CSV_PHOTO, photo))
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=60))
@@ -139,6 +138,8 @@ async def test_lapor_exports_in_tickets_routed_replies_out_and_reimport_creates_
             answer = await http.post(f"{urls.sla}/v1/tickets/{sampah_id}/events",
                                      json={"action": action, "note": note}, headers=officer)
             assert answer.status_code == 200, answer.text
+        # The connector was down all along: started now, it catches up from the topics.
+        lapor = await stack.enter_async_context(serving(lapor_app(settings), settings.lapor_port))
         pending = await eventually(lambda: _pending(http, lapor, triage, 5), timeout=120)
         assert {u["status"] for u in pending} == {"Terdisposisi", "Ditindaklanjuti", "Selesai"}
 
