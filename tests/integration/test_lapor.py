@@ -60,14 +60,14 @@ async def photo_host() -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}/tps-1.png"
 
 
-def cli(settings: Settings, command: str, path: Path) -> int:
+def cli(settings: Settings, command: str, path: Path, dry_run: bool) -> int:
     args = Namespace(lapor_command=command, file=path, tenant=None, format=None,
-                     dry_run=False)
+                     dry_run=dry_run)
     return lapor_cli.run(args, settings)
 
 
-async def run_cli(settings: Settings, command: str, path: Path) -> int:
-    return await asyncio.to_thread(cli, settings, command, path)
+async def run_cli(settings: Settings, command: str, path: Path, *, dry_run: bool = False) -> int:
+    return await asyncio.to_thread(cli, settings, command, path, dry_run)
 
 
 async def ticket(http: httpx.AsyncClient, sla: str, ticket_id: str,
@@ -170,6 +170,12 @@ async def test_lapor_exports_in_tickets_routed_replies_out_and_reimport_creates_
         assert f"row 1 (LPR-2026-0001): already imported {sampah_id}" in rerun
         assert await run_cli(settings, "import", DATA / "export.json") == 1
         assert "0 new, 1 already imported" in capsys.readouterr().out
+        fresh = tmp_path / "baru.csv"
+        fresh.write_text("id_laporan,isi_laporan\nLPR-2026-0999,Trotoar di depan pasar rusak parah\n"
+                         "LPR-2026-0001,Sampah di TPS Jl. Suprapto sudah seminggu tidak diangkut\n")
+        for _ in range(2):  # a dry run submits and remembers nothing
+            assert await run_cli(settings, "import", fresh, dry_run=True) == 0
+            assert "1 already imported, 1 to import (dry run)" in capsys.readouterr().out
 
 
 class Unwritable:
