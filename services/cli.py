@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from services import admin_cli
+from services.lapor import cli as lapor_cli
 from services.router import cli as router_cli
 from services.router.rulebook import RulebookError
 from services.sla.cli import add_calendar_commands, run_calendar
@@ -32,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--chat-port", type=int, default=8085)
     dev.add_argument("--mailbox-port", type=int, default=8086)
     dev.add_argument("--mailbox-smtp-port", type=int, default=2525)
+    dev.add_argument("--lapor-port", type=int, default=8087)
     for name in ("intake", "router", "sla", "console", "notify", "chat", "mailbox"):
         commands.add_parser(name, help=f"run the {name} service alone (settings from DISPOSISI_*)")
     commands.add_parser("status", help="readiness of every service, consumer lag, outbox and "
@@ -43,6 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     admin_cli.add_commands(commands)
     add_audit_commands(commands)
     add_tail_command(commands)
+    lapor_cli.add_commands(commands)
     return parser
 
 
@@ -62,7 +65,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_dev(DevOptions(args.data_dir, args.kafka_port, args.mongo_port,
                                   args.intake_port, args.sla_port, args.router_port,
                                   args.console_port, args.notify_port, args.chat_port,
-                                  args.mailbox_port, args.mailbox_smtp_port))
+                                  args.mailbox_port, args.mailbox_smtp_port, args.lapor_port))
     if args.command == "status":
         from services.status import run_status
 
@@ -82,6 +85,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_audit(args)
     if args.command == "tail":
         return run_tail(args)
+    if args.command == "lapor" and getattr(args, "lapor_command", None):
+        return lapor_cli.run(args)
     return _run_service(args.command)
 
 
@@ -99,6 +104,8 @@ def _run_service(name: str) -> int:
         from services.chat.app import run
     elif name == "mailbox":
         from services.mailbox.app import run
+    elif name == "lapor":
+        from services.lapor.app import run
     else:
         from services.sla.app import run
     run(settings)

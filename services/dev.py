@@ -42,7 +42,7 @@ from shared.runtime import STOP_ACCEPTING_SIGNAL
 from shared.settings import Settings, redact_url
 from shared.tenants import load_tenants
 
-SERVICES = ("intake", "router", "sla", "notify", "chat", "mailbox")
+SERVICES = ("intake", "router", "sla", "notify", "chat", "mailbox", "lapor")
 CONSOLE = "console"  # pages only: holds nothing, so it starts last and stops first
 KAFKA, MONGODB = "kafka", "mongodb"
 TICK_SECONDS = 0.1
@@ -61,12 +61,13 @@ class DevOptions:
     chat_port: int = 8085
     mailbox_port: int = 8086
     mailbox_smtp_port: int = 2525
+    lapor_port: int = 8087
 
     def service_ports(self) -> dict[str, int]:
         """The HTTP port of each service (its /readyz)."""
         return {"intake": self.intake_port, "router": self.router_port, "sla": self.sla_port,
                 CONSOLE: self.console_port, "notify": self.notify_port, "chat": self.chat_port,
-                "mailbox": self.mailbox_port}
+                "mailbox": self.mailbox_port, "lapor": self.lapor_port}
 
 
 def service_command(name: str) -> list[str]:
@@ -133,6 +134,8 @@ def service_env(options: DevOptions, server_env: dict[str, str]) -> dict[str, st
             "DISPOSISI_MAILBOX_PORT": str(options.mailbox_port),
             "DISPOSISI_MAILBOX_SMTP_PORT": str(options.mailbox_smtp_port),
             "DISPOSISI_MAILBOX_INTAKE_URL": f"http://{LOOPBACK}:{options.intake_port}",
+            "DISPOSISI_LAPOR_PORT": str(options.lapor_port),
+            "DISPOSISI_LAPOR_INTAKE_URL": f"http://{LOOPBACK}:{options.intake_port}",
             "DISPOSISI_CONSOLE_INTAKE_URL": f"http://{LOOPBACK}:{options.intake_port}",
             "DISPOSISI_CONSOLE_SLA_URL": f"http://{LOOPBACK}:{options.sla_port}",
             "DISPOSISI_CONSOLE_NOTIFY_URL": f"http://{LOOPBACK}:{options.notify_port}",
@@ -330,6 +333,8 @@ def print_addresses(options: DevOptions, settings: Settings, supervisor: Supervi
         f"  mailbox   http://{LOOPBACK}:{options.mailbox_port}  (SMTP {LOOPBACK}:"
         f"{options.mailbox_smtp_port} for {', '.join(settings.mailbox_addresses) or 'no address'}; "
         f"replies via {settings.mailbox_relay_host}:{settings.mailbox_relay_port})",
+        f"  lapor     http://{LOOPBACK}:{options.lapor_port}  (/v1/lapor/updates, /docs; "
+        f"disposisi lapor import/export)",
         f"  data      {options.data_dir.resolve()}",
     ]
     print("\n".join(lines), flush=True)

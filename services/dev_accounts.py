@@ -23,7 +23,7 @@ from shared.settings import Settings
 CREDENTIALS_FILE = "dev-credentials.json"
 DEV_ACTOR = Actor.system("disposisi-dev")  # who made the demo accounts, in the audit log
 SECRET_FILE = "auth-secret"
-CHANNELS = ("web", "whatsapp", "sms", "email")  # chat submits as whatsapp and sms, the mailbox as email
+CHANNELS = ("web", "whatsapp", "sms", "email", "lapor")  # chat: whatsapp, sms; mailbox: email
 # username -> (role, agency)
 DEMO_USERS: dict[str, tuple[Role, str | None]] = {
     "dlh.petugas": (Role.OFFICER, "DLH"),
@@ -117,6 +117,9 @@ def _print(credentials: dict[str, Any], path: Path) -> None:
     lines = ["Demo accounts (made once; also in " + str(path.resolve()) + "):",
              f"  web channel key (X-API-Key)  {credentials['api_keys']['web']}",
              f"  email channel key (mailbox)  {credentials['api_keys'].get('email', '-')}"]
+    if "lapor" in credentials["api_keys"]:
+        lines.append(f"  lapor channel key (DISPOSISI_LAPOR_API_KEY)  "
+                     f"{credentials['api_keys']['lapor']}")
     for username, user in credentials["users"].items():
         role = f"{user['role']}{' ' + user['agency'] if user['agency'] else ''}"
         lines.append(f"  {username:<14} {role:<18} password {user['password']}")

@@ -42,8 +42,13 @@ NOTIFY_GROUPS: Mapping[str, Sequence[str]] = {
 # The chat service (WhatsApp, SMS): the agency's messages it sends back to citizens.
 CHAT_GROUPS: Mapping[str, Sequence[str]] = {"disposisi-chat-changes": (Topics.CHANGES,)}
 MAILBOX_GROUPS: Mapping[str, Sequence[str]] = {"disposisi-mailbox-changes": (Topics.CHANGES,)}
+# The LAPOR! connector: which tickets are LAPOR!'s, and their steps for LAPOR!.
+LAPOR_GROUPS: Mapping[str, Sequence[str]] = {
+    "disposisi-lapor-received": (Topics.RECEIVED,),
+    "disposisi-lapor-changes": (Topics.CHANGES,),
+}
 ALL_GROUPS: Mapping[str, Sequence[str]] = {**INTAKE_GROUPS, **ROUTING_GROUPS, **FOLLOW_UP_GROUPS,
-                                           **NOTIFY_GROUPS, **CHAT_GROUPS, **MAILBOX_GROUPS}
+                                           **NOTIFY_GROUPS, **CHAT_GROUPS, **MAILBOX_GROUPS, **LAPOR_GROUPS}
 POLL_SECONDS = 0.5
 
 

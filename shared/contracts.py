@@ -5,6 +5,7 @@ UTF-8 JSON objects keyed by ticket id. Changing a field's meaning needs a new
 ``schema_version``; adding an optional field does not.
 """
 
+import re
 import unicodedata
 import uuid
 from datetime import UTC, datetime
@@ -84,6 +85,13 @@ MASKED_GROWTH = 4
 EXPLANATION_ITEMS_MAX = 500  # rule ids and matched phrases: bounded by the rulebook, generously
 
 AgencyCode = Annotated[str, Field(min_length=1, max_length=CODE_MAX, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+def category_code(category: str) -> str:
+    """A category's stable code (an Open311 ``service_code``): ``Pelayanan puskesmas`` ->
+    ``pelayanan-puskesmas``. A category hint matches a rule's category by name or by code."""
+    folded = unicodedata.normalize("NFKD", category).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-") or "lainnya"
 
 
 def derived_event_id(*parts: str) -> str:
@@ -204,6 +212,11 @@ class ComplaintSubmission(Strict):
         None, min_length=1, max_length=128,
         description="The channel's own id; with `channel` it makes resubmission idempotent.",
     )
+    category: VisibleText | None = Field(
+        None, min_length=1, max_length=NAME_MAX,
+        description="The category the citizen picked on the channel (an Open311 service, a "
+                    "LAPOR! category): a hint the router weighs for the rulebook's rules of "
+                    "that category (by name or service code); unknown ones are ignored.")
     location: Location | None = None
     reporter: Reporter | None = None
     anonymous: bool = Field(False, description="Hide the reporter's identity from agencies.")
@@ -222,6 +235,8 @@ class Complaint(BaseModel):
     text: str = Field(min_length=1, max_length=TEXT_MAX)
     title: str | None = Field(None, max_length=TITLE_MAX)
     external_id: str | None = Field(None, max_length=128)
+    category: str | None = Field(None, max_length=NAME_MAX,
+                                 description="The channel's category hint (see the submission).")
     location: Location | None = None
     reporter: Reporter | None = None
     anonymous: bool = False

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 SERVICE_PORTS: Mapping[str, str] = {
     "intake": "intake_port", "router": "router_port", "sla": "sla_port",
     "console": "console_port", "notify": "notify_port", "chat": "chat_port",
-    "mailbox": "mailbox_port",
+    "mailbox": "mailbox_port", "lapor": "lapor_port",
 }
 
 # Seconds: from a fast store round trip (~1 ms) to a slow report (30 s).

@@ -33,7 +33,7 @@ class Scope(StrEnum):
 
 @dataclass(frozen=True)
 class Endpoint:
-    service: str  # intake, sla, router, notify, or "*" for every service
+    service: str  # intake, sla, router, notify, lapor, or "*" for every service
     method: str
     path: str  # the route's path template, e.g. /v1/tickets/{ticket_id}
 
@@ -62,6 +62,9 @@ PERMISSIONS: dict[Endpoint, Mapping[str, Scope]] = {
     Endpoint("intake", "GET", "/v1/tickets/{ticket_id}/attachments/{attachment_id}"): {
         "officer": Scope.AGENCY, "agency_head": Scope.AGENCY, "triage": Scope.TRIAGE,
         "supervisor": Scope.TENANT},
+    # the agency's photo of the fixed problem, sent when it resolves
+    Endpoint("intake", "POST", "/v1/tickets/{ticket_id}/attachments"): {
+        "officer": Scope.AGENCY, "agency_head": Scope.AGENCY},
     # Open311 GeoReport v2: its api_key travels in the form or query; the handlers check it
     Endpoint("intake", "GET", "/open311/v2/discovery.{fmt}"): PUBLIC,
     Endpoint("intake", "GET", "/open311/v2/services.{fmt}"): PUBLIC,
@@ -103,6 +106,9 @@ PERMISSIONS: dict[Endpoint, Mapping[str, Scope]] = {
     Endpoint("chat", "POST", "/webhooks/sms"): PUBLIC,
     # e-mail channel: how many mails wait per state (no address, subject or text)
     Endpoint("mailbox", "GET", "/v1/mail/summary"): {"supervisor": Scope.TENANT},
+    # SP4N-LAPOR! connector: the status updates for LAPOR! (admin instansi = triage desk)
+    Endpoint("lapor", "GET", "/v1/lapor/updates"): {
+        "triage": Scope.TENANT, "supervisor": Scope.TENANT, "admin": Scope.TENANT},
 }
 
 _OFFICER_ACTIONS = frozenset({

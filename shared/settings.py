@@ -518,6 +518,17 @@ class Settings(BaseSettings):
     submission_group_max: int = Field(
         256, ge=1, description="Most HTTP submissions intake stores in one write; concurrent "
                                "ones are grouped (no timer: an idle service writes at once).")
+    # --- SP4N-LAPOR! connector (services/lapor) ---
+    lapor_port: int = Field(8087, description="Port of the LAPOR! connector's API.")
+    lapor_intake_url: str = Field(
+        "http://127.0.0.1:8080", description="Base URL of intake's API, as `disposisi lapor "
+                                             "import` reaches it to submit reports.")
+    lapor_api_key: SecretStr = Field(
+        SecretStr(""), description="The `lapor` channel's API key (`disposisi admin "
+                                   "create-api-key --channel lapor`) that `disposisi lapor "
+                                   "import` submits with.")
+    lapor_import_timeout_seconds: float = Field(
+        30.0, gt=0, description="Longest one submission to intake may take during an import.")
 
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import jwt
-from fastapi import APIRouter, Form, Query, Request, status
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sse_starlette import EventSourceResponse
@@ -273,7 +273,8 @@ def _ticket_routes(router: APIRouter) -> None:
                             action: Annotated[str, Form()] = "", nonce: Annotated[str, Form()] = "",
                             note: Annotated[str, Form()] = "", reason: Annotated[str, Form()] = "",
                             suggested_agency: Annotated[str, Form()] = "",
-                            template: Annotated[str, Form()] = "") -> Response:
+                            template: Annotated[str, Form()] = "",
+                            photo: Annotated[UploadFile | None, File()] = None) -> Response:
         found = _signed_in(request)
         if isinstance(found, Response):
             return found
@@ -283,6 +284,11 @@ def _ticket_routes(router: APIRouter) -> None:
                   "suggested_agency": suggested_agency.strip()}
         errors = _fill_from_template(console, session, action, template.strip(), values)
         errors = errors or _action_problems(action, values)
+        if not errors and action == "resolved" and photo is not None:
+            try:
+                errors = await _keep_resolution_photo(console, session, ticket_id, photo)
+            except SignedOut:
+                return _signed_out(request, console)
         if not errors:
             update = {"action": action, **{k: values[k] for k in ACTION_FIELDS[action] if values[k]}}
             assert session.token is not None
@@ -321,6 +327,20 @@ def _ticket_routes(router: APIRouter) -> None:
                                                console.settings.console_live_poll_seconds))
 
     _ = (ticket_page, ticket_action, ticket_live)
+
+
+async def _keep_resolution_photo(console: Console, session: Session, ticket_id: str,
+                                 photo: UploadFile) -> list[dict[str, str]]:
+    """Send the photo of the fix to intake before the ticket is resolved: a refused photo
+    (not an image, too large) stops the resolution, so the officer can send a better one."""
+    content = await photo.read(console.settings.attachment_max_bytes + 1)
+    if not content:
+        return []  # the file input left empty
+    assert session.token is not None
+    answer = await console.backends.add_resolution_photo(session.token, ticket_id, content)
+    if answer.ok:
+        return []
+    return [{"field": "photo", "problem": str(answer.body.get("detail"))}]
 
 
 def _action_problems(action: str, values: dict[str, str]) -> list[dict[str, str]]:

@@ -59,6 +59,22 @@ def citizen_routes(router: APIRouter) -> None:
         session.codes = {**session.codes, ticket_id: code}
         return console.redirect(request, session, f"/track/{ticket_id}")
 
+    @router.get("/track/{ticket_id}/attachments/{attachment_id}")
+    async def track_file(request: Request, ticket_id: str, attachment_id: str) -> Response:
+        """A file of the citizen's complaint (the agency's photo of the fix), with the tracking
+        code kept in the session: without it, 404."""
+        console = _console(request)
+        session = console.sessions.read(request)
+        code = session.codes.get(ticket_id)
+        found = None if code is None else await console.backends.citizen_file(ticket_id, code,
+                                                                              attachment_id)
+        if found is None:
+            return Response(status_code=404)
+        content, mime = found
+        return Response(content, media_type=mime, headers={
+            "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store",
+            "Content-Security-Policy": "default-src 'none'; sandbox"})
+
     @router.post("/track/{ticket_id}/reply")
     async def reply(request: Request, ticket_id: str, csrf: CsrfField = "",
                     nonce: Annotated[str, Form()] = "", text: Annotated[str, Form()] = "") -> Response:
@@ -112,7 +128,7 @@ def citizen_routes(router: APIRouter) -> None:
         return console.render(request, session, "submit.html", {
             "errors": errors, "values": values, "nonce": nonce, "open": True}, status_code=400)
 
-    _ = (track_search, track, open_with_code, reply, submit_page, submit)
+    _ = (track_search, track, open_with_code, track_file, reply, submit_page, submit)
 
 
 def _complaint(values: dict[str, str]) -> dict[str, Any]:
@@ -143,7 +159,9 @@ async def _show_tracking(request: Request, console: "Console", session: Session,
             "message": gettext("Tidak ada pengaduan dengan nomor %(id)s. Periksa kembali nomornya.")
             % {"id": ticket_id}},
             status_code=404)
+    photos = await console.backends.resolution_photos(ticket_id, code) if code else []
     return console.render(request, session, "track.html", {
         "view": view, "with_code": code is not None, "steps": citizen_steps(view["status"]),
+        "photos": photos,
         "errors": errors, "text": text, "nonce": uuid.uuid4().hex},
         status_code=400 if errors else 200)

@@ -125,6 +125,31 @@ class Backends:
             return None
         return reply.content, reply.headers.get("content-type", "application/octet-stream")
 
+    async def add_resolution_photo(self, token: str, ticket_id: str, content: bytes) -> Answer:
+        """The agency's photo of the fixed problem, kept by intake with the ticket's files."""
+        reply = await self.intake.post(f"/v1/tickets/{ticket_id}/attachments",
+                                       headers=_bearer(token), files={"file": ("foto", content)})
+        return _answer(_signed_in(reply))
+
+    async def resolution_photos(self, ticket_id: str, code: str) -> list[dict[str, Any]]:
+        """The agency's photos of the fix, as the citizen may list them (with the code)."""
+        try:
+            reply = await self.intake.get(f"/v1/complaints/{ticket_id}/attachments",
+                                          headers={TRACKING_CODE_HEADER: code})
+        except httpx.HTTPError:
+            return []
+        if reply.status_code != 200:
+            return []
+        return [a for a in reply.json().get("attachments", []) if a.get("purpose") == "resolution"]
+
+    async def citizen_file(self, ticket_id: str, code: str,
+                           attachment_id: str) -> tuple[bytes, str] | None:
+        reply = await self.intake.get(f"/v1/complaints/{ticket_id}/attachments/{attachment_id}",
+                                      headers={TRACKING_CODE_HEADER: code})
+        if reply.status_code != 200:
+            return None
+        return reply.content, reply.headers.get("content-type", "application/octet-stream")
+
     async def track(self, ticket_id: str, code: str | None) -> dict[str, Any] | None:
         headers = {TRACKING_CODE_HEADER: code} if code else {}
         reply = await self.intake.get(f"/v1/complaints/{ticket_id}", headers=headers)

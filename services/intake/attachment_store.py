@@ -28,7 +28,11 @@ class AttachmentMeta(TypedDict):
     sha256: str
     stripped: bool
     original: str | None  # a thumbnail's original file id
-    source: str  # "upload" or "media_url"
+    source: str  # "upload", "media_url" or "agency"
+    purpose: str  # "complaint" (the citizen's) or "resolution" (the agency's photo of the fix)
+
+
+COMPLAINT, RESOLUTION = "complaint", "resolution"
 
 
 class Attachment(TypedDict):
@@ -39,6 +43,7 @@ class Attachment(TypedDict):
     size: int
     stripped: bool
     thumbnail_id: str | None
+    purpose: str
 
 
 class AttachmentStore:
@@ -49,27 +54,34 @@ class AttachmentStore:
     async def ensure_indexes(self) -> None:
         await self.files.create_index([("metadata.ticket_id", ASCENDING), ("metadata.kind", ASCENDING)])
 
-    async def save(self, ticket_id: str, tenant: str, checked: Checked, *, source: str) -> Attachment:
+    async def save(self, ticket_id: str, tenant: str, checked: Checked, *, source: str,
+                   purpose: str = COMPLAINT) -> Attachment:
         """Store the file and its thumbnail. The same content twice for one complaint (a
         retried upload) is stored once."""
         digest = hashlib.sha256(checked.content).hexdigest()
+        # The agency's photo of the fix is its own file even when the bytes are the citizen's.
+        same_purpose = purpose if purpose == RESOLUTION else {"$ne": RESOLUTION}
         existing = await self.files.find_one({"metadata.ticket_id": ticket_id,
-                                              "metadata.kind": "original", "metadata.sha256": digest})
+                                              "metadata.kind": "original", "metadata.sha256": digest,
+                                              "metadata.purpose": same_purpose})
         if existing is not None:
             return await self._listed(existing)
         meta = AttachmentMeta(ticket_id=ticket_id, tenant=tenant, kind="original", mime=checked.mime,
-                              sha256=digest, stripped=checked.stripped, original=None, source=source)
+                              sha256=digest, stripped=checked.stripped, original=None, source=source,
+                              purpose=purpose)
         file_id = await self.bucket.upload_from_stream(f"{ticket_id}-{digest[:12]}", checked.content,
                                                        metadata=dict(meta))
         thumb_id = None
         if checked.thumbnail is not None:
             thumb = AttachmentMeta(ticket_id=ticket_id, tenant=tenant, kind="thumbnail",
                                    mime="image/jpeg", sha256=hashlib.sha256(checked.thumbnail).hexdigest(),
-                                   stripped=True, original=str(file_id), source=source)
+                                   stripped=True, original=str(file_id), source=source,
+                                   purpose=purpose)
             thumb_id = await self.bucket.upload_from_stream(f"{ticket_id}-{digest[:12]}-thumb",
                                                             checked.thumbnail, metadata=dict(thumb))
         return Attachment(id=str(file_id), mime=checked.mime, size=len(checked.content),
-                          stripped=checked.stripped, thumbnail_id=str(thumb_id) if thumb_id else None)
+                          stripped=checked.stripped, thumbnail_id=str(thumb_id) if thumb_id else None,
+                          purpose=purpose)
 
     async def _listed(self, doc: Document) -> Attachment:
         thumb = await self.files.find_one({"metadata.original": str(doc["_id"]),
@@ -77,7 +89,8 @@ class AttachmentStore:
         meta: dict[str, Any] = doc["metadata"]
         return Attachment(id=str(doc["_id"]), mime=meta["mime"], size=int(doc["length"]),
                           stripped=bool(meta.get("stripped")),
-                          thumbnail_id=str(thumb["_id"]) if thumb else None)
+                          thumbnail_id=str(thumb["_id"]) if thumb else None,
+                          purpose=str(meta.get("purpose") or COMPLAINT))
 
     async def of_ticket(self, ticket_id: str, tenant: str) -> list[Attachment]:
         cursor = self.files.find({"metadata.ticket_id": ticket_id, "metadata.tenant": tenant,

@@ -8,12 +8,14 @@ never the URL's path or query, which may carry a name) and the URL stays on the 
 import asyncio
 import logging
 import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx
 
-from services.intake.attachment_store import Attachment, AttachmentStore
+from services.intake.attachment_store import COMPLAINT, Attachment, AttachmentStore
 from services.intake.media import Checked, MediaRefused, check, public_address
 from services.intake.store import complaint_of
 from shared.mongo import Document
@@ -27,10 +29,37 @@ def hides_identity(doc: Document) -> bool:
     return bool(complaint.get("anonymous") or complaint.get("confidential"))
 
 
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """A GET to the checked address itself, naming the host only in ``Host`` and TLS (SNI and
+    the certificate's name are checked against the host, not the address)."""
+
+    url: str
+    headers: dict[str, str]
+    extensions: dict[str, Any]
+
+
+def pinned(parts: SplitResult, port: int, address: str) -> Pinned:
+    literal = f"[{address}]" if ":" in address else address
+    url = urlunsplit(parts._replace(netloc=f"{literal}:{port}"))
+    host = parts.netloc.rpartition("@")[2]  # never the URL's user:password
+    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    return Pinned(url, {"Host": host}, extensions)
+
+
 @dataclass
 class Attachments:
     settings: Settings
     store: AttachmentStore
+    resolve: Resolver = system_resolver
 
     async def inspect(self, content: bytes, *, hide_identity: bool) -> Checked:
         """The file as it would be kept (stripped, with its thumbnail); MediaRefused says why
@@ -40,8 +69,10 @@ class Attachments:
             check, content, allowed=s.attachment_types, max_bytes=s.attachment_max_bytes,
             hide_identity=hide_identity, thumbnail_pixels=s.attachment_thumbnail_pixels)
 
-    async def keep(self, doc: Document, checked: Checked, *, source: str = "upload") -> Attachment:
-        return await self.store.save(doc["ticket_id"], doc["tenant"], checked, source=source)
+    async def keep(self, doc: Document, checked: Checked, *, source: str = "upload",
+                   purpose: str = COMPLAINT) -> Attachment:
+        return await self.store.save(doc["ticket_id"], doc["tenant"], checked, source=source,
+                                     purpose=purpose)
 
     async def add(self, doc: Document, content: bytes, *, source: str = "upload") -> Attachment:
         """Check and keep one file of this stored complaint; MediaRefused says why not."""
@@ -53,31 +84,41 @@ class Attachments:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise MediaRefused("only http and https URLs are fetched")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError:
+            raise MediaRefused("the URL's port is not a number") from None
         try:
             # The name's resolution counts within the time too: a dead resolver must not hold
             # a fetch (nor a stopping service) longer than any other slow host.
             async with asyncio.timeout(self.settings.attachment_fetch_seconds):
-                if not self.settings.attachment_fetch_private:
-                    await self._refuse_private(parts.hostname, port)
-                return await self._download(url)
+                address = await self._address(parts.hostname, port)
+                return await self._download(pinned(parts, port, address))
         except TimeoutError:
             raise MediaRefused(f"not fetched within {self.settings.attachment_fetch_seconds:g} s") from None
         except httpx.HTTPError as error:
             raise MediaRefused(f"fetch failed: {type(error).__name__}") from None
 
-    async def _refuse_private(self, host: str, port: int) -> None:
+    async def _address(self, host: str, port: int) -> str:
+        """The one address the fetch connects to, resolved once: a name that answers a public
+        address to this check and a private one to a second lookup (DNS rebinding) never gets
+        that second lookup."""
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            addresses = await self.resolve(host, port)
         except OSError:
             raise MediaRefused("the URL's host does not resolve") from None
-        if not public_address(str(info[4][0]) for info in infos):
+        if not addresses:
+            raise MediaRefused("the URL's host does not resolve")
+        if not self.settings.attachment_fetch_private and not public_address(addresses):
             raise MediaRefused("the URL's host is on a loopback, private or reserved address")
+        return addresses[0]
 
-    async def _download(self, url: str) -> bytes:
+    async def _download(self, request: "Pinned") -> bytes:
         limit = self.settings.attachment_max_bytes
         # No redirects: a redirect could lead to an address the check above did not see.
-        async with httpx.AsyncClient(follow_redirects=False) as http, http.stream("GET", url) as response:
+        async with httpx.AsyncClient(follow_redirects=False) as http, http.stream(
+                "GET", request.url, headers=request.headers,
+                extensions=request.extensions) as response:
             if response.status_code != 200:
                 raise MediaRefused(f"the URL answered HTTP {response.status_code}")
             declared = response.headers.get("content-length")

@@ -7,9 +7,9 @@ from fastapi import APIRouter, Depends, File, HTTPException, Request, Response, 
 from pydantic import BaseModel
 
 from services.intake.api import TrackingCode, TrackingCodeQuery, _complaint_for, _intake
-from services.intake.attachment_store import Attachment
+from services.intake.attachment_store import RESOLUTION, Attachment
 from services.intake.attachments import Attachments
-from services.intake.media import MediaRefused
+from services.intake.media import IMAGE_FORMATS, MediaRefused
 from shared.auth import access_of
 from shared.contracts import ATTACHMENTS_MAX
 from shared.limits import rate_limit
@@ -120,7 +120,35 @@ def _agency_routes(router: APIRouter) -> None:
         doc = await _ticket_in_scope(request, ticket_id)
         return await _file(request, doc, attachment_id)
 
-    _ = (list_for_agency, read_for_agency)
+    @router.post("/tickets/{ticket_id}/attachments", status_code=status.HTTP_201_CREATED,
+                 response_model=AttachmentList,
+                 responses={404: {"description": "No such ticket in the caller's scope"},
+                            413: {"description": "The photo is too large"},
+                            415: {"description": "The file is not a photo (JPEG, PNG, WebP)"}})
+    async def add_resolution_photo(
+            ticket_id: str, request: Request,
+            file: Annotated[UploadFile, File(description="One photo of the fixed problem.")],
+    ) -> AttachmentList:
+        """The agency's photo of the fixed problem (``purpose: resolution``), sent with or just
+        before resolving. Its metadata (EXIF: GPS, time, the phone) is always removed: the
+        citizen sees it with the tracking code."""
+        doc = await _ticket_in_scope(request, ticket_id)
+        attachments = _attachments(request)
+        content = await file.read(attachments.settings.attachment_max_bytes + 1)
+        try:
+            checked = await attachments.inspect(content, hide_identity=True)
+            if checked.mime not in IMAGE_FORMATS:
+                raise MediaRefused(f"the content is {checked.mime}; a photo is expected "
+                                   f"({', '.join(sorted(IMAGE_FORMATS))})")
+        except MediaRefused as refused:
+            code = status.HTTP_413_CONTENT_TOO_LARGE if "larger" in str(refused) \
+                else status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+            raise HTTPException(code, f"file: {refused}") from None
+        await attachments.keep(doc, checked, source="agency", purpose=RESOLUTION)
+        listed = await attachments.store.of_ticket(doc["ticket_id"], doc["tenant"])
+        return AttachmentList(ticket_id=doc["ticket_id"], attachments=listed)
+
+    _ = (list_for_agency, read_for_agency, add_resolution_photo)
 
 
 async def _ticket_in_scope(request: Request, ticket_id: str) -> Document:

@@ -50,6 +50,7 @@ def accept(submission: ComplaintSubmission, *, ticket_id: str, now: datetime) ->
     return Complaint(
         ticket_id=ticket_id, channel=submission.channel, text=submission.text,
         title=submission.title, external_id=submission.external_id,
+        category=submission.category,
         location=submission.location, reporter=submission.reporter,
         anonymous=submission.anonymous, confidential=submission.confidential,
         attachments=[str(url) for url in submission.attachments], submitted_at=now,

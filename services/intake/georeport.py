@@ -6,7 +6,6 @@ The specification: https://wiki.open311.org/GeoReport_v2/ (services, service def
 service requests, tokens, errors as ``[{"code", "description"}]``)."""
 
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -16,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from shared.contracts import ComplaintSubmission, describe_errors
+from shared.contracts import ComplaintSubmission, category_code, describe_errors
 
 FORMATS = {"json": "application/json", "xml": "text/xml; charset=utf-8"}
 CLOSED_STATUSES = frozenset({"resolved", "closed"})
@@ -81,8 +80,7 @@ class Service:
 
 def service_code(category: str) -> str:
     """A stable code from a category name: ``Pelayanan puskesmas`` -> ``pelayanan-puskesmas``."""
-    folded = unicodedata.normalize("NFKD", category).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-") or "lainnya"
+    return category_code(category)
 
 
 def services_of(rulebook: Mapping[str, Any]) -> list[Service]:
@@ -167,7 +165,7 @@ def submission_of(form: Mapping[str, str], service: Service) -> ComplaintSubmiss
     media = _text(form, "media_url")
     data = {
         "channel": "open311", "text": _text(form, "description") or "",
-        "title": service.service_name, "location": location,
+        "title": service.service_name, "category": service.service_name, "location": location,
         "reporter": reporter if any(reporter.values()) else None,
         "anonymous": attributes.get("anonymous") == "true",
         "confidential": attributes.get("confidential") == "true",

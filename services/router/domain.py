@@ -11,10 +11,18 @@ from dataclasses import dataclass
 from services.router.engine import Analysis, Tally, compiled
 from services.router.rulebook import Agency, Rulebook, Thresholds
 from services.router.text import normalise
-from shared.contracts import Candidate, Channel, Location, Priority, RoutingExplanation
+from shared.contracts import (
+    Candidate,
+    Channel,
+    Location,
+    Priority,
+    RoutingExplanation,
+    category_code,
+)
 from shared.privacy import mask_personal
 
 _LEVELS = list(Priority)
+HINT_PREFIX = "category:"  # the rule id a category hint shows as in the explanation
 
 
 @dataclass(frozen=True)
@@ -37,12 +45,16 @@ class _Standing:
 
 def route(rulebook: Rulebook, text: str, title: str | None = None, *,
           location: Location | None = None, channel: Channel | None = None,
-          exclude: frozenset[str] = frozenset()) -> Decision:
+          category: str | None = None, exclude: frozenset[str] = frozenset()) -> Decision:
     """The agency whose Tupoksi the complaint falls under, with priority and reasons; the
     complaint desk (fallback) when the evidence is weak or two agencies are too close.
+    ``category`` is the citizen's own pick on the channel: it weighs for the agencies whose
+    rules name it as much as one matched phrase, so a text that says otherwise still counts.
     Agencies in ``exclude`` (they already rejected the ticket) are never chosen."""
     engine = compiled(rulebook)
     analysis = engine.analyse(text, title, location=location, channel=channel)
+    if category:
+        _weigh_hint(rulebook, analysis, category)
     ranked = sorted(((code, tally) for code, tally in analysis.tallies.items()
                      if code not in exclude and code != rulebook.fallback),
                     key=lambda item: (-item[1].score, item[0]))
@@ -64,6 +76,26 @@ def route(rulebook: Rulebook, text: str, title: str | None = None, *,
                 + _notes(analysis, exclude)))
     priority = _signalled(best.priority or Priority.NORMAL, analysis)
     return Decision(agency, priority, best.category, explanation)
+
+
+def hinted_agencies(rulebook: Rulebook, category: str) -> dict[str, str]:
+    """Agency code -> the category as its rules spell it, for a hint given by name or code."""
+    wanted = category_code(category)
+    return {agency.code: rule.category for agency in rulebook.agencies for rule in agency.rules
+            if rule.category and category_code(rule.category) == wanted}
+
+
+def _weigh_hint(rulebook: Rulebook, analysis: Analysis, category: str) -> None:
+    weight = rulebook.limits.category_hint_weight
+    if weight <= 0:
+        return
+    for code, named in hinted_agencies(rulebook, category).items():
+        tally = analysis.tallies.setdefault(code, Tally())
+        tally.score += weight
+        tally.rule_ids.append(f"{HINT_PREFIX}{category_code(named)}")
+        if tally.category is None or tally.best_rule < weight:
+            tally.category = named
+            tally.best_rule = max(tally.best_rule, weight)
 
 
 def _triaged(rulebook: Rulebook, analysis: Analysis, standing: _Standing,
@@ -122,8 +154,9 @@ def _signalled(base: Priority, analysis: Analysis) -> Priority:
 
 
 def _reason(agency: Agency, best: Tally, terms: list[str], standing: _Standing) -> str:
-    shown = ", ".join(repr(t) for t in terms[:4])
-    reason = f"{agency.code} by {shown} (rules {', '.join(best.rule_ids[:3])})"
+    hinted = [r.removeprefix(HINT_PREFIX) for r in best.rule_ids if r.startswith(HINT_PREFIX)]
+    evidence = [repr(t) for t in terms[:4]] + [f"the channel's category {h}" for h in hinted]
+    reason = f"{agency.code} by {', '.join(evidence)} (rules {', '.join(best.rule_ids[:3])})"
     if standing.runner_up:
         other, runner_up = standing.runner_up
         reason += f", ahead of {other} {best.score:.3g} to {runner_up.score:.3g}"

@@ -76,7 +76,8 @@ class Router:
         all the batch's questions."""
         decided = [(received, route(self.book(received.tenant), received.data.text,
                                     received.data.title, location=received.data.location,
-                                    channel=received.data.channel)) for received in batch]
+                                    channel=received.data.channel,
+                                    category=received.data.category)) for received in batch]
         if self.reviewer is not None:
             home = [i for i, (received, _) in enumerate(decided)
                     if received.tenant == self.settings.tenant]

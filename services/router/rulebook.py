@@ -133,6 +133,10 @@ class Thresholds(_Strict):
     stem_weight: float = Field(
         0.7, gt=0, le=1, description="A phrase found only through stems (the stemmer over-stems).")
     typo_weight: float = Field(0.8, gt=0, le=1, description="A phrase found only via a typo fix.")
+    category_hint_weight: float = Field(
+        1.0, ge=0, description="Score added to each agency whose rules name the category the "
+                               "citizen picked on the channel (Open311 service, LAPOR! "
+                               "category): as much as one matched phrase; 0 ignores hints.")
 
 
 class Includes(_Strict):

@@ -22,7 +22,7 @@ class DevSystem:
         self.data_dir = data_dir
         self.ports = {name: free_port() for name in ("kafka", "mongo", "intake", "sla", "router",
                                                             "console", "notify", "chat", "mailbox",
-                                                            "mailbox-smtp")}
+                                                            "mailbox-smtp", "lapor")}
         env = {k: v for k, v in os.environ.items() if not k.startswith("DISPOSISI_")}
         env["DISPOSISI_SLA_POLICY"] = str(DEMO_POLICY)
         for name, value in os.environ.items():  # testing against real servers: dev must use them
@@ -39,6 +39,7 @@ class DevSystem:
         self.router = f"http://127.0.0.1:{self.ports['router']}"
         self.console = f"http://127.0.0.1:{self.ports['console']}"
         self.chat = f"http://127.0.0.1:{self.ports['chat']}"
+        self.lapor = f"http://127.0.0.1:{self.ports['lapor']}"
         self.kafka = os.environ.get("DISPOSISI_KAFKA_BOOTSTRAP_SERVERS",
                                     f"127.0.0.1:{self.ports['kafka']}")
         self.mongodb_url = os.environ.get(
@@ -49,7 +50,7 @@ class DevSystem:
         return [sys.executable, "-m", "services.cli", "dev", f"--data-dir={self.data_dir}", *flags]
 
     def wait_ready(self) -> None:
-        for url in (self.intake, self.sla, self.router, self.console, self.chat):
+        for url in (self.intake, self.sla, self.router, self.console, self.chat, self.lapor):
             wait_healthy(url, self.process)
 
     def credentials(self) -> dict[str, Any]:

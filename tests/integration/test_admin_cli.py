@@ -93,15 +93,17 @@ async def test_dev_makes_demo_accounts_once(settings: Settings, mongo: AsyncMong
     await asyncio.to_thread(prepare_dev_accounts, tmp_path)  # a second start: nothing new
     store = AccountStore(mongo[settings.mongodb_database])
     users = await store.list_users()
-    assert set(first) == {"api_keys", "users"} and set(first["api_keys"]) == {"web"}
+    assert set(first) == {"api_keys", "users"} and set(first["api_keys"]) == {"web", "lapor"}
     assert json.loads((tmp_path / CREDENTIALS_FILE).read_text()) == first
-    assert len(users) == len(first["users"]) and len(await store.list_keys()) == 1
+    assert len(users) == len(first["users"]) and len(await store.list_keys()) == 2
     assert {(u["role"], u["agency"]) for u in first["users"].values()} >= {
         ("officer", "DLH"), ("officer", "PDAM"), ("agency_head", "DLH"), ("triage", None),
         ("supervisor", None), ("admin", None)}
     for username, user in first["users"].items():
         assert await signs_in(store, username, user["password"])
     assert await store.key(first["api_keys"]["web"]) is not None
+    lapor = await store.key(first["api_keys"]["lapor"])
+    assert lapor is not None and lapor["name"] == "lapor", "`disposisi lapor import` can use it"
     assert len(secret) >= 32 and (tmp_path / "auth-secret").read_text().strip() == secret
     await _assert_demo_accounts_audited(settings, mongo, first)
 
@@ -115,13 +117,13 @@ async def _assert_demo_accounts_audited(settings: Settings, mongo: AsyncMongoCli
     users = sorted(e["after"]["username"] for e in entries if e["action"] == "user_change")
     keys = [e for e in entries if e["action"] == "key_change"]
     assert users == sorted(made["users"])
-    assert len(keys) == 1 and keys[0]["after"]["name"] == "web"
+    assert sorted(k["after"]["name"] for k in keys) == ["lapor", "web"]
     assert {(e["actor"]["name"], e["actor"]["kind"]) for e in entries} == {("disposisi-dev", "system")}
     assert {e["before"] for e in entries} == {None}
     assert all(e["after"]["role"] == made["users"][e["after"]["username"]]["role"]
                for e in entries if e["action"] == "user_change")
     check = await audit.verify(settings.tenant)
-    assert check.ok and check.count == len(made["users"]) + 1
+    assert check.ok and check.count == len(made["users"]) + 2
 
 
 async def test_demo_accounts_made_before_their_audit_entries_are_audited_on_the_next_start(

@@ -34,11 +34,14 @@ TEXT = "Sampah di TPS Jl. Suprapto sudah seminggu tidak diangkut, baunya menyeng
 
 
 @contextmanager
-def photo_host(files: dict[str, bytes]) -> Iterator[str]:
-    """A real HTTP server on loopback serving ``files`` by path."""
+def photo_host(files: dict[str, bytes], hosts: list[str] | None = None) -> Iterator[str]:
+    """A real HTTP server on loopback serving ``files`` by path (the Host header of each
+    request it served goes to ``hosts``)."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            if hosts is not None:
+                hosts.append(str(self.headers.get("Host")))
             body = files.get(self.path)
             self.send_response(200 if body is not None else 404)
             self.send_header("Content-Length", str(len(body or b"")))
@@ -161,6 +164,44 @@ async def test_media_urls_are_fetched_only_within_the_limits(settings: Settings)
     finally:
         await client.close()
     assert fetched == small
+
+
+class CountingResolver:
+    """Answers the given addresses for any name, and counts the lookups."""
+
+    def __init__(self, *answers: list[str]) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.calls += 1
+        return self.answers[min(self.calls, len(self.answers)) - 1]
+
+
+async def test_a_media_url_is_resolved_once_and_fetched_from_that_address(settings: Settings) -> None:
+    """The DNS-rebinding guard: the address checked is the address connected to. The name
+    (``.test``, which no resolver answers) reaches the photo host only through the one lookup;
+    a name answering a loopback address among public ones is refused before any connection."""
+    small = photo_with_gps((60, 40))
+    client = mongo.connect(settings)
+    seen: list[str] = []
+    try:
+        store = AttachmentStore(mongo.database(client, settings))
+        with photo_host({"/kecil.jpg": small}, seen) as host:
+            port = int(host.rsplit(":", 1)[1])
+            once = CountingResolver(["127.0.0.1"], ["203.0.113.9"])
+            loose = Attachments(settings.model_copy(update={"attachment_fetch_private": True}),
+                                store, resolve=once)
+            fetched = await loose.fetch(f"http://foto.rebind.test:{port}/kecil.jpg")
+            mixed = CountingResolver(["93.184.216.34", "127.0.0.1"])
+            strict = Attachments(settings, store, resolve=mixed)
+            with pytest.raises(MediaRefused, match="loopback, private"):
+                await strict.fetch(f"http://foto.rebind.test:{port}/kecil.jpg")
+    finally:
+        await client.close()
+    assert fetched == small and once.calls == 1
+    assert seen == [f"foto.rebind.test:{port}"], "the host's name travels in Host only"
+    assert mixed.calls == 1
 
 
 async def test_an_open311_request_keeps_its_media_url_and_multipart_photos(

@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -191,3 +192,63 @@ async def test_the_ticket_page_shows_the_photos_thumbnails_through_the_console(
     assert thumb.content.startswith(b"\xff\xd8") and len(thumb.content) < len(photo_with_gps())
     assert stranger.status_code == 404
     assert signed_out.status_code in (303, 307) or "/login" in str(signed_out.url)
+
+
+async def test_an_officer_resolves_with_a_photo_of_the_fix_that_the_citizen_sees(
+        console: Console, settings: Settings) -> None:
+    from tests.unit.test_media import photo_with_gps
+
+    intake = f"http://127.0.0.1:{settings.intake_port}"
+    sla = f"http://127.0.0.1:{settings.sla_port}"
+    pdam = await console.accounts.user("pdam.budi", "officer", "PDAM")
+    async with httpx.AsyncClient(base_url=console.url, timeout=30) as citizen, \
+            httpx.AsyncClient(base_url=console.url, timeout=30) as officer, \
+            httpx.AsyncClient(base_url=console.url, timeout=30) as stranger, \
+            httpx.AsyncClient(timeout=30) as api:
+        form = await citizen.get("/submit")
+        sent = await citizen.post("/submit", data={"csrf_token": _csrf(form.text), "nonce": "p-1",
+                                                   "text": TEXT})
+        ticket_id = re.search(r'id="ticket-id">([^<]+)<', sent.text).group(1)  # type: ignore[union-attr]
+        await produce(settings.kafka_bootstrap_servers, Topics.ROUTED,
+                      [routed(ticket_id, utc_now(), agency="DLH", text=TEXT)])
+
+        async def held_by_dlh() -> bool:
+            reply = await api.get(f"{intake}/v1/tickets/{ticket_id}/attachments",
+                                  headers=console.officer.headers)
+            ticket = await api.get(f"{sla}/v1/tickets/{ticket_id}", headers=console.officer.headers)
+            return reply.status_code == 200 and ticket.status_code == 200
+
+        assert await eventually(held_by_dlh, timeout=60)
+        await _sign_in(officer, "dlh.andi", console.officer.password)
+        page = await officer.get(f"/tickets/{ticket_id}")
+        assert 'enctype="multipart/form-data"' in page.text and 'name="photo"' in page.text
+
+        def resolve(photo: bytes, nonce: str) -> dict[str, Any]:
+            return {"data": {"csrf_token": _csrf(page.text), "nonce": nonce, "action": "resolved",
+                             "note": "Sampah sudah diangkut."},
+                    "files": {"photo": ("hasil.jpg", photo)}}
+
+        refused = await officer.post(f"/tickets/{ticket_id}/actions",
+                                     **resolve(b"%PDF-1.4 not a photo", "r-1"))
+        still = (await api.get(f"{sla}/v1/tickets/{ticket_id}", headers=console.officer.headers))
+        other = await api.post(f"{intake}/v1/tickets/{ticket_id}/attachments", headers=pdam.headers,
+                               files={"file": ("x.jpg", photo_with_gps())})
+        done = await officer.post(f"/tickets/{ticket_id}/actions", **resolve(photo_with_gps(), "r-2"))
+        resolved = (await api.get(f"{sla}/v1/tickets/{ticket_id}", headers=console.officer.headers))
+        [photo] = (await api.get(f"{intake}/v1/tickets/{ticket_id}/attachments",
+                                 headers=console.officer.headers)).json()["attachments"]
+        kept = await api.get(f"{intake}/v1/tickets/{ticket_id}/attachments/{photo['id']}",
+                             headers=console.officer.headers)
+        track = await citizen.get(f"/track/{ticket_id}")
+        thumb = await citizen.get(f"/track/{ticket_id}/attachments/{photo['thumbnail_id']}")
+        no_code = await stranger.get(f"/track/{ticket_id}/attachments/{photo['thumbnail_id']}")
+        public = await stranger.get(f"/track/{ticket_id}")
+    assert refused.status_code == 400 and 'href="#photo"' in refused.text
+    assert still.json()["status"] != "resolved", "a refused photo stops the resolution"
+    assert other.status_code == 404, "another agency cannot add to this ticket"
+    assert done.status_code in (200, 303) and resolved.json()["status"] == "resolved"
+    assert photo["purpose"] == "resolution" and photo["stripped"] and photo["thumbnail_id"]
+    assert b"Exif" not in kept.content and b"PhoneMaker" not in kept.content
+    assert f'src="/track/{ticket_id}/attachments/{photo["thumbnail_id"]}"' in track.text
+    assert thumb.status_code == 200 and thumb.content.startswith(b"\xff\xd8")
+    assert no_code.status_code == 404 and photo["thumbnail_id"] not in public.text

@@ -16,6 +16,7 @@ from schemathesis import GenerationMode
 from schemathesis.core.result import Err
 
 from services.intake.app import create_app as intake_app
+from services.lapor.app import create_app as lapor_app
 from services.notify.app import create_app as notify_app
 from services.router.app import create_app as router_app
 from services.sla.app import create_app as sla_app
@@ -36,6 +37,7 @@ SERVICES: dict[str, tuple[Callable[[Settings], FastAPI], Callable[[Settings], in
     "router": (router_app, lambda s: s.router_port),
     "sla": (sla_app, lambda s: s.sla_port),
     "notify": (notify_app, lambda s: s.notify_port),
+    "lapor": (lapor_app, lambda s: s.lapor_port),
 }
 
 
@@ -50,7 +52,8 @@ async def credentials(accounts: Accounts) -> dict[str, list[dict[str, str]]]:
     supervisor = await accounts.user("inspektorat", "supervisor")
     head = await accounts.user("dlh.kepala", "agency_head", "DLH")
     return {"intake": [web.headers], "router": [admin.headers],
-            "sla": [supervisor.headers, head.headers], "notify": [supervisor.headers, head.headers]}
+            "sla": [supervisor.headers, head.headers], "notify": [supervisor.headers, head.headers],
+            "lapor": [supervisor.headers]}
 
 
 def _server_errors(url: str, headers: dict[str, str], statuses: list[int]) -> list[str]:
@@ -101,7 +104,7 @@ async def test_no_request_gets_a_server_error(service: str, settings: Settings,
                                               credentials: dict[str, list[dict[str, str]]]) -> None:
     # Rate limits would turn most generated requests into 429s before they reach a handler.
     settings = settings.model_copy(update={"rate_limits_enabled": False,
-                                           "notify_port": free_port()})
+                                           "notify_port": free_port(), "lapor_port": free_port()})
     create_app, port = SERVICES[service]
     async with serving(create_app(settings), port(settings)) as url:
         # Schemathesis calls are blocking: they run in a thread while the server serves here.

@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from services.intake.app import create_app as intake_app
+from services.lapor.app import create_app as lapor_app
 from services.mailbox.app import create_app as mailbox_app
 from services.notify.app import create_app as notify_app
 from services.router.app import create_app as router_app
@@ -126,6 +127,8 @@ async def system(settings: Settings, accounts: Accounts, tmp_path: Path) -> Asyn
                                               "mailbox_smtp_port": free_port()})
         urls["mailbox"] = await stack.enter_async_context(serving(mailbox_app(mailbox),
                                                                   mailbox.mailbox_port))
+        lapor = settings.model_copy(update={"lapor_port": free_port()})
+        urls["lapor"] = await stack.enter_async_context(serving(lapor_app(lapor), lapor.lapor_port))
         await produce(settings.kafka_bootstrap_servers, Topics.ROUTED,
                       [routed(ticket_id, utc_now(), agency=agency) for ticket_id, agency in TICKETS])
         supervisor = next(c for c in callers if c.label == "supervisor:-@home").headers
@@ -226,6 +229,7 @@ def _sample(endpoint: Endpoint, system: System, ticket_id: str | None) -> dict[s
             "service_code": "sampah", "lat": "-3.79", "long": "102.26",
             "description": COMPLAINT["text"]}},
         ("POST", "/v1/complaints/{ticket_id}/attachments"): {"files": {"file": ("foto.png", PNG)}},
+        ("POST", "/v1/tickets/{ticket_id}/attachments"): {"files": {"file": ("hasil.png", PNG)}},
         ("POST", "/v1/complaints/{ticket_id}/replies"): {
             "json": {"text": "Sudah saya kirim fotonya"},
             "headers": {"X-Tracking-Code": system.tracking_code}},
@@ -247,7 +251,7 @@ async def test_every_row_of_the_permission_table_for_every_caller(system: System
     checked: list[str] = []
     wrong: list[str] = []
     async with httpx.AsyncClient(timeout=60) as http:
-        for service in ("intake", "sla", "router", "notify", "mailbox"):
+        for service in ("intake", "sla", "router", "notify", "mailbox", "lapor"):
             served = await _served_paths(http, system.urls[service])
             rows = sorted((e for e in PERMISSIONS if e.service in (service, "*")
                            and (e.method, e.path) in served), key=_walk_order)

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from services.chat.app import create_app as chat_app
 from services.intake.app import create_app as intake_app
+from services.lapor.app import create_app as lapor_app
 from services.mailbox.app import create_app as mailbox_app
 from services.notify.app import create_app as notify_app
 from services.router.app import create_app as router_app
@@ -33,7 +34,7 @@ def apps() -> dict[str, FastAPI]:
     # Building an app opens no connection: clients connect in the lifespan or on first use.
     return {"intake": intake_app(SETTINGS), "sla": sla_app(SETTINGS), "router": router_app(SETTINGS),
             "notify": notify_app(SETTINGS), "chat": chat_app(SETTINGS),
-            "mailbox": mailbox_app(SETTINGS)}
+            "mailbox": mailbox_app(SETTINGS), "lapor": lapor_app(SETTINGS)}
 
 
 def routes(app: FastAPI) -> set[tuple[str, str]]:
