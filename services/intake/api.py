@@ -133,7 +133,8 @@ def _submission_routes(router: APIRouter) -> None:
                 "loc": ("body", "linked_to"), "type": "value_error",
                 "msg": "set only by Disposisi when a city forwards a complaint to its province"}])
         intake = _intake(request)
-        key = idempotency_key(submission, header_key=idempotency_key_header)
+        key = idempotency_key(submission, tenant=access.tenant,
+                          header_key=idempotency_key_header)
         code = new_tracking_code()
         doc = await _grouped(request).store(Submission(
             submission, key, actor=access.audit_actor, request_id=request_id_of(request),

@@ -27,14 +27,17 @@ def new_ticket_id(prefix: str, now: datetime, random_bits: int | None = None) ->
     return f"{prefix}-{now:%y%m%d}-{code}"
 
 
-def idempotency_key(submission: ComplaintSubmission, *, header_key: str | None = None,
-                    event_id: str | None = None) -> str | None:
+def idempotency_key(submission: ComplaintSubmission, *, tenant: str,
+                    header_key: str | None = None, event_id: str | None = None) -> str | None:
     """What makes two submissions 'the same complaint'. The channel's own id wins over the
-    transport's retry key: a channel that retries with a new event id is still deduped."""
+    transport's retry key: a channel that retries with a new event id is still deduped. Both
+    are the tenant's own: another tenant using the same id (the same LAPOR! report sent to a
+    city and its province) is another complaint, never the first tenant's ticket. Event ids
+    are unique across tenants already."""
     if submission.external_id:
-        return f"ext:{submission.channel.value}:{submission.external_id}"
+        return f"ext:{tenant}:{submission.channel.value}:{submission.external_id}"
     if header_key:
-        return f"key:{header_key}"
+        return f"key:{tenant}:{header_key}"
     if event_id:
         return f"evt:{event_id}"
     return None

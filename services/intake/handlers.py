@@ -21,8 +21,11 @@ def register(broker: KafkaBroker, intake: Intake) -> None:
     async def accept(events: list[Envelope[ComplaintSubmission]]) -> list[Outgoing]:
         # Idempotent by event id: a redelivered submission finds its stored complaint.
         # The tenant is the event's: one this deployment serves, or the record is refused.
-        submissions = [Submission(e.data, idempotency_key(e.data, event_id=e.id),
-                                  tenant=intake.registry.get(e.tenant).id) for e in events]
+        submissions = []
+        for e in events:
+            tenant = intake.registry.get(e.tenant).id
+            submissions.append(Submission(e.data, idempotency_key(e.data, tenant=tenant,
+                                                                  event_id=e.id), tenant=tenant))
         for e in events:
             link = e.data.linked_to
             if link is not None and not intake.registry.forwards_from(e.tenant, link.tenant):

@@ -75,25 +75,37 @@ def test_ticket_id_keeps_the_prefix() -> None:
 
 def test_external_id_wins() -> None:
     sub = make(channel="lapor", external_id="LAPOR-991")
-    assert idempotency_key(sub, header_key="k1", event_id="e1") == "ext:lapor:LAPOR-991"
+    assert idempotency_key(sub, tenant="bengkulu", header_key="k1", event_id="e1") == \
+        "ext:bengkulu:lapor:LAPOR-991"
 
 
 def test_external_id_is_scoped_by_channel() -> None:
-    assert idempotency_key(make(channel="sms", external_id="1")) != \
-        idempotency_key(make(channel="whatsapp", external_id="1"))
+    assert idempotency_key(make(channel="sms", external_id="1"), tenant="bengkulu") != \
+        idempotency_key(make(channel="whatsapp", external_id="1"), tenant="bengkulu")
+
+
+def test_channel_ids_and_retry_keys_are_scoped_by_tenant() -> None:
+    # The same LAPOR! report dispositioned to a city and to its province (or two tenants' apps
+    # using the same retry key) are two complaints: one tenant must never get the other's
+    # ticket back, nor add a tracking code to it.
+    lapor = make(channel="lapor", external_id="LAPOR-991")
+    assert idempotency_key(lapor, tenant="bengkulu") != idempotency_key(lapor, tenant="provinsi")
+    assert idempotency_key(make(), tenant="bengkulu", header_key="k1") != \
+        idempotency_key(make(), tenant="provinsi", header_key="k1")
 
 
 def test_header_key_wins_over_event_id() -> None:
-    assert idempotency_key(make(), header_key="k1", event_id="e1") == "key:k1"
+    assert idempotency_key(make(), tenant="bengkulu", header_key="k1", event_id="e1") == \
+        "key:bengkulu:k1"
 
 
 def test_event_id_is_the_last_resort() -> None:
-    assert idempotency_key(make(), event_id="e1") == "evt:e1"
+    assert idempotency_key(make(), tenant="bengkulu", event_id="e1") == "evt:e1"
 
 
 def test_no_key_at_all() -> None:
-    assert idempotency_key(make()) is None
-    assert idempotency_key(make(), header_key="", event_id="") is None
+    assert idempotency_key(make(), tenant="bengkulu") is None
+    assert idempotency_key(make(), tenant="bengkulu", header_key="", event_id="") is None
 
 
 # --- fingerprints --------------------------------------------------------------------------
