@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from services.router.engine import Analysis, Tally, compiled
 from services.router.rulebook import Agency, Rulebook, Thresholds
 from services.router.text import normalise
-from shared.contracts import Candidate, Channel, Location, Priority, RoutingExplanation
+from shared.contracts import (
+    Candidate,
+    Channel,
+    Location,
+    PlaceFound,
+    Priority,
+    RoutingExplanation,
+)
 from shared.privacy import mask_personal
 
 _LEVELS = list(Priority)
@@ -63,6 +70,16 @@ def route(rulebook: Rulebook, text: str, title: str | None = None, *,
         reason=_reason(agency, best, terms, standing) + _notes(analysis, exclude))
     priority = _signalled(best.priority or Priority.NORMAL, analysis)
     return Decision(agency, priority, best.category, explanation)
+
+
+def placed(decision: Decision, place: PlaceFound | None) -> Decision:
+    """The decision with where the complaint was placed, and from what, in its explanation."""
+    if place is None:
+        return decision
+    explanation = decision.explanation
+    reason = f"{explanation.reason}; {place.note}" if place.note else explanation.reason
+    return Decision(decision.agency, decision.priority, decision.category,
+                    explanation.model_copy(update={"place": place, "reason": reason}))
 
 
 def _triaged(rulebook: Rulebook, analysis: Analysis, standing: _Standing,
@@ -153,4 +170,4 @@ def mask_contacts(text: str, names: Sequence[str] = ()) -> str:
     return mask_personal(text, names=names)
 
 
-__all__ = ["Decision", "mask_contacts", "normalise", "route"]
+__all__ = ["Decision", "mask_contacts", "normalise", "placed", "route"]

@@ -5,7 +5,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from services.router.domain import Decision, mask_contacts, route
+from services.router.domain import Decision, mask_contacts, placed, route
+from services.router.places import resolve
 from services.router.rerouting import reroute
 from services.router.rulebook import Rulebook
 from shared.contracts import (
@@ -65,11 +66,19 @@ class Router:
 
     def decide(self, received: Envelope[Complaint]) -> list[Outgoing]:
         """First assignment of an accepted complaint, by its tenant's rulebook."""
-        complaint = received.data
-        decision = route(self.book(received.tenant), complaint.text, complaint.title,
-                         location=complaint.location, channel=complaint.channel)
-        return self._assign(received.tenant, complaint.ticket_id,
-                            routed_event(complaint, decision), received.id)
+        complaint, rulebook = received.data, self.book(received.tenant)
+        # Where it is, when the reporter gave no kelurahan: from coordinates or the address,
+        # before routing, so rules with location conditions see it.
+        where = resolve(rulebook.gazetteer, rulebook.boundaries, complaint.location,
+                        tenant=received.tenant)
+        complaint = complaint.model_copy(update={"location": where.location})
+        decision = placed(route(rulebook, complaint.text, complaint.title,
+                                location=where.location, channel=complaint.channel), where.place)
+        routed = routed_event(complaint, decision)
+        window = rulebook.duplicates.get(decision.category or "")
+        if window is not None and where.location and where.location.lat is not None:
+            routed = routed.model_copy(update={"duplicates": window})
+        return self._assign(received.tenant, complaint.ticket_id, routed, received.id)
 
     def reroute(self, requested: Envelope[RerouteRequest]) -> list[Outgoing]:
         """A new assignment after a rejection or by hand: the new agency's queue gets the
