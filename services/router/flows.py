@@ -93,7 +93,8 @@ class Router:
             "authority": outcome.decision.agency.authority, "category": outcome.decision.category,
             "routing": outcome.decision.explanation, "assignment": old.assignment + 1,
             "previous_agency": old.agency,
-            "assigned_by": request.actor if request.cause == "manual" else None})
+            "assigned_by": request.actor if request.cause == "manual" else None,
+            "duplicates": None})
         withdrawn = TicketWithdrawn(agency=old.agency, assignment=old.assignment,
                                     new_agency=routed.agency, reason=routed.routing.reason)
         out = [*self._assign(tenant, ticket_id, routed, requested.id), Outgoing(
@@ -113,14 +114,16 @@ class Router:
         Event ids derive from the causing event's id: a redelivered input produces the same
         ids, so downstream consumers see a duplicate, never a second ticket.
         """
+        decision = Outgoing(Topics.ROUTED, self._event(
+            routed, EventType.TICKET_ROUTED, tenant, ticket_id, derived_event_id("routed", cause_id)))
+        if routed.duplicates is not None and routed.assignment == 1:
+            # Maybe the same problem as an open ticket: the SLA service decides, and assigns it
+            # only if it is new work (a duplicate never reaches the agency's queue).
+            return [decision]
         assigned = AgencyTicket(**routed.model_dump())
-        return [
-            Outgoing(Topics.ROUTED, self._event(routed, EventType.TICKET_ROUTED, tenant, ticket_id,
-                                                derived_event_id("routed", cause_id))),
-            Outgoing(self.registry.agency_topic(tenant, routed.agency), self._event(
-                assigned, EventType.TICKET_ASSIGNED, tenant, ticket_id,
-                derived_event_id("assigned", cause_id))),
-        ]
+        return [decision, Outgoing(self.registry.agency_topic(tenant, routed.agency), self._event(
+            assigned, EventType.TICKET_ASSIGNED, tenant, ticket_id,
+            derived_event_id("assigned", cause_id)))]
 
     def _event(self, data: BaseModel, kind: EventType, tenant: str, ticket_id: str,
                event_id: str) -> Envelope[Any]:

@@ -38,6 +38,7 @@ from services.sla.store import TicketStore
 from shared.audit import Actor, AuditRecord
 from shared.audit_store import AuditLog
 from shared.contracts import (
+    AgencyTicket,
     Envelope,
     EventType,
     RerouteRequest,
@@ -56,7 +57,7 @@ from shared.mongo import Document
 from shared.outbox import OutboxRelay, outbox_fields
 from shared.settings import Settings
 from shared.telemetry import context_for, current, parent_of, ticket_spans, trace_field, tracer_for
-from shared.tenants import UnknownTenant
+from shared.tenants import UnknownTenant, load_tenants
 
 __all__ = ["AlreadyRefused", "Sla", "UnknownTicket", "UpdateRefused"]
 
@@ -205,6 +206,9 @@ class Sla:
         if self.links is not None:  # a duplicate is never forwarded: its primary is
             await self.links.routed([e for e in took_effect if str(e.ticket_id) not in linked])
         await self.audit.append([routing_record(e.tenant, e) for e in took_effect])
+        await self._assign_new_work([e for e in routed if e.data.duplicates is not None
+                                     and e.data.assignment == 1 and str(e.ticket_id) not in linked],
+                                    now)
         await self._announce(routed, now)
         await self.announce_changes(list({str(e.ticket_id): None for e in routed}))
         return opened + reassigned
@@ -246,6 +250,31 @@ class Sla:
             linked[ticket_id] = stored
             await self._count_report(stored)
         return fresh, linked, changed
+
+    async def _assign_new_work(self, routed: list[Envelope[TicketRouted]], now: datetime) -> None:
+        """``ticket.assigned`` on the agency's queue for complaints the router left to this
+        service (they might have been duplicates) and that are new work. Through the openings
+        outbox (stored, then sent; the sweep retries), under an id derived from the decision."""
+        if not routed:
+            return
+        tenants = load_tenants(self.settings)
+        docs = []
+        for event in routed:
+            assigned = envelope(AgencyTicket(**event.data.model_dump()),
+                                type=EventType.TICKET_ASSIGNED, tenant=event.tenant,
+                                ticket_id=str(event.ticket_id),
+                                event_id=derived_event_id("assigned", event.id))
+            docs.append({"_id": f"assigned:{event.ticket_id}", "ticket_id": str(event.ticket_id),
+                         "created_at": now, **outbox_fields(
+                             tenants.agency_topic(event.tenant, event.data.agency), assigned,
+                             now=now, owner=self.settings.instance_id,
+                             lease_seconds=self.settings.outbox_lease_seconds)})
+        await self.store.add_openings(docs)
+        stored = await self.store.openings_for([d["_id"] for d in docs])
+        try:
+            await self.opening_relay.publish([{**doc, "published": False} for doc in stored])
+        except Exception as error:
+            log.warning("assigning %d tickets failed, the sweep will retry: %s", len(stored), error)
 
     async def _count_report(self, duplicate: DuplicateLink) -> None:
         """The primary counts the duplicate once (a redelivery finds it counted)."""

@@ -10,10 +10,11 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
+from shared.contracts import Topics
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.integration.auth_support import Accounts
-from tests.integration.support import eventually
+from tests.integration.support import eventually, read_topic
 from tests.integration.test_privacy import pipeline
 
 pytestmark = pytest.mark.integration
@@ -83,6 +84,9 @@ async def test_a_second_report_nearby_follows_the_first_ticket_and_is_counted(
         [link] = await db["duplicates"].find().to_list(None)
         second_tickets = await db["tickets"].count_documents({"_id": second})
         second_escalations = await db["escalations"].count_documents({"ticket_id": second})
+        # Read after everything settled: a wrong assignment of the second would be there by now.
+        queue = await read_topic(settings.kafka_bootstrap_servers, Topics.agency("PUPR"), expect=3,
+                                 timeout=20)
 
     # Placed from coordinates before routing, and said so.
     assert primary["location"]["kelurahan"] == "Sawah Lebar"
@@ -100,7 +104,10 @@ async def test_a_second_report_nearby_follows_the_first_ticket_and_is_counted(
     assert all(t["ticket_id"] != second for t in inbox["tickets"])
     # The second's reporter never reaches the agency's view of the ticket.
     for secret in ("Yudi", "7788", "yudi@example.id"):
-        assert secret not in str(primary) and secret not in str(inbox)
+        assert secret not in str(primary) and secret not in str(inbox) and secret not in str(queue)
+    # The agency's queue: the new work, each once; never the duplicate.
+    assert sorted(e["ticket_id"] for e in queue) == sorted([first, far])
+    assert {e["type"] for e in queue} == {"ticket.assigned"}
     # The link explains itself: which ticket, how far.
     assert link["primary"] == first and link["reason"].startswith(f"duplicate of {first}: 30 m")
     # Its citizen follows the first ticket, to its end.
