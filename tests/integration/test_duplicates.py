@@ -10,10 +10,12 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from shared.contracts import Topics
+from services.sla.duplicates import link, probe_of
+from shared.contracts import Envelope, TicketRouted, Topics, utc_now
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.integration.auth_support import Accounts
+from tests.integration.sla_support import routed_envelope, sla_instance
 from tests.integration.support import eventually, read_topic
 from tests.integration.test_privacy import pipeline
 
@@ -117,3 +119,42 @@ async def test_a_second_report_nearby_follows_the_first_ticket_and_is_counted(
     assert far_ticket is not None and far_ticket.get("reports") is None
     assert rubbish_ticket is not None and rubbish_ticket["agency"] == "DLH"
     assert rubbish_ticket.get("reports") is None
+
+
+async def test_a_report_redelivered_or_cut_short_by_a_crash_is_linked_and_counted_once(
+        settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
+    """Delivery is at least once, and a crash may fall between storing the link and counting
+    it on the primary: reading the decisions again links and counts each report once."""
+    window = {"duplicates": {"metres": 50, "hours": 72}}
+    lat, lon = SAWAH_LEBAR
+    now = utc_now()
+
+    def report(ticket_id: str, metres: float) -> Envelope[TicketRouted]:
+        return routed_envelope(ticket_id, now, location={"lat": lat + metres * METRE, "lon": lon},
+                               **window)
+
+    first, second, third = report("BKL-A", 0), report("BKL-B", 20), report("BKL-C", 40)
+    db = mongo[settings.mongodb_database]
+    async with sla_instance(settings, mongo) as sla:
+        await sla.open_tickets([first])
+        await sla.open_tickets([second])
+        probe = probe_of("kota-bengkulu", third.data)
+        assert probe is not None
+        stored_first = await sla.store.get("BKL-A")
+        assert stored_first is not None
+        # as if the process died right after storing the third's link
+        await sla.store.duplicates.add(link("BKL-C", probe, stored_first, 40.0, now))
+        await sla.open_tickets([third])
+        await sla.open_tickets([second, third])  # redelivered after a restart
+        primary = await sla.store.get("BKL-A")
+        changes = {d["_id"]: d for d in await db["changes"].find().to_list(None)}
+
+    assert primary is not None and primary["reports"] == 3
+    assert [d["ticket_id"] for d in primary["duplicates"]] == ["BKL-B", "BKL-C"]
+    assert await db["tickets"].count_documents({}) == 1
+    assert await db["duplicates"].count_documents({}) == 2
+    # both citizens' tracking views follow the primary's state
+    for duplicate in ("BKL-B", "BKL-C"):
+        event = changes[duplicate]["event"]
+        assert event["data"]["duplicate_of"] == "BKL-A"
+        assert event["data"]["version"] == primary["version"]
