@@ -139,11 +139,12 @@ def match_address(gazetteer: Gazetteer, address: str) -> Place | None:
     name after "kel."/"kelurahan" wins over others; two different kelurahan otherwise are
     ambiguous (None for the kelurahan, the kecamatan when both agree)."""
     text = normalise(address)
-    named = sorted(places(gazetteer).items(), key=lambda item: -len(item[0]))
     taken: list[tuple[int, int]] = []
     found: list[tuple[Place, bool]] = []  # (place, cued by kel./kec.)
-    for name, place in named:
-        for start, end in _occurrences(text, normalise(name)):
+    for name, place in _names(gazetteer):
+        if name not in text:
+            continue
+        for start, end in _occurrences(text, name):
             if any(start < e and s < end for s, e in taken):
                 continue  # inside a longer name already found
             taken.append((start, end))
@@ -152,6 +153,20 @@ def match_address(gazetteer: Gazetteer, address: str) -> Place | None:
                 continue
             found.append((place, before[0] in _AREA_CUES))
     return _settle(found)
+
+
+# Per gazetteer (kept alive here, so its id is not reused): its names folded, longest first.
+_NAMES: dict[int, tuple[Gazetteer, list[tuple[str, Place]]]] = {}
+
+
+def _names(gazetteer: Gazetteer) -> list[tuple[str, Place]]:
+    cached = _NAMES.get(id(gazetteer))
+    if cached is None or cached[0] is not gazetteer:
+        if len(_NAMES) > 16:  # rulebooks reloaded many times: start again
+            _NAMES.clear()
+        named = [(normalise(name).strip(), place) for name, place in places(gazetteer).items()]
+        cached = _NAMES[id(gazetteer)] = (gazetteer, sorted(named, key=lambda item: -len(item[0])))
+    return cached[1]
 
 
 def _occurrences(text: str, name: str) -> Iterable[tuple[int, int]]:
