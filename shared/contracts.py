@@ -282,6 +282,26 @@ class SecondOpinion(BaseModel):
     model_version: str = Field(max_length=NAME_MAX)
 
 
+class PlaceFound(BaseModel):
+    """Where the router placed a complaint, and from what: the reporter's own kelurahan or
+    kecamatan, the coordinates (the tenant's shipped kelurahan boundaries), or place names in
+    the address (the gazetteer). ``source`` is "none" when nothing placed it, e.g. coordinates
+    outside the tenant: then no kelurahan is guessed, and ``note`` says why."""
+
+    kecamatan: str | None = Field(None, max_length=NAME_MAX)
+    kelurahan: str | None = Field(None, max_length=NAME_MAX)
+    source: Literal["reporter", "coordinates", "address", "none"]
+    note: str = Field("", max_length=REASON_MAX, description="One sentence for humans.")
+
+
+class DuplicateWindow(BaseModel):
+    """How near and how soon after an open ticket of the same agency and category a new
+    complaint counts as the same problem (the rulebook's ``duplicates``, per category)."""
+
+    metres: float = Field(gt=0, le=5000)
+    hours: float = Field(gt=0, le=24 * 90)
+
+
 class RoutingExplanation(BaseModel):
     """Why the router chose this agency, in terms a civil servant can check."""
 
@@ -300,6 +320,8 @@ class RoutingExplanation(BaseModel):
     reason: str = Field("", max_length=4 * REASON_MAX, description="One sentence for humans.")
     second_opinion: "SecondOpinion | None" = Field(
         None, description="The statistical second opinion, when one was consulted.")
+    place: PlaceFound | None = Field(
+        None, description="Where the complaint was placed and from what (coordinates, address).")
 
 
 class TicketRouted(BaseModel):
@@ -337,6 +359,11 @@ class TicketRouted(BaseModel):
         description="Who assigned it by hand (triage desk); null for the router.")
     linked_to: TicketLink | None = Field(
         None, description="The city's ticket this complaint was forwarded from (province tenant).")
+    duplicates: DuplicateWindow | None = Field(
+        None, description="Set on a first assignment whose category the rulebook deduplicates "
+                          "and that has coordinates: the SLA service links it to an open ticket "
+                          "of the same agency and category within this window instead of "
+                          "opening a second one.")
 
     @model_validator(mode="after")
     def _identity_stays_hidden(self) -> "TicketRouted":
@@ -407,6 +434,12 @@ class TicketChanged(BaseModel):
     replies_refused: list[Annotated[str, Field(max_length=128)]] = Field(
         default_factory=list, max_length=1000,
         description="Event ids of citizen's replies refused (the ticket was not waiting).")
+    duplicate_of: str | None = Field(
+        None, max_length=64,
+        description="Set when this complaint was linked to an open ticket of the same problem: "
+                    "the state shown is that ticket's, whose tracking number this is.")
+    duplicate_reason: str | None = Field(None, max_length=REASON_MAX,
+                                         description="Why it was linked (distance, time).")
 
 
 class TicketWithdrawn(BaseModel):

@@ -68,6 +68,9 @@ class TrackingView(BaseModel):
     routing: dict[str, Any] | None = None
     deadlines: dict[str, Any] | None = None
     history: list[dict[str, Any]] = Field(default_factory=list)
+    duplicate_of: str | None = Field(
+        None, description="The same problem was reported before: this complaint is linked to that "
+                          "ticket, and the status and steps shown are its.")
 
 
 class CitizenReply(Strict):
@@ -266,4 +269,5 @@ def tracking_view(doc: Document, ticket: Document | None, *, with_content: bool)
                                   with_content=with_content),
         "deadlines": ticket.get("deadlines"),
         "history": public_history(ticket.get("history", []), with_notes=with_content),
+        "duplicate_of": ticket.get("duplicate_of"),
     })

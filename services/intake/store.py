@@ -8,7 +8,7 @@ refused) the reply; ``tracking``, intake's own copy of each ticket's public stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from pymongo import ASCENDING, DESCENDING, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
@@ -247,6 +247,7 @@ class TrackedTicket(TypedDict):
     deadlines: dict[str, datetime | None]
     history: list[dict[str, Any]]
     changed_at: datetime
+    duplicate_of: NotRequired[str | None]  # linked to this ticket, whose state this is
 
 
 def tracked(event: Envelope[TicketChanged]) -> TrackedTicket:
@@ -258,7 +259,7 @@ def tracked(event: Envelope[TicketChanged]) -> TrackedTicket:
         category=state.category, assignment=state.assignment,
         routing=state.routing.model_dump(mode="json") if state.routing else None,
         deadlines=dict(state.deadlines), history=[s.model_dump() for s in state.history],
-        changed_at=event.time)
+        changed_at=event.time, duplicate_of=state.duplicate_of)
 
 
 class TrackingStore:

@@ -15,6 +15,7 @@ from shared.contracts import (
     Candidate,
     Channel,
     Location,
+    PlaceFound,
     Priority,
     RoutingExplanation,
     category_code,
@@ -96,6 +97,16 @@ def _weigh_hint(rulebook: Rulebook, analysis: Analysis, category: str) -> None:
         if tally.category is None or tally.best_rule < weight:
             tally.category = named
             tally.best_rule = max(tally.best_rule, weight)
+
+
+def placed(decision: Decision, place: PlaceFound | None) -> Decision:
+    """The decision with where the complaint was placed, and from what, in its explanation."""
+    if place is None:
+        return decision
+    explanation = decision.explanation
+    reason = f"{explanation.reason}; {place.note}" if place.note else explanation.reason
+    return Decision(decision.agency, decision.priority, decision.category,
+                    explanation.model_copy(update={"place": place, "reason": reason}))
 
 
 def _triaged(rulebook: Rulebook, analysis: Analysis, standing: _Standing,
@@ -199,4 +210,4 @@ def mask_contacts(text: str, names: Sequence[str] = ()) -> str:
     return mask_personal(text, names=names)
 
 
-__all__ = ["Decision", "mask_contacts", "normalise", "route"]
+__all__ = ["Decision", "mask_contacts", "normalise", "placed", "route"]

@@ -6,8 +6,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from services.router.domain import Decision, mask_contacts, route
+from services.router.domain import Decision, mask_contacts, placed, route
 from services.router.labels import LabelDoc, label_of
+from services.router.places import resolve
 from services.router.rerouting import reroute
 from services.router.rulebook import Rulebook
 from services.router.second_opinion import Reviewer, complaint_text
@@ -74,21 +75,40 @@ class Router:
     def decide_all(self, batch: Sequence[Envelope[Complaint]]) -> list[Outgoing]:
         """First assignments of a batch; the second opinion (home tenant) is asked once for
         all the batch's questions."""
-        decided = [(received, route(self.book(received.tenant), received.data.text,
-                                    received.data.title, location=received.data.location,
-                                    channel=received.data.channel,
-                                    category=received.data.category)) for received in batch]
+        decided = [self._first_decision(received) for received in batch]
         if self.reviewer is not None:
-            home = [i for i, (received, _) in enumerate(decided)
+            home = [i for i, (received, _, _) in enumerate(decided)
                     if received.tenant == self.settings.tenant]
             reviewed = self.reviewer.review(self.rulebook, [
-                (decided[i][1], complaint_text(decided[i][0].data.text, decided[i][0].data.title))
+                (decided[i][2], complaint_text(decided[i][1].text, decided[i][1].title))
                 for i in home])
             for i, decision in zip(home, reviewed, strict=True):
-                decided[i] = (decided[i][0], decision)
-        return [out for received, decision in decided for out in self._assign(
-            received.tenant, received.data.ticket_id, routed_event(received.data, decision),
-            received.id)]
+                decided[i] = (decided[i][0], decided[i][1], decision)
+        return [out for received, complaint, decision in decided
+                for out in self._assign(received.tenant, complaint.ticket_id,
+                                        self._routed(received.tenant, complaint, decision),
+                                        received.id)]
+
+    def _first_decision(self, received: Envelope[Complaint]) -> tuple[
+            Envelope[Complaint], Complaint, Decision]:
+        complaint, rulebook = received.data, self.book(received.tenant)
+        # Where it is, when the reporter gave no kelurahan: from coordinates or the address,
+        # before routing, so rules with location conditions see it.
+        where = resolve(rulebook.gazetteer, rulebook.boundaries, complaint.location,
+                        tenant=received.tenant)
+        complaint = complaint.model_copy(update={"location": where.location})
+        decision = placed(route(rulebook, complaint.text, complaint.title,
+                                location=where.location, channel=complaint.channel,
+                                category=complaint.category), where.place)
+        return received, complaint, decision
+
+    def _routed(self, tenant: str, complaint: Complaint, decision: Decision) -> TicketRouted:
+        routed = routed_event(complaint, decision)
+        window = self.book(tenant).duplicates.get(decision.category or "")
+        location = complaint.location
+        if window is not None and location is not None and location.lat is not None:
+            routed = routed.model_copy(update={"duplicates": window})
+        return routed
 
     def label_of(self, requested: Envelope[RerouteRequest]) -> LabelDoc | None:
         """The labelled example a reroute request makes, if a person named the agency."""
@@ -108,7 +128,8 @@ class Router:
             "authority": outcome.decision.agency.authority, "category": outcome.decision.category,
             "routing": outcome.decision.explanation, "assignment": old.assignment + 1,
             "previous_agency": old.agency,
-            "assigned_by": request.actor if request.cause == "manual" else None})
+            "assigned_by": request.actor if request.cause == "manual" else None,
+            "duplicates": None})
         withdrawn = TicketWithdrawn(agency=old.agency, assignment=old.assignment,
                                     new_agency=routed.agency, reason=routed.routing.reason)
         out = [*self._assign(tenant, ticket_id, routed, requested.id), Outgoing(
@@ -128,14 +149,16 @@ class Router:
         Event ids derive from the causing event's id: a redelivered input produces the same
         ids, so downstream consumers see a duplicate, never a second ticket.
         """
+        decision = Outgoing(Topics.ROUTED, self._event(
+            routed, EventType.TICKET_ROUTED, tenant, ticket_id, derived_event_id("routed", cause_id)))
+        if routed.duplicates is not None and routed.assignment == 1:
+            # Maybe the same problem as an open ticket: the SLA service decides, and assigns it
+            # only if it is new work (a duplicate never reaches the agency's queue).
+            return [decision]
         assigned = AgencyTicket(**routed.model_dump())
-        return [
-            Outgoing(Topics.ROUTED, self._event(routed, EventType.TICKET_ROUTED, tenant, ticket_id,
-                                                derived_event_id("routed", cause_id))),
-            Outgoing(self.registry.agency_topic(tenant, routed.agency), self._event(
-                assigned, EventType.TICKET_ASSIGNED, tenant, ticket_id,
-                derived_event_id("assigned", cause_id))),
-        ]
+        return [decision, Outgoing(self.registry.agency_topic(tenant, routed.agency), self._event(
+            assigned, EventType.TICKET_ASSIGNED, tenant, ticket_id,
+            derived_event_id("assigned", cause_id)))]
 
     def _event(self, data: BaseModel, kind: EventType, tenant: str, ticket_id: str,
                event_id: str) -> Envelope[Any]:

@@ -7,7 +7,7 @@ explanation always names the exact data that produced it.
 
 import hashlib
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
@@ -15,7 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from services.router.gazetteer import ROAD_TAGS, Gazetteer
 from services.router.text import Lexicon
 from services.router.yamlsource import YamlSource, locate
-from shared.contracts import Channel, Priority
+from shared.contracts import Channel, DuplicateWindow, Priority
+
+if TYPE_CHECKING:
+    from services.router.places import Boundaries
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -142,6 +145,9 @@ class Thresholds(_Strict):
 class Includes(_Strict):
     lexicon: str | None = Field(None, description="Lexicon file, relative to the rulebook.")
     gazetteer: str | None = Field(None, description="Gazetteer file, relative to the rulebook.")
+    boundaries: str | None = Field(
+        None, description="Kelurahan boundaries (TSV, see services/router/places.py), relative "
+                          "to the rulebook: coordinates are placed in a kelurahan through them.")
 
 
 class Rulebook(_Strict):
@@ -157,8 +163,13 @@ class Rulebook(_Strict):
     lexicon: Lexicon | None = Field(None, description="None: the built-in Indonesian lexicon.")
     gazetteer: Gazetteer = Field(default_factory=Gazetteer)
     agencies: list[Agency]
+    duplicates: dict[str, DuplicateWindow] = Field(
+        default_factory=dict,
+        description="Category -> how near (metres) and how soon (hours) after an open ticket "
+                    "of the same agency and category a complaint is linked to it, not opened.")
     version: str = Field("", description="Content hash, set when loaded.")
     _compiled: object = PrivateAttr(default=None)  # the routing engine's compiled form
+    _boundaries: "Boundaries | None" = PrivateAttr(default=None)
     _sources: tuple[Path, ...] = PrivateAttr(default=())
 
     @model_validator(mode="after")
@@ -173,6 +184,10 @@ class Rulebook(_Strict):
         twice = sorted({r for r in rule_ids if rule_ids.count(r) > 1})
         if twice:
             raise ValueError(f"rule ids used twice: {', '.join(twice)}")
+        categories = {r.category for a in self.agencies for r in a.rules if r.category}
+        unknown = sorted(set(self.duplicates) - categories)
+        if unknown:
+            raise ValueError(f"duplicates: no rule has the category {', '.join(map(repr, unknown))}")
         return self
 
     def agency(self, code: str) -> Agency:
@@ -186,6 +201,11 @@ class Rulebook(_Strict):
     def sources(self) -> tuple[Path, ...]:
         """The files this rulebook was read from (itself and its includes): watch them all."""
         return self._sources
+
+    @property
+    def boundaries(self) -> "Boundaries | None":
+        """The kelurahan boundaries the rulebook includes (None: coordinates stay unplaced)."""
+        return self._boundaries
 
     @property
     def limits(self) -> Thresholds:
@@ -219,14 +239,35 @@ def load_rulebook(path: Path) -> Rulebook:
             digest.update(included.raw)
             sources.append(included.path)
             content[key] = _validate(model, included).model_dump()
+    boundaries = _boundaries(path, includes.get("boundaries"), digest, sources)
     content["version"] = digest.hexdigest()[:16]
     rulebook = _validate(Rulebook, source)
     rulebook._sources = tuple(sources)
+    rulebook._boundaries = boundaries
     # Compile now, where the loader runs (a reload does so off the event loop), not on the
     # first complaint routed with it.
     from services.router.engine import compiled  # the engine imports this module
     compiled(rulebook)
     return rulebook
+
+
+def _boundaries(path: Path, name: object, digest: "hashlib._Hash",
+                sources: list[Path]) -> "Boundaries | None":
+    """The included boundaries file, read and hashed into the version like the other includes."""
+    if not isinstance(name, str):
+        return None
+    from services.router.places import Boundaries  # shapely: only where boundaries are used
+    file = path.parent / name
+    try:
+        raw = file.read_bytes()
+        boundaries = Boundaries.parse(raw.decode("utf-8"), source=str(file))
+    except OSError as error:
+        raise RulebookError(f"{file}: cannot read: {error.strerror}") from error
+    except (UnicodeDecodeError, ValueError) as error:
+        raise RulebookError(f"include.boundaries: {error}") from error
+    digest.update(raw)
+    sources.append(file)
+    return boundaries
 
 
 def _read(path: Path) -> YamlSource:

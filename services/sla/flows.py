@@ -28,15 +28,17 @@ from services.sla.domain import (
     reassign,
     rejection_request,
 )
+from services.sla.duplicates import DuplicateLink, link, nearest_primary, probe_of, with_report
 from services.sla.ladder import Notice
 from services.sla.links import ProvinceLinks
 from services.sla.policy import Policy
-from services.sla.public import REFUSED_REPLIES, public_state
+from services.sla.public import REFUSED_REPLIES, duplicate_state, public_state
 from services.sla.read_model_store import ReportCounters
 from services.sla.store import TicketStore
 from shared.audit import Actor, AuditRecord
 from shared.audit_store import AuditLog
 from shared.contracts import (
+    AgencyTicket,
     Envelope,
     EventType,
     RerouteRequest,
@@ -55,7 +57,7 @@ from shared.mongo import Document
 from shared.outbox import OutboxRelay, outbox_fields
 from shared.settings import Settings
 from shared.telemetry import context_for, current, parent_of, ticket_spans, trace_field, tracer_for
-from shared.tenants import UnknownTenant
+from shared.tenants import UnknownTenant, load_tenants
 
 __all__ = ["AlreadyRefused", "Sla", "UnknownTicket", "UpdateRefused"]
 
@@ -100,19 +102,40 @@ class Sla:
         same event id (derived from the ticket's version). Stored first; the sweep retries."""
         if self.change_relay is None or not ticket_ids:
             return
-        tickets = await self.store.tickets.find({"_id": {"$in": ticket_ids}}).to_list(None)
         now = utc_now()
-        await self.store.save_changes([self._change_doc(t, now) for t in tickets])
-        stored = await self.store.changes_for(ticket_ids)
+        docs = await self._changes_with_duplicates(ticket_ids, now)
+        await self.store.save_changes(docs)
+        stored = await self.store.changes_for([d["_id"] for d in docs])
         try:
             await self.change_relay.publish([{**doc, "published": False} for doc in stored])
         except Exception as error:
             log.warning("announcing %d ticket changes failed, the sweep will retry: %s",
                         len(stored), error)
 
-    def _change_doc(self, ticket: Ticket, now: datetime) -> Document:
+    async def _changes_with_duplicates(self, ticket_ids: list[str], now: datetime) -> list[Document]:
+        """The public state of these tickets, and of every duplicate linked to them: a
+        duplicate's citizen follows the primary (an id that is a duplicate stands for its
+        primary). No extra query unless a ticket has duplicates or an id is not a ticket."""
+        tickets = await self.store.tickets.find({"_id": {"$in": ticket_ids}}).to_list(None)
+        missing = set(ticket_ids) - {t["_id"] for t in tickets}
+        if missing:
+            primaries = {d["primary"] for d in await self.store.duplicates.of_tickets(list(missing))}
+            tickets += await self.store.tickets.find(
+                {"_id": {"$in": list(primaries - {t["_id"] for t in tickets})}}).to_list(None)
+        with_duplicates = [t["_id"] for t in tickets if t.get("duplicates")]
+        followers = await self.store.duplicates.of_primaries(with_duplicates) \
+            if with_duplicates else []
+        by_id = {t["_id"]: t for t in tickets}
+        return [*(self._change_doc(t, now) for t in tickets),
+                *(self._change_doc(by_id[d["primary"]], now, d) for d in followers)]
+
+    def _change_doc(self, ticket: Ticket, now: datetime,
+                    duplicate: DuplicateLink | None = None) -> Document:
         ticket_id, version = ticket["_id"], ticket["version"]
-        event = envelope(public_state(ticket), type=EventType.TICKET_CHANGED,
+        state = public_state(ticket)
+        if duplicate is not None:
+            ticket_id, state = duplicate["_id"], duplicate_state(state, duplicate)
+        event = envelope(state, type=EventType.TICKET_CHANGED,
                          tenant=self.tenant_of(ticket), ticket_id=ticket_id,
                          event_id=derived_event_id("changed", ticket_id, str(version)))
         return {"_id": ticket_id, "ticket_id": ticket_id, "version": version, "created_at": now,
@@ -171,13 +194,8 @@ class Sla:
 
     async def _open_tickets(self, routed: list[Envelope[TicketRouted]]) -> int:
         now = utc_now()
-        opened = await self.store.add_new([
-            {**new_ticket(str(e.ticket_id), e.data, self.policy_for(e.tenant),
-                          assigned_at=_assigned_at(e), now=now), "tenant": e.tenant,
-             **trace_field(e.ticket_id),
-             # a province's ticket of a complaint its city forwarded names the city's ticket
-             "linked_to": e.data.linked_to.model_dump() if e.data.linked_to else None}
-            for e in routed])
+        fresh, linked, opened = await self._link_duplicates(routed, now)
+        opened += await self.store.add_new([self._ticket_doc(e, now) for e in fresh])
         reassigned = 0
         took_effect = [e for e in routed if e.data.assignment == 1]
         for event in routed:
@@ -185,12 +203,89 @@ class Sla:
                 changed, applied = await self._reassign(event)
                 reassigned += changed
                 took_effect += [event] if applied else []
-        if self.links is not None:
-            await self.links.routed(took_effect)
+        if self.links is not None:  # a duplicate is never forwarded: its primary is
+            await self.links.routed([e for e in took_effect if str(e.ticket_id) not in linked])
         await self.audit.append([routing_record(e.tenant, e) for e in took_effect])
+        await self._assign_new_work([e for e in routed if e.data.duplicates is not None
+                                     and e.data.assignment == 1 and str(e.ticket_id) not in linked],
+                                    now)
         await self._announce(routed, now)
         await self.announce_changes(list({str(e.ticket_id): None for e in routed}))
         return opened + reassigned
+
+    def _ticket_doc(self, e: Envelope[TicketRouted], now: datetime) -> Document:
+        return {**new_ticket(str(e.ticket_id), e.data, self.policy_for(e.tenant),
+                             assigned_at=_assigned_at(e), now=now), "tenant": e.tenant,
+                **trace_field(e.ticket_id),
+                # a province's ticket of a complaint its city forwarded names the city's ticket
+                "linked_to": e.data.linked_to.model_dump() if e.data.linked_to else None}
+
+    # --- duplicates -------------------------------------------------------------------------
+
+    async def _link_duplicates(self, routed: list[Envelope[TicketRouted]], now: datetime,
+                               ) -> tuple[list[Envelope[TicketRouted]], dict[str, DuplicateLink], int]:
+        """Link each first assignment that asks for it (``duplicates``) to an open ticket of
+        the same problem, in the batch's order: one with no primary opens at once, so a later
+        report in the same batch links to it. Returns the events still to open, the links
+        (new or stored before: a redelivery links again, once) and how many changed here.
+        A duplicate gets no ticket, so no clocks and no ladder."""
+        fresh: list[Envelope[TicketRouted]] = []
+        linked: dict[str, DuplicateLink] = {}
+        changed = 0
+        for event in routed:
+            ticket_id, probe = str(event.ticket_id), probe_of(event.tenant, event.data)
+            if probe is None or await self.store.get(ticket_id) is not None:
+                fresh.append(event)
+                continue
+            stored = await self.store.duplicates.get(ticket_id)
+            if stored is None:
+                found = nearest_primary(probe, ticket_id, await self.store.duplicates.open_near(probe))
+                if found is None:
+                    changed += await self.store.add_new([self._ticket_doc(event, now)])
+                    continue
+                stored = await self.store.duplicates.add(link(ticket_id, probe, *found, now))
+                changed += 1
+                events.info("duplicate linked", ticket_id=ticket_id, primary=stored["primary"],
+                            metres=stored["metres"])
+            linked[ticket_id] = stored
+            await self._count_report(stored)
+        return fresh, linked, changed
+
+    async def _assign_new_work(self, routed: list[Envelope[TicketRouted]], now: datetime) -> None:
+        """``ticket.assigned`` on the agency's queue for complaints the router left to this
+        service (they might have been duplicates) and that are new work. Through the openings
+        outbox (stored, then sent; the sweep retries), under an id derived from the decision."""
+        if not routed:
+            return
+        tenants = load_tenants(self.settings)
+        docs = []
+        for event in routed:
+            assigned = envelope(AgencyTicket(**event.data.model_dump()),
+                                type=EventType.TICKET_ASSIGNED, tenant=event.tenant,
+                                ticket_id=str(event.ticket_id),
+                                event_id=derived_event_id("assigned", event.id))
+            docs.append({"_id": f"assigned:{event.ticket_id}", "ticket_id": str(event.ticket_id),
+                         "created_at": now, **outbox_fields(
+                             tenants.agency_topic(event.tenant, event.data.agency), assigned,
+                             now=now, owner=self.settings.instance_id,
+                             lease_seconds=self.settings.outbox_lease_seconds)})
+        await self.store.add_openings(docs)
+        stored = await self.store.openings_for([d["_id"] for d in docs])
+        try:
+            await self.opening_relay.publish([{**doc, "published": False} for doc in stored])
+        except Exception as error:
+            log.warning("assigning %d tickets failed, the sweep will retry: %s", len(stored), error)
+
+    async def _count_report(self, duplicate: DuplicateLink) -> None:
+        """The primary counts the duplicate once (a redelivery finds it counted)."""
+        for _ in range(_RETRIES):
+            ticket = await self.store.get(duplicate["primary"])
+            counted = None if ticket is None else with_report(ticket, duplicate)
+            if ticket is None or counted is None:
+                return
+            if await self.store.save_if_unchanged(counted, ticket["version"]):
+                return
+        raise RuntimeError(f"ticket {duplicate['primary']} kept changing; duplicate not counted")
 
     async def _announce(self, routed: list[Envelope[TicketRouted]], now: datetime) -> None:
         """Say ``ticket.opened`` for every ticket in the batch, including ones opened before:
@@ -331,6 +426,9 @@ class Sla:
         actor = actor or update_actor(update)
         for _ in range(_RETRIES):
             ticket = await self.store.get(ticket_id, tenant=tenant or self.settings.tenant)
+            if ticket is None and (duplicate := await self.store.duplicates.get(ticket_id)):
+                raise UpdateRefused(f"ticket {ticket_id} is linked to {duplicate['primary']} as a "
+                                    f"duplicate: updates go to {duplicate['primary']}")
             if ticket is None or (agency is not None and ticket["agency"] != agency):
                 raise UnknownTicket(f"no ticket {ticket_id}")
             if event_id in ticket["applied_events"]:

@@ -25,7 +25,8 @@ OPEN_STATUSES = ("assigned", "acknowledged", "responded", "needs_info", "rejecte
 # What a row of the inbox carries: enough to show and order it, never the reporter.
 SUMMARY_FIELDS = ("agency", "agency_name", "status", "priority", "category", "channel", "title",
                   "text", "location", "submitted_at", "assigned_at", "due_next_at",
-                  "due_soon_at", "deadlines", "anonymous", "confidential", "assignee")
+                  "due_soon_at", "deadlines", "anonymous", "confidential", "assignee",
+                  "reports")
 # Read for the triage queue's rows only: the other inboxes stay small.
 TRIAGE_FIELDS = ("routing", "rejected_by", "history")
 REJECTION_FIELDS = ("at", "agency", "actor", "reason", "suggested_agency")

@@ -4,6 +4,7 @@ the ticket settled. Never who acted, an internal note or the reporter. Pure func
 
 from typing import Any
 
+from services.sla.duplicates import DuplicateLink
 from services.sla.timing import Ticket
 from shared.contracts import (
     CHANGED_HISTORY_MAX,
@@ -37,3 +38,18 @@ def public_state(ticket: Ticket) -> TicketChanged:
         routing=ticket.get("routing"), deadlines=ticket.get("deadlines") or {},
         history=public_steps(ticket["history"]), replies_applied=replies_applied(ticket),
         replies_refused=list(ticket.get(REFUSED_REPLIES, [])))
+
+
+def duplicate_state(primary: TicketChanged, duplicate: DuplicateLink) -> TicketChanged:
+    """What a duplicate's citizen sees: the primary's progress, linked to it by name. Not the
+    primary's messages to its own citizen, nor its replies; a question the agency asked the
+    first citizen shows as acknowledged, so nobody else is asked to answer it."""
+    status = "acknowledged" if primary.status == UpdateAction.NEEDS_INFO.value else primary.status
+    history = [step.model_copy(update={"note": None}) for step in primary.history]
+    # the router's reasons and matched terms quote the first citizen's words
+    routing = None if primary.routing is None else primary.routing.model_copy(
+        update={"matched_terms": [], "reason": duplicate["reason"], "place": None})
+    return primary.model_copy(update={
+        "status": status, "history": history, "routing": routing,
+        "replies_applied": [], "replies_refused": [],
+        "duplicate_of": duplicate["primary"], "duplicate_reason": duplicate["reason"]})

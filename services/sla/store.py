@@ -10,6 +10,7 @@ from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
+from services.sla.duplicate_store import DuplicateLinks
 from services.sla.inbox import ENTRY_SOURCE_FIELDS, OPEN_STATUSES, inbox_entry
 from shared.mongo import DUPLICATE_KEY, Document, insert_new
 
@@ -37,6 +38,7 @@ class TicketStore:
         self.openings = db[OPENINGS]
         self.changes = db[CHANGES]
         self.inbox = db[INBOX]
+        self.duplicates = DuplicateLinks(db)  # complaints linked to an open ticket
 
     async def ensure_indexes(self, *, home_tenant: str | None = None) -> None:
         if home_tenant is not None:  # documents stored before tenants were recorded
@@ -52,6 +54,7 @@ class TicketStore:
         await self.reroutes.create_index([("ticket_id", ASCENDING)])
         await self.parked.create_index([("ticket_id", ASCENDING)])
         await self.parked.create_index([("parked_at", ASCENDING)])
+        await self.duplicates.ensure_indexes()
 
     async def add_new(self, tickets: Sequence[Document]) -> int:
         """Store tickets not stored yet (by ticket id); redelivered ones change nothing (their
