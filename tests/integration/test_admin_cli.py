@@ -15,7 +15,7 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.admin_cli import COMMANDS, Admin, AuditFailed, cli_actor
-from services.dev_accounts import CREDENTIALS_FILE, prepare_dev_accounts
+from services.dev_accounts import CHANNELS, CREDENTIALS_FILE, prepare_dev_accounts
 from shared.accounts import AccountStore
 from shared.audit_store import AuditLog
 from shared.mongo import Document
@@ -93,9 +93,9 @@ async def test_dev_makes_demo_accounts_once(settings: Settings, mongo: AsyncMong
     await asyncio.to_thread(prepare_dev_accounts, tmp_path)  # a second start: nothing new
     store = AccountStore(mongo[settings.mongodb_database])
     users = await store.list_users()
-    assert set(first) == {"api_keys", "users"} and set(first["api_keys"]) == {"web", "lapor"}
+    assert set(first) == {"api_keys", "users"} and set(first["api_keys"]) == set(CHANNELS)
     assert json.loads((tmp_path / CREDENTIALS_FILE).read_text()) == first
-    assert len(users) == len(first["users"]) and len(await store.list_keys()) == 2
+    assert len(users) == len(first["users"]) and len(await store.list_keys()) == len(CHANNELS)
     assert {(u["role"], u["agency"]) for u in first["users"].values()} >= {
         ("officer", "DLH"), ("officer", "PDAM"), ("agency_head", "DLH"), ("triage", None),
         ("supervisor", None), ("admin", None)}
@@ -117,13 +117,13 @@ async def _assert_demo_accounts_audited(settings: Settings, mongo: AsyncMongoCli
     users = sorted(e["after"]["username"] for e in entries if e["action"] == "user_change")
     keys = [e for e in entries if e["action"] == "key_change"]
     assert users == sorted(made["users"])
-    assert sorted(k["after"]["name"] for k in keys) == ["lapor", "web"]
+    assert sorted(k["after"]["name"] for k in keys) == sorted(CHANNELS)
     assert {(e["actor"]["name"], e["actor"]["kind"]) for e in entries} == {("disposisi-dev", "system")}
     assert {e["before"] for e in entries} == {None}
     assert all(e["after"]["role"] == made["users"][e["after"]["username"]]["role"]
                for e in entries if e["action"] == "user_change")
     check = await audit.verify(settings.tenant)
-    assert check.ok and check.count == len(made["users"]) + 2
+    assert check.ok and check.count == len(made["users"]) + len(CHANNELS)
 
 
 async def test_demo_accounts_made_before_their_audit_entries_are_audited_on_the_next_start(
