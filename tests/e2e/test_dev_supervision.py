@@ -253,7 +253,7 @@ def test_readiness_names_each_service_that_is_not_ready_and_why(tmp_path: Path) 
     options = DevOptions(tmp_path, intake_port=free_port(), router_port=free_port(),
                          sla_port=free_port(), console_port=free_port(),
                          notify_port=free_port(), chat_port=free_port(),
-                         mailbox_port=free_port())
+                         mailbox_port=free_port(), lapor_port=free_port())
     server = ThreadingHTTPServer(("127.0.0.1", options.router_port), _NotReadyYet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -264,7 +264,9 @@ def test_readiness_names_each_service_that_is_not_ready_and_why(tmp_path: Path) 
         server.server_close()
     assert waiting["router"] == "/healthz answered 503"
     assert waiting["intake"].startswith("not answering")
-    assert set(waiting) == {"intake", "router", "sla", "console", "notify", "chat", "mailbox"}
+    assert set(waiting) == {"intake", "router", "sla", "console", "notify", "chat", "mailbox",
+                            "lapor"}
+
 
 async def test_a_service_told_to_stop_accepting_refuses_posts_and_goes_on_consuming(
         dev: DevSystem) -> None:
