@@ -53,7 +53,6 @@ def create_app(settings: Settings) -> FastAPI:
                              certain=settings.second_opinion_certain))
     router = Router(settings, books.pop(settings.tenant), tenants, books,
                     reviewer=reviewer if settings.second_opinion_enabled else None)
-    report_consumer_lag(metrics, settings, broker)
     client = mongo.connect(settings, metrics=metrics)  # accounts only: who may read or reload the rulebook
     auth = Authenticator(settings, AccountStore(mongo.database(client, settings)),
                          tenants=tenants.ids)
@@ -70,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
     # The router's own collection: the desk's corrections, learnt from (labels.py).
     labels = LabelStore(mongo.database(client, settings))
     handlers.register(broker, router, on_routed=metrics.routing.routed, labels=labels)
+    report_consumer_lag(metrics, settings, broker)  # after register: the groups are the subscribers'
     trainer = OpinionTrainer(settings, labels, reviewer, router.rulebook.fallback)
     reloaders = {tenant.id: RulebookReloader(tenant.rulebook, router, queue_creator(tenant.id),
                                              audit=audit, tenant=tenant.id) for tenant in tenants}

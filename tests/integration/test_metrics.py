@@ -20,6 +20,7 @@ from services import cli
 from services.chat.app import create_app as chat_app
 from services.console.app import create_app as console_app
 from services.intake.app import create_app as intake_app
+from services.lapor.app import create_app as lapor_app
 from services.mailbox.app import create_app as mailbox_app
 from services.notify.app import create_app as notify_app
 from services.router.app import create_app as router_app
@@ -58,8 +59,8 @@ def present(found: list[Sample], name: str, **labels: str) -> bool:
 
 @asynccontextmanager
 async def system(settings: Settings) -> AsyncIterator[tuple[dict[str, str], AsyncExitStack]]:
-    """Intake, router, SLA, notifications, chat, the mailbox and the console on their settings'
-    ports; the exit stack closes the console first."""
+    """Intake, router, SLA, notifications, chat, the mailbox, the LAPOR! connector and the
+    console on their settings' ports; the exit stack closes the console first."""
     async with AsyncExitStack() as stack:
         urls = {
             "intake": await stack.enter_async_context(serving(intake_app(settings), settings.intake_port)),
@@ -70,6 +71,8 @@ async def system(settings: Settings) -> AsyncIterator[tuple[dict[str, str], Asyn
             "chat": await stack.enter_async_context(serving(chat_app(settings), settings.chat_port)),
             "mailbox": await stack.enter_async_context(
                 serving(mailbox_app(settings), settings.mailbox_port)),
+            "lapor": await stack.enter_async_context(
+                serving(lapor_app(settings), settings.lapor_port)),
         }
         console = AsyncExitStack()
         stack.push_async_exit(console)
@@ -84,7 +87,7 @@ def metrics_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={
         "metrics_refresh_seconds": 0.3, "console_port": free_port(), "notify_port": free_port(),
         "chat_port": free_port(),
-        "mailbox_port": free_port(), "mailbox_smtp_port": free_port(),
+        "mailbox_port": free_port(), "mailbox_smtp_port": free_port(), "lapor_port": free_port(),
         "console_intake_url": intake, "console_sla_url": sla})
 
 
@@ -204,7 +207,7 @@ async def test_status_shows_readiness_lag_and_backlogs(
         stopped = capsys.readouterr().out
     assert ready_exit == 0, shown
     assert shown.rstrip().endswith("OK: every service is ready")
-    for service in ("intake", "router", "sla", "console", "notify", "chat", "mailbox"):
+    for service in ("intake", "router", "sla", "console", "notify", "chat", "mailbox", "lapor"):
         assert re.search(rf"^  {service} +http://127\.0\.0\.1:\d+ +ready$", shown, re.M), shown
     assert re.search(rf"^  disposisi-router +{re.escape(Topics.RECEIVED)} +0$", shown, re.M), shown
     assert re.search(r"^  intake +complaints +0$", shown, re.M), shown
