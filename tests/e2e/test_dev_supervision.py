@@ -204,7 +204,7 @@ async def _without_ticket(mongodb_url: str, http_ticket_ids: list[str]) -> dict[
         by_external = {c["_id"]: c["ticket_id"] for c in complaints}
     finally:
         await client.close()
-    kafka_keys = [f"ext:whatsapp:burst-{i}" for i in range(KAFKA_BURST)]
+    kafka_keys = [f"ext:kota-bengkulu:whatsapp:burst-{i}" for i in range(KAFKA_BURST)]
     return {
         "http": [t for t in http_ticket_ids if t not in stored or t not in tickets],
         "kafka": [k for k in kafka_keys if by_external.get(k) not in tickets],
@@ -293,7 +293,7 @@ async def test_a_service_told_to_stop_accepting_refuses_posts_and_goes_on_consum
         db = client["disposisi"]
 
         async def ticketed() -> bool:
-            complaint = await db["complaints"].find_one({"_id": "ext:whatsapp:burst-0"})
+            complaint = await db["complaints"].find_one({"_id": "ext:kota-bengkulu:whatsapp:burst-0"})
             return bool(complaint and await db["tickets"].find_one({"_id": complaint["ticket_id"]}))
 
         assert await eventually(ticketed, timeout=120), dev.output()[-3000:]
