@@ -288,7 +288,10 @@ async def test_every_row_of_the_permission_table_for_every_caller(system: System
                         if want == 401:
                             assert got.headers.get("www-authenticate", "").startswith("Bearer")
     assert wrong == [], "\n".join(wrong)
-    specific = [e for e in PERMISSIONS if e.service != "*"]
+    # The chat service's rows are its providers' webhooks: public in the table, each checking
+    # the provider's signature or secret instead of a caller (tests/integration/test_chat.py
+    # sends them unsigned, forged and signed).
+    specific = [e for e in PERMISSIONS if e.service not in ("*", "chat")]
     assert all(any(f" {e.method} {e.path} " in line for line in checked) for e in specific)
     assert len(checked) > 150
 
