@@ -335,11 +335,11 @@ class CompiledRulebook:
         longer signal phrase, a place name or a signal-blind phrase of the lexicon ("instalasi
         gawat darurat") hides it. Weighed again only when routing hid one (rare)."""
         affirmed = weighed.affirmed
-        hidden = [p for p in readings.mentioned
-                  if p in self._signal_evidence and p not in affirmed]
-        if not hidden:
-            return affirmed
-        return readings.weighed(self._signal_coverers).affirmed
+        signal_words = self._signal_evidence
+        if not any(p in self._signal_coverers and (p not in signal_words or p not in affirmed)
+                   for p in readings.mentioned):
+            return affirmed  # nothing hidden, no signal-blind phrase: routing's view will do
+        return readings.affirmed_among(signal_words, self._signal_coverers)
 
     def _order_of(self, rule: CompiledRule) -> int:
         return self._order[rule.id]
