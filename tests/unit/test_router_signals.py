@@ -30,3 +30,24 @@ def test_a_fire_being_followed_up_is_not_urgent() -> None:
                                "tapi bantuan dari dinas sosial belum datang.")
     assert decision.agency.code == "DINSOS"
     assert decision.priority is not Priority.URGENT
+
+
+def test_a_child_not_home_since_yesterday_is_urgent_for_the_police() -> None:
+    decision = route(RULEBOOK, "anak sy belum pulang dari kemarin sore, hp nya tidak aktif, "
+                               "teman2nya tidak tau")
+    assert decision.agency.code == "EXT_POLRI"
+    assert decision.priority is Priority.URGENT
+
+
+def test_stroke_signs_at_home_go_urgently_to_the_health_office() -> None:
+    decision = route(RULEBOOK, "ibu saya tiba2 jatuh di kamar mandi, mulutnya mencong dan tangan "
+                               "kirinya tidak bisa digerakkan")
+    assert decision.agency.code == "DINKES"
+    assert decision.priority is Priority.URGENT
+
+
+def test_a_cat_down_a_well_is_a_rescue_but_not_urgent() -> None:
+    decision = route(RULEBOOK, "Kucing kami jatuh ke sumur tua sejak tadi pagi, warga tidak berani "
+                               "turun. Mohon bantuan tim penyelamat.")
+    assert decision.agency.code == "DAMKAR"
+    assert decision.priority is not Priority.URGENT
