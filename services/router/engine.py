@@ -159,6 +159,9 @@ class CompiledRulebook:
                         for signal in rulebook.priority_signals]
         for status in rulebook.gazetteer.roads:
             self._phrase(road_tag(status))
+        self._signal_evidence = _evidence(rule for _, rule in self.signals)
+        self._signal_coverers = self._signal_evidence | frozenset(
+            self._phrase(phrase) for phrase in lexicon.signal_blind)
         self.phrases = self._specificities()
         self._not_asks = self._concerned_only(rulebook)
         self._order = {compiled_rule.id: i for i, compiled_rule in enumerate(self.rules)}
@@ -262,6 +265,11 @@ class CompiledRulebook:
             for road in roads:
                 for word in ROAD_WORDS:
                     entries[(word, *self.normaliser.tokens(road))].road = tag
+        for blind in lexicon.signal_blind:  # read as written, so that they hide signal words
+            tokens = tuple(self.normaliser.tokens(blind))
+            blind_id = self._ids[" ".join(tokens)]
+            if blind_id not in entries[tokens].surface:
+                entries[tokens].surface.append(blind_id)
         for cue in lexicon.negations:
             entries[tuple(self.normaliser.tokens(cue))].negation = True
         for cue in lexicon.denials:
@@ -316,10 +324,22 @@ class CompiledRulebook:
             if ask is not None:
                 told = {i for start, end, _ in found.verbs for i in range(start, end + 1)}
                 self._favour(ask, tallies, offers, weighed, cues.boost, told)
-        affirmed, mentioned = weighed.affirmed, readings.mentioned
+        affirmed, mentioned = self._signal_view(readings, weighed), readings.mentioned
         signals = [(signal, sorted(rule.evidence & affirmed.keys()))
                    for signal, rule in self.signals if rule.signalled(affirmed.keys(), mentioned)]
         return Analysis(tallies, signals, self.phrases, corrections, ask)
+
+    def _signal_view(self, readings: Readings, weighed: Weighed) -> dict[int, float]:
+        """Signal phrases as priority reads them: a routing phrase that contains one still
+        tells it ("pingsan setelah makan" is a faint, "membawa parang" a weapon); only a
+        longer signal phrase, a place name or a signal-blind phrase of the lexicon ("instalasi
+        gawat darurat") hides it. Weighed again only when routing hid one (rare)."""
+        affirmed = weighed.affirmed
+        signal_words = self._signal_evidence
+        if not any(p in self._signal_coverers and (p not in signal_words or p not in affirmed)
+                   for p in readings.mentioned):
+            return affirmed  # nothing hidden, no signal-blind phrase: routing's view will do
+        return readings.affirmed_among(signal_words, self._signal_coverers)
 
     def _order_of(self, rule: CompiledRule) -> int:
         return self._order[rule.id]

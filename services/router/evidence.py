@@ -209,6 +209,24 @@ class Readings:
         return Weighed(present, counted, affirmed)
 
 
+    def affirmed_among(self, phrases: AbstractSet[int],
+                       coverers: AbstractSet[int]) -> dict[int, float]:
+        """The best weight of each of ``phrases`` where no negation precedes it and only
+        ``coverers`` (and place names) hide it: ``weighed(coverers).affirmed`` restricted to
+        ``phrases``, without the rest of the bookkeeping."""
+        starting = dict(self.addresses)
+        for phrase, start, end, written, _, _ in self.scoring:
+            if written and phrase in coverers and end > starting.get(start, -1):
+                starting[start] = end
+        covering = Covering.of(starting, self.masked)
+        affirmed: dict[int, float] = {}
+        for phrase, start, end, _, weight, negated in self.scoring:
+            if (phrase in phrases and not negated and weight > affirmed.get(phrase, 0.0)
+                    and not covering.dominates(start, end)):
+                affirmed[phrase] = weight
+        return affirmed
+
+
 @dataclass(slots=True)
 class Covering:
     """What claims a stretch of text: a phrase or place name that contains it ("jalan" in

@@ -43,6 +43,13 @@ class Lexicon(BaseModel):
     keep_reduplicated: list[str] = Field(
         default_factory=list,
         description="Words whose doubled form is a word of its own (oleh-oleh, kupu-kupu).")
+    signal_blind: list[str] = Field(
+        default_factory=list,
+        description="Phrases inside which a priority signal's word means something else "
+                    "('darurat' in 'instalasi gawat darurat', 'kebakaran' in 'pemadam "
+                    "kebakaran'): only these, longer signal phrases and place names hide a "
+                    "signal phrase; a routing phrase that contains one ('pingsan setelah "
+                    "makan', 'membawa parang') does not.")
     typo_min_length: int = Field(
         5, ge=3, description="Shorter tokens are never corrected: too many real words nearby.")
 
