@@ -168,11 +168,6 @@ def complaint_text(draft: DraftDoc) -> str:
     return "\n".join(t.strip() for t in draft["texts"] if t.strip())[:TEXT_MAX]
 
 
-def retry_delay(attempts: int, *, base: float, ceiling: float) -> float:
-    """Seconds to wait after the ``attempts``-th failure: base, 2 base, 4 base... at most ceiling."""
-    return float(min(ceiling, base * 2 ** max(0, attempts - 1)))
-
-
 # --- what the citizen reads -----------------------------------------------------------------
 
 UNKNOWN_TYPE = ("Maaf, kami hanya dapat menerima pesan teks, foto dan lokasi. Silakan tuliskan "

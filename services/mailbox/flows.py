@@ -37,13 +37,13 @@ from services.mailbox.domain import (
     receipt_body,
     refused_body,
     reply_subject,
-    retry_delay,
     ticket_named,
 )
 from services.mailbox.intake_client import IntakeClient, IntakeUnavailable, SubmissionRefused
 from services.mailbox.store import MailboxStore, thread_key
 from shared.contracts import Envelope, TicketChanged, utc_now
 from shared.privacy import mask_emails
+from shared.retries import retry_delay
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)  # mails by id (a hash), addresses masked: never an address

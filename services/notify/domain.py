@@ -22,6 +22,7 @@ from shared.contracts import (
     TicketChanged,
     TicketRouted,
 )
+from shared.retries import retry_delay
 
 Kind = Literal["escalation", "assignment", "citizen_reply"]
 Status = Literal["pending", "deferred", "retrying", "sent", "failed", "cancelled"]
@@ -195,12 +196,6 @@ def first_due(now: datetime, quiet: QuietHours | None, zone: str, *,
     """When a new delivery may first be tried: now, or (deferred) when the person's quiet
     hours end. None means now. Urgent notices ignore quiet hours."""
     return None if urgent else quiet_until(now, quiet, zone)
-
-
-def retry_delay(attempts: int, *, base: float, ceiling: float) -> float:
-    """Seconds to wait after the ``attempts``-th failure: base, 2 base, 4 base... at most
-    ``ceiling``."""
-    return float(min(ceiling, base * 2 ** max(0, attempts - 1)))
 
 
 @dataclass(frozen=True)

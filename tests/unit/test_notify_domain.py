@@ -19,7 +19,6 @@ from services.notify.domain import (
     person_deliveries,
     quiet_until,
     reply_notices,
-    retry_delay,
     step_id,
 )
 from shared.contracts import (
@@ -29,6 +28,7 @@ from shared.contracts import (
     TicketChanged,
     TicketRouted,
 )
+from shared.retries import retry_delay
 
 TENANT = "kota-bengkulu"
 DIRECTORY = parse_directory({"tenants": {TENANT: {
