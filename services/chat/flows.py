@@ -35,7 +35,7 @@ from services.chat.domain import (
 from services.chat.providers import ChatSender, MediaRefused, MediaSource, SendFailed
 from services.chat.store import ChatStore
 from shared.contracts import Envelope, TicketChanged, utc_now
-from shared.retries import retry_delay
+from shared.sending import retry_delay
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -43,7 +43,7 @@ from services.mailbox.intake_client import IntakeClient, IntakeUnavailable, Subm
 from services.mailbox.store import MailboxStore, thread_key
 from shared.contracts import Envelope, TicketChanged, utc_now
 from shared.privacy import mask_emails
-from shared.retries import retry_delay
+from shared.sending import retry_delay
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)  # mails by id (a hash), addresses masked: never an address

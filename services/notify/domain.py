@@ -22,7 +22,7 @@ from shared.contracts import (
     TicketChanged,
     TicketRouted,
 )
-from shared.retries import retry_delay
+from shared.sending import retry_delay
 
 Kind = Literal["escalation", "assignment", "citizen_reply"]
 Status = Literal["pending", "deferred", "retrying", "sent", "failed", "cancelled"]

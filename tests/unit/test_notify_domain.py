@@ -28,7 +28,7 @@ from shared.contracts import (
     TicketChanged,
     TicketRouted,
 )
-from shared.retries import retry_delay
+from shared.sending import retry_delay
 
 TENANT = "kota-bengkulu"
 DIRECTORY = parse_directory({"tenants": {TENANT: {
