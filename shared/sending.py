@@ -5,7 +5,8 @@ whole, guarded by the version it read); each service keeps its own base, ceiling
 of attempts in the settings."""
 
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
@@ -17,6 +18,27 @@ def retry_delay(attempts: int, *, base: float, ceiling: float) -> float:
     """Seconds to wait after the ``attempts``-th failure: base, 2 base, 4 base... at most
     ``ceiling``."""
     return float(min(ceiling, base * 2 ** max(0, attempts - 1)))
+
+
+Sent = Literal["sent", "retrying", "failed"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: Sent
+    due_epoch: float | None  # when to try again; None once sent or given up
+    last_error: str | None
+
+
+def after_attempt(attempts: int, error: str | None, now_epoch: float, *, max_attempts: int,
+                  base: float, ceiling: float) -> Outcome:
+    """The document after its ``attempts``-th attempt (``error`` None: it was sent): tried
+    again after the backoff, or given up after ``max_attempts``."""
+    if error is None:
+        return Outcome("sent", None, None)
+    if attempts >= max_attempts:
+        return Outcome("failed", None, error)
+    return Outcome("retrying", now_epoch + retry_delay(attempts, base=base, ceiling=ceiling), error)
 
 
 async def due_documents(collection: AsyncCollection[Document], now_epoch: float,

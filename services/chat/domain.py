@@ -17,7 +17,7 @@ ChatChannel = Literal["whatsapp", "sms"]
 MessageKind = Literal["text", "image", "location", "unknown"]
 DraftKind = Literal["complaint", "answer"]
 DraftStatus = Literal["open", "submitting", "submitted", "refused"]
-OutgoingStatus = Literal["pending", "sent", "failed"]
+OutgoingStatus = Literal["pending", "retrying", "sent", "failed"]
 REPLY_ACTIONS = frozenset({"responded", "needs_info", "resolved"})
 PHOTOS_MAX = 10  # intake's attachments per complaint
 

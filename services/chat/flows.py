@@ -35,7 +35,7 @@ from services.chat.domain import (
 from services.chat.providers import ChatSender, MediaRefused, MediaSource, SendFailed
 from services.chat.store import ChatStore
 from shared.contracts import Envelope, TicketChanged, utc_now
-from shared.sending import retry_delay
+from shared.sending import after_attempt, retry_delay
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -292,17 +292,16 @@ class Chat:
             error = str(failed)
         attempts = message["attempts"] + 1
         s = self.settings
-        if error is None:
-            outcome: dict[str, object] = {"status": "sent", "due_epoch": None, "last_error": None}
+        outcome = after_attempt(attempts, None if error is None else error[:300], now,
+                                max_attempts=s.chat_max_attempts, base=s.chat_retry_base_seconds,
+                                ceiling=s.chat_retry_max_seconds)
+        if outcome.status == "sent":
             log.info("message %s sent on %s", message["_id"], message["channel"])
-        elif attempts >= s.chat_max_attempts:
-            outcome = {"status": "failed", "due_epoch": None, "last_error": error[:300]}
+        elif outcome.status == "failed":
             log.error("message %s given up after %d attempts: %s", message["_id"], attempts, error)
         else:
-            wait = retry_delay(attempts, base=s.chat_retry_base_seconds,
-                               ceiling=s.chat_retry_max_seconds)
-            outcome = {"status": "pending", "due_epoch": now + wait, "last_error": error[:300]}
             log.warning("message %s attempt %d failed, again in %.0f s: %s", message["_id"],
-                        attempts, wait, error)
-        done = OutgoingDoc(**{**message, **outcome, "attempts": attempts})  # type: ignore[typeddict-item]
+                        attempts, (outcome.due_epoch or now) - now, error)
+        done = OutgoingDoc(**{**message, "status": outcome.status, "due_epoch": outcome.due_epoch,
+                              "last_error": outcome.last_error, "attempts": attempts})
         await self.store.save_outgoing(done, read_version=version + 1)

@@ -20,7 +20,6 @@ from services.mailbox.domain import (
     MailRefused,
     OutgoingDoc,
     OutgoingKind,
-    OutgoingStatus,
     ReadMail,
     ThreadDoc,
     agency_body,
@@ -43,7 +42,7 @@ from services.mailbox.intake_client import IntakeClient, IntakeUnavailable, Subm
 from services.mailbox.store import MailboxStore, thread_key
 from shared.contracts import Envelope, TicketChanged, utc_now
 from shared.privacy import mask_emails
-from shared.sending import retry_delay
+from shared.sending import after_attempt, retry_delay
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)  # mails by id (a hash), addresses masked: never an address
@@ -244,19 +243,17 @@ class Mailbox:
         attempts = doc["attempts"] + 1
         now = utc_now()
         s = self.settings
-        failed_for_good = error is not None and attempts >= s.mailbox_max_attempts
-        due = None if error is None or failed_for_good else now.timestamp() + retry_delay(
-            attempts, base=s.mailbox_retry_base_seconds, ceiling=s.mailbox_retry_max_seconds)
-        status: OutgoingStatus = "sent" if error is None else "failed" if failed_for_good else "retrying"
+        outcome = after_attempt(attempts, error, now.timestamp(), max_attempts=s.mailbox_max_attempts,
+                                base=s.mailbox_retry_base_seconds, ceiling=s.mailbox_retry_max_seconds)
         sent_at: datetime | None = now if error is None else None
-        done = OutgoingDoc(**{**doc, "status": status, "attempts": attempts, "due_epoch": due,
-                              "last_error": error, "sent_at": sent_at})
+        done = OutgoingDoc(**{**doc, "status": outcome.status, "attempts": attempts,
+                              "due_epoch": outcome.due_epoch, "last_error": error, "sent_at": sent_at})
         await self.store.save_outgoing(done, read_version=doc["version"])
         if error is None:
             log.info("mail %s sent to %s", doc["_id"][:60], masked(doc["to"]))
         else:
             log.warning("mail %s to %s: attempt %d %s: %s", doc["_id"][:60], masked(doc["to"]),
-                        attempts, status, error)
+                        attempts, outcome.status, error)
 
     async def _relay(self, doc: OutgoingDoc) -> str | None:
         s = self.settings

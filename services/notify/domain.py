@@ -22,7 +22,6 @@ from shared.contracts import (
     TicketChanged,
     TicketRouted,
 )
-from shared.sending import retry_delay
 
 Kind = Literal["escalation", "assignment", "citizen_reply"]
 Status = Literal["pending", "deferred", "retrying", "sent", "failed", "cancelled"]
@@ -196,23 +195,6 @@ def first_due(now: datetime, quiet: QuietHours | None, zone: str, *,
     """When a new delivery may first be tried: now, or (deferred) when the person's quiet
     hours end. None means now. Urgent notices ignore quiet hours."""
     return None if urgent else quiet_until(now, quiet, zone)
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: Status
-    due_epoch: float | None
-    last_error: str | None
-
-
-def after_attempt(attempts: int, error: str | None, now_epoch: float, *, max_attempts: int,
-                  base: float, ceiling: float) -> Outcome:
-    """The delivery after its ``attempts``-th attempt (``error`` None: it was sent)."""
-    if error is None:
-        return Outcome("sent", None, None)
-    if attempts >= max_attempts:
-        return Outcome("failed", None, error)
-    return Outcome("retrying", now_epoch + retry_delay(attempts, base=base, ceiling=ceiling), error)
 
 
 def escalation_wanted(step: str, acknowledged: Iterable[str]) -> bool:
