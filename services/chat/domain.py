@@ -9,7 +9,8 @@ the draft is submitted to intake. A text from a citizen whose ticket waits for i
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, TypedDict
+from datetime import datetime
+from typing import Literal, NotRequired, TypedDict
 
 from shared.contracts import TEXT_MAX, Envelope, TicketChanged
 
@@ -107,6 +108,7 @@ class OutgoingDoc(TypedDict):
     last_error: str | None
     created_epoch: float
     version: int
+    sent_at: NotRequired[datetime | None]  # written by the sender (shared.sending.SendLoop)
 
 
 def is_done_word(text: str | None, done_words: Sequence[str]) -> bool:

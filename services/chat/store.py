@@ -91,9 +91,3 @@ class ChatStore:
 
     async def add_outgoing(self, messages: list[OutgoingDoc]) -> int:
         return await insert_new(self.outgoing, [dict(m) for m in messages])
-
-    async def due_outgoing(self, now: float, limit: int) -> list[OutgoingDoc]:
-        return [cast(OutgoingDoc, d) for d in await due_documents(self.outgoing, now, limit)]
-
-    async def save_outgoing(self, message: OutgoingDoc, *, read_version: int) -> bool:
-        return await replace_if_version(self.outgoing, message, read_version)

@@ -91,13 +91,3 @@ class MailboxStore:
 
     async def add_outgoing(self, mails: Sequence[OutgoingDoc]) -> int:
         return await insert_new(self.outgoing, [dict(m) for m in mails])
-
-    async def outgoing_due(self, now_epoch: float, limit: int) -> list[OutgoingDoc]:
-        return [cast(OutgoingDoc, d) for d in await due_documents(self.outgoing, now_epoch, limit)]
-
-    async def claim_outgoing(self, mail: OutgoingDoc, lease_end: float) -> OutgoingDoc | None:
-        claimed = OutgoingDoc(**{**mail, "due_epoch": lease_end})
-        return claimed if await self.save_outgoing(claimed, read_version=mail["version"]) else None
-
-    async def save_outgoing(self, mail: OutgoingDoc, *, read_version: int) -> bool:
-        return await replace_if_version(self.outgoing, mail, read_version)
