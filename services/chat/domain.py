@@ -9,7 +9,8 @@ the draft is submitted to intake. A text from a citizen whose ticket waits for i
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, TypedDict
+from datetime import datetime
+from typing import Literal, NotRequired, TypedDict
 
 from shared.contracts import TEXT_MAX, Envelope, TicketChanged
 
@@ -17,7 +18,7 @@ ChatChannel = Literal["whatsapp", "sms"]
 MessageKind = Literal["text", "image", "location", "unknown"]
 DraftKind = Literal["complaint", "answer"]
 DraftStatus = Literal["open", "submitting", "submitted", "refused"]
-OutgoingStatus = Literal["pending", "sent", "failed"]
+OutgoingStatus = Literal["pending", "retrying", "sent", "failed"]
 REPLY_ACTIONS = frozenset({"responded", "needs_info", "resolved"})
 PHOTOS_MAX = 10  # intake's attachments per complaint
 
@@ -107,6 +108,7 @@ class OutgoingDoc(TypedDict):
     last_error: str | None
     created_epoch: float
     version: int
+    sent_at: NotRequired[datetime | None]  # written by the sender (shared.sending.SendLoop)
 
 
 def is_done_word(text: str | None, done_words: Sequence[str]) -> bool:
@@ -166,11 +168,6 @@ def decide(message: Inbound, *, draft_open: bool, waiting_ticket: str | None,
 
 def complaint_text(draft: DraftDoc) -> str:
     return "\n".join(t.strip() for t in draft["texts"] if t.strip())[:TEXT_MAX]
-
-
-def retry_delay(attempts: int, *, base: float, ceiling: float) -> float:
-    """Seconds to wait after the ``attempts``-th failure: base, 2 base, 4 base... at most ceiling."""
-    return float(min(ceiling, base * 2 ** max(0, attempts - 1)))
 
 
 # --- what the citizen reads -----------------------------------------------------------------

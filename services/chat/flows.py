@@ -8,7 +8,7 @@ draft's first message id) makes a repeated submission the same complaint."""
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -19,7 +19,6 @@ from services.chat.domain import (
     ChatChannel,
     DraftDoc,
     Inbound,
-    OutgoingDoc,
     TicketLinkDoc,
     accepted_reply,
     citizen_messages,
@@ -31,11 +30,12 @@ from services.chat.domain import (
     new_draft,
     new_outgoing,
     opened_reply,
-    retry_delay,
 )
 from services.chat.providers import ChatSender, MediaRefused, MediaSource, SendFailed
 from services.chat.store import ChatStore
 from shared.contracts import Envelope, TicketChanged, utc_now
+from shared.mongo import Document
+from shared.sending import Backoff, SendLoop, retry_delay
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,15 @@ class Chat:
     intake: Intake
     senders: Mapping[ChatChannel, ChatSender]
     media: MediaSource | None
+    outbox: SendLoop = field(init=False)  # the messages to citizens (chat_outgoing)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.outbox = SendLoop(
+            self.store.outgoing, self._send,
+            Backoff(s.chat_retry_base_seconds, s.chat_retry_max_seconds, s.chat_max_attempts),
+            lease_seconds=4 * s.chat_http_timeout_seconds, batch=BATCH,
+            describe=lambda m: f"message {m['_id']} on {m['channel']}")
 
     # --- messages in ------------------------------------------------------------------------
 
@@ -270,39 +279,14 @@ class Chat:
         await self.store.add_outgoing([new_outgoing(outgoing_id, channel, to, text, now)])
 
     async def send_due(self) -> int:
-        now = utc_now().timestamp()
-        due = await self.store.due_outgoing(now, BATCH)
-        for message in due:
-            await self._deliver(message, now)
-        return len(due)
+        return await self.outbox.send_due()
 
-    async def _deliver(self, message: OutgoingDoc, now: float) -> None:
-        lease = now + 4 * self.settings.chat_http_timeout_seconds
-        version = message["version"]
-        if not await self.store.save_outgoing(OutgoingDoc(**{**message, "due_epoch": lease}),
-                                              read_version=version):
-            return  # another sender took it
+    async def _send(self, message: Document) -> str | None:
         sender = self.senders.get(message["channel"])
+        if sender is None:
+            return f"no sender for channel {message['channel']}"
         try:
-            if sender is None:
-                raise SendFailed(f"no sender for channel {message['channel']}")
             await sender.send_text(message["to"], message["text"])
-            error = None
         except SendFailed as failed:
-            error = str(failed)
-        attempts = message["attempts"] + 1
-        s = self.settings
-        if error is None:
-            outcome: dict[str, object] = {"status": "sent", "due_epoch": None, "last_error": None}
-            log.info("message %s sent on %s", message["_id"], message["channel"])
-        elif attempts >= s.chat_max_attempts:
-            outcome = {"status": "failed", "due_epoch": None, "last_error": error[:300]}
-            log.error("message %s given up after %d attempts: %s", message["_id"], attempts, error)
-        else:
-            wait = retry_delay(attempts, base=s.chat_retry_base_seconds,
-                               ceiling=s.chat_retry_max_seconds)
-            outcome = {"status": "pending", "due_epoch": now + wait, "last_error": error[:300]}
-            log.warning("message %s attempt %d failed, again in %.0f s: %s", message["_id"],
-                        attempts, wait, error)
-        done = OutgoingDoc(**{**message, **outcome, "attempts": attempts})  # type: ignore[typeddict-item]
-        await self.store.save_outgoing(done, read_version=version + 1)
+            return str(failed)
+        return None

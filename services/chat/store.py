@@ -5,8 +5,7 @@ service's collections.
 Times a query compares are epoch seconds (NX-27017 stores a ``$set`` datetime as a string);
 drafts and messages are written whole, each write guarded by the version it read."""
 
-from collections.abc import Mapping
-from typing import Any, TypedDict, cast
+from typing import TypedDict, cast
 
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
@@ -14,6 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.chat.domain import DraftDoc, OutgoingDoc, TicketLinkDoc
 from shared.mongo import Document, insert_new
+from shared.sending import due_documents, replace_if_version
 
 DRAFTS, TICKETS, OUTGOING, INBOUND = "chat_drafts", "chat_tickets", "chat_outgoing", "chat_inbound"
 
@@ -61,10 +61,10 @@ class ChatStore:
         return await insert_new(self.drafts, [dict(draft)]) == 1
 
     async def save_draft(self, draft: DraftDoc, *, read_version: int) -> bool:
-        return await self._save(self.drafts, draft, read_version)
+        return await replace_if_version(self.drafts, draft, read_version)
 
     async def due_drafts(self, now: float, limit: int) -> list[DraftDoc]:
-        return [cast(DraftDoc, d) for d in await _due(self.drafts, now, limit)]
+        return [cast(DraftDoc, d) for d in await due_documents(self.drafts, now, limit)]
 
     # --- tickets ------------------------------------------------------------------------------
 
@@ -91,23 +91,3 @@ class ChatStore:
 
     async def add_outgoing(self, messages: list[OutgoingDoc]) -> int:
         return await insert_new(self.outgoing, [dict(m) for m in messages])
-
-    async def due_outgoing(self, now: float, limit: int) -> list[OutgoingDoc]:
-        return [cast(OutgoingDoc, d) for d in await _due(self.outgoing, now, limit)]
-
-    async def save_outgoing(self, message: OutgoingDoc, *, read_version: int) -> bool:
-        return await self._save(self.outgoing, message, read_version)
-
-    @staticmethod
-    async def _save(collection: AsyncCollection[Document], doc: Mapping[str, Any],
-                    read_version: int) -> bool:
-        result = await collection.replace_one({"_id": doc["_id"], "version": read_version},
-                                              {**doc, "version": read_version + 1})
-        return result.modified_count == 1
-
-
-async def _due(collection: AsyncCollection[Document], now: float, limit: int) -> list[Document]:
-    # Walk the index in order and keep the due ones: NX-27017 scans for a range condition.
-    first = await collection.find({"due_epoch": {"$ne": None}}).sort(
-        "due_epoch", ASCENDING).limit(limit).to_list(None)
-    return [d for d in first if d["due_epoch"] <= now]

@@ -334,8 +334,3 @@ def compose(doc: OutgoingDoc, sender: str) -> EmailMessage:
         mail["References"] = " ".join(doc["references"])
     mail.set_content(doc["body"])
     return mail
-
-
-def retry_delay(attempts: int, *, base: float, ceiling: float) -> float:
-    """Seconds after the ``attempts``-th failure: base, 2 base, 4 base... at most ``ceiling``."""
-    return float(min(ceiling, base * 2 ** max(0, attempts - 1)))

@@ -10,8 +10,8 @@ import asyncio
 import base64
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from typing import cast
 
 import aiosmtplib
 
@@ -20,7 +20,6 @@ from services.mailbox.domain import (
     MailRefused,
     OutgoingDoc,
     OutgoingKind,
-    OutgoingStatus,
     ReadMail,
     ThreadDoc,
     agency_body,
@@ -37,13 +36,14 @@ from services.mailbox.domain import (
     receipt_body,
     refused_body,
     reply_subject,
-    retry_delay,
     ticket_named,
 )
 from services.mailbox.intake_client import IntakeClient, IntakeUnavailable, SubmissionRefused
 from services.mailbox.store import MailboxStore, thread_key
 from shared.contracts import Envelope, TicketChanged, utc_now
+from shared.mongo import Document
 from shared.privacy import mask_emails
+from shared.sending import Backoff, SendLoop, retry_delay
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)  # mails by id (a hash), addresses masked: never an address
@@ -56,6 +56,15 @@ class Mailbox:
     tenant: str
     store: MailboxStore
     intake: IntakeClient
+    outbox: SendLoop = field(init=False)  # the mails to citizens (mailbox_outgoing)
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.outbox = SendLoop(
+            self.store.outgoing, self._send,
+            Backoff(s.mailbox_retry_base_seconds, s.mailbox_retry_max_seconds, s.mailbox_max_attempts),
+            lease_seconds=s.mailbox_lease_seconds, batch=BATCH,
+            describe=lambda m: f"mail {m['_id'][:60]} to {masked(m['to'])}")
 
     @property
     def sender(self) -> str:
@@ -231,32 +240,10 @@ class Mailbox:
     # --- the sender --------------------------------------------------------------------------
 
     async def send_due(self) -> int:
-        now = utc_now().timestamp()
-        due = await self.store.outgoing_due(now, BATCH)
-        for found in due:
-            doc = await self.store.claim_outgoing(found, now + self.settings.mailbox_lease_seconds)
-            if doc is not None:  # else another mailbox took it
-                await self._send(OutgoingDoc(**{**doc, "version": doc["version"] + 1}))
-        return len(due)
+        return await self.outbox.send_due()
 
-    async def _send(self, doc: OutgoingDoc) -> None:
-        error = await self._relay(doc)
-        attempts = doc["attempts"] + 1
-        now = utc_now()
-        s = self.settings
-        failed_for_good = error is not None and attempts >= s.mailbox_max_attempts
-        due = None if error is None or failed_for_good else now.timestamp() + retry_delay(
-            attempts, base=s.mailbox_retry_base_seconds, ceiling=s.mailbox_retry_max_seconds)
-        status: OutgoingStatus = "sent" if error is None else "failed" if failed_for_good else "retrying"
-        sent_at: datetime | None = now if error is None else None
-        done = OutgoingDoc(**{**doc, "status": status, "attempts": attempts, "due_epoch": due,
-                              "last_error": error, "sent_at": sent_at})
-        await self.store.save_outgoing(done, read_version=doc["version"])
-        if error is None:
-            log.info("mail %s sent to %s", doc["_id"][:60], masked(doc["to"]))
-        else:
-            log.warning("mail %s to %s: attempt %d %s: %s", doc["_id"][:60], masked(doc["to"]),
-                        attempts, status, error)
+    async def _send(self, doc: Document) -> str | None:
+        return await self._relay(cast(OutgoingDoc, doc))
 
     async def _relay(self, doc: OutgoingDoc) -> str | None:
         s = self.settings

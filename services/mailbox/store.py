@@ -15,6 +15,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.mailbox.domain import InboundDoc, InboundStatus, OutgoingDoc, ThreadDoc
 from shared.mongo import Document, insert_new
+from shared.sending import due_documents, replace_if_version
 
 INBOUND, THREADS, OUTGOING = "mailbox_inbound", "mailbox_threads", "mailbox_outgoing"
 
@@ -38,10 +39,7 @@ class MailboxStore:
         return await insert_new(self.inbound, [dict(mail)]) == 1
 
     async def inbound_due(self, now_epoch: float, limit: int) -> list[InboundDoc]:
-        # Walk the index in order and keep the due ones: NX-27017 scans for a range condition.
-        first = await self.inbound.find({"due_epoch": {"$ne": None}}).sort(
-            "due_epoch", ASCENDING).limit(limit).to_list(None)
-        return [cast(InboundDoc, d) for d in first if d["due_epoch"] <= now_epoch]
+        return [cast(InboundDoc, d) for d in await due_documents(self.inbound, now_epoch, limit)]
 
     async def claim_inbound(self, mail: InboundDoc, lease_end: float) -> InboundDoc | None:
         """Take the mail for one submission: due again only at ``lease_end`` (so a mailbox
@@ -52,9 +50,7 @@ class MailboxStore:
     async def save_inbound(self, mail: InboundDoc, *, read_version: int) -> bool:
         """Write the mail whole if nobody changed it since ``read_version``; its version in
         the store is then ``read_version + 1``."""
-        result = await self.inbound.replace_one({"_id": mail["_id"], "version": read_version},
-                                                {**mail, "version": read_version + 1})
-        return result.modified_count == 1
+        return await replace_if_version(self.inbound, mail, read_version)
 
     async def inbound_mail(self, mail_id: str) -> InboundDoc | None:
         return cast(InboundDoc | None, await self.inbound.find_one({"_id": mail_id}))
@@ -95,17 +91,3 @@ class MailboxStore:
 
     async def add_outgoing(self, mails: Sequence[OutgoingDoc]) -> int:
         return await insert_new(self.outgoing, [dict(m) for m in mails])
-
-    async def outgoing_due(self, now_epoch: float, limit: int) -> list[OutgoingDoc]:
-        first = await self.outgoing.find({"due_epoch": {"$ne": None}}).sort(
-            "due_epoch", ASCENDING).limit(limit).to_list(None)
-        return [cast(OutgoingDoc, d) for d in first if d["due_epoch"] <= now_epoch]
-
-    async def claim_outgoing(self, mail: OutgoingDoc, lease_end: float) -> OutgoingDoc | None:
-        claimed = OutgoingDoc(**{**mail, "due_epoch": lease_end})
-        return claimed if await self.save_outgoing(claimed, read_version=mail["version"]) else None
-
-    async def save_outgoing(self, mail: OutgoingDoc, *, read_version: int) -> bool:
-        result = await self.outgoing.replace_one({"_id": mail["_id"], "version": read_version},
-                                                 {**mail, "version": read_version + 1})
-        return result.modified_count == 1

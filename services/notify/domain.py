@@ -197,29 +197,6 @@ def first_due(now: datetime, quiet: QuietHours | None, zone: str, *,
     return None if urgent else quiet_until(now, quiet, zone)
 
 
-def retry_delay(attempts: int, *, base: float, ceiling: float) -> float:
-    """Seconds to wait after the ``attempts``-th failure: base, 2 base, 4 base... at most
-    ``ceiling``."""
-    return float(min(ceiling, base * 2 ** max(0, attempts - 1)))
-
-
-@dataclass(frozen=True)
-class Outcome:
-    status: Status
-    due_epoch: float | None
-    last_error: str | None
-
-
-def after_attempt(attempts: int, error: str | None, now_epoch: float, *, max_attempts: int,
-                  base: float, ceiling: float) -> Outcome:
-    """The delivery after its ``attempts``-th attempt (``error`` None: it was sent)."""
-    if error is None:
-        return Outcome("sent", None, None)
-    if attempts >= max_attempts:
-        return Outcome("failed", None, error)
-    return Outcome("retrying", now_epoch + retry_delay(attempts, base=base, ceiling=ceiling), error)
-
-
 def escalation_wanted(step: str, acknowledged: Iterable[str]) -> bool:
     """An acknowledged step notifies no more: neither its re-notifications nor a late copy."""
     return step not in set(acknowledged)

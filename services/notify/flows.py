@@ -19,7 +19,6 @@ from services.notify.directory import TO, Directory, TenantDirectory
 from services.notify.domain import (
     CITIZEN,
     DeliveryDoc,
-    after_attempt,
     assignment_notices,
     citizen_contact,
     citizen_deliveries,
@@ -40,6 +39,7 @@ from shared.contracts import (
     TicketRouted,
     utc_now,
 )
+from shared.sending import after_attempt
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)  # Apprise's own logging is silenced in directory.py

@@ -17,6 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from services.notify.domain import CitizenContact, DeliveryDoc, Status
 from shared.mongo import Document, insert_new
+from shared.sending import due_documents, replace_if_version
 
 DELIVERIES = "notify_deliveries"
 
@@ -100,10 +101,7 @@ class NotifyStore:
                         lease_seconds: float) -> list[DeliveryDoc]:
         """Lease up to ``limit`` due deliveries to ``token``: while leased they are due only
         at the lease's end (so a sender that died leaves them to another then)."""
-        # Walk the index in order and keep the due ones: NX-27017 scans for a range condition.
-        first = await self.deliveries.find({"due_epoch": {"$ne": None}}).sort(
-            "due_epoch", ASCENDING).limit(limit).to_list(None)
-        due = [d for d in first if d["due_epoch"] <= now_epoch]
+        due = await due_documents(self.deliveries, now_epoch, limit)
         if not due:
             return []
         lease_end = now_epoch + lease_seconds
@@ -117,10 +115,7 @@ class NotifyStore:
 
     async def save(self, delivery: DeliveryDoc, *, read_version: int) -> bool:
         """Write the delivery whole if nobody changed it since ``read_version``."""
-        result = await self.deliveries.replace_one(
-            {"_id": delivery["_id"], "version": read_version},
-            {**delivery, "version": read_version + 1})
-        return result.modified_count == 1
+        return await replace_if_version(self.deliveries, delivery, read_version)
 
     async def open_of_step(self, step: str) -> list[DeliveryDoc]:
         found = await self.deliveries.find({"step": step, "due_epoch": {"$ne": None}}).to_list(None)

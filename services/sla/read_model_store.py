@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from pymongo import ASCENDING, InsertOne, UpdateOne
+from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
@@ -43,6 +44,7 @@ from services.sla.reports import (
 )
 from shared.contracts import utc_now
 from shared.mongo import Document
+from shared.transactions import in_transaction
 
 log = logging.getLogger(__name__)
 COUNTERS, LEDGER, META = "report_counters", "report_ledger", "report_meta"
@@ -189,16 +191,19 @@ class ReportCounters:
     async def _count(self, sources: list[tuple[str, str, Increments]]) -> int:
         for _ in range(_RETRIES):
             try:
-                return await self._count_once(sources)
+                counted = await self._count_once(sources)
             except BulkWriteError as error:  # another writer counted one of them meanwhile
                 if any(e.get("code") != 11000 for e in error.details.get("writeErrors", [])):
                     raise
+                continue
+            if counted is not None:  # else the store gave the transaction up: count again
+                return counted
         raise RuntimeError(f"counting {len(sources)} report sources kept racing other writers")
 
-    async def _count_once(self, sources: list[tuple[str, str, Increments]]) -> int:
+    async def _count_once(self, sources: list[tuple[str, str, Increments]]) -> int | None:
         """The ledger entries first, then the counters, in one transaction: a duplicate ledger
         key (counted meanwhile) aborts both. The ledger is read before the transaction, since
-        NX-27017 fails a transaction that contains a find."""
+        NX-27017 fails a transaction that contains a find. None: the store gave it up."""
         if not sources:
             return 0
         ledger = self.db[LEDGER]
@@ -216,11 +221,14 @@ class ReportCounters:
                               "day": key.day, "prev": key.prev},
              "$inc": dict(counts)}, upsert=True)
             for tenant, increments in by_tenant.items() for key, counts in increments.items()]
-        async with self.db.client.start_session() as session, await session.start_transaction():
+
+        async def write(session: AsyncClientSession) -> int:
             await ledger.bulk_write([InsertOne({"_id": key}) for key, _, _ in new],
                                     session=session)
             await self.counters.bulk_write(writes, ordered=False, session=session)
-        return len(new)
+            return len(new)
+
+        return await in_transaction(self.db, write, what=f"counting {len(new)} report sources")
 
     async def catch_up(self, tickets: AsyncCollection[Document],
                        escalations: AsyncCollection[Document], *, since: float,

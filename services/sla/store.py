@@ -2,18 +2,18 @@
 ``escalations``, ``reroutes``, ``openings`` and ``changes`` (outboxes of ``ticket.escalated``,
 reroute requests, ``ticket.opened`` and ``ticket.changed``)."""
 
-import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, DeleteOne, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, OperationFailure
+from pymongo.errors import BulkWriteError
 
 from services.sla.duplicate_store import DuplicateLinks
 from services.sla.inbox import ENTRY_SOURCE_FIELDS, OPEN_STATUSES, inbox_entry
 from shared.mongo import DUPLICATE_KEY, Document, insert_new
+from shared.transactions import in_transaction
 
 TICKETS = "tickets"
 ESCALATIONS = "escalations"
@@ -23,17 +23,6 @@ OPENINGS = "openings"
 CHANGES = "changes"  # one per ticket: its latest public state, as ticket.changed to publish
 INBOX = "inbox"  # the inbox read model: one small entry per open ticket (inbox.InboxEntry)
 CLAIM = "claim"  # the scheduler's lease token; never written by ticket updates
-
-log = logging.getLogger(__name__)
-
-
-def transaction_gave_up(error: OperationFailure) -> bool:
-    """A transaction the store aborted through no fault of the write, worth trying again on a
-    fresh read: MongoDB labels these; NX-27017 (the embedded store) fails concurrent sessions'
-    transactions with "no such savepoint", unlabelled."""
-    return error.has_error_label("TransientTransactionError") or \
-        "no such savepoint" in str(error.details.get("errmsg", "") if error.details else error)
-
 
 # Tickets are written whole (replace, guarded by their version), never with $set: NX-27017 0.8
 # stores a top-level datetime given to $set as a string, which breaks the next_check_at index
@@ -84,41 +73,14 @@ class TicketStore:
         """Write the ticket only if nobody wrote it since ``version`` was read; its inbox entry
         in the same transaction. A transaction the store gave up on counts as a conflict: the
         caller reads the ticket again and finds its event applied, or applies it again."""
-        try:
-            return await self._save_if_unchanged(ticket, version)
-        except OperationFailure as error:
-            if not transaction_gave_up(error):
-                raise
-            log.warning("ticket %s: the store gave up a transaction (%s); read again",
-                        ticket["_id"], error.details.get("errmsg") if error.details else error)
-            return False
-
-    async def _save_if_unchanged(self, ticket: Document, version: int) -> bool:
-        async with self.db.client.start_session() as session, await session.start_transaction():
-            result = await self.tickets.replace_one(*_versioned_write(ticket, version),
-                                                    session=session)
-            if result.modified_count != 1:
-                await session.abort_transaction()
-                return False
-            await self.sync_inbox([ticket["_id"]], session=session)
-        return True
+        return await self.save_with_outbox(ticket, version, ())
 
     async def save_with_outbox(self, ticket: Document, version: int,
                                outbox: Sequence[Document]) -> bool:
         """The ticket change and the events it causes in one transaction: both or neither. A
         transaction the store gave up on counts as a conflict, as in ``save_if_unchanged``."""
-        try:
-            return await self._save_with_outbox(ticket, version, outbox)
-        except OperationFailure as error:
-            if not transaction_gave_up(error):
-                raise
-            log.warning("ticket %s: the store gave up a transaction (%s); read again",
-                        ticket["_id"], error.details.get("errmsg") if error.details else error)
-            return False
 
-    async def _save_with_outbox(self, ticket: Document, version: int,
-                                outbox: Sequence[Document]) -> bool:
-        async with self.db.client.start_session() as session, await session.start_transaction():
+        async def write(session: AsyncClientSession) -> bool:
             result = await self.tickets.replace_one(*_versioned_write(ticket, version),
                                                     session=session)
             if result.modified_count != 1:
@@ -129,7 +91,9 @@ class TicketStore:
                 if await self.reroutes.find_one({"_id": doc["_id"]}, {"_id": 1},
                                                 session=session) is None:
                     await self.reroutes.insert_one(doc, session=session)
-        return True
+            return True
+
+        return await in_transaction(self.db, write, what=f"ticket {ticket['_id']}") or False
 
     async def add_reroute(self, doc: Document) -> Document:
         """Store a reroute request once per id; returns the stored one (maybe an earlier twin)."""

@@ -9,7 +9,6 @@ import pytest
 from services.notify.directory import QuietHours, parse_directory
 from services.notify.domain import (
     CITIZEN,
-    after_attempt,
     assignment_notices,
     citizen_contact,
     citizen_deliveries,
@@ -19,7 +18,6 @@ from services.notify.domain import (
     person_deliveries,
     quiet_until,
     reply_notices,
-    retry_delay,
     step_id,
 )
 from shared.contracts import (
@@ -29,6 +27,7 @@ from shared.contracts import (
     TicketChanged,
     TicketRouted,
 )
+from shared.sending import after_attempt, retry_delay
 
 TENANT = "kota-bengkulu"
 DIRECTORY = parse_directory({"tenants": {TENANT: {

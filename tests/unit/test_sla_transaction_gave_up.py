@@ -5,7 +5,7 @@ answered an agency's update with 500 under load."""
 
 from pymongo.errors import OperationFailure
 
-from services.sla.store import transaction_gave_up
+from shared.transactions import transaction_gave_up
 
 
 def test_the_embedded_stores_lost_savepoint_is_retried() -> None:
