@@ -20,6 +20,7 @@ from services.router.suggest import (
     Change,
     Phrases,
     Suggestion,
+    applied,
     best_change,
     decide,
     distinctive,
@@ -78,12 +79,14 @@ def place_groups(missed: Sequence[tuple[Example, str]], *, min_support: int) -> 
 
 
 def condition_suggestions(book: Rulebook, desk: Sequence[Example],
-                          sets: Mapping[str, Sequence[Example]], *,
-                          min_support: int = 3) -> list[Suggestion]:
-    """A new conditioned rule per consistent place group, measured on ``sets`` and the desk."""
+                          sets: Mapping[str, Sequence[Example]], *, min_support: int = 3,
+                          settled: frozenset[str] = frozenset()) -> list[Suggestion]:
+    """A new conditioned rule per consistent place group, measured on ``sets`` and the desk.
+    ``settled``: ids of desk examples another suggestion already routes right; a place is
+    not proposed as the reason for what a phrase explains."""
     measured = {"desk": list(desk), **sets}
     every = [e for examples in measured.values() for e in examples]
-    routed = [(e, decide(book, e).agency.code) for e in desk]
+    routed = [(e, decide(book, e).agency.code) for e in desk if e.id not in settled]
     missed = [(e, code) for e, code in routed if code != e.agency]
     reader = Phrases(book)
     out = []
@@ -120,6 +123,14 @@ def _conditioned_rule(book: Rulebook, group: PlaceGroup, every: list[Example], r
 
 def suggest_all(book: Rulebook, desk: Sequence[Example], sets: Mapping[str, Sequence[Example]], *,
                 min_support: int = 3) -> list[Suggestion]:
-    """Phrases and vetoes (suggest.py), then new conditions."""
-    return [*suggest(book, desk, sets, min_support=min_support),
-            *condition_suggestions(book, desk, sets, min_support=min_support)]
+    """Phrases and vetoes (suggest.py), then new conditions for the corrections that no
+    harmless phrase or veto routes right."""
+    found = suggest(book, desk, sets, min_support=min_support)
+    settled = frozenset(e.id for s in found if s.harmless for e in _routed_right(book, s))
+    return [*found, *condition_suggestions(book, desk, sets, min_support=min_support,
+                                           settled=settled)]
+
+
+def _routed_right(book: Rulebook, suggestion: Suggestion) -> list[Example]:
+    changed = applied(book, [suggestion.change])
+    return [e for e in suggestion.support if decide(changed, e).agency.code == e.agency]

@@ -2,8 +2,9 @@
 on real ports: who may open which page (the APIs' permission table), the TRIAGE queue with
 the router's candidates and the bounced tickets' rejections, an assignment with one choice
 that the router carries out, the review list of decisions the second opinion disputed (kept
-or re-routed by the desk, a re-route stored as a labelled example), escalations arriving live and acknowledged, the compliance table,
-chart and CSV, the backlog and the drill-down to an agency's overdue tickets."""
+or re-routed by the desk, a re-route stored as a labelled example), escalations arriving live
+and acknowledged, the compliance table, chart and CSV, the backlog and the drill-down to an
+agency's overdue tickets."""
 
 import csv
 import io

@@ -15,15 +15,17 @@ from services.router.rulebook_patch import SuggestionError, apply_suggestions
 from services.router.suggest import applied, as_patch, change_of
 from services.router.suggest_conditions import condition_suggestions, place_groups, suggest_all
 from shared.contracts import Channel, Location
-from tests.unit.test_desk_suggest import DEV, RULEBOOK
+from tests.unit.test_desk_suggest import DEV, RULEBOOK, TREES
 
 # In Padang Jati the city park's own crew clears rubbish: the desk sends it to PERKIM.
 PARK_RUBBISH = ["Sampah menumpuk di pinggir lapangan, belum diangkut petugas",
                 "Sampah plastik berserakan sejak acara minggu lalu",
                 "Banyak sampah daun dan botol di dekat air mancur"]
 PADANG_JATI = Location(kelurahan="Padang Jati")
-# A labelled set whose rubbish complaints name more than "sampah" (DEV's second one does not).
-SOLID = [e for e in DEV if e.id != "d2"]
+# A labelled set whose rubbish complaints name more than "sampah" (DEV's second one does not),
+# and where "sampah" is common in DLH's complaints: no phrase alone moves the park's to PERKIM.
+SOLID = [*(e for e in DEV if e.id != "d2"),
+         Example(id="d5", text="Sampah di TPS pasar dibakar warga tiap malam", agency="DLH")]
 
 
 def at(texts: list[str], agency: str, location: Location | None, start: int = 0) -> list[Example]:
@@ -87,9 +89,15 @@ def test_the_narrowest_condition_wins_and_a_channel_is_one_too() -> None:
         ("channel", "web", "PERKIM", ("DLH",))]
 
 
-def test_suggest_all_holds_phrases_and_conditions(rulebook: Rulebook) -> None:
-    found = suggest_all(rulebook, at(PARK_RUBBISH, "PERKIM", PADANG_JATI), {"dev": DEV}, min_support=3)
-    assert "add_condition" in {s.change.kind for s in found}
+def test_a_condition_is_proposed_only_for_what_no_harmless_phrase_settles(rulebook: Rulebook) -> None:
+    found = suggest_all(rulebook, at(PARK_RUBBISH, "PERKIM", PADANG_JATI), {"dev": SOLID},
+                        min_support=3)
+    assert [s.change.kind for s in found] == ["add_condition"]  # "sampah" is DLH's elsewhere
+    trees = at(TREES, "PERKIM", None)  # all on the web channel, but "pohon tumbang" says it
+    assert [s.change.kind for s in suggest_all(rulebook, trees, {"dev": DEV}, min_support=3)] == [
+        "add_phrases"]
+    assert [s.change.kind for s in condition_suggestions(rulebook, trees, {"dev": DEV},
+                                                         min_support=3)] == ["add_condition"]
 
 
 def test_a_conditioned_rule_is_applied_to_the_file_and_routes_there(tmp_path: Path,
