@@ -96,7 +96,8 @@ def manual_request_record(tenant: str, ticket: Ticket, *, request_key: str, agen
 
 def review_record(tenant: str, ticket: Ticket, *, actor: Actor,
                   request_id: str | None) -> AuditRecord:
-    """The desk accepted the rules' decision the second opinion disputed (once per assignment)."""
+    """The desk accepted the rules' decision the second opinion disputed (once per assignment:
+    a repeat, or a retry after a crash, is keyed the same)."""
     opinion = ticket["routing"].get("second_opinion") or {}
     return AuditRecord(
         tenant=tenant, key=f"review:{ticket['_id']}:a{ticket['assignment']}",

@@ -28,9 +28,16 @@ def awaits_review(ticket: Ticket) -> bool:
     return disputed(ticket.get("routing")) and ticket.get("review_settled") != ticket.get("assignment")
 
 
+def accepted(ticket: Ticket) -> bool:
+    """The desk already accepted this assignment's disputed decision (a repeat, or a retry
+    after a crash between the ticket's write and its audit entry)."""
+    return disputed(ticket.get("routing")) and ticket.get("review_settled") == ticket.get("assignment")
+
+
 def accept_review(ticket: Ticket, *, actor: str, now: datetime) -> Ticket:
     """The ticket with the rules' decision accepted by ``actor``: it leaves the review list
-    and stays with its agency. Refused when there is nothing to accept."""
+    and stays with its agency. Refused when there is nothing to accept (``accepted`` tells a
+    repeat apart)."""
     if not awaits_review(ticket):
         raise UpdateRefused(f"ticket {ticket['_id']} has no disputed routing decision to accept")
     changed = copy.deepcopy(ticket)

@@ -21,6 +21,7 @@ from services.console.app import create_app as console_app
 from services.router.app import create_app as router_app
 from services.router.label_store import LABELS
 from services.sla.app import create_app as sla_app
+from shared.audit_store import LOG as AUDIT_LOG
 from shared.contracts import Topics, utc_now
 from shared.embedded import free_port
 from shared.mongo import Document
@@ -174,12 +175,14 @@ async def test_the_desk_reviews_decisions_the_second_opinion_disputed(
             "csrf_token": _csrf(page), "agency": "PERKIM", "source": "review", "back": "review"})
         assert moved.status_code == 303 and moved.headers["location"] == "/triage/review"
         again = await http.post("/triage/review/T-KEEP/accept", data={"csrf_token": _csrf(page)})
-        assert again.status_code == 400 and "tidak dapat diterima" in again.text
+        assert again.status_code == 303  # the same acceptance: nothing written twice
 
         async def emptied() -> bool:
             shown = (await http.get("/triage/review")).text
             return "T-KEEP" not in shown and "T-MOVE" not in shown
         assert await eventually(emptied, timeout=60)
+        moved_on = await http.post("/triage/review/T-MOVE/accept", data={"csrf_token": _csrf(page)})
+        assert moved_on.status_code == 400 and "tidak dapat diterima" in moved_on.text
     async with httpx.AsyncClient(base_url=desks.sla, timeout=30) as sla:
         keep = (await sla.get("/v1/tickets/T-KEEP", headers=desks.people["supervisor"].headers)).json()
         assert keep["agency"] == "DLH" and keep["history"][-1]["action"] == "review_accepted"
@@ -189,6 +192,9 @@ async def test_the_desk_reviews_decisions_the_second_opinion_disputed(
         # settled, the tickets are their agencies' again: the desk no longer sees them
         hidden = await sla.get("/v1/tickets/T-KEEP", headers=desks.people["triage"].headers)
         assert hidden.status_code == 404
+    audited = await mongo[settings.mongodb_database][AUDIT_LOG].find(
+        {"ticket_id": "T-KEEP", "action": "review_accepted"}).to_list()
+    assert len(audited) == 1 and audited[0]["actor"]["name"] == "meja.triase"
     label = await mongo[settings.mongodb_database][LABELS].find_one({"ticket_id": "T-MOVE"})
     assert label is not None and (label["kind"], label["agency"], label["routed"]["agency"]) == (
         "reroute", "PERKIM", "DLH")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from services.sla.inbox import inbox_entry, inbox_query
-from services.sla.review import REVIEW_ACCEPTED, accept_review, awaits_review
+from services.sla.review import REVIEW_ACCEPTED, accept_review, accepted, awaits_review
 from services.sla.updates import UpdateRefused
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -25,14 +25,15 @@ def ticket(opinion: dict[str, object] | None = DISPUTE, **fields: object) -> dic
 def test_a_flagged_decision_awaits_review_until_the_desk_accepts_it() -> None:
     flagged = ticket()
     assert awaits_review(flagged) and inbox_entry(flagged)["review"] is True  # type: ignore[index]
-    accepted = accept_review(flagged, actor="meja.triase (triage)", now=NOW)
-    assert not awaits_review(accepted) and inbox_entry(accepted)["review"] is False  # type: ignore[index]
-    assert accepted["agency"] == "DLH" and accepted["review_settled"] == 1
-    step = accepted["history"][-1]
+    kept = accept_review(flagged, actor="meja.triase (triage)", now=NOW)
+    assert not awaits_review(kept) and inbox_entry(kept)["review"] is False  # type: ignore[index]
+    assert kept["agency"] == "DLH" and kept["review_settled"] == 1
+    assert accepted(kept) and not accepted(flagged)  # a repeat is told apart from "nothing to do"
+    step = kept["history"][-1]
     assert (step["action"], step["actor"], step["agency"]) == (REVIEW_ACCEPTED, "meja.triase (triage)", "DLH")
     assert "PERKIM" in step["note"] and flagged["history"] == []  # the input is left as it was
     with pytest.raises(UpdateRefused, match="no disputed routing decision"):
-        accept_review(accepted, actor="meja.triase (triage)", now=NOW)
+        accept_review(kept, actor="meja.triase (triage)", now=NOW)
 
 
 def test_only_a_flag_of_the_current_assignment_counts() -> None:
@@ -41,6 +42,7 @@ def test_only_a_flag_of_the_current_assignment_counts() -> None:
     assert not awaits_review(ticket(routing={"rule_ids": []}))
     # accepted for assignment 1, re-routed by the router and flagged again: review again
     assert awaits_review(ticket(assignment=2, review_settled=1))
+    assert not accepted(ticket(assignment=2, review_settled=1)) and not accepted(ticket(opinion=None))
     with pytest.raises(UpdateRefused):
         accept_review(ticket(opinion=None), actor="x", now=NOW)
 
