@@ -244,7 +244,7 @@ def _vetoes(book: Rulebook, group: list[Example], routed: Mapping[int, Decision]
 
 
 def best_change(book: Rulebook, tries: list[Change], group: list[Example],
-          measured: Mapping[str, Sequence[Example]], why: str) -> Suggestion:
+                measured: Mapping[str, Sequence[Example]], why: str) -> Suggestion:
     """The first change that routes its whole support right (else the last tried), measured."""
     change = tries[-1]
     for candidate in tries:
