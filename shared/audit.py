@@ -75,6 +75,7 @@ class AuditAction(StrEnum):
     ASSIGNMENT = "assignment"
     REJECTION = "rejection"
     MANUAL_ASSIGNMENT = "manual_assignment"
+    REVIEW_ACCEPTED = "review_accepted"  # the desk kept a decision the second opinion disputed
     PAUSE = "pause"
     RESUME = "resume"
     ESCALATION = "escalation"

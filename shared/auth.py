@@ -163,12 +163,13 @@ class Access:
         assert self.principal is not None, "a public call has no tenant"
         return self.principal.tenant
 
-    def sees(self, ticket_agency: str) -> bool:
-        return sees_ticket(self.scope, self.principal, ticket_agency)
+    def sees(self, ticket_agency: str, *, disputed: bool = False) -> bool:
+        return sees_ticket(self.scope, self.principal, ticket_agency, disputed=disputed)
 
-    def require_ticket(self, ticket_id: str, ticket_agency: str | None) -> None:
+    def require_ticket(self, ticket_id: str, ticket_agency: str | None, *,
+                       disputed: bool = False) -> None:
         """404, exactly as for an unknown ticket, when the caller may not see this one."""
-        if ticket_agency is None or not self.sees(ticket_agency):
+        if ticket_agency is None or not self.sees(ticket_agency, disputed=disputed):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no ticket {ticket_id}")
 
     @property

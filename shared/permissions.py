@@ -84,6 +84,8 @@ PERMISSIONS: dict[Endpoint, Mapping[str, Scope]] = {
     Endpoint("sla", "POST", "/v1/tickets/{ticket_id}/events"): {
         "officer": Scope.AGENCY, "agency_head": Scope.AGENCY},
     Endpoint("sla", "POST", "/v1/tickets/{ticket_id}/route"): {"triage": Scope.TRIAGE},
+    # the desk accepts a decision the router's second opinion disputed (it leaves the review list)
+    Endpoint("sla", "POST", "/v1/tickets/{ticket_id}/review/accept"): {"triage": Scope.TRIAGE},
     Endpoint("sla", "GET", "/v1/reports/compliance"): {
         "agency_head": Scope.AGENCY, "supervisor": Scope.TENANT},
     # escalations: supervisors read and acknowledge them; an agency head reads its agency's
@@ -175,12 +177,15 @@ def decide(rule: Mapping[str, Scope] | None, principal: Principal | None, *,
     return Decision(None, scope)
 
 
-def sees_ticket(scope: Scope, principal: Principal | None, ticket_agency: str) -> bool:
-    """Whether a caller allowed within ``scope`` may see a ticket now in ``ticket_agency``."""
+def sees_ticket(scope: Scope, principal: Principal | None, ticket_agency: str, *,
+                disputed: bool = False) -> bool:
+    """Whether a caller allowed within ``scope`` may see a ticket now in ``ticket_agency``.
+    ``disputed``: the router's second opinion flagged the ticket's decision and the desk has
+    not settled it; the triage desk reviews it wherever it went."""
     if scope in (Scope.PUBLIC, Scope.TENANT):
         return True
     if scope is Scope.TRIAGE:
-        return ticket_agency == TRIAGE_QUEUE
+        return ticket_agency == TRIAGE_QUEUE or disputed
     return principal is not None and principal.agency == ticket_agency
 
 

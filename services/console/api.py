@@ -30,6 +30,7 @@ from services.console.i18n import COOKIE as LANGUAGE_COOKIE
 from services.console.i18n import LANGUAGES, gettext
 from services.console.live import live_events
 from services.console.replies import ReplyTemplates
+from services.console.review import review_routes
 from services.console.session import CSRF_FIELD, Session, Sessions, check_csrf
 from services.router.rulebook import Rulebook
 from services.sla.updates import ALLOWED
@@ -86,6 +87,7 @@ def build_router() -> APIRouter:
     _ticket_routes(router)
     citizen_routes(router)
     triage_routes(router)
+    review_routes(router)
     dashboard_routes(router)
     return router
 

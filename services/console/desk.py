@@ -26,7 +26,10 @@ PAGE = "triage"
 QUEUE_PAGE_SIZE = 50
 # The reason the router records with the desk's choice (shown in the ticket's history).
 REASONS = {"candidate": "dipilih meja triase dari kandidat router",
-           "other": "dipilih meja triase (di luar kandidat router)"}
+           "other": "dipilih meja triase (di luar kandidat router)",
+           "review": "dialihkan meja triase setelah meninjau keputusan yang disanggah pendapat kedua"}
+# Where the desk returns after an assignment: the queue, or the review list it came from.
+BACK = {"triage": "/triage", "review": "/triage/review"}
 
 
 def triage_routes(router: APIRouter) -> None:
@@ -59,7 +62,8 @@ def triage_routes(router: APIRouter) -> None:
     @router.post("/triage/{ticket_id}/assign")
     async def assign(request: Request, ticket_id: str, csrf: CsrfField = "",
                      agency: Annotated[str, Form()] = "",
-                     source: Annotated[str, Form()] = "candidate") -> Response:
+                     source: Annotated[str, Form()] = "candidate",
+                     back: Annotated[str, Form()] = "triage") -> Response:
         found = open_page(request, PAGE)
         if isinstance(found, Response):
             return found
@@ -82,7 +86,7 @@ def triage_routes(router: APIRouter) -> None:
                 f"Tiket {ticket_id} tidak dapat diteruskan: {problem}")}])
         session.flash = (f"Tiket {ticket_id} diteruskan ke {code}. Tiket keluar dari antrean "
                          "begitu router mencatat keputusannya.")
-        return console.redirect(request, session, "/triage")
+        return console.redirect(request, session, BACK.get(back, BACK["triage"]))
 
     _ = (triage, triage_live, assign)
 

@@ -24,6 +24,7 @@ ACTION_LABELS = {
     "rejected": N_("Ditolak (bukan tupoksi)"), "needs_info": N_("Meminta informasi pelapor"),
     "citizen_replied": N_("Pelapor menjawab"), "note": N_("Catatan internal"),
     "reprioritised": N_("Prioritas diubah"), "picked_up": N_("Diambil petugas"),
+    "review_accepted": N_("Keputusan aturan diterima meja triase"),
 }
 MONTHS = (N_("Januari"), N_("Februari"), N_("Maret"), N_("April"), N_("Mei"), N_("Juni"),
           N_("Juli"), N_("Agustus"), N_("September"), N_("Oktober"), N_("November"),
@@ -158,6 +159,7 @@ def form_errors(answer: dict[str, Any]) -> list[dict[str, str]]:
 # escalations. The page's other calls are checked again by the APIs themselves.
 PAGE_ENDPOINTS = {
     "triage": ("POST", "/v1/tickets/{ticket_id}/route"),
+    "review": ("POST", "/v1/tickets/{ticket_id}/review/accept"),
     "dashboard": ("GET", "/v1/escalations"),
     "acknowledge": ("POST", "/v1/escalations/{escalation_id}/acknowledge"),
     "compliance": ("GET", "/v1/reports/compliance"),
@@ -190,6 +192,8 @@ def nav_pages(role: str | None) -> list[tuple[str, str]]:
     pages = [("/inbox", "inbox")]
     if may_open(role, "triage"):
         pages.append(("/triage", "triage"))
+    if may_open(role, "review"):
+        pages.append(("/triage/review", "review"))
     if may_open(role, "dashboard"):
         pages.append(("/dashboard", "dashboard"))
     return pages

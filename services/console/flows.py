@@ -87,6 +87,11 @@ class Backends:
                                     json={"agency": agency, "reason": reason})
         return _answer(_signed_in(reply))
 
+    async def accept_review(self, token: str, ticket_id: str) -> Answer:
+        """The triage desk keeps a decision the router's second opinion disputed."""
+        reply = await self.sla.post(f"/v1/tickets/{ticket_id}/review/accept", headers=_bearer(token))
+        return _answer(_signed_in(reply))
+
     async def escalations(self, token: str, params: dict[str, str | int]) -> dict[str, Any]:
         return await self._read(token, "/v1/escalations", params)
 

@@ -17,7 +17,8 @@ from services.router.label_store import LabelStore
 from services.router.labels import Example, LabelledSetError, desk_examples, for_training, read_labelled
 from services.router.rulebook import Rulebook, load_rulebook
 from services.router.rulebook_patch import SuggestionError, apply_suggestions
-from services.router.suggest import as_patch, combined, effect_dict, suggest
+from services.router.suggest import as_patch, combined, effect_dict
+from services.router.suggest_conditions import suggest_all
 from shared import mongo
 from shared.settings import Settings, redact_url
 
@@ -84,7 +85,7 @@ def _suggest(settings: Settings, book: Rulebook, path: Path, args: argparse.Name
             else asyncio.run(_stored(settings, since=args.since)))
     files = args.labelled if args.labelled is not None else sorted(Path().glob(DEFAULT_SETS))
     sets = {file.name: read_labelled(file) for file in files}
-    found = suggest(book, desk, sets, min_support=args.min_support)
+    found = suggest_all(book, desk, sets, min_support=args.min_support)
     measured = {"desk": desk, **sets}
     patch: dict[str, Any] = {
         "tenant": book.tenant, "rulebook": str(path), "rulebook_version": book.version,

@@ -87,9 +87,11 @@ def _edit(document: Any, change: Change, ident: str) -> bool:
         new = CommentedMap(id=change.rule, any=_flow(list(change.phrases)), weight=change.weight)
         if change.category:
             new["category"] = change.category
+        if change.when:
+            new["when"] = CommentedMap((k, _flow(list(v))) for k, v in change.when.items())
         rules.append(new)
         return True
-    key = "any" if change.kind == "add_phrases" else "none"
+    key = "none" if change.kind == "add_veto" else "any"
     present = rule.get(key)
     missing = [p for p in change.phrases if p not in (present or [])]
     if not missing:

@@ -5,7 +5,9 @@ times, the phrases (word n-grams of the router's own normalised tokens) common i
 complaints and rare in every other labelled complaint become a proposed rule change:
 - ``add_phrases``: add them to a plain rule of that agency (no conditions), or to a new rule;
 - ``add_veto``: when the rules confidently chose another agency, a phrase of those complaints
-  that never appears in that agency's own labelled complaints vetoes the rule that fired.
+  that never appears in that agency's own labelled complaints vetoes the rule that fired;
+- ``add_condition``: a new rule of that agency that applies only where (kelurahan, kecamatan)
+  or how (channel) those complaints came, found by suggest_conditions.py.
 Each change is measured on every labelled set, alone and all together, before a person decides.
 """
 
@@ -19,7 +21,8 @@ from services.router.labels import Example
 from services.router.rulebook import Agency, Rule, Rulebook
 from services.router.text import Normaliser, default_lexicon
 
-ChangeKind = Literal["add_phrases", "add_veto"]
+ChangeKind = Literal["add_phrases", "add_veto", "add_condition"]
+CONDITION_KEYS = ("kelurahan", "kecamatan", "channel")  # what a rule's ``when`` can require
 MAX_NGRAM = 3
 MAX_PHRASES = 3
 NEW_RULE_WEIGHTS = (1.0, 1.5, 2.0, 3.0)  # the lightest weight that routes the support wins
@@ -48,6 +51,7 @@ class Change:
     new_rule: bool = False
     weight: float = 1.0
     category: str | None = None
+    when: dict[str, list[str]] = field(default_factory=dict)  # add_condition: the rule's conditions
 
 
 @dataclass(frozen=True)
@@ -89,12 +93,14 @@ def applied(book: Rulebook, changes: Iterable[Change]) -> Rulebook:
     content = book.model_dump()
     for change in changes:
         agency = next(a for a in content["agencies"] if a["code"] == change.agency)
-        if change.new_rule:
+        rule = next((r for r in agency["rules"] if r["id"] == change.rule), None)
+        if rule is None and change.new_rule:
             agency["rules"].append({"id": change.rule, "any": list(change.phrases),
-                                    "weight": change.weight, "category": change.category})
+                                    "weight": change.weight, "category": change.category,
+                                    "when": dict(change.when)})
             continue
-        rule = next(r for r in agency["rules"] if r["id"] == change.rule)
-        key = "any" if change.kind == "add_phrases" else "none"
+        assert rule is not None, f"rule {change.rule} of {change.agency}"
+        key = "none" if change.kind == "add_veto" else "any"
         rule[key] = [*rule[key], *(p for p in change.phrases if p not in rule[key])]
     content["version"] = f"{book.version}+suggested"
     return Rulebook.model_validate(content)
@@ -204,12 +210,12 @@ def _phrases_for(book: Rulebook, code: str, group: list[Example], elsewhere: lis
     phrases = tuple(g for g, _, _ in chosen)
     target = _plain_rule(agency)
     tries = ([Change("add_phrases", code, target.id, phrases)] if target else []) + [
-        Change("add_phrases", code, _new_rule_id(agency, phrases[0]), phrases, new_rule=True,
-               weight=weight, category=_usual_category(agency)) for weight in NEW_RULE_WEIGHTS]
+        Change("add_phrases", code, new_rule_id(agency, phrases[0]), phrases, new_rule=True,
+               weight=weight, category=usual_category(agency)) for weight in NEW_RULE_WEIGHTS]
     why = (f"the desk gave {len(group)} complaints to {code} that the rules did not; "
            + ", ".join(f"{g!r} is in {n} of them and in {out} other labelled complaints"
                        for g, n, out in chosen))
-    return [_best(book, tries, group, measured, why)]
+    return [best_change(book, tries, group, measured, why)]
 
 
 def _vetoes(book: Rulebook, group: list[Example], routed: Mapping[int, Decision],
@@ -233,12 +239,12 @@ def _vetoes(book: Rulebook, group: list[Example], routed: Mapping[int, Decision]
         why = (f"rule {rule_id} sent {n} complaints to {wrong} that the desk moved; "
                f"{chosen[0][0]!r} is in {chosen[0][1]} of them and in {chosen[0][2]} of "
                f"{wrong}'s own labelled complaints")
-        out.append(_best(book, [change], vetoed, measured, why))
+        out.append(best_change(book, [change], vetoed, measured, why))
     return out
 
 
-def _best(book: Rulebook, tries: list[Change], group: list[Example],
-          measured: Mapping[str, Sequence[Example]], why: str) -> Suggestion:
+def best_change(book: Rulebook, tries: list[Change], group: list[Example],
+                measured: Mapping[str, Sequence[Example]], why: str) -> Suggestion:
     """The first change that routes its whole support right (else the last tried), measured."""
     change = tries[-1]
     for candidate in tries:
@@ -256,12 +262,12 @@ def _plain_rule(agency: Agency) -> Rule | None:
     return plain[0] if plain else None
 
 
-def _usual_category(agency: Agency) -> str | None:
+def usual_category(agency: Agency) -> str | None:
     counts = Counter(r.category for r in agency.rules if r.category)
     return counts.most_common(1)[0][0] if counts else None
 
 
-def _new_rule_id(agency: Agency, phrase: str) -> str:
+def new_rule_id(agency: Agency, phrase: str) -> str:
     taken = {r.id for r in agency.rules}
     base = f"{agency.code.lower()}.desk-{phrase.replace(' ', '-')}"
     candidate, n = base, 2
@@ -285,6 +291,8 @@ def as_patch(suggestion: Suggestion, number: int) -> dict[str, Any]:
         "phrases": list(change.phrases)}
     if change.new_rule:
         patch |= {"weight": change.weight, "category": change.category}
+    if change.when:
+        patch["when"] = {key: list(values) for key, values in change.when.items()}
     patch["why"] = suggestion.why
     patch["support"] = [{"id": e.id, "source": e.source, "routed": e.routed, "corrected": e.agency,
                          "text": e.text} for e in suggestion.support]
@@ -300,13 +308,27 @@ def effect_dict(measured: Mapping[str, tuple[Score, Score]]) -> dict[str, Any]:
 def change_of(patch: Mapping[str, Any]) -> Change:
     """A patch entry back as a Change (apply-suggestion); KeyError/ValueError when malformed."""
     kind = patch["change"]
-    if kind not in ("add_phrases", "add_veto"):
+    if kind not in ("add_phrases", "add_veto", "add_condition"):
         raise ValueError(f"change: unknown kind {kind!r}")
     phrases = tuple(str(p) for p in patch["phrases"])
     if not phrases or not all(p.strip() for p in phrases):
         raise ValueError("phrases: give at least one non-empty phrase")
+    when = _conditions_of(patch["when"]) if kind == "add_condition" else {}
     return Change(kind=kind, agency=str(patch["agency"]), rule=str(patch["rule"]),
-                  phrases=phrases, new_rule=bool(patch.get("new_rule", False)),
-                  weight=float(patch.get("weight", 1.0)), category=patch.get("category"))
+                  phrases=phrases, new_rule=kind == "add_condition" or bool(patch.get("new_rule", False)),
+                  weight=float(patch.get("weight", 1.0)), category=patch.get("category"), when=when)
+
+
+def _conditions_of(when: Any) -> dict[str, list[str]]:
+    if not isinstance(when, Mapping) or not when:
+        raise ValueError(f"when: give a mapping of {', '.join(CONDITION_KEYS)} to lists")
+    out: dict[str, list[str]] = {}
+    for key, values in when.items():
+        if key not in CONDITION_KEYS:
+            raise ValueError(f"when: unknown condition {key!r} (known: {', '.join(CONDITION_KEYS)})")
+        if not isinstance(values, list) or not values or not all(str(v).strip() for v in values):
+            raise ValueError(f"when.{key}: give a non-empty list of names")
+        out[str(key)] = [str(v) for v in values]
+    return out
 
 

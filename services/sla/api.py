@@ -14,6 +14,7 @@ from pydantic import Field
 from pydantic.json_schema import SkipJsonSchema
 
 from services.sla.flows import Sla, UnknownTicket, UpdateRefused
+from services.sla.review import accepted, awaits_review
 from shared.auth import Access, access_of, request_id_of
 from shared.contracts import RerouteRequest, Strict, TicketUpdate, derived_event_id
 from shared.mongo import Document
@@ -42,11 +43,16 @@ def _sla(request: Request) -> Sla:
     return sla
 
 
-async def _visible_ticket(request: Request, ticket_id: str) -> Document:
-    """The ticket, if the caller may see it; 404 alike for unknown and out-of-scope tickets."""
+async def _visible_ticket(request: Request, ticket_id: str, *,
+                          repeat_of_review: bool = False) -> Document:
+    """The ticket, if the caller may see it; 404 alike for unknown and out-of-scope tickets.
+    The triage desk also sees a decision the second opinion disputed, until it settles it
+    (and, to repeat its acceptance, the one it accepted)."""
     access = access_of(request)
     ticket = await _sla(request).store.get(ticket_id, tenant=access.tenant)
-    access.require_ticket(ticket_id, ticket["agency"] if ticket else None)
+    disputed = ticket is not None and (awaits_review(ticket)
+                                       or (repeat_of_review and accepted(ticket)))
+    access.require_ticket(ticket_id, ticket["agency"] if ticket else None, disputed=disputed)
     assert ticket is not None
     return ticket
 
@@ -121,6 +127,26 @@ def build_router() -> APIRouter:
             raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
         except UpdateRefused as error:
             raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+
+    @router.post("/tickets/{ticket_id}/review/accept", responses={
+        404: {"description": "Unknown ticket, or not the desk's"},
+        409: {"description": "No disputed decision to accept (none raised, or re-routed)"}})
+    async def post_review_accept(ticket_id: str, request: Request) -> dict[str, Any]:
+        """The triage desk keeps the rules' decision that the router's second opinion disputed:
+        the ticket stays with its agency and leaves the review list (``GET /v1/tickets?review=true``).
+        Repeating it (same assignment) is the same acceptance. To move the ticket instead,
+        route it by hand (``POST /v1/tickets/{id}/route``)."""
+        await _visible_ticket(request, ticket_id, repeat_of_review=True)
+        access = access_of(request)
+        try:
+            ticket = await _sla(request).accept_review(
+                ticket_id, actor=access.audit_actor, shown_as=access.actor,
+                request_id=request_id_of(request), tenant=access.tenant)
+        except UnknownTicket as error:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from error
+        except UpdateRefused as error:
+            raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from error
+        return ticket_json(ticket)
 
     @router.get("/tickets/{ticket_id}", responses={404: {"description": "Unknown ticket"}})
     async def get_ticket(ticket_id: str, request: Request) -> dict[str, Any]:

@@ -94,6 +94,18 @@ def manual_request_record(tenant: str, ticket: Ticket, *, request_key: str, agen
         after={"agency": agency})
 
 
+def review_record(tenant: str, ticket: Ticket, *, actor: Actor,
+                  request_id: str | None) -> AuditRecord:
+    """The desk accepted the rules' decision the second opinion disputed (once per assignment:
+    a repeat, or a retry after a crash, is keyed the same)."""
+    opinion = ticket["routing"].get("second_opinion") or {}
+    return AuditRecord(
+        tenant=tenant, key=f"review:{ticket['_id']}:a{ticket['assignment']}",
+        action=AuditAction.REVIEW_ACCEPTED, actor=actor, ticket_id=ticket["_id"],
+        request_id=request_id, before={"model_agency": opinion.get("agency")},
+        after={"agency": ticket["agency"], "assignment": ticket["assignment"]})
+
+
 def escalation_record(tenant: str, ticket: Ticket, notice: Notice) -> AuditRecord:
     escalation = notice.escalation
     return AuditRecord(

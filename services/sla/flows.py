@@ -12,6 +12,7 @@ from services.router.rulebook import Rulebook
 from services.sla.audit_records import (
     escalation_record,
     manual_request_record,
+    review_record,
     routing_record,
     update_actor,
     update_note,
@@ -34,6 +35,7 @@ from services.sla.links import ProvinceLinks
 from services.sla.policy import Policy
 from services.sla.public import REFUSED_REPLIES, duplicate_state, public_state
 from services.sla.read_model_store import ReportCounters
+from services.sla.review import accept_review, accepted
 from services.sla.store import TicketStore
 from shared.audit import Actor, AuditRecord
 from shared.audit_store import AuditLog
@@ -518,6 +520,24 @@ class Sla:
             request_id=request_id)])
         await self._publish_reroutes([stored])
         return RerouteRequest.model_validate(stored["event"]["data"])
+
+    async def accept_review(self, ticket_id: str, *, actor: Actor, shown_as: str,
+                            request_id: str | None = None, tenant: str | None = None) -> Ticket:
+        """The desk keeps the rules' decision the second opinion disputed: the ticket stays
+        with its agency and leaves the review list. A repeat for the same assignment is the
+        same acceptance: it writes nothing and appends the audit entry only if a crash lost it
+        (the entry is keyed by ticket and assignment)."""
+        for _ in range(_RETRIES):
+            ticket = await self.store.get(ticket_id, tenant=tenant or self.settings.tenant)
+            if ticket is None:
+                raise UnknownTicket(f"no ticket {ticket_id}")
+            changed = ticket if accepted(ticket) else accept_review(ticket, actor=shown_as, now=utc_now())
+            if changed is ticket or await self.store.save_if_unchanged(changed, ticket["version"]):
+                await self.audit.append([review_record(self.tenant_of(ticket), ticket, actor=actor,
+                                                       request_id=request_id)])
+                await self.announce_changes([ticket_id])
+                return changed
+        raise RuntimeError(f"ticket {ticket_id} kept changing; review not settled")
 
     async def _publish_reroutes(self, docs: list[Document]) -> None:
         try:

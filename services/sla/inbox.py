@@ -3,7 +3,9 @@ workspace's inbox). Officers and agency heads see their agency, the triage desk 
 supervisor every agency (or one, with ``agency``). Filters: status, clock state, category,
 kelurahan, and a search in the tracking number, title and text. Rows of the triage desk's
 queue also carry what the desk decides from: the routing explanation (the router's top
-candidates and their evidence), the agencies that rejected the ticket and each rejection."""
+candidates and their evidence), the agencies that rejected the ticket and each rejection.
+``review=true``: the decisions the router's second opinion disputed, whichever agency holds
+them, that the desk has not settled yet (services/sla/review.py), with the same rows."""
 
 import re
 from datetime import UTC, datetime
@@ -16,6 +18,7 @@ from pydantic import BaseModel, Field
 from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 
+from services.sla.review import awaits_review
 from shared.auth import access_of
 from shared.contracts import utc_now
 from shared.mongo import Document
@@ -50,7 +53,7 @@ class TicketPage(BaseModel):
 
 def inbox_query(*, tenant: str, agency: str | None, status: str | None, due: DueState | None,
                 category: str | None, kelurahan: str | None, q: str | None,
-                now: datetime, assignee: str | None = None) -> Document:
+                now: datetime, assignee: str | None = None, review: bool = False) -> Document:
     """The filter on the inbox read model (``inbox_entry``) for a page of the inbox (pure,
     for unit tests): always within the caller's tenant, whatever else is asked."""
     query: Document = {"tenant": tenant}
@@ -60,6 +63,8 @@ def inbox_query(*, tenant: str, agency: str | None, status: str | None, due: Due
         query["agency"] = agency
     if assignee is not None:
         query["assignee"] = assignee
+    if review:
+        query["review"] = True
     if category:
         query["category"] = category
     if kelurahan:
@@ -113,10 +118,12 @@ class InboxEntry(TypedDict):
     due_next_epoch: float | None
     due_soon_epoch: float | None
     search: str  # number, title and text, lowercased (see search_pattern)
+    review: bool  # a disputed decision the desk has not settled (review.py)
 
 
 ENTRY_SOURCE_FIELDS = ("version", "tenant", "agency", "status", "assignee", "category",
-                       "location", "due_next_at", "due_soon_at", "title", "text")
+                       "location", "due_next_at", "due_soon_at", "title", "text",
+                       "routing", "assignment", "review_settled")
 
 
 def inbox_entry(ticket: Document) -> InboxEntry | None:
@@ -132,7 +139,8 @@ def inbox_entry(ticket: Document) -> InboxEntry | None:
         due_soon_epoch=_epoch(ticket.get("due_soon_at")),
         search=SEARCH_SEPARATOR.join(
             str(v).lower() for v in (ticket["_id"], ticket.get("title"), ticket.get("text"))
-            if v is not None))
+            if v is not None),
+        review=awaits_review(ticket))
 
 
 def _epoch(instant: datetime | None) -> float | None:
@@ -195,8 +203,10 @@ async def capped_count(entries: AsyncCollection[Document], query: Document,
     return min(len(ids), cap), len(ids) > cap
 
 
-def _agency_in_scope(request: Request, wanted: str | None) -> str | None:
+def _agency_in_scope(request: Request, wanted: str | None, *, review: bool = False) -> str | None:
     access = access_of(request)
+    if access.scope is Scope.TRIAGE and review:
+        return None  # disputed decisions are the desk's to review in every agency
     if access.scope is Scope.TRIAGE:
         return TRIAGE_QUEUE
     if access.scope is Scope.AGENCY:
@@ -218,17 +228,20 @@ def build_inbox_router() -> APIRouter:
         q: Annotated[str | None, Query(max_length=100, description="Search in number, title, text.")] = None,
         agency: Annotated[str | None, Query(max_length=40, description="Supervisors only.")] = None,
         mine: Annotated[bool, Query(description="Only the tickets the caller picked up.")] = False,
+        review: Annotated[bool, Query(description="Only decisions the second opinion disputed "
+                                                  "that the triage desk has not settled.")] = False,
         page: Annotated[int, Query(ge=1, le=10_000)] = 1,
         per_page: Annotated[int, Query(ge=1, le=100)] = 25,
     ) -> TicketPage:
         """The open tickets the caller may see, the one due first on top. Rows of the
-        triage queue (``TRIAGE``) add ``routing``, ``rejected_by`` and ``rejections``."""
-        in_scope = _agency_in_scope(request, agency)
+        triage queue (``TRIAGE``) and of the review list (``review=true``) add ``routing``,
+        ``rejected_by`` and ``rejections``."""
+        in_scope = _agency_in_scope(request, agency, review=review)
         query = inbox_query(tenant=access_of(request).tenant, agency=in_scope, status=status,
                             due=due, category=category, kelurahan=kelurahan, q=q, now=utc_now(),
-                            assignee=access_of(request).actor if mine else None)
+                            assignee=access_of(request).actor if mine else None, review=review)
         return await ticket_page(request.app.state.sla.store, query, page=page,
-                                 per_page=per_page, triage=in_scope == TRIAGE_QUEUE,
+                                 per_page=per_page, triage=in_scope == TRIAGE_QUEUE or review,
                                  count_cap=request.app.state.sla.settings.inbox_count_cap)
 
     _ = list_tickets
@@ -243,3 +256,4 @@ async def ensure_inbox_index(entries: AsyncCollection[Document]) -> None:
     # The narrow filters: their matches are few, sorting them is cheaper than walking on.
     await entries.create_index([("category", ASCENDING)])
     await entries.create_index([("kelurahan", ASCENDING)])
+    await entries.create_index([("review", ASCENDING)])

@@ -196,3 +196,27 @@ async def test_a_submission_is_audited_before_it_is_published_even_after_a_faile
     assert summary(found) == [("submission", "whatsapp", "channel", None, {
         "status": "received", "channel": "whatsapp", "anonymous": False, "confidential": True})]
     assert found[0]["request_id"] == "req-3" and "Siti" not in repr(found)
+
+
+async def test_a_review_acceptance_whose_append_was_lost_is_audited_when_repeated(
+        settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
+    desk = Actor(name="meja.rina", role="triage", kind="person")
+    opinion = {"agency": "PERKIM", "probability": 0.9, "rules_choice_probability": 0.05,
+               "verdict": "disputes", "review": True, "model_version": "m1"}
+    routing = {"rulebook_version": "test", "rule_ids": ["dlh.sampah"], "confidence": 0.8,
+               "second_opinion": opinion}
+    async with sla_instance(settings, mongo) as sla:
+        await sla.open_tickets([routed_envelope("T-R", utc_now(), routing=routing)])
+        dying = Sla(sla.settings, sla.policy, sla.rulebook, sla.store, sla.relay, sla.reroute_relay,
+                    sla.opening_relay, LostAppend(sla.store.db))
+        with pytest.raises(ConnectionError):
+            await dying.accept_review("T-R", actor=desk, shown_as="meja.rina (triage)")
+        assert [e["action"] for e in await entries(sla, "T-R")] == ["routing"]
+        stored = await sla.store.get("T-R")
+        assert stored is not None and stored["review_settled"] == 1  # written before the crash
+        again = await sla.accept_review("T-R", actor=desk, shown_as="meja.rina (triage)")
+        await sla.accept_review("T-R", actor=desk, shown_as="meja.rina (triage)")
+        found = await entries(sla, "T-R")
+    assert [h["action"] for h in again["history"]] == ["assigned", "review_accepted"]
+    assert summary(found)[1:] == [("review_accepted", "meja.rina", "person",
+                                    {"model_agency": "PERKIM"}, {"agency": "DLH", "assignment": 1})]

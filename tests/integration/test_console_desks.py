@@ -1,8 +1,10 @@
 """The triage desk's page and the supervisor's dashboard against the SLA API and the router
 on real ports: who may open which page (the APIs' permission table), the TRIAGE queue with
 the router's candidates and the bounced tickets' rejections, an assignment with one choice
-that the router carries out, escalations arriving live and acknowledged, the compliance table,
-chart and CSV, the backlog and the drill-down to an agency's overdue tickets."""
+that the router carries out, the review list of decisions the second opinion disputed (kept
+or re-routed by the desk, a re-route stored as a labelled example), escalations arriving live
+and acknowledged, the compliance table, chart and CSV, the backlog and the drill-down to an
+agency's overdue tickets."""
 
 import csv
 import io
@@ -13,12 +15,16 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
 
 from services.console.app import create_app as console_app
 from services.router.app import create_app as router_app
+from services.router.label_store import LABELS
 from services.sla.app import create_app as sla_app
+from shared.audit_store import LOG as AUDIT_LOG
 from shared.contracts import Topics, utc_now
 from shared.embedded import free_port
+from shared.mongo import Document
 from shared.settings import Settings
 from tests.integration.auth_support import Accounts, Caller
 from tests.integration.sla_support import routed
@@ -125,6 +131,74 @@ async def test_the_triage_desk_assigns_with_one_choice_and_sees_bounced_tickets(
         assert ticket["agency"] == "DLH"
         assert "dipilih meja triase dari kandidat router" in ticket["routing"]["reason"]
         assert "meja.triase" in ticket["routing"]["reason"]
+
+
+DISPUTED = {"rulebook_version": "test", "rule_ids": ["dlh.sampah"], "matched_terms": ["sampah"],
+            "score": 2.4, "confidence": 0.8,
+            "reason": "sampah (dlh.sampah); second opinion disputes: PERKIM 0.91 (rules' DLH "
+                      "0.04): for the desk to review",
+            "second_opinion": {"agency": "PERKIM", "probability": 0.91,
+                               "rules_choice_probability": 0.04, "verdict": "disputes",
+                               "review": True, "model_version": "m-test"}}
+
+
+async def test_the_desk_reviews_decisions_the_second_opinion_disputed(
+        desks: Desks, settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
+    now = utc_now()
+    text = "Daun kering dan sampah ranting di taman tidak disapu petugas taman"
+    await produce(settings.kafka_bootstrap_servers, Topics.ROUTED, [
+        routed(ticket_id, now, agency="DLH", routing=DISPUTED, text=text)
+        for ticket_id in ("T-KEEP", "T-MOVE")])
+    await _opened(desks, "T-MOVE")
+    async with httpx.AsyncClient(base_url=desks.url, timeout=30) as http:
+        await _sign_in(http, desks.people["officer"])
+        assert (await http.get("/triage/review")).status_code == 403  # not the officer's page
+    async with httpx.AsyncClient(base_url=desks.url, timeout=30) as http:
+        await _sign_in(http, desks.people["triage"])
+
+        async def listed() -> str | None:
+            page = (await http.get("/triage/review")).text
+            return page if "T-KEEP" in page and "T-MOVE" in page else None
+        page = await eventually(listed, timeout=60)
+        assert 'href="/triage/review" aria-current="page"' in page
+        card = page.split('data-ticket="T-MOVE"')[1].split("</article>")[0]
+        assert "Keputusan aturan:</strong> DLH" in card and "dlh.sampah" in card
+        assert "Pendapat kedua (model statistik):" in card and "Perlu ditinjau meja triase." in card
+        assert "Pilihan model: PERKIM" in card and "peluang 91%" in card
+        assert 'value="PERKIM">Alihkan ke pilihan model (PERKIM)' in card
+        ticket_page = await http.get("/tickets/T-KEEP")  # the desk may open a disputed ticket
+        assert ticket_page.status_code == 200 and "Pendapat kedua (model statistik):" in ticket_page.text
+
+        kept = await http.post("/triage/review/T-KEEP/accept", data={"csrf_token": _csrf(page)})
+        assert kept.status_code == 303 and kept.headers["location"] == "/triage/review"
+        moved = await http.post("/triage/T-MOVE/assign", data={
+            "csrf_token": _csrf(page), "agency": "PERKIM", "source": "review", "back": "review"})
+        assert moved.status_code == 303 and moved.headers["location"] == "/triage/review"
+        again = await http.post("/triage/review/T-KEEP/accept", data={"csrf_token": _csrf(page)})
+        assert again.status_code == 303  # the same acceptance: nothing written twice
+
+        async def emptied() -> bool:
+            shown = (await http.get("/triage/review")).text
+            return "T-KEEP" not in shown and "T-MOVE" not in shown
+        assert await eventually(emptied, timeout=60)
+        moved_on = await http.post("/triage/review/T-MOVE/accept", data={"csrf_token": _csrf(page)})
+        assert moved_on.status_code == 400 and "tidak dapat diterima" in moved_on.text
+    async with httpx.AsyncClient(base_url=desks.sla, timeout=30) as sla:
+        keep = (await sla.get("/v1/tickets/T-KEEP", headers=desks.people["supervisor"].headers)).json()
+        assert keep["agency"] == "DLH" and keep["history"][-1]["action"] == "review_accepted"
+        assert "meja.triase" in keep["history"][-1]["actor"]
+        move = (await sla.get("/v1/tickets/T-MOVE", headers=desks.people["supervisor"].headers)).json()
+        assert move["agency"] == "PERKIM" and "setelah meninjau" in move["routing"]["reason"]
+        # settled, the tickets are their agencies' again: the desk no longer sees them
+        hidden = await sla.get("/v1/tickets/T-KEEP", headers=desks.people["triage"].headers)
+        assert hidden.status_code == 404
+    audited = await mongo[settings.mongodb_database][AUDIT_LOG].find(
+        {"ticket_id": "T-KEEP", "action": "review_accepted"}).to_list()
+    assert len(audited) == 1 and audited[0]["actor"]["name"] == "meja.triase"
+    label = await mongo[settings.mongodb_database][LABELS].find_one({"ticket_id": "T-MOVE"})
+    assert label is not None and (label["kind"], label["agency"], label["routed"]["agency"]) == (
+        "reroute", "PERKIM", "DLH")
+    assert label["routed"]["rule_ids"] == ["dlh.sampah"]
 
 
 async def test_each_role_opens_only_the_pages_its_api_permissions_allow(desks: Desks) -> None:

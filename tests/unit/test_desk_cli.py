@@ -1,5 +1,6 @@
 """`disposisi rules suggest` from a terminal: a patch file from desk examples given as a file,
-the rulebook untouched; a store it cannot reach is named (without its password) and exit 2."""
+the rulebook untouched, a new condition reviewed and applied; a store it cannot reach is named
+(without its password) and exit 2."""
 
 import json
 from pathlib import Path
@@ -8,6 +9,10 @@ import pytest
 import yaml
 
 from services.cli import main
+from services.router.domain import route
+from services.router.rulebook import load_rulebook
+from shared.contracts import Location
+from tests.unit.test_desk_conditions import PARK_RUBBISH, SOLID
 from tests.unit.test_desk_suggest import DEV, RULEBOOK, TREES
 
 
@@ -41,3 +46,29 @@ def test_an_unreachable_store_is_named_without_its_password(
     assert main(["rules", "suggest", "--rulebook", str(rulebook), "--labelled", str(rulebook)]) == 2
     error = capsys.readouterr().err
     assert "cannot read the desk's examples from the store" in error and "s3cret" not in error
+
+
+def test_a_condition_is_suggested_reviewed_and_applied_from_a_terminal(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rulebook, desk, dev = tmp_path / "rulebook.yaml", tmp_path / "desk.jsonl", tmp_path / "dev.jsonl"
+    rulebook.write_text(RULEBOOK)
+    desk.write_text("".join(json.dumps({"id": f"T-{n}", "text": t, "agency": "PERKIM", "channel": "web",
+                                        "location": {"kelurahan": "Padang Jati"}}) + "\n"
+                            for n, t in enumerate(PARK_RUBBISH)))
+    dev.write_text("".join(json.dumps({"id": e.id, "text": e.text, "agency": e.agency}) + "\n"
+                           for e in SOLID))
+    out = tmp_path / "suggestion.yaml"
+    assert main(["rules", "suggest", "--rulebook", str(rulebook), "--desk-file", str(desk),
+                 "--labelled", str(dev), "--output", str(out)]) == 0
+    [entry] = yaml.safe_load(out.read_text())["suggestions"]
+    assert (entry["change"], entry["agency"], entry["when"], entry["apply"]) == (
+        "add_condition", "PERKIM", {"kelurahan": ["Padang Jati"]}, True)
+    assert entry["effect"]["dev.jsonl"]["before"] == entry["effect"]["dev.jsonl"]["after"]
+    assert [s["id"] for s in entry["support"]] == ["T-0", "T-1", "T-2"]
+    capsys.readouterr()
+    assert main(["rules", "apply-suggestion", str(out), "--rulebook", str(rulebook)]) == 0
+    assert "applied S1" in capsys.readouterr().out
+    book = load_rulebook(rulebook)
+    fourth = "Sampah di taman belum diangkut"
+    assert route(book, fourth, location=Location(kelurahan="Padang Jati")).agency.code == "PERKIM"
+    assert route(book, "Sampah di TPS belum diangkut").agency.code == "DLH"

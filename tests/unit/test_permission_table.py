@@ -97,6 +97,9 @@ def test_ticket_scopes() -> None:
     assert sees_ticket(Scope.AGENCY, OFFICER, "DLH") and not sees_ticket(Scope.AGENCY, OFFICER, "PDAM")
     assert sees_ticket(Scope.TRIAGE, OFFICER, "TRIAGE") and not sees_ticket(Scope.TRIAGE, OFFICER, "DLH")
     assert sees_ticket(Scope.TENANT, OFFICER, "PDAM")
+    # a decision the second opinion disputed: the triage desk reviews it wherever it went
+    assert sees_ticket(Scope.TRIAGE, OFFICER, "DLH", disputed=True)
+    assert not sees_ticket(Scope.AGENCY, OFFICER, "PDAM", disputed=True)
 
 
 def test_actor_names_the_caller_with_role_and_agency() -> None:
