@@ -5,8 +5,10 @@
   store's own limit for the pipeline's command mix: every store command the services sent
   meanwhile (recorded by a command listener) replayed as fast as the store answers them;
 - accepted HTTP submissions per second (`POST /v1/complaints`, `--http` of them, `--concurrency`
-  at a time), next to a plain insert-one loop of the same documents on the same store with the
-  same concurrency, and next to a trivial endpoint on the same HTTP stack;
+  at a time), once with the router and SLA working on them meanwhile and once with those two
+  paused (intake alone, as the baselines run), next to a plain insert-one loop of the same
+  documents on the same store with the same concurrency, and next to a trivial endpoint on the
+  same HTTP stack;
 - POST -> agency queue latency, one complaint at a time.
 
     python -m benchmarks.pipeline --n 10000
@@ -20,6 +22,7 @@ import asyncio
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -210,7 +213,7 @@ def main() -> None:
     try:
         asyncio.run(create_topics(settings))
         processes = start_services(settings, work)
-        run_phases(settings, args, work, mongo_url, bootstrap)
+        run_phases(settings, args, work, mongo_url, bootstrap, downstream=processes[1:])
     finally:
         for process in processes:
             process.terminate()
@@ -225,7 +228,7 @@ def say(line: str) -> None:
 
 
 def run_phases(settings: Settings, args: argparse.Namespace, work: Path, mongo_url: str,
-               bootstrap: str) -> None:
+               bootstrap: str, downstream: list[subprocess.Popen[bytes]]) -> None:
     n = args.n
     values = submissions(n)
     say(f"N = {n} complaints, {sum(map(len, values)) / n:.0f} bytes each; load {_load()}")
@@ -257,11 +260,35 @@ def run_phases(settings: Settings, args: argparse.Namespace, work: Path, mongo_u
     drained = asyncio.run(tickets_at_least(settings, n + args.latency_samples + args.http,
                                            within=180))
     say(f"HTTP submissions ticketed    : {drained:8.1f} s after the last 202 (at most 180 s)")
+    alone = asyncio.run(intake_alone(intake_url, key, args, downstream))
+    say(f"HTTP accepted, intake alone  : {alone:8.0f} /s  ({args.concurrency} in flight; router "
+        f"and SLA paused as during the baselines); load {_load()}")
+    drained = asyncio.run(tickets_at_least(settings, n + args.latency_samples + 2 * args.http,
+                                           within=180))
+    say(f"    ...ticketed              : {drained:8.1f} s after the router and SLA went on")
     with served_trivial_app(work) as trivial_url:
         trivial = asyncio.run(post_load(trivial_url, key, args.http, args.concurrency))
     inserts = asyncio.run(insert_one_loop(settings, args.http, args.concurrency))
-    say(f"plain insert_one loop        : {inserts:8.0f} /s  ratio {http / inserts:.2f}")
-    say(f"trivial endpoint, same stack : {trivial:8.0f} /s  ratio {http / trivial:.2f}")
+    say(f"plain insert_one loop        : {inserts:8.0f} /s  ratio {alone / inserts:.2f} intake alone, "
+        f"{http / inserts:.2f} pipeline running")
+    say(f"trivial endpoint, same stack : {trivial:8.0f} /s  ratio {alone / trivial:.2f} intake alone, "
+        f"{http / trivial:.2f} pipeline running")
+
+
+async def intake_alone(intake_url: str, key: str, args: argparse.Namespace,
+                       downstream: list[subprocess.Popen[bytes]]) -> float:
+    """Accepted submissions per second while the router and SLA are stopped (SIGSTOP), so
+    that, like the insert loop and the trivial endpoint, intake has the store and the CPUs
+    to itself; their work on these complaints waits in the broker and runs after SIGCONT.
+    With them running, each submission also pays for its routing and its ticket on the same
+    two cores and the same store (the "pipeline running" figure)."""
+    for process in downstream:
+        process.send_signal(signal.SIGSTOP)
+    try:
+        return await post_load(intake_url, key, args.http, args.concurrency)
+    finally:
+        for process in downstream:
+            process.send_signal(signal.SIGCONT)
 
 
 def _load() -> str:
