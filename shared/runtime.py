@@ -312,6 +312,11 @@ _SWAGGER_UI = Path(__file__).resolve().parent / "static" / "swagger-ui"
 # Pass to every FastAPI(...): its own /docs and /redoc load their scripts from a CDN, which an
 # office intranet may not reach; add_local_docs serves /docs from files shipped in the package.
 NO_CDN_DOCS: dict[str, Any] = {"docs_url": None, "redoc_url": None}
+# FastAPI's own OpenTelemetry hooks, off: traces come from shared.telemetry (its own provider
+# and the FastAPI instrumentation, when configured), never from the global providers these
+# hooks look up, and that lookup (environment reads) ran on every request.
+NO_NATIVE_TELEMETRY: dict[str, Any] = {
+    "telemetry": {"tracing": False, "metrics": False, "logs": False}}
 
 
 def add_local_docs(app: FastAPI) -> None:
