@@ -215,7 +215,11 @@ def main() -> None:
     try:
         asyncio.run(create_topics(settings))
         processes = start_services(settings, work)
-        run_phases(settings, args, work, mongo_url, bootstrap, downstream=processes[1:])
+        watched = {"intake": processes[0].pid,
+                   **{server.name.split()[0]: server.process.pid for server in servers},
+                   "load generator": os.getpid()}
+        run_phases(settings, args, work, mongo_url, bootstrap, downstream=processes[1:],
+                   watched=watched)
     finally:
         for process in processes:
             process.terminate()
@@ -230,7 +234,8 @@ def say(line: str) -> None:
 
 
 def run_phases(settings: Settings, args: argparse.Namespace, work: Path, mongo_url: str,
-               bootstrap: str, downstream: list[subprocess.Popen[bytes]]) -> None:
+               bootstrap: str, downstream: list[subprocess.Popen[bytes]],
+               watched: dict[str, int]) -> None:
     n = args.n
     values = submissions(n)
     say(f"N = {n} complaints, {sum(map(len, values)) / n:.0f} bytes each; load {_load()}")
@@ -261,9 +266,13 @@ def run_phases(settings: Settings, args: argparse.Namespace, work: Path, mongo_u
     # The pipeline idle again before the next baselines.
     drained = asyncio.run(tickets_at_least(settings, None, within=180))
     say(f"HTTP submissions ticketed    : {drained:8.1f} s after the last 202 (at most 180 s)")
+    before = cpu_seconds(watched)
     alone = asyncio.run(intake_alone(intake_url, key, args, downstream))
+    spent = {name: seconds - before[name] for name, seconds in cpu_seconds(watched).items()}
     say(f"HTTP accepted, intake alone  : {alone:8.0f} /s  ({args.concurrency} in flight; router "
         f"and SLA paused as during the baselines); load {_load()}")
+    say("    CPU per post sent         : " + ", ".join(
+        f"{name} {seconds * 1000 / args.http:.2f} ms" for name, seconds in spent.items()))
     drained = asyncio.run(tickets_at_least(settings, None, within=180))
     say(f"    ...ticketed              : {drained:8.1f} s after the router and SLA went on")
     with served_trivial_app(work) as trivial_url:
@@ -289,6 +298,21 @@ async def intake_alone(intake_url: str, key: str, args: argparse.Namespace,
     finally:
         for process in downstream:
             process.send_signal(signal.SIGCONT)
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU time (user + system) each process has used so far, from /proc (Linux; elsewhere
+    nothing). Less at the mercy of other load on the machine than a rate: what a request
+    costs, not how soon it got a core."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    used: dict[str, float] = {}
+    for name, pid in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[name] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return used
 
 
 def _load() -> str:
