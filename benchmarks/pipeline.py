@@ -5,8 +5,10 @@
   store's own limit for the pipeline's command mix: every store command the services sent
   meanwhile (recorded by a command listener) replayed as fast as the store answers them;
 - accepted HTTP submissions per second (`POST /v1/complaints`, `--http` of them, `--concurrency`
-  at a time), next to a plain insert-one loop of the same documents on the same store with the
-  same concurrency, and next to a trivial endpoint on the same HTTP stack;
+  at a time), once with the router and SLA working on them meanwhile and once with those two
+  paused (intake alone, as the baselines run), next to a plain insert-one loop of the same
+  documents on the same store with the same concurrency, and next to a trivial endpoint on the
+  same HTTP stack;
 - POST -> agency queue latency, one complaint at a time.
 
     python -m benchmarks.pipeline --n 10000
@@ -20,6 +22,7 @@ import asyncio
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -101,13 +104,15 @@ async def pipeline(settings: Settings, values: list[bytes]) -> float:
     return elapsed
 
 
-async def tickets_at_least(settings: Settings, count: int, *, within: float = 600.0) -> float:
-    """Wait (at most ``within`` seconds) until ``count`` tickets are stored; seconds waited."""
+async def tickets_at_least(settings: Settings, count: int | None, *, within: float = 600.0) -> float:
+    """Wait (at most ``within`` seconds) until ``count`` tickets are stored (None: as many as
+    intake stored complaints, so a post that was refused is not waited for); seconds waited."""
     client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url,
                                                           **mongo_client_options(settings))
-    tickets = client[settings.mongodb_database]["tickets"]
+    db = client[settings.mongodb_database]
     started = time.perf_counter()
-    while (await tickets.estimated_document_count() < count
+    while (await db["tickets"].estimated_document_count()
+           < (count if count is not None else await db["complaints"].estimated_document_count())
            and time.perf_counter() - started < within):
         await asyncio.sleep(0.2)
     await client.close()
@@ -210,7 +215,11 @@ def main() -> None:
     try:
         asyncio.run(create_topics(settings))
         processes = start_services(settings, work)
-        run_phases(settings, args, work, mongo_url, bootstrap)
+        watched = {"intake": processes[0].pid,
+                   **{server.name.split()[0]: server.process.pid for server in servers},
+                   "load generator": os.getpid()}
+        run_phases(settings, args, work, mongo_url, bootstrap, downstream=processes[1:],
+                   watched=watched)
     finally:
         for process in processes:
             process.terminate()
@@ -225,7 +234,8 @@ def say(line: str) -> None:
 
 
 def run_phases(settings: Settings, args: argparse.Namespace, work: Path, mongo_url: str,
-               bootstrap: str) -> None:
+               bootstrap: str, downstream: list[subprocess.Popen[bytes]],
+               watched: dict[str, int]) -> None:
     n = args.n
     values = submissions(n)
     say(f"N = {n} complaints, {sum(map(len, values)) / n:.0f} bytes each; load {_load()}")
@@ -254,14 +264,55 @@ def run_phases(settings: Settings, args: argparse.Namespace, work: Path, mongo_u
     http = asyncio.run(post_load(intake_url, key, args.http, args.concurrency))
     say(f"HTTP accepted submissions    : {http:8.0f} /s  ({args.concurrency} in flight); load {_load()}")
     # The pipeline idle again before the next baselines.
-    drained = asyncio.run(tickets_at_least(settings, n + args.latency_samples + args.http,
-                                           within=180))
+    drained = asyncio.run(tickets_at_least(settings, None, within=180))
     say(f"HTTP submissions ticketed    : {drained:8.1f} s after the last 202 (at most 180 s)")
+    before = cpu_seconds(watched)
+    alone = asyncio.run(intake_alone(intake_url, key, args, downstream))
+    spent = {name: seconds - before[name] for name, seconds in cpu_seconds(watched).items()}
+    say(f"HTTP accepted, intake alone  : {alone:8.0f} /s  ({args.concurrency} in flight; router "
+        f"and SLA paused as during the baselines); load {_load()}")
+    say("    CPU per post sent         : " + ", ".join(
+        f"{name} {seconds * 1000 / args.http:.2f} ms" for name, seconds in spent.items()))
+    drained = asyncio.run(tickets_at_least(settings, None, within=180))
+    say(f"    ...ticketed              : {drained:8.1f} s after the router and SLA went on")
     with served_trivial_app(work) as trivial_url:
         trivial = asyncio.run(post_load(trivial_url, key, args.http, args.concurrency))
     inserts = asyncio.run(insert_one_loop(settings, args.http, args.concurrency))
-    say(f"plain insert_one loop        : {inserts:8.0f} /s  ratio {http / inserts:.2f}")
-    say(f"trivial endpoint, same stack : {trivial:8.0f} /s  ratio {http / trivial:.2f}")
+    say(f"plain insert_one loop        : {inserts:8.0f} /s  ratio {alone / inserts:.2f} intake alone, "
+        f"{http / inserts:.2f} pipeline running")
+    say(f"trivial endpoint, same stack : {trivial:8.0f} /s  ratio {alone / trivial:.2f} intake alone, "
+        f"{http / trivial:.2f} pipeline running")
+
+
+async def intake_alone(intake_url: str, key: str, args: argparse.Namespace,
+                       downstream: list[subprocess.Popen[bytes]]) -> float:
+    """Accepted submissions per second while the router and SLA are stopped (SIGSTOP), so
+    that, like the insert loop and the trivial endpoint, intake has the store and the CPUs
+    to itself; their work on these complaints waits in the broker and runs after SIGCONT.
+    With them running, each submission also pays for its routing and its ticket on the same
+    two cores and the same store (the "pipeline running" figure)."""
+    for process in downstream:
+        process.send_signal(signal.SIGSTOP)
+    try:
+        return await post_load(intake_url, key, args.http, args.concurrency)
+    finally:
+        for process in downstream:
+            process.send_signal(signal.SIGCONT)
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """CPU time (user + system) each process has used so far, from /proc (Linux; elsewhere
+    nothing). Less at the mercy of other load on the machine than a rate: what a request
+    costs, not how soon it got a core."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    used: dict[str, float] = {}
+    for name, pid in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[name] = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return used
 
 
 def _load() -> str:

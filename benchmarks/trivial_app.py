@@ -9,11 +9,11 @@ from typing import Any
 
 from fastapi import FastAPI, status
 
-from shared.runtime import serve
+from shared.runtime import NO_NATIVE_TELEMETRY, serve
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="trivial")
+    app = FastAPI(title="trivial", **NO_NATIVE_TELEMETRY)  # as intake's
 
     @app.post("/v1/complaints", status_code=status.HTTP_202_ACCEPTED)
     async def accept(body: dict[str, Any]) -> dict[str, str]:

@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from faststream.kafka import KafkaBroker
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.kafka import kafka_reachable
 from shared.logs import configure_logging
@@ -80,15 +81,7 @@ def add_health(app: FastAPI, settings: Settings, service: str,
     probes.update(checks or {})
     probes["accepting"] = _stopping_problem
 
-    @app.middleware("http")
-    async def refuse_writes_while_stopping(request: Request,
-                                           call_next: Callable[[Request], Awaitable[Response]],
-                                           ) -> Response:
-        if (_stopping.is_set() and request.method in _WRITES
-                and request.url.path not in _STILL_ACCEPTED):
-            return JSONResponse(status_code=status.HTTP_503_SERVICE_UNAVAILABLE, content=STOPPING,
-                                headers={"Retry-After": str(settings.store_retry_after_seconds)})
-        return await call_next(request)
+    app.add_middleware(RefuseWritesWhileStopping, retry_after=settings.store_retry_after_seconds)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> JSONResponse:
@@ -107,7 +100,26 @@ def add_health(app: FastAPI, settings: Settings, service: str,
                             content={"service": service, "ready": not failed, "failed": failed,
                                      "checks": report})
 
-    _ = (healthz, readyz, refuse_writes_while_stopping)
+    _ = (healthz, readyz)
+
+
+class RefuseWritesWhileStopping:
+    """ASGI middleware: once ``stop_accepting`` was called, writes answer 503 (sign-in still
+    works). Plain ASGI rather than ``@app.middleware("http")``, whose per-request task and
+    streams cost more than the rest of a submission's HTTP handling."""
+
+    def __init__(self, app: ASGIApp, retry_after: int) -> None:
+        self.app = app
+        self.retry_after = retry_after
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (_stopping.is_set() and scope["type"] == "http" and scope["method"] in _WRITES
+                and scope["path"] not in _STILL_ACCEPTED):
+            refusal = JSONResponse(status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                                   content=STOPPING, headers={"Retry-After": str(self.retry_after)})
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 async def _stopping_problem() -> str | None:
@@ -300,6 +312,11 @@ _SWAGGER_UI = Path(__file__).resolve().parent / "static" / "swagger-ui"
 # Pass to every FastAPI(...): its own /docs and /redoc load their scripts from a CDN, which an
 # office intranet may not reach; add_local_docs serves /docs from files shipped in the package.
 NO_CDN_DOCS: dict[str, Any] = {"docs_url": None, "redoc_url": None}
+# FastAPI's own OpenTelemetry hooks, off: traces come from shared.telemetry (its own provider
+# and the FastAPI instrumentation, when configured), never from the global providers these
+# hooks look up, and that lookup (environment reads) ran on every request.
+NO_NATIVE_TELEMETRY: dict[str, Any] = {
+    "telemetry": {"tracing": False, "metrics": False, "logs": False}}
 
 
 def add_local_docs(app: FastAPI) -> None:

@@ -24,6 +24,7 @@ from shared.metrics import Metrics, install_metrics
 from shared.outbox import OutboxRelay
 from shared.runtime import (
     NO_CDN_DOCS,
+    NO_NATIVE_TELEMETRY,
     add_health,
     add_local_docs,
     add_store_errors,
@@ -98,7 +99,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="Disposisi intake", version="1", lifespan=lifespan,
                   description="Accepts citizens' complaints from every channel.",
-                  dependencies=[guard(handlers.SERVICE)], **NO_CDN_DOCS)
+                  dependencies=[guard(handlers.SERVICE)], **NO_CDN_DOCS, **NO_NATIVE_TELEMETRY)
     app.state.intake = intake
     app.state.grouped = Grouped(intake, most=settings.submission_group_max)
     app.state.auth = auth

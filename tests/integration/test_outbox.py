@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 from shared.contracts import Complaint, EventType, Topics, envelope, utc_now
 from shared.embedded import free_port, start_kafka
@@ -115,4 +115,57 @@ async def test_a_writer_whose_lease_ran_out_unclaimed_still_publishes_once(
         await broker.stop()
     assert [e["id"] for e in events] == ["e-1"]
     stored = await writer.collection.find_one({"_id": "BKL-1"})
+    assert stored is not None and stored["published"] and "lease_owner" not in stored
+
+
+class _Updates(monitoring.CommandListener):
+    """The update commands a client sent: what the relay wrote to the store."""
+
+    def __init__(self) -> None:
+        self.sent: list[Document] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "update":
+            self.sent.append(dict(event.command))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_a_writer_publishes_its_fresh_events_with_one_write_and_a_sweep_finds_nothing(
+        settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
+    """Just written, leased to the writer for long: no sweep can hold it, so the writer sends
+    it without taking it over first; the only write is marking it published."""
+    updates = _Updates()
+    watched: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True,
+                                                           event_listeners=[updates])
+    await ensure_topics(settings, [Topics.RECEIVED])
+    broker = make_broker(settings, "outbox-test")
+    await broker.start()
+    outbox = watched[settings.mongodb_database]["outbox"]
+    writer = OutboxRelay(outbox, broker, lease_seconds=600, owner="writer")
+    other = OutboxRelay(mongo[settings.mongodb_database]["outbox"], broker, lease_seconds=600,
+                        owner="other-replica")
+    complaint = Complaint(ticket_id="BKL-2", channel="web", text="Lampu jalan mati",
+                          submitted_at=utc_now())
+    event = envelope(complaint, type=EventType.COMPLAINT_RECEIVED, tenant=settings.tenant,
+                     ticket_id="BKL-2", event_id="e-2")
+    doc = {"_id": "BKL-2", **outbox_fields(Topics.RECEIVED, event, lease_seconds=600,
+                                           owner="writer", now=utc_now())}
+    try:
+        await outbox.insert_one(dict(doc))
+        updates.sent.clear()
+        await writer.publish([doc])
+        assert await other.sweep() == 0
+        events = await read_topic(settings.kafka_bootstrap_servers, Topics.RECEIVED, expect=2,
+                                  timeout=5, settle=2)
+    finally:
+        await broker.stop()
+        await watched.close()
+    assert [e["id"] for e in events] == ["e-2"]
+    assert [u["updates"][0]["u"]["$set"]["published"] for u in updates.sent] == [True]
+    stored = await mongo[settings.mongodb_database]["outbox"].find_one({"_id": "BKL-2"})
     assert stored is not None and stored["published"] and "lease_owner" not in stored

@@ -102,15 +102,16 @@ async def test_a_colliding_tracking_number_is_reissued(
     assert (saved["b"]["ticket_id"], saved["b"]["duplicate"]) == ("BKL-2", False)
 
 
-def outbox_doc(settings: Settings, number: int, owner: str) -> Document:
+def outbox_doc(settings: Settings, number: int, owner: str, lease_seconds: float = 60) -> Document:
     complaint = Complaint(ticket_id=f"BKL-{number}", channel="web", text=TEXT, submitted_at=utc_now())
     event = envelope(complaint, type=EventType.COMPLAINT_RECEIVED, tenant=settings.tenant,
                      ticket_id=complaint.ticket_id, event_id=f"e-{number}")
-    return {"_id": f"BKL-{number}", **outbox_fields(Topics.RECEIVED, event, lease_seconds=60,
+    return {"_id": f"BKL-{number}", **outbox_fields(Topics.RECEIVED, event,
+                                                     lease_seconds=lease_seconds,
                                                      owner=owner, now=utc_now())}
 
 
-async def test_a_batch_is_held_sent_and_marked_in_two_round_trips_and_batches_gather(
+async def test_a_batch_is_sent_and_marked_in_one_round_trip_held_first_when_its_lease_is_old(
         settings: Settings, listened: tuple[AsyncMongoClient[Document], Commands]) -> None:
     client, commands = listened
     await ensure_topics(settings, [Topics.RECEIVED])
@@ -123,8 +124,17 @@ async def test_a_batch_is_held_sent_and_marked_in_two_round_trips_and_batches_ga
         await outbox.insert_many([dict(d) for d in docs])
         commands.sent.clear()
         await relay.publish(docs)
-        assert commands.on("outbox") == ["update", "update"], "hold, then mark published"
+        assert commands.on("outbox") == ["update"], "just written and leased: only marked"
         assert await outbox.count_documents({"published": True}) == 10
+
+        # Leased to this writer, but most of the lease has gone (a slow hand-over): a sweep
+        # may take such documents soon, so they are held before they are sent.
+        aging = [outbox_doc(settings, i, "me", lease_seconds=10) for i in range(40, 45)]
+        await outbox.insert_many([dict(d) for d in aging])
+        commands.sent.clear()
+        await relay.publish(aging)
+        assert commands.on("outbox") == ["update", "update"], "hold, then mark published"
+        assert await outbox.count_documents({"published": True}) == 15
 
         queue = PublishQueue(relay)
         later = [outbox_doc(settings, i, "me") for i in range(10, 40)]
@@ -133,10 +143,10 @@ async def test_a_batch_is_held_sent_and_marked_in_two_round_trips_and_batches_ga
         for doc in later:  # thirty writers hand over one each, without waiting
             queue.put([doc])
         await queue.flush()
-        assert await outbox.count_documents({"published": True}) == 40
-        assert len(commands.on("outbox")) <= 4, "thirty events go out in one or two batches"
-        events = await read_topic(settings.kafka_bootstrap_servers, Topics.RECEIVED, expect=40)
-        assert sorted(e["id"] for e in events) == sorted(f"e-{i}" for i in range(40))
+        assert await outbox.count_documents({"published": True}) == 45
+        assert len(commands.on("outbox")) <= 2, "thirty events go out in one or two batches"
+        events = await read_topic(settings.kafka_bootstrap_servers, Topics.RECEIVED, expect=45)
+        assert sorted(e["id"] for e in events) == sorted(f"e-{i}" for i in range(45))
     finally:
         await broker.stop()
 
