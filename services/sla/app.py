@@ -90,7 +90,8 @@ def create_app(settings: Settings) -> FastAPI:
                               "openings": store.openings, "changes": store.changes,
                               "escalation_acks": acks.acks})
     report_reconcilers(metrics, {"escalations": reconciler}, lambda backlog: backlog.missing)
-    report_open_tickets(metrics, store.tickets, sorted(tenants.ids), utc_now)
+    report_open_tickets(metrics, store.tickets, sorted(tenants.ids), utc_now,
+                        snapshot=counters.open_documents)
     report_consumer_lag(metrics, settings, broker)
 
     def report_source(tenant: str, current: Policy) -> ReportSource:
@@ -135,8 +136,8 @@ def create_app(settings: Settings) -> FastAPI:
                           "escalation acknowledgement sweep"),
             lambda: every(settings.sla_policy_reload_seconds, reloader.check, "policy reload"),
             lambda: every(settings.province_forward_seconds, links.sweep, "province links"),
-            lambda: every(settings.report_open_refresh_seconds, counters.refresh_open,
-                          "report open tickets"),
+            lambda: every(settings.report_open_refresh_seconds, lambda: counters.refresh_open(
+                rebuild_after=settings.report_open_rebuild_seconds), "report open tickets"),
             lambda: every(settings.escalation_check_interval_seconds, reconciler.turn,
                           "escalation reconciliation"),
             lambda: metrics.refresh_forever(settings),

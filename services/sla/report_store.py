@@ -49,6 +49,7 @@ async def ensure_report_indexes(tickets: AsyncCollection[Document],
     await tickets.create_index([("assigned_epoch", ASCENDING)])
     await tickets.create_index([("resolved_epoch", ASCENDING)])
     await tickets.create_index([("status", ASCENDING)])
+    await tickets.create_index([("changed_epoch", ASCENDING)])  # the open snapshot's catch-up
     await escalations.create_index([("fired_epoch", ASCENDING)])
     await backfill_report_fields(tickets, escalations)
 

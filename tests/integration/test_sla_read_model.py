@@ -26,6 +26,7 @@ from services.sla.reports import (
     tally_escalations,
 )
 from services.sla.reports_api import report_period
+from services.sla.store import changed_now
 from services.sla.timing import report_epochs
 from shared.contracts import TicketUpdate, UpdateAction, utc_now
 from shared.mongo import Document
@@ -173,7 +174,8 @@ async def test_counting_again_adds_nothing_and_a_catch_up_finishes_a_count_cut_s
 async def test_a_report_from_the_open_tickets_snapshot_sees_what_opened_and_closed_since(
         db: AsyncDatabase[Document]) -> None:
     """The snapshot is taken; then a ticket opens, one is re-assigned and one is resolved (and
-    counted): the report still equals the full computation over the tickets as they are now."""
+    counted): the report still equals the full computation over the tickets as they are now,
+    from the tickets written since the snapshot (read by their ``changed_epoch``)."""
     tickets, escalations = await stored(db)
     snapshot = OpenSnapshot(db["tickets"])
     counters = ReportCounters(db, lambda tenant: TIMEZONE, open_tickets=snapshot)
@@ -190,9 +192,11 @@ async def test_a_report_from_the_open_tickets_snapshot_sees_what_opened_and_clos
     done_now = {**done, "status": "resolved", "resolved_at": later, "resolution_met": True,
                 "first_response_at": later, "response_met": False,
                 "response_working_seconds": 7200.0}
-    await db["tickets"].insert_one({**opened, **report_epochs(opened)})
+    # Written as the ticket store writes them: stamped with the moment of the change.
+    await db["tickets"].insert_one({**opened, **report_epochs(opened), **changed_now()})
     for changed in (moved_now, done_now):
-        await db["tickets"].replace_one({"_id": changed["_id"]}, {**changed, **report_epochs(changed)})
+        await db["tickets"].replace_one({"_id": changed["_id"]},
+                                        {**changed, **report_epochs(changed), **changed_now()})
     assert await counters.count_tickets([done_now]) == 1
     now_stored = await db["tickets"].find({}).to_list(None)
     assert len(now_stored) == len(tickets) + 1
