@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -288,34 +289,65 @@ async def test_the_flow_counts_a_ticket_it_resolves_once_however_often_the_event
         assert await db["report_ledger"].count_documents({"_id": "t:T-RM"}) == 1
 
 
+class StopsAfterPages(ReportCounters):
+    """Counts like the read model, but from page ``pages + 1`` of tickets on waits forever
+    (None: never): the back-fill is caught between two pages, their position saved, when the
+    process dies. Records the first ticket id of each page it is given."""
+
+    pages: int | None
+    first_ids: list[str]
+
+    def __init__(self, db: AsyncDatabase[Document], pages: int | None) -> None:
+        super().__init__(db, lambda tenant: TIMEZONE)
+        object.__setattr__(self, "pages", pages)  # a frozen dataclass's fields
+        object.__setattr__(self, "first_ids", [])
+
+    async def count_tickets(self, tickets: Sequence[Document]) -> int:
+        self.first_ids.append(tickets[0]["_id"])
+        if self.pages is not None and len(self.first_ids) > self.pages:
+            await asyncio.Event().wait()  # until cancelled
+        return await super().count_tickets(tickets)
+
+
 async def test_the_back_fill_runs_beside_the_service_and_a_restart_resumes_it(
         db: AsyncDatabase[Document], mongodb_url: str) -> None:
     """A first start: the catch-up runs as a background task, readiness says backfilling
-    until it is done. The process dies mid-way (the task is cancelled after some pages); a new
-    process (its own client) goes on from the recorded mark, and in the end every resolved
-    ticket and first notice is counted once and the report equals the full computation."""
+    until it is done. The process dies mid-way (the task is cancelled after some pages, with
+    their position saved); a new process (its own client) goes on from the recorded mark, not
+    from the start, and in the end every resolved ticket and first notice is counted once and
+    the report equals the full computation."""
     tickets, escalations = await stored(db)
-    counters = counters_of(db)
+    counters = StopsAfterPages(db, pages=3)
     await counters.ensure_indexes()
     catch_up = CatchUp(counters, db["tickets"], db["escalations"], window_seconds=60)
     assert await catch_up.readiness() == "backfilling"
     marks = db["report_meta"]
-    # Pages of 500 by default; many small pages here, so the cancel lands mid-way.
+    # Pages of 500 by default; pages of 7 here, and the counting stops at the fourth page, so
+    # the cancel lands mid-way whatever the speed of the machine.
     task = asyncio.create_task(counters.catch_up(db["tickets"], db["escalations"], since=0,
                                                  batch=7))
-    await eventually(lambda: marks.find_one({"_id": BACK_FILL}), timeout=120)
+    async def at_the_fourth_page() -> bool:
+        return len(counters.first_ids) == 4
+
+    assert await eventually(at_the_fourth_page, timeout=120)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert await catch_up.readiness() == "backfilling"
     mark = await marks.find_one({"_id": BACK_FILL})
-    assert mark is not None
+    assert mark is not None and "escalations_after" not in mark
+    by_id = sorted(t["_id"] for t in tickets)
+    assert mark["tickets_after"] == by_id[3 * 7 - 1]  # after the third page: saved, not lost
+    assert await marks.find_one({"_id": "built"}) is None
     client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True)
     try:
-        again = CatchUp(counters_of(client[db.name]), client[db.name]["tickets"],
-                        client[db.name]["escalations"], window_seconds=60)
+        resumed = StopsAfterPages(client[db.name], pages=None)
+        again = CatchUp(resumed, client[db.name]["tickets"], client[db.name]["escalations"],
+                        window_seconds=60)
         await again.run()
         assert await again.readiness() is None
+        # It went on from the mark: its first page starts right after it.
+        assert resumed.first_ids[0] == by_id[3 * 7]
         assert await marks.find_one({"_id": "built"}) is not None
         resolved = sum(t["status"] == "resolved" for t in tickets)
         first_notices = sum(not e.get("repeat", 0) for e in escalations)
