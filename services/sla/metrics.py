@@ -9,6 +9,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 
 from services.sla.inbox import OPEN_STATUSES, DueState
 from services.sla.policy import Level, Policy
+from services.sla.report_store import find_open
 from shared.metrics import FiredNotice, Metrics
 from shared.mongo import Document
 
@@ -56,14 +57,15 @@ _STATE_FIELDS = {"_id": 0, "tenant": 1, "agency": 1, "status": 1, "due_next_at":
 
 async def open_ticket_counts(tickets: AsyncCollection[Document], tenants: Iterable[str],
                              now: datetime) -> OpenCounts:
-    """Open tickets by (tenant, agency, clock state): one query per tenant on the (tenant,
-    status) index, five small fields of each open ticket, classified here. (Grouping in the
-    store would be cheaper, but NX-27017 0.8 matches dates wrongly inside an aggregation
-    whose $group has a key, while find and count match them right.)"""
+    """Open tickets by (tenant, agency, clock state) read from the store: one query per tenant
+    and open status on the (tenant, status) index (``find_open``), five small fields of each
+    open ticket, classified here. (Grouping in the store would be cheaper, but NX-27017 0.8
+    matches dates wrongly inside an aggregation whose $group has a key, while find and count
+    match them right.) The service counts from the report read model's snapshot instead
+    (``count_open``); this is the full read it is checked against."""
     counts: OpenCounts = {}
     for tenant in tenants:
-        cursor = tickets.find({"tenant": tenant, "status": {"$in": list(OPEN_STATUSES)}}, _STATE_FIELDS)
-        async for ticket in cursor:
+        for ticket in await find_open(tickets, _STATE_FIELDS, tenant=tenant):
             key = (tenant, str(ticket.get("agency")), due_state(ticket, now).value)
             counts[key] = counts.get(key, 0) + 1
     return counts

@@ -34,6 +34,7 @@ from services.sla.read_model import (
     report_rows,
     ticket_increments,
 )
+from services.sla.report_store import find_open
 from services.sla.reports import (
     OPEN_STATUSES,
     ComplianceReport,
@@ -97,8 +98,7 @@ class OpenSnapshot:
         read keeps its part); then the changes written during the read."""
         async with self.lock:
             started = time.time() - self.margin_seconds
-            docs = await self.tickets.find({"status": {"$in": list(OPEN_STATUSES)}},
-                                           SNAPSHOT_FIELDS).to_list(None)
+            docs = await find_open(self.tickets, SNAPSHOT_FIELDS)
             earlier = _Earlier(self.docs, self.parts)
             parts, figures = await asyncio.to_thread(_summed, docs, part_of, tenant_of, earlier)
             self.parts, self.figures = parts, figures
@@ -351,8 +351,7 @@ class ReportCounters:
         if self.open_tickets is not None:
             return await self.open_tickets.current(own, self.open_part, self._tenant)
         scope = {} if tenant is None else {"tenant": tenant}
-        docs = await tickets.find({"status": {"$in": list(OPEN_STATUSES)}, **scope},
-                                  OPEN_FIELDS).to_list(None)
+        docs = await find_open(tickets, OPEN_FIELDS, **scope)
         return OpenNow(OpenFigures.of(self.open_part(d) for d in docs), None)
 
     def open_part(self, ticket: Document) -> OpenPart:
