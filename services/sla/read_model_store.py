@@ -91,16 +91,22 @@ class OpenSnapshot:
     taken_at: datetime | None = None
     rebuilt: float | None = None  # time.monotonic() of the last full read
     margin_seconds: float = 5.0  # writers' clocks and transactions may lag this one's a little
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one read of changes at a time
+    rebuilding: asyncio.Lock = field(default_factory=asyncio.Lock)  # one full read at a time
 
     async def rebuild(self, part_of: PartOf, tenant_of: TenantOf) -> None:
         """Read every open ticket and sum their parts afresh (a ticket unchanged since the last
         read keeps its part); then the changes written during the read."""
+        async with self.rebuilding:
+            await self._rebuild(part_of, tenant_of)
+
+    async def _rebuild(self, part_of: PartOf, tenant_of: TenantOf) -> None:
+        started = time.time() - self.margin_seconds
+        docs = await find_open(self.tickets, SNAPSHOT_FIELDS)
+        # Meanwhile reports go on from the snapshot as it was (no lock held until the swap).
+        earlier = _Earlier(dict(self.docs), dict(self.parts))
+        parts, figures = await asyncio.to_thread(_summed, docs, part_of, tenant_of, earlier)
         async with self.lock:
-            started = time.time() - self.margin_seconds
-            docs = await find_open(self.tickets, SNAPSHOT_FIELDS)
-            earlier = _Earlier(self.docs, self.parts)
-            parts, figures = await asyncio.to_thread(_summed, docs, part_of, tenant_of, earlier)
             self.parts, self.figures = parts, figures
             self.docs = {d["_id"]: d for d in docs}
             self.since, self.rebuilt = started, time.monotonic()
@@ -110,8 +116,10 @@ class OpenSnapshot:
         """The tickets written since the last read, their parts replaced (a resolved one's
         taken away: the counters have it). The first call reads everything."""
         if self.since is None:
-            await self.rebuild(part_of, tenant_of)
-            return
+            async with self.rebuilding:  # several first callers: one full read
+                if self.since is None:
+                    await self._rebuild(part_of, tenant_of)
+                    return
         async with self.lock:
             await self._read_changes(part_of, tenant_of)
 
