@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 
 from pymongo import AsyncMongoClient
 
+from services.sla.inbox import inbox_entry
 from services.sla.metrics import count_open
 from services.sla.read_model import Increments, escalation_increments, merge, ticket_increments
 from services.sla.read_model_store import OpenSnapshot, ReportCounters
@@ -106,6 +107,8 @@ async def fill(db: Any, count: int) -> tuple[float, int, int]:
         open_ones = [d for d in docs if d["status"] in OPEN_STATUSES]
         if open_ones:
             await tickets.insert_many(open_ones, ordered=False)
+            # Their inbox entries, which the SLA service writes with each open ticket.
+            await db["inbox"].insert_many([dict(inbox_entry(d) or {}) for d in open_ones])
             stored += len(open_ones)
         for doc in docs:
             if doc["status"] == "resolved":
@@ -129,7 +132,8 @@ def period_of_last_30_days() -> ReportPeriod:
 
 def read_model(db: Any) -> ReportCounters:
     """The read model as the SLA app wires it: counters and the open tickets' snapshot."""
-    return ReportCounters(db, lambda tenant: TIMEZONE, open_tickets=OpenSnapshot(db["tickets"]))
+    return ReportCounters(db, lambda tenant: TIMEZONE,
+                          open_tickets=OpenSnapshot(db["tickets"], db["inbox"]))
 
 
 async def one_report(model: ReportCounters, by: GroupBy = "agency") -> tuple[float, int]:

@@ -75,7 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
     sla = Sla(settings, policy, rulebook, store, relay, reroutes, openings, audit, changes, books)
     sla.report_counters = counters = ReportCounters(
         db, lambda tenant: sla.policy_for(tenant).timezone, home_tenant=settings.tenant,
-        open_tickets=OpenSnapshot(store.tickets))
+        open_tickets=OpenSnapshot(store.tickets, store.inbox))
     catch_up = CatchUp(counters, store.tickets, store.escalations,
                        window_seconds=settings.report_catch_up_seconds)
     sla.links = links = ProvinceLinks(settings, tenants, db, broker, sla.agency_name)

@@ -13,6 +13,7 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
+from services.sla.inbox import inbox_entry
 from services.sla.metrics import count_open, open_ticket_counts
 from services.sla.read_model_store import CatchUp, OpenSnapshot, ReportCounters
 from services.sla.report_store import ensure_report_indexes
@@ -33,7 +34,7 @@ TENANT = "kota-bengkulu"
 def snapshot_model(db: AsyncDatabase[Document]) -> ReportCounters:
     """The read model as app.py wires it: counters and the open tickets' snapshot."""
     return ReportCounters(db, lambda tenant: TIMEZONE, home_tenant=TENANT,
-                          open_tickets=OpenSnapshot(db["tickets"]))
+                          open_tickets=OpenSnapshot(db["tickets"], db["inbox"]))
 
 
 class KilledAfterTheTicketWrite(ReportCounters):
@@ -113,9 +114,9 @@ async def test_the_snapshot_and_gauges_follow_ticket_changes_and_a_killed_proces
 
 async def test_a_change_the_reads_of_changes_miss_is_healed_by_the_rebuild(
         settings: Settings, mongo: AsyncMongoClient[Document]) -> None:
-    """A ticket written with a stamp older than the last read (a transaction that committed
-    long after it stamped the ticket): the reads of changes cannot see it; the periodic full
-    read does."""
+    """A ticket opened and one resolved, each written with a stamp older than the last read
+    (a transaction that committed long after it stamped the ticket): the reads of changes
+    cannot see them; the periodic full read (from the inbox) does."""
     db = mongo[settings.mongodb_database]
     await ensure_report_indexes(db["tickets"], db["escalations"])
     model = snapshot_model(db)
@@ -124,13 +125,24 @@ async def test_a_change_the_reads_of_changes_miss_is_healed_by_the_rebuild(
               for n in range(3)]
     await db["tickets"].insert_many([{**t, **report_epochs(t), "changed_epoch": 0.0}
                                      for t in opened])
+    await db["inbox"].insert_many([dict(inbox_entry(t) or {}) for t in opened])
     await model.refresh_open()
     await assert_agrees_with_every_ticket(db, model)
     late = ticket("T-R-late", utc_now(), agency="PUPR", tenant=TENANT)
     await db["tickets"].insert_one({**late, **report_epochs(late), "changed_epoch": 0.0})
+    await db["inbox"].insert_one(dict(inbox_entry(late) or {}))
+    # And one resolved the same way (its inbox entry gone with it, as the store does).
+    resolved = {**opened[0], "status": "resolved", "resolved_at": utc_now(),
+                "resolution_met": True, "first_response_at": utc_now(), "response_met": True,
+                "response_working_seconds": 60.0}
+    await db["tickets"].replace_one({"_id": "T-R0"}, {**resolved, **report_epochs(resolved),
+                                                      "changed_epoch": 0.0})
+    await db["inbox"].delete_one({"_id": "T-R0"})
+    await model.count_tickets([resolved])
     await model.refresh_open(rebuild_after=3600)  # not due: a read of changes only
     docs = await model.open_documents()
     assert docs is not None and "T-R-late" not in {d["_id"] for d in docs}
+    assert "T-R0" in {d["_id"] for d in docs}
     await model.refresh_open(rebuild_after=0)  # due: every open ticket again
     await assert_agrees_with_every_ticket(db, model)
 
