@@ -17,6 +17,7 @@ import multiprocessing
 import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from zoneinfo import ZoneInfo
 
 from pymongo import AsyncMongoClient
 
+from services.sla.inbox import inbox_entry
+from services.sla.metrics import count_open
 from services.sla.read_model import Increments, escalation_increments, merge, ticket_increments
 from services.sla.read_model_store import OpenSnapshot, ReportCounters
 from services.sla.report_store import ensure_report_indexes
@@ -104,6 +107,8 @@ async def fill(db: Any, count: int) -> tuple[float, int, int]:
         open_ones = [d for d in docs if d["status"] in OPEN_STATUSES]
         if open_ones:
             await tickets.insert_many(open_ones, ordered=False)
+            # Their inbox entries, which the SLA service writes with each open ticket.
+            await db["inbox"].insert_many([dict(inbox_entry(d) or {}) for d in open_ones])
             stored += len(open_ones)
         for doc in docs:
             if doc["status"] == "resolved":
@@ -127,7 +132,8 @@ def period_of_last_30_days() -> ReportPeriod:
 
 def read_model(db: Any) -> ReportCounters:
     """The read model as the SLA app wires it: counters and the open tickets' snapshot."""
-    return ReportCounters(db, lambda tenant: TIMEZONE, open_tickets=OpenSnapshot(db["tickets"]))
+    return ReportCounters(db, lambda tenant: TIMEZONE,
+                          open_tickets=OpenSnapshot(db["tickets"], db["inbox"]))
 
 
 async def one_report(model: ReportCounters, by: GroupBy = "agency") -> tuple[float, int]:
@@ -140,14 +146,33 @@ async def one_report(model: ReportCounters, by: GroupBy = "agency") -> tuple[flo
     return time.perf_counter() - started, report.totals.tickets_received
 
 
-async def refreshing(model: ReportCounters, seconds: float, stop: Any) -> None:
-    """The SLA service's background refresh of the open tickets, every ``seconds``."""
+async def periodically(seconds: float, stop: Any, step: Callable[[], Awaitable[Any]], *,
+                       wait_first: bool = False) -> None:
+    waited = not wait_first
     while not stop.is_set():
-        await model.refresh_open()
+        if waited:
+            await step()
         for _ in range(int(seconds * 10)):
             if stop.is_set():
                 return
             await asyncio.sleep(0.1)
+        waited = True
+
+
+async def service_loops(model: ReportCounters, args: argparse.Namespace, stop: Any) -> None:
+    """The SLA service's background work on the open tickets while reports run: the
+    snapshot's reads of changes every ``--refresh`` seconds, its full read every ``--rebuild``
+    seconds, and the open-ticket gauges, counted from the snapshot, every
+    ``metrics_refresh_seconds``."""
+    async def gauges() -> None:
+        docs = await model.open_documents()
+        count_open(docs or [], ["kota-bengkulu"], utc_now())
+
+    await asyncio.gather(
+        periodically(args.refresh, stop, model.refresh_open),
+        periodically(args.rebuild, stop, lambda: model.refresh_open(rebuild_after=0),
+                     wait_first=True),
+        periodically(Settings().metrics_refresh_seconds, stop, gauges))
 
 
 async def insert_latencies(db: Any, seconds: float) -> list[float]:
@@ -164,7 +189,7 @@ async def insert_latencies(db: Any, seconds: float) -> list[float]:
     return sorted(waits)
 
 
-def reports_process(url: str, parallel: int, refresh: float, ready: Any, stop: Any,
+def reports_process(url: str, args: argparse.Namespace, ready: Any, stop: Any,
                     results: Any) -> None:
     """``parallel`` reports back to back in a process of their own, as the SLA service runs
     them apart from intake's submissions (in the measuring process their CPU time would hold
@@ -181,7 +206,8 @@ def reports_process(url: str, parallel: int, refresh: float, ready: Any, stop: A
 
         try:
             ready.set()
-            await asyncio.gather(refreshing(model, refresh, stop), *(loop() for _ in range(parallel)))
+            await asyncio.gather(service_loops(model, args, stop),
+                                 *(loop() for _ in range(args.parallel)))
         finally:
             await client.close()
         return seconds
@@ -189,16 +215,15 @@ def reports_process(url: str, parallel: int, refresh: float, ready: Any, stop: A
     results.put(asyncio.run(loops()))
 
 
-async def while_running(db: Any, url: str, parallel: int, seconds: float,
-                        refresh: float) -> tuple[list[float], list[float]]:
+async def while_running(db: Any, url: str, args: argparse.Namespace,
+                        ) -> tuple[list[float], list[float]]:
     """Insert latencies while reports run, and those reports' own seconds."""
     context = multiprocessing.get_context("spawn")
     ready, stop, results = context.Event(), context.Event(), context.Queue()
-    worker = context.Process(target=reports_process, args=(url, parallel, refresh, ready, stop,
-                                                                  results))
+    worker = context.Process(target=reports_process, args=(url, args, ready, stop, results))
     worker.start()
     await asyncio.to_thread(ready.wait)
-    waits = await insert_latencies(db, seconds)
+    waits = await insert_latencies(db, args.seconds)
     stop.set()
     reports: list[float] = await asyncio.to_thread(results.get)
     worker.join()
@@ -227,15 +252,16 @@ async def run(url: str, args: argparse.Namespace) -> None:
         model = read_model(db)
         started = time.perf_counter()
         await model.refresh_open()
-        print(f"open tickets' snapshot read in {time.perf_counter() - started:.2f} s "
-              f"(off the request path, every {args.refresh:g} s)")
+        print(f"open tickets' snapshot, first (full) read in {time.perf_counter() - started:.2f} s "
+              f"(off the request path; again every {args.rebuild:g} s, between only the "
+              f"changes, every {args.refresh:g} s and per report)")
         for by in ("agency", "category", "channel"):
             times = [await one_report(model, by) for _ in range(args.repeat)]
             print(f"report, last 30 days by {by:8}: {percentiles([t for t, _ in times])} over "
                   f"{args.repeat} runs ({times[0][1]} tickets received)")
         idle = await insert_latencies(db, args.seconds)
         print(f"complaint insert, idle            : {figures(idle)}")
-        busy, reports = await while_running(db, url, args.parallel, args.seconds, args.refresh)
+        busy, reports = await while_running(db, url, args)
         print(f"complaint insert, {args.parallel} reports running: {figures(busy)}")
         print(f"those {len(reports)} reports (by agency, {args.parallel} at a time): "
               f"{percentiles(reports)}")
@@ -250,8 +276,14 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=20.0, help="each latency phase")
     parser.add_argument("--refresh", type=float, default=Settings().report_open_refresh_seconds,
-                        help="seconds between the open tickets' snapshots")
+                        help="seconds between the open tickets' snapshot's reads of changes")
+    parser.add_argument("--rebuild", type=float, default=None,
+                        help="seconds between its full reads (default: half of --seconds, so "
+                             "one lands while reports run; the service's is "
+                             "report_open_rebuild_seconds)")
     args = parser.parse_args()
+    if args.rebuild is None:
+        args.rebuild = args.seconds / 2
     with tempfile.TemporaryDirectory(prefix="disposisi-bench-reports-") as work:
         server = start_store(free_port(), Path(work))
         try:

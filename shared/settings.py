@@ -329,9 +329,9 @@ class Settings(BaseSettings):
                                      "background; readiness says backfilling until done.")
     report_open_refresh_seconds: float = Field(
         30, gt=0, description="How often the SLA service re-reads the open tickets for the "
-                              "compliance report (off the request path); changes of an open "
-                              "ticket other than opening, re-assignment and resolution show "
-                              "in reports this late at most.")
+                              "compliance report and the open-ticket gauges: only the "
+                              "tickets written since the last read (a report reads them "
+                              "too, so it is never stale).")
 
     # --- notifications (services/notify) ---
     notify_port: int = Field(8084, description="Port of the notification service's API.")
@@ -529,6 +529,12 @@ class Settings(BaseSettings):
                                    "import` submits with.")
     lapor_import_timeout_seconds: float = Field(
         30.0, gt=0, description="Longest one submission to intake may take during an import.")
+    # --- reports from a read model (open tickets' snapshot) ---
+    report_open_rebuild_seconds: float = Field(
+        3600, gt=0, description="How often the SLA service reads every open ticket again for "
+                                "the compliance report and the open-ticket gauges (between, "
+                                "it reads only the tickets written since): heals a change "
+                                "whose write committed too late to be seen by those reads.")
 
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":

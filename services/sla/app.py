@@ -49,7 +49,7 @@ def create_app(settings: Settings) -> FastAPI:
     sla = Sla(settings, policy, rulebook, store, relay, reroutes, openings, audit, changes, books)
     sla.report_counters = counters = ReportCounters(
         db, lambda tenant: sla.policy_for(tenant).timezone, home_tenant=settings.tenant,
-        open_tickets=OpenSnapshot(store.tickets))
+        open_tickets=OpenSnapshot(store.tickets, store.inbox))
     catch_up = CatchUp(counters, store.tickets, store.escalations,
                        window_seconds=settings.report_catch_up_seconds)
     sla.links = links = ProvinceLinks(settings, tenants, db, broker, sla.agency_name)
@@ -63,7 +63,8 @@ def create_app(settings: Settings) -> FastAPI:
                               "openings": store.openings, "changes": store.changes,
                               "escalation_acks": acks.acks})
     report_reconcilers(metrics, {"escalations": reconciler}, lambda backlog: backlog.missing)
-    report_open_tickets(metrics, store.tickets, sorted(tenants.ids), utc_now)
+    report_open_tickets(metrics, store.tickets, sorted(tenants.ids), utc_now,
+                        snapshot=counters.open_documents)
     report_consumer_lag(metrics, settings, broker)
 
     def report_source(tenant: str, current: Policy) -> ReportSource:
@@ -98,8 +99,8 @@ def create_app(settings: Settings) -> FastAPI:
                           "escalation acknowledgement sweep"),
             lambda: every(settings.sla_policy_reload_seconds, reloader.check, "policy reload"),
             lambda: every(settings.province_forward_seconds, links.sweep, "province links"),
-            lambda: every(settings.report_open_refresh_seconds, counters.refresh_open,
-                          "report open tickets"),
+            lambda: every(settings.report_open_refresh_seconds, lambda: counters.refresh_open(
+                rebuild_after=settings.report_open_rebuild_seconds), "report open tickets"),
             lambda: every(settings.escalation_check_interval_seconds, reconciler.turn,
                           "escalation reconciliation"),
         ])

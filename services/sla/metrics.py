@@ -2,13 +2,14 @@
 fired (by clock and level), breaches, the scheduler's delay, open tickets by agency and clock
 state (see shared/metrics.py for the families)."""
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
 
 from pymongo.asynchronous.collection import AsyncCollection
 
 from services.sla.inbox import OPEN_STATUSES, DueState
 from services.sla.policy import Level, Policy
+from services.sla.report_store import find_open
 from shared.metrics import FiredNotice, Metrics
 from shared.mongo import Document
 
@@ -56,22 +57,46 @@ _STATE_FIELDS = {"_id": 0, "tenant": 1, "agency": 1, "status": 1, "due_next_at":
 
 async def open_ticket_counts(tickets: AsyncCollection[Document], tenants: Iterable[str],
                              now: datetime) -> OpenCounts:
-    """Open tickets by (tenant, agency, clock state): one query per tenant on the (tenant,
-    status) index, five small fields of each open ticket, classified here. (Grouping in the
-    store would be cheaper, but NX-27017 0.8 matches dates wrongly inside an aggregation
-    whose $group has a key, while find and count match them right.)"""
+    """Open tickets by (tenant, agency, clock state) read from the store: one query per tenant
+    and open status on the (tenant, status) index (``find_open``), five small fields of each
+    open ticket, classified here. (Grouping in the store would be cheaper, but NX-27017 0.8
+    matches dates wrongly inside an aggregation whose $group has a key, while find and count
+    match them right.) The service counts from the report read model's snapshot instead
+    (``count_open``); this is the full read it is checked against."""
     counts: OpenCounts = {}
     for tenant in tenants:
-        cursor = tickets.find({"tenant": tenant, "status": {"$in": list(OPEN_STATUSES)}}, _STATE_FIELDS)
-        async for ticket in cursor:
+        for ticket in await find_open(tickets, _STATE_FIELDS, tenant=tenant):
             key = (tenant, str(ticket.get("agency")), due_state(ticket, now).value)
             counts[key] = counts.get(key, 0) + 1
     return counts
 
 
+def count_open(docs: Iterable[Document], tenants: Iterable[str], now: datetime) -> OpenCounts:
+    """Open tickets by (tenant, agency, clock state), of these tenants, from documents in
+    memory (the report read model's open snapshot): no store query."""
+    wanted, counts = set(tenants), OpenCounts()
+    for ticket in docs:
+        tenant = str(ticket.get("tenant"))
+        if tenant in wanted and ticket.get("status") in OPEN_STATUSES:
+            key = (tenant, str(ticket.get("agency")), due_state(ticket, now).value)
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+OpenDocuments = Callable[[], Awaitable[list[Document] | None]]
+
+
 def report_open_tickets(metrics: Metrics, tickets: AsyncCollection[Document],
-                        tenants: Sequence[str], clock: Callable[[], datetime]) -> None:
+                        tenants: Sequence[str], clock: Callable[[], datetime],
+                        snapshot: OpenDocuments | None = None) -> None:
+    """The open-ticket gauges, from ``snapshot`` (the open tickets kept by the report read
+    model, caught up by the tickets changed since: no full read every refresh) when given,
+    else by reading every open ticket."""
     async def refresh() -> None:
-        metrics.sla.set_open(await open_ticket_counts(tickets, tenants, clock()))
+        docs = None if snapshot is None else await snapshot()
+        if docs is None:
+            metrics.sla.set_open(await open_ticket_counts(tickets, tenants, clock()))
+        else:
+            metrics.sla.set_open(count_open(docs, tenants, clock()))
 
     metrics.refresh_with("open_tickets", refresh)

@@ -11,7 +11,7 @@ and a crash before the commit leaves neither.
 import asyncio
 import logging
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -35,6 +35,7 @@ from services.sla.read_model import (
     report_rows,
     ticket_increments,
 )
+from services.sla.report_store import find_open
 from services.sla.reports import (
     OPEN_STATUSES,
     ComplianceReport,
@@ -55,69 +56,136 @@ OPEN_FIELDS = {name: 1 for name in (
     "status", "agency", "assignment", "category", "channel", "submitted_at", "assigned_at",
     "first_response_at", "resolved_at", "response_working_seconds", "response_met",
     "resolution_met", "response_due_at", "resolution_due_at", "assignments", "pauses")}
-SNAPSHOT_FIELDS = OPEN_FIELDS | {"tenant": 1}
+# The gauges' fields too (the clock state: ``metrics.due_state``).
+SNAPSHOT_FIELDS = OPEN_FIELDS | {"tenant": 1, "due_next_at": 1, "due_soon_at": 1, "version": 1}
+_SNAPSHOT_KEYS = frozenset(SNAPSHOT_FIELDS) | {"_id"}
+CHANGED = "changed_epoch"  # stamped by every ticket write (store.py), indexed
 
 
 PartOf = Callable[[Document], OpenPart]
+TenantOf = Callable[[Document], str]
 
 
 @dataclass(frozen=True)
 class OpenNow:
-    """A tenant's open tickets for one report: the snapshot's figures, and the parts to take
-    away (``stale``: changed or resolved since) and to add (``fresh``: as they are now)."""
+    """A tenant's open tickets for one report: their summed figures, as of when."""
 
     figures: OpenFigures
-    stale: list[OpenPart]
-    fresh: list[OpenPart]
-    as_of: datetime | None  # when the snapshot was read
+    as_of: datetime | None  # when the snapshot last read the changes
 
 
 @dataclass
 class OpenSnapshot:
-    """The open tickets, read whole every ``DISPOSISI_REPORT_OPEN_REFRESH_SECONDS`` off the
-    request path and summed per tenant into ``OpenFigures`` (in a worker thread): a report
-    reads those sums, whose cost grows with groups and days, not with open tickets. By two
-    indexed range queries it also finds the tickets opened or re-assigned since the snapshot
-    (their snapshot part replaced by their part now) and resolved since (their part taken
-    away: the counters have them). Other changes of an open ticket since the snapshot (a first
-    response, a pause) show in the report after the next refresh; running clocks turn late
-    and tickets age at the report's own moment."""
+    """The open tickets, kept in memory with their parts summed per tenant into
+    ``OpenFigures``: a report reads those sums, whose cost grows with groups and days, not
+    with open tickets. Read whole once (``rebuild``: at the first use, then every
+    ``DISPOSISI_REPORT_OPEN_REBUILD_SECONDS`` to heal anything missed, off the request path);
+    in between, ``catch_up`` reads only the tickets written since its last read, by the
+    indexed ``changed_epoch`` every ticket write stamps (``store._versioned_write``), and
+    replaces their parts. A report, the open-ticket gauges and the periodic refresh call
+    ``catch_up``: each read touches what changed, never every open ticket, so it does not hold
+    up the store (a full read of the open tickets did, for seconds, every 30 s)."""
 
     tickets: AsyncCollection[Document]
+    inbox: AsyncCollection[Document] | None = None  # the inbox read model (store.INBOX)
+    page: int = 200  # tickets per read of a rebuild
     parts: dict[str, tuple[str, OpenPart]] = field(default_factory=dict)  # id -> (tenant, part)
     docs: dict[str, Document] = field(default_factory=dict)  # as read for ``parts``
     figures: dict[str, OpenFigures] = field(default_factory=dict)  # by tenant
-    taken_epoch: float | None = None
+    since: float | None = None  # changes stamped from this epoch on are yet to be read
     taken_at: datetime | None = None
-    margin_seconds: float = 5.0  # writers' clocks may lag this one's a little
+    rebuilt: float | None = None  # time.monotonic() of the last full read
+    margin_seconds: float = 5.0  # writers' clocks and transactions may lag this one's a little
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one read of changes at a time
+    rebuilding: asyncio.Lock = field(default_factory=asyncio.Lock)  # one full read at a time
 
-    async def refresh(self, part_of: PartOf, tenant_of: Callable[[Document], str]) -> None:
+    async def rebuild(self, part_of: PartOf, tenant_of: TenantOf) -> None:
+        """Read every open ticket and sum their parts afresh (a ticket unchanged since the last
+        read keeps its part); then the changes written during the read."""
+        async with self.rebuilding:
+            await self._rebuild(part_of, tenant_of)
+
+    async def _rebuild(self, part_of: PartOf, tenant_of: TenantOf) -> None:
         started = time.time() - self.margin_seconds
-        taken_at = utc_now()
-        docs = await self.tickets.find({"status": {"$in": list(OPEN_STATUSES)}},
-                                       SNAPSHOT_FIELDS).to_list(None)
-        earlier = _Earlier(self.docs, self.parts)
+        docs = await self._read_open()
+        # Meanwhile reports go on from the snapshot as it was (no lock held until the swap).
+        earlier = _Earlier(dict(self.docs), dict(self.parts))
         parts, figures = await asyncio.to_thread(_summed, docs, part_of, tenant_of, earlier)
-        self.parts, self.figures = parts, figures
-        self.docs = {d["_id"]: d for d in docs}
-        self.taken_epoch, self.taken_at = started, taken_at
+        async with self.lock:
+            self.parts, self.figures = parts, figures
+            self.docs = {d["_id"]: d for d in docs}
+            self.since, self.rebuilt = started, time.monotonic()
+            await self._read_changes(part_of, tenant_of)
 
-    async def current(self, tenant: str, part_of: PartOf,
-                      tenant_of: Callable[[Document], str]) -> OpenNow:
-        if self.taken_epoch is None:
-            await self.refresh(part_of, tenant_of)
-        # One snapshot's figures and parts together: a refresh may land during the queries.
-        since, parts = self.taken_epoch, self.parts
-        figures, taken_at = self.figures.get(tenant, OpenFigures()), self.taken_at
-        changed = {d["_id"]: d async for d in self.tickets.find(
-            {"assigned_epoch": {"$gte": since}}, SNAPSHOT_FIELDS) if tenant_of(d) == tenant}
-        resolved = {d["_id"] async for d in self.tickets.find(
-            {"resolved_epoch": {"$gte": since}}, {"_id": 1})}
-        stale = [parts[i][1] for i in (changed.keys() | resolved) if i in parts
-                 and parts[i][0] == tenant]
-        fresh = [part_of(d) for i, d in changed.items()
-                 if i not in resolved and d["status"] in OPEN_STATUSES]
-        return OpenNow(figures, stale, fresh, taken_at)
+    async def _read_open(self) -> list[Document]:
+        """Every open ticket. With the inbox (one small entry per open ticket, written with the
+        ticket, with its version): the inbox's entries, then only the tickets whose version
+        the snapshot does not hold (all of them the first time) and those it holds that left
+        the inbox, by ``_id`` a page at a time. Reading 8,000 whole open tickets in one query
+        holds NX-27017 up for about 3 s; small entries and short pages let other requests in
+        between. (An open ticket missing from the inbox and from the reads of changes, a
+        crash's double fault, is not found.)"""
+        if self.inbox is None:
+            return await find_open(self.tickets, SNAPSHOT_FIELDS)
+        listed = {e["_id"]: int(e.get("version") or 0)
+                  for e in await self.inbox.find({}).to_list(None)}
+        held = dict(self.docs)
+        fetch = [i for i, version in listed.items() if _version(held.get(i)) != version]
+        fetch += [i for i in held if i not in listed]
+        fresh: dict[str, Document] = {}
+        for start in range(0, len(fetch), self.page):
+            # Whole documents, trimmed here: NX-27017 copies every document it projects.
+            for doc in await self.tickets.find({"_id": {"$in": fetch[start:start + self.page]}}
+                                               ).to_list(None):
+                fresh[doc["_id"]] = {k: v for k, v in doc.items() if k in _SNAPSHOT_KEYS}
+        kept = [held[i] for i in listed if i in held and i not in fresh]
+        return kept + [d for d in fresh.values() if d.get("status") in OPEN_STATUSES]
+
+    async def catch_up(self, part_of: PartOf, tenant_of: TenantOf) -> None:
+        """The tickets written since the last read, their parts replaced (a resolved one's
+        taken away: the counters have it). The first call reads everything."""
+        if self.since is None:
+            async with self.rebuilding:  # several first callers: one full read
+                if self.since is None:
+                    await self._rebuild(part_of, tenant_of)
+                    return
+        async with self.lock:
+            await self._read_changes(part_of, tenant_of)
+
+    async def _read_changes(self, part_of: PartOf, tenant_of: TenantOf) -> None:
+        assert self.since is not None
+        started, taken_at = time.time() - self.margin_seconds, utc_now()
+        changed = await self.tickets.find({CHANGED: {"$gte": self.since}},
+                                          SNAPSHOT_FIELDS).to_list(None)
+        for doc in changed:
+            self._replace(doc, part_of, tenant_of)
+        self.since, self.taken_at = started, taken_at
+
+    def _replace(self, doc: Document, part_of: PartOf, tenant_of: TenantOf) -> None:
+        ticket_id = doc["_id"]
+        if self.docs.get(ticket_id) == doc:
+            return  # read again within the margin, unchanged
+        earlier = self.parts.pop(ticket_id, None)
+        self.docs.pop(ticket_id, None)
+        if earlier is not None:
+            self.figures[earlier[0]].add(earlier[1], -1)
+        if doc.get("status") in OPEN_STATUSES:
+            tenant, part = tenant_of(doc), part_of(doc)
+            self.figures.setdefault(tenant, OpenFigures()).add(part)
+            self.parts[ticket_id], self.docs[ticket_id] = (tenant, part), doc
+
+    async def current(self, tenant: str, part_of: PartOf, tenant_of: TenantOf) -> OpenNow:
+        await self.catch_up(part_of, tenant_of)
+        return OpenNow(self.figures.get(tenant, OpenFigures()), self.taken_at)
+
+    async def open_documents(self, part_of: PartOf, tenant_of: TenantOf) -> list[Document]:
+        """The open tickets as last read (after reading the changes): what the gauges count."""
+        await self.catch_up(part_of, tenant_of)
+        return list(self.docs.values())
+
+
+def _version(doc: Document | None) -> int | None:
+    return None if doc is None else int(doc.get("version") or 0)
 
 
 @dataclass(frozen=True)
@@ -126,8 +194,7 @@ class _Earlier:
     parts: Mapping[str, tuple[str, OpenPart]]
 
 
-def _summed(docs: list[Document], part_of: PartOf, tenant_of: Callable[[Document], str],
-            earlier: "_Earlier",
+def _summed(docs: list[Document], part_of: PartOf, tenant_of: TenantOf, earlier: "_Earlier",
             ) -> tuple[dict[str, tuple[str, OpenPart]], dict[str, OpenFigures]]:
     """Each ticket's part (that of the last snapshot when the ticket has not changed since:
     most open tickets wait), then their sums per tenant."""
@@ -163,9 +230,25 @@ class ReportCounters:
                                           ("day", ASCENDING)])
         await self.counters.create_index([("day", ASCENDING)])
 
-    async def refresh_open(self) -> None:
-        if self.open_tickets is not None:
-            await self.open_tickets.refresh(self.open_part, self._tenant)
+    async def refresh_open(self, *, rebuild_after: float | None = None) -> None:
+        """The periodic refresh: read the open tickets written since the last read; or, when
+        the last full read is ``rebuild_after`` seconds old, every open ticket again, which
+        heals a change the reads of changes missed (one whose transaction committed later
+        than the margin allows)."""
+        snapshot = self.open_tickets
+        if snapshot is None:
+            return
+        if rebuild_after is not None and snapshot.rebuilt is not None \
+                and time.monotonic() - snapshot.rebuilt >= rebuild_after:
+            await snapshot.rebuild(self.open_part, self._tenant)
+        else:
+            await snapshot.catch_up(self.open_part, self._tenant)
+
+    async def open_documents(self) -> list[Document] | None:
+        """The open tickets as the snapshot holds them (None without a snapshot)."""
+        if self.open_tickets is None:
+            return None
+        return await self.open_tickets.open_documents(self.open_part, self._tenant)
 
     # --- counting ---------------------------------------------------------------------------
 
@@ -305,15 +388,6 @@ class ReportCounters:
         open_now = await self._open_now(tickets, tenant)
         dimensions = (by, "total")
         counts, backlog = open_now.figures.at(now, dimensions, start_day, end_day)
-        for sign, parts in ((-1, open_now.stale), (1, open_now.fresh)):
-            more_counts, more_backlog = OpenFigures.of(parts).at(now, dimensions, start_day,
-                                                                 end_day)
-            for counter_key, more in more_counts.items():
-                counts.setdefault(counter_key, Counter()).update(
-                    {name: sign * n for name, n in more.items()})
-            for group_key, ages in more_backlog.items():
-                backlog.setdefault(group_key, Counter()).update(
-                    {label: sign * n for label, n in ages.items()})
         rows, totals = report_rows(counters, counts, backlog, by=by, start_day=start_day,
                                    zones=zones)
         return ComplianceReport(by=by, period=period, generated_at=now, zones=zones, rows=rows,
@@ -324,9 +398,8 @@ class ReportCounters:
         if self.open_tickets is not None:
             return await self.open_tickets.current(own, self.open_part, self._tenant)
         scope = {} if tenant is None else {"tenant": tenant}
-        docs = await tickets.find({"status": {"$in": list(OPEN_STATUSES)}, **scope},
-                                  OPEN_FIELDS).to_list(None)
-        return OpenNow(OpenFigures.of(self.open_part(d) for d in docs), [], [], None)
+        docs = await find_open(tickets, OPEN_FIELDS, **scope)
+        return OpenNow(OpenFigures.of(self.open_part(d) for d in docs), None)
 
     def open_part(self, ticket: Document) -> OpenPart:
         return open_part(ticket, self.timezone_of(self._tenant(ticket)))

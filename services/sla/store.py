@@ -2,6 +2,7 @@
 ``escalations``, ``reroutes``, ``openings`` and ``changes`` (outboxes of ``ticket.escalated``,
 reroute requests, ``ticket.opened`` and ``ticket.changed``)."""
 
+import time
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -60,7 +61,7 @@ class TicketStore:
     async def add_new(self, tickets: Sequence[Document]) -> int:
         """Store tickets not stored yet (by ticket id); redelivered ones change nothing (their
         inbox entries are written again from what is stored: a crash in between heals)."""
-        inserted = await insert_new(self.tickets, tickets)
+        inserted = await insert_new(self.tickets, [{**t, **changed_now()} for t in tickets])
         await self.sync_inbox([t["_id"] for t in tickets])
         return inserted
 
@@ -278,4 +279,11 @@ class TicketStore:
 def _versioned_write(ticket: Document, version: int) -> tuple[Document, Document]:
     """Filter and replacement: the whole ticket, one version on, without any lease."""
     fields = {k: v for k, v in ticket.items() if k not in ("version", CLAIM)}
-    return {"_id": ticket["_id"], "version": version}, {**fields, "version": version + 1}
+    return {"_id": ticket["_id"], "version": version}, {**fields, "version": version + 1,
+                                                        **changed_now()}
+
+
+def changed_now() -> Document:
+    """The stamp of a ticket write, in the write itself (no crash can separate them): the
+    report read model's open snapshot reads the tickets changed since its last read by it."""
+    return {"changed_epoch": time.time()}

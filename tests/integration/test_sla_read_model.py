@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -26,6 +27,7 @@ from services.sla.reports import (
     tally_escalations,
 )
 from services.sla.reports_api import report_period
+from services.sla.store import changed_now
 from services.sla.timing import report_epochs
 from shared.contracts import TicketUpdate, UpdateAction, utc_now
 from shared.mongo import Document
@@ -173,7 +175,8 @@ async def test_counting_again_adds_nothing_and_a_catch_up_finishes_a_count_cut_s
 async def test_a_report_from_the_open_tickets_snapshot_sees_what_opened_and_closed_since(
         db: AsyncDatabase[Document]) -> None:
     """The snapshot is taken; then a ticket opens, one is re-assigned and one is resolved (and
-    counted): the report still equals the full computation over the tickets as they are now."""
+    counted): the report still equals the full computation over the tickets as they are now,
+    from the tickets written since the snapshot (read by their ``changed_epoch``)."""
     tickets, escalations = await stored(db)
     snapshot = OpenSnapshot(db["tickets"])
     counters = ReportCounters(db, lambda tenant: TIMEZONE, open_tickets=snapshot)
@@ -190,9 +193,11 @@ async def test_a_report_from_the_open_tickets_snapshot_sees_what_opened_and_clos
     done_now = {**done, "status": "resolved", "resolved_at": later, "resolution_met": True,
                 "first_response_at": later, "response_met": False,
                 "response_working_seconds": 7200.0}
-    await db["tickets"].insert_one({**opened, **report_epochs(opened)})
+    # Written as the ticket store writes them: stamped with the moment of the change.
+    await db["tickets"].insert_one({**opened, **report_epochs(opened), **changed_now()})
     for changed in (moved_now, done_now):
-        await db["tickets"].replace_one({"_id": changed["_id"]}, {**changed, **report_epochs(changed)})
+        await db["tickets"].replace_one({"_id": changed["_id"]},
+                                        {**changed, **report_epochs(changed), **changed_now()})
     assert await counters.count_tickets([done_now]) == 1
     now_stored = await db["tickets"].find({}).to_list(None)
     assert len(now_stored) == len(tickets) + 1
@@ -284,34 +289,65 @@ async def test_the_flow_counts_a_ticket_it_resolves_once_however_often_the_event
         assert await db["report_ledger"].count_documents({"_id": "t:T-RM"}) == 1
 
 
+class StopsAfterPages(ReportCounters):
+    """Counts like the read model, but from page ``pages + 1`` of tickets on waits forever
+    (None: never): the back-fill is caught between two pages, their position saved, when the
+    process dies. Records the first ticket id of each page it is given."""
+
+    pages: int | None
+    first_ids: list[str]
+
+    def __init__(self, db: AsyncDatabase[Document], pages: int | None) -> None:
+        super().__init__(db, lambda tenant: TIMEZONE)
+        object.__setattr__(self, "pages", pages)  # a frozen dataclass's fields
+        object.__setattr__(self, "first_ids", [])
+
+    async def count_tickets(self, tickets: Sequence[Document]) -> int:
+        self.first_ids.append(tickets[0]["_id"])
+        if self.pages is not None and len(self.first_ids) > self.pages:
+            await asyncio.Event().wait()  # until cancelled
+        return await super().count_tickets(tickets)
+
+
 async def test_the_back_fill_runs_beside_the_service_and_a_restart_resumes_it(
         db: AsyncDatabase[Document], mongodb_url: str) -> None:
     """A first start: the catch-up runs as a background task, readiness says backfilling
-    until it is done. The process dies mid-way (the task is cancelled after some pages); a new
-    process (its own client) goes on from the recorded mark, and in the end every resolved
-    ticket and first notice is counted once and the report equals the full computation."""
+    until it is done. The process dies mid-way (the task is cancelled after some pages, with
+    their position saved); a new process (its own client) goes on from the recorded mark, not
+    from the start, and in the end every resolved ticket and first notice is counted once and
+    the report equals the full computation."""
     tickets, escalations = await stored(db)
-    counters = counters_of(db)
+    counters = StopsAfterPages(db, pages=3)
     await counters.ensure_indexes()
     catch_up = CatchUp(counters, db["tickets"], db["escalations"], window_seconds=60)
     assert await catch_up.readiness() == "backfilling"
     marks = db["report_meta"]
-    # Pages of 500 by default; many small pages here, so the cancel lands mid-way.
+    # Pages of 500 by default; pages of 7 here, and the counting stops at the fourth page, so
+    # the cancel lands mid-way whatever the speed of the machine.
     task = asyncio.create_task(counters.catch_up(db["tickets"], db["escalations"], since=0,
                                                  batch=7))
-    await eventually(lambda: marks.find_one({"_id": BACK_FILL}), timeout=120)
+    async def at_the_fourth_page() -> bool:
+        return len(counters.first_ids) == 4
+
+    assert await eventually(at_the_fourth_page, timeout=120)
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
     assert await catch_up.readiness() == "backfilling"
     mark = await marks.find_one({"_id": BACK_FILL})
-    assert mark is not None
+    assert mark is not None and "escalations_after" not in mark
+    by_id = sorted(t["_id"] for t in tickets)
+    assert mark["tickets_after"] == by_id[3 * 7 - 1]  # after the third page: saved, not lost
+    assert await marks.find_one({"_id": "built"}) is None
     client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True)
     try:
-        again = CatchUp(counters_of(client[db.name]), client[db.name]["tickets"],
-                        client[db.name]["escalations"], window_seconds=60)
+        resumed = StopsAfterPages(client[db.name], pages=None)
+        again = CatchUp(resumed, client[db.name]["tickets"], client[db.name]["escalations"],
+                        window_seconds=60)
         await again.run()
         assert await again.readiness() is None
+        # It went on from the mark: its first page starts right after it.
+        assert resumed.first_ids[0] == by_id[3 * 7]
         assert await marks.find_one({"_id": "built"}) is not None
         resolved = sum(t["status"] == "resolved" for t in tickets)
         first_notices = sum(not e.get("repeat", 0) for e in escalations)
