@@ -3,11 +3,13 @@ choice is the rules' first candidate with enough probability; it flags (never ov
 confident rule decision it strongly disputes; it is not asked when the rules are certain; and
 a real model trained on a few labelled complaints does exactly this."""
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from services.router.domain import Decision, route
+from services.router.opinion_training import files_state
 from services.router.rulebook import Rulebook, load_rulebook
 from services.router.second_opinion import Gate, Opinion, OpinionModel, Reviewer, train, weigh
 from tests.unit.support import write_yaml
@@ -142,3 +144,29 @@ def test_the_fast_scoring_equals_the_fitted_pipelines() -> None:
                                       strict=True):
             wanted = {str(c): round(float(p), 3) for c, p in zip(pipeline.classes_, row, strict=True)}
             assert dict(opinion.ranked) == wanted, text
+
+
+def test_an_edited_replaced_or_removed_training_file_changes_its_state(tmp_path: Path) -> None:
+    training = tmp_path / "training.jsonl"
+    training.write_text('{"text": "Sampah di TPS", "agency": "DLH"}\n')
+    before = files_state([training])
+    assert files_state([training]) == before  # nothing changed: no retraining
+    training.write_text(training.read_text() + '{"text": "Lampu taman mati", "agency": "PERKIM"}\n')
+    edited = files_state([training])
+    assert edited != before
+    training.unlink()
+    assert files_state([training]) == ((str(training), None, None),)
+
+
+def test_the_packaged_corpus_is_the_default_training_and_trains_every_agency() -> None:
+    from services.router.labels import for_training
+    from shared.settings import Settings
+
+    fields = Settings.model_fields
+    paths = fields["second_opinion_training"].get_default(call_default_factory=True)
+    assert [p.name for p in paths] == ["kota-bengkulu-train.jsonl"] and paths[0].is_file()
+    book = load_rulebook(fields["rulebook"].get_default())
+    counts = Counter(e.agency for e in for_training(paths[0]))
+    assert sum(counts.values()) >= 1000
+    assert {code for code in book.codes if code != book.fallback} <= set(counts)
+    assert min(counts.values()) >= 15
