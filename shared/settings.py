@@ -427,8 +427,9 @@ class Settings(BaseSettings):
                                       "the model rarely disputes a decision this clear (1.0: "
                                       "check every confident decision).")
     second_opinion_refresh_seconds: float = Field(
-        300.0, gt=0, description="How often the router looks for new labelled examples and, when "
-                                 "there are, retrains the second opinion (in the background).")
+        300.0, gt=0, description="How often the router looks for new labelled examples or a "
+                                 "changed training file and, when there are, retrains the second "
+                                 "opinion (in the background).")
 
     # --- chat channels: WhatsApp and SMS (services/chat) ---
     chat_port: int = Field(8085, description="Port of the chat service (WhatsApp and SMS webhooks).")
