@@ -3,7 +3,8 @@
     python -m benchmarks.second_opinion --n 5000
 
 The rules alone against rules plus second opinion, in consumer-sized batches (the router asks
-the model once per batch). The model is trained on tests/data/routing-dev.jsonl; the complaints
+the model once per batch). The model is trained as the router trains it, on the settings'
+`second_opinion_training` (the packaged Kota Bengkulu corpus by default); the complaints
 are benchmarks.routing's (seed texts with words dropped, filler, typos). Shown for the default
 gate (settle TRIAGE, check every confident decision) and for one that only settles TRIAGE.
 """
@@ -12,7 +13,6 @@ import argparse
 import collections
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from benchmarks.routing import RULEBOOK, complaints
 from services.router.domain import Decision, route
@@ -21,9 +21,6 @@ from services.router.opinion_training import pairs
 from services.router.rulebook import Rulebook, load_rulebook
 from services.router.second_opinion import Gate, Reviewer, complaint_text, train
 from shared.settings import Settings
-
-ROOT = Path(__file__).resolve().parents[1]
-TRAINING = ROOT / "tests" / "data" / "routing-dev.jsonl"
 
 
 def measure(book: Rulebook, reviewer: Reviewer, inputs: Sequence[tuple[str, str | None]],
@@ -54,12 +51,13 @@ def main() -> None:
     book = load_rulebook(RULEBOOK)
     route(book, "kompilasi")
     started = time.perf_counter()
-    model = train(pairs(for_training(TRAINING)), fallback=book.fallback)
+    settings = Settings()
+    training = [e for path in settings.second_opinion_training for e in for_training(path)]
+    model = train(pairs(training), fallback=book.fallback)
     assert model is not None
     print(f"model {model.version}: {model.examples} examples, trained in "
           f"{time.perf_counter() - started:.1f} s")
     inputs = list(complaints(args.n))
-    settings = Settings()
     default = Gate(agree=settings.second_opinion_agree_probability,
                    dispute=settings.second_opinion_dispute_probability,
                    confident=settings.second_opinion_confident,

@@ -407,9 +407,10 @@ class Settings(BaseSettings):
                           "router trains one at start from `second_opinion_training` and the "
                           "desk's labelled examples, and again when new examples arrive.")
     second_opinion_training: list[Path] = Field(
-        default_factory=list, description="Labelled JSON-lines files (text, title, agency) the "
-                                          "router trains on besides the desk's examples; never "
-                                          "a holdout or blind set (refused by name).")
+        default_factory=lambda: [_packaged("services.router", "training/kota-bengkulu-train.jsonl")],
+        description="Labelled JSON-lines files (text, title, agency) the router trains on besides "
+                    "the desk's examples, retrained when one changes; never a holdout or blind "
+                    "set (refused by name). Default: the packaged Kota Bengkulu training corpus.")
     second_opinion_agree_probability: float = Field(
         0.5, gt=0, le=1, description="A TRIAGE becomes a decision when the model's first choice "
                                      "is the rules' first candidate with at least this probability.")
@@ -426,8 +427,9 @@ class Settings(BaseSettings):
                                       "the model rarely disputes a decision this clear (1.0: "
                                       "check every confident decision).")
     second_opinion_refresh_seconds: float = Field(
-        300.0, gt=0, description="How often the router looks for new labelled examples and, when "
-                                 "there are, retrains the second opinion (in the background).")
+        300.0, gt=0, description="How often the router looks for new labelled examples or a "
+                                 "changed training file and, when there are, retrains the second "
+                                 "opinion (in the background).")
 
     # --- chat channels: WhatsApp and SMS (services/chat) ---
     chat_port: int = Field(8085, description="Port of the chat service (WhatsApp and SMS webhooks).")

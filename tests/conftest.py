@@ -161,6 +161,9 @@ def settings(kafka_bootstrap: str, mongodb_url: str) -> Settings:
         scheduler_interval_seconds=0.2,
         late_after_seconds=3.0, topic_partitions=2, instance_id=f"test-{uuid.uuid4().hex[:6]}",
         auth_secret=TEST_AUTH_SECRET,
+        # the second opinion trains only where a test gives it examples (training on the
+        # packaged corpus costs every router start a model fit on a busy machine)
+        second_opinion_training=[],
     )
 
 

@@ -7,11 +7,12 @@ Only the router's public API is used: ``load_rulebook``, the ``Rulebook`` model 
 import argparse
 import json
 import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -22,6 +23,9 @@ from services.router.lint import lint
 from services.router.rulebook import Rulebook, load_rulebook
 from shared.contracts import Channel, Location, describe_errors
 from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from services.router.second_opinion import Reviewer
 
 EXPECTABLE = ("agency", "priority", "category")
 
@@ -38,6 +42,11 @@ most often confused and, when lines carry a "priority" label, the missed-urgent 
 urgent, not made urgent) and the wrong-urgent rate (made urgent, labelled otherwise). The
 report goes to stderr, so stdout stays pure JSON lines; with --report-only the JSON lines are
 not written and the report goes to stdout (as JSON with --json).
+
+With --second-opinion the statistical second opinion weighs in as the router would have it
+(settings second_opinion_*): a model is trained first on the settings' `second_opinion_training`
+files (the packaged training corpus by default; --training FILE instead, repeatable), never on
+the file being routed, and the report adds how often it settled a TRIAGE or disputed a decision.
 """
 
 
@@ -60,6 +69,11 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
                            help="with --expect: list every line whose answer differs")
     route_cmd.add_argument("--exclude", action="append", default=[], metavar="CODE",
                            help="agency that must not be chosen (a re-route); repeatable")
+    route_cmd.add_argument("--second-opinion", action="store_true",
+                           help="let the second opinion weigh in, trained on the training files")
+    route_cmd.add_argument("--training", type=Path, action="append", default=None, metavar="FILE",
+                           help="with --second-opinion: labelled set to train on instead of the "
+                                "settings' second_opinion_training; repeatable")
     rules_cmd = commands.add_parser("rules", help="inspect a rulebook")
     rules_sub = rules_cmd.add_subparsers(dest="rules_command", required=True)
     check = rules_sub.add_parser(
@@ -78,10 +92,16 @@ def run(args: argparse.Namespace) -> int:
     if problem := _misused(args):
         print(f"disposisi route: {problem}", file=sys.stderr)
         return 2
+    reviewer = None
+    if args.second_opinion:
+        reviewer = _reviewer(rulebook, args)
+        if reviewer is None:
+            return 2
     if args.jsonl is not None:
-        return _route_lines(rulebook, args)
+        return _route_lines(rulebook, args, reviewer)
     request = RouteRequest(text=args.text, title=args.title)
-    decision = decide(rulebook, request, exclude=frozenset(args.exclude))
+    decision = _reviewed(reviewer, rulebook, request,
+                         decide(rulebook, request, exclude=frozenset(args.exclude)))
     print(json.dumps(decision_json(rulebook, decision), ensure_ascii=False, indent=2) if args.json
           else render(rulebook, decision))
     return 0
@@ -94,7 +114,57 @@ def _misused(args: argparse.Namespace) -> str | None:
         return "--expect, --report-only and --misses need --jsonl"
     if (args.report_only or args.misses) and not args.expect:
         return "--report-only and --misses need --expect FIELD"
+    if args.training is not None and not args.second_opinion:
+        return "--training needs --second-opinion"
     return None
+
+
+# ------------------------------------------------------------------ the second opinion
+
+def _reviewer(rulebook: Rulebook, args: argparse.Namespace) -> "Reviewer | None":
+    """The second opinion trained on the training files; None (said on stderr) when it cannot
+    be: a file that cannot be read, the routed file among them, or fewer than two agencies."""
+    # scikit-learn loads in about a second: only a run that asks for the model pays for it.
+    from services.router.labels import LabelledSetError, for_training
+    from services.router.opinion_training import pairs
+    from services.router.second_opinion import Gate, Reviewer, train
+
+    settings = Settings()
+    files: list[Path] = args.training if args.training is not None else settings.second_opinion_training
+    routed = None if args.jsonl in (None, "-") else Path(args.jsonl).resolve()
+    if routed is not None and any(file.resolve() == routed for file in files):
+        print(f"disposisi route: {args.jsonl} is a training file of the second opinion; "
+              f"a model is not measured on what it learnt", file=sys.stderr)
+        return None
+    try:
+        model = train(pairs([e for file in files for e in for_training(file)]),
+                      fallback=rulebook.fallback)
+    except (OSError, LabelledSetError) as error:
+        print(f"disposisi route: second opinion: {error}", file=sys.stderr)
+        return None
+    if model is None:
+        print("disposisi route: second opinion: fewer than two agencies to train on", file=sys.stderr)
+        return None
+    print(f"second opinion {model.version}: trained on {model.examples} examples from "
+          f"{', '.join(file.name for file in files)}", file=sys.stderr)
+    return Reviewer(Gate(agree=settings.second_opinion_agree_probability,
+                         dispute=settings.second_opinion_dispute_probability,
+                         confident=settings.second_opinion_confident,
+                         certain=settings.second_opinion_certain), model)
+
+
+def _reviewed(reviewer: "Reviewer | None", rulebook: Rulebook, request: "RouteRequest",
+              decision: Decision) -> Decision:
+    if reviewer is None:
+        return decision
+    from services.router.second_opinion import complaint_text
+
+    return reviewer.review(rulebook, [(decision, complaint_text(request.text, request.title))])[0]
+
+
+def _verdicts(decisions: Counter[str]) -> str:
+    return ("second opinion: " + (", ".join(f"{verdict} {n}" for verdict, n in sorted(decisions.items()))
+                                  or "not asked"))
 
 
 # ------------------------------------------------------------------ one decision
@@ -184,8 +254,9 @@ def read_lines(stream: Iterable[str], expect: str | None) -> Iterator[_Line]:
                         priority=label if isinstance(label, str) else None)
 
 
-def _route_lines(rulebook: Rulebook, args: argparse.Namespace) -> int:
+def _route_lines(rulebook: Rulebook, args: argparse.Namespace, reviewer: "Reviewer | None") -> int:
     exclude = frozenset(args.exclude)
+    verdicts: Counter[str] = Counter()
     tally = Tally(fallback=rulebook.fallback)
     bad = 0
     try:
@@ -199,7 +270,10 @@ def _route_lines(rulebook: Rulebook, args: argparse.Namespace) -> int:
                 bad += 1
                 print(f"disposisi route: line {line.number}: {line.problem}", file=sys.stderr)
                 continue
-            decision = decide(rulebook, line.request, exclude=exclude)
+            decision = _reviewed(reviewer, rulebook, line.request,
+                                 decide(rulebook, line.request, exclude=exclude))
+            if decision.explanation.second_opinion is not None:
+                verdicts[decision.explanation.second_opinion.verdict] += 1
             if not args.report_only:
                 print(json.dumps(_line_json(line.request, decision), ensure_ascii=False))
             if args.expect:
@@ -209,8 +283,12 @@ def _route_lines(rulebook: Rulebook, args: argparse.Namespace) -> int:
                           agency=decision.agency.code, priority=priority)
     if args.expect:
         report = tally.report(show_misses=args.misses)
+        if reviewer is not None:
+            report += "\n" + _verdicts(verdicts)
         if args.report_only and args.json:
-            print(json.dumps(tally.as_json(), ensure_ascii=False, indent=2))
+            print(json.dumps({**tally.as_json(), **({"second_opinion": dict(verdicts)}
+                                                   if reviewer is not None else {})},
+                             ensure_ascii=False, indent=2))
         else:
             print(report, file=sys.stdout if args.report_only else sys.stderr)
     return 1 if bad else 0

@@ -24,7 +24,6 @@ from shared.settings import Settings, redact_url
 
 COMMANDS = ("suggest", "apply-suggestion", "train-model")
 DEFAULT_SETS = "tests/data/routing-*.jsonl"  # the project's labelled sets, from a checkout
-DEFAULT_TRAINING = (Path("tests/data/routing-dev.jsonl"),)
 
 HEADER = """\
 # Rulebook changes suggested by `disposisi rules suggest` from the complaint desk's corrections.
@@ -55,7 +54,8 @@ def add_commands(rules: "argparse._SubParsersAction[argparse.ArgumentParser]") -
                                                  "(DISPOSISI_SECOND_OPINION_MODEL)")
     model.add_argument("--output", type=Path, required=True)
     model.add_argument("--labelled", type=Path, action="append", default=None, metavar="FILE",
-                       help="training set; repeatable (default: tests/data/routing-dev.jsonl); "
+                       help="training set; repeatable (default: the settings' "
+                            "second_opinion_training, the packaged training corpus); "
                             "holdout and blind sets are refused")
     model.add_argument("--no-desk", action="store_true", help="leave out the desk's examples")
     model.add_argument("--rulebook", type=Path, help="rulebook YAML (default: the settings')")
@@ -118,7 +118,8 @@ def _train(settings: Settings, book: Rulebook, args: argparse.Namespace) -> int:
     from services.router.opinion_training import pairs
     from services.router.second_opinion import train
 
-    files: Sequence[Path] = args.labelled if args.labelled is not None else DEFAULT_TRAINING
+    files: Sequence[Path] = (args.labelled if args.labelled is not None
+                             else settings.second_opinion_training)
     examples = [e for file in files for e in for_training(file)]
     if not args.no_desk:
         examples += asyncio.run(_stored(settings, since=None))

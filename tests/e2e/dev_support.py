@@ -25,6 +25,9 @@ class DevSystem:
                                                             "mailbox-smtp", "lapor")}
         env = {k: v for k, v in os.environ.items() if not k.startswith("DISPOSISI_")}
         env["DISPOSISI_SLA_POLICY"] = str(DEMO_POLICY)
+        # no model fit on the packaged training corpus at every start of a test system (the
+        # second opinion is tested where a test gives it examples)
+        env["DISPOSISI_SECOND_OPINION_TRAINING"] = "[]"
         for name, value in os.environ.items():  # testing against real servers: dev must use them
             if name.startswith("DISPOSISI_KAFKA_") or name == "DISPOSISI_MONGODB_URL":
                 env[name] = value

@@ -1,6 +1,7 @@
 """The router's second opinion on real servers: trained at start from a labelled set, it
 settles a close call the rules sent to TRIAGE when it agrees with their first candidate, flags
-a confident decision it strongly disputes for the desk, and says both in the routed event."""
+a confident decision it strongly disputes for the desk, and says both in the routed event; an
+edited training file is trained on again."""
 
 import json
 from pathlib import Path
@@ -61,7 +62,8 @@ async def test_the_second_opinion_settles_a_close_call_and_flags_a_dispute(
     settings = settings.model_copy(update={
         "rulebook": rulebook, "second_opinion_training": [training],
         "second_opinion_agree_probability": 0.5, "second_opinion_dispute_probability": 0.8,
-        "second_opinion_confident": 0.3, "second_opinion_certain": 1.0})
+        "second_opinion_confident": 0.3, "second_opinion_certain": 1.0,
+        "second_opinion_refresh_seconds": 0.5})
     desk = await accounts.user("meja.triase", "triage")
     async with serving(create_app(settings), settings.router_port) as url, \
             httpx.AsyncClient(base_url=url, headers=desk.headers, timeout=30) as http:
@@ -75,6 +77,15 @@ async def test_the_second_opinion_settles_a_close_call_and_flags_a_dispute(
             ("T-disputed", received("T-disputed", DISPUTED)),
             ("T-agreed", received("T-agreed", AGREED))])
         events = await read_topic(settings.kafka_bootstrap_servers, Topics.ROUTED, expect=3, timeout=60)
+
+        # An edited training file is noticed (no new desk example needed) and trained on.
+        training.write_text(training.read_text() + json.dumps(
+            {"text": "Kontainer sampah di TPS pasar penuh", "agency": "DLH"}) + "\n")
+
+        async def retrained() -> dict[str, object] | None:
+            now: dict[str, object] = (await http.get("/v1/rulebook")).json()["second_opinion"]
+            return now if now["model_version"] != model["model_version"] else None
+        assert (await eventually(retrained, timeout=120))["examples"] == len(TRAINING) + 1
     routed = {e["ticket_id"]: e["data"] for e in events}
 
     close = routed["T-close"]

@@ -314,3 +314,44 @@ def test_check_cannot_load(capsys: Capture, tmp_path: Path, content: Any, proble
     status, out, err = run(capsys, "rules", "check", "--rulebook", str(path))
     assert (status, out) == (2, "")
     assert err.startswith(f"disposisi: {path}:") and problem in err
+
+
+# ------------------------------------------------------------------ the second opinion
+
+OPINION_TRAINING = [
+    ("Jalan berlubang menumpuk genangan", "PUPR"), ("Lubang di jalan menumpuk air hujan", "PUPR"),
+    ("Jalan berlubang dan aspal menumpuk", "PUPR"), ("Jalan rusak berlubang dalam", "PUPR"),
+    ("Sampah di TPS tidak diangkut", "DLH"), ("Truk sampah tidak datang", "DLH"),
+    ("Bau sampah dari TPS", "DLH"), ("Sampah dibuang ke sungai", "DLH"),
+]
+CLOSE_CALL = {"id": "close", "text": "sampah menumpuk di jalan berlubang", "agency": "PUPR"}  # rules: TRIAGE
+PLAIN = {"id": "plain", "text": "sampah di tps", "agency": "DLH"}
+
+
+def test_second_opinion_in_the_report_settles_a_close_call(capsys: Capture, tmp_path: Path) -> None:
+    book = write_yaml(tmp_path, {**rulebook_data(), "thresholds": {"min_margin": 0.4}}, "uji.yaml")
+    training = tmp_path / "training.jsonl"
+    training.write_text("".join(json.dumps({"text": t, "agency": a}) + "\n" for t, a in OPINION_TRAINING))
+    source = write_lines(tmp_path, json.dumps(CLOSE_CALL), json.dumps(PLAIN))
+    argv = ("route", "--jsonl", str(source), "--expect", "agency", "--report-only", "--json",
+            "--rulebook", str(book))
+    _, out, _ = run(capsys, *argv)
+    assert (json.loads(out)["accuracy"], json.loads(out)["triage_rate"]) == (0.5, 0.5)
+    status, out, err = run(capsys, *argv, "--second-opinion", "--training", str(training))
+    report = json.loads(out)
+    assert status == 0 and "trained on 8 examples from training.jsonl" in err
+    assert (report["accuracy"], report["triage_rate"]) == (1.0, 0.0)
+    assert report["second_opinion"]["decided"] == 1
+
+
+def test_second_opinion_is_never_measured_on_its_training_file(capsys: Capture, tmp_path: Path,
+                                                               rulebook_path: Path) -> None:
+    source = write_lines(tmp_path, json.dumps(PLAIN), json.dumps({**PLAIN, "text": "jalan berlubang",
+                                                                  "agency": "PUPR"}))
+    status, out, err = run(capsys, "route", "--jsonl", str(source), "--expect", "agency",
+                           "--second-opinion", "--training", str(source), "--rulebook", str(rulebook_path))
+    assert (status, out) == (2, "")
+    assert "is a training file of the second opinion" in err
+    status, _, err = run(capsys, "route", "sampah", "--training", str(source),
+                         "--rulebook", str(rulebook_path))
+    assert status == 2 and "--training needs --second-opinion" in err

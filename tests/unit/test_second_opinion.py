@@ -3,11 +3,15 @@ choice is the rules' first candidate with enough probability; it flags (never ov
 confident rule decision it strongly disputes; it is not asked when the rules are certain; and
 a real model trained on a few labelled complaints does exactly this."""
 
+import json
+import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from services.router.domain import Decision, route
+from services.router.opinion_training import files_state
 from services.router.rulebook import Rulebook, load_rulebook
 from services.router.second_opinion import Gate, Opinion, OpinionModel, Reviewer, train, weigh
 from tests.unit.support import write_yaml
@@ -142,3 +146,61 @@ def test_the_fast_scoring_equals_the_fitted_pipelines() -> None:
                                       strict=True):
             wanted = {str(c): round(float(p), 3) for c, p in zip(pipeline.classes_, row, strict=True)}
             assert dict(opinion.ranked) == wanted, text
+
+
+def test_an_edited_replaced_or_removed_training_file_changes_its_state(tmp_path: Path) -> None:
+    training = tmp_path / "training.jsonl"
+    training.write_text('{"text": "Sampah di TPS", "agency": "DLH"}\n')
+    before = files_state([training])
+    assert files_state([training]) == before  # nothing changed: no retraining
+    training.write_text(training.read_text() + '{"text": "Lampu taman mati", "agency": "PERKIM"}\n')
+    edited = files_state([training])
+    assert edited != before
+    training.unlink()
+    assert files_state([training]) == ((str(training), None, None),)
+
+
+def test_the_packaged_corpus_is_the_default_training_and_trains_every_agency() -> None:
+    from services.router.labels import for_training
+    from shared.settings import Settings
+
+    fields = Settings.model_fields
+    paths = fields["second_opinion_training"].get_default(call_default_factory=True)
+    assert [p.name for p in paths] == ["kota-bengkulu-train.jsonl"] and paths[0].is_file()
+    book = load_rulebook(fields["rulebook"].get_default())
+    counts = Counter(e.agency for e in for_training(paths[0]))
+    assert sum(counts.values()) >= 1000
+    assert {code for code in book.codes if code != book.fallback} <= set(counts)
+    assert min(counts.values()) >= 15
+
+
+def _word_triples(text: str) -> set[str]:
+    words = re.findall(r"\w+", text.lower())
+    return {" ".join(words[i:i + 3]) for i in range(len(words) - 2)}
+
+
+def _closest(triples: set[str], index: dict[str, list[int]], others: list[set[str]]) -> float:
+    """The highest Jaccard overlap of word triples with any of ``others`` (through ``index``)."""
+    shared = Counter(i for triple in triples for i in index.get(triple, ()))
+    return max((n / (len(triples) + len(others[i]) - n) for i, n in shared.items()), default=0.0)
+
+
+def test_the_packaged_corpus_copies_no_evaluation_line() -> None:
+    """Training on a near copy of an evaluation line would flatter the model on that set. (The
+    old near copy "alat fitnes di taman olahraga udh karatan dan patah, bahaya" of a dev line
+    scored 0.36; lines written independently on the same subject stay near 0.2.)"""
+    from shared.settings import Settings
+
+    corpus = Settings.model_fields["second_opinion_training"].get_default(call_default_factory=True)[0]
+    data = Path(__file__).resolve().parents[1] / "data"
+    evaluation = [_word_triples(json.loads(line)["text"]) for path in sorted(data.glob("*.jsonl"))
+                  for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    index: dict[str, list[int]] = {}
+    for i, triples in enumerate(evaluation):
+        for triple in triples:
+            index.setdefault(triple, []).append(i)
+    assert _closest(evaluation[0], index, evaluation) == 1.0  # the measure sees a copy
+    close = [(row["id"], round(overlap, 2)) for line in corpus.read_text(encoding="utf-8").splitlines()
+             for row in (json.loads(line),)
+             if (overlap := _closest(_word_triples(row["text"]), index, evaluation)) >= 0.3]
+    assert close == []
