@@ -529,6 +529,15 @@ class Settings(BaseSettings):
                                    "import` submits with.")
     lapor_import_timeout_seconds: float = Field(
         30.0, gt=0, description="Longest one submission to intake may take during an import.")
+    # --- consumer group membership (test speed) ---
+    kafka_session_timeout_ms: int = Field(
+        10_000, ge=1000, description="How long the group waits for a silent consumer before "
+                                     "giving its partitions to others. The embedded broker "
+                                     "(Tansu) holds every join for half of it, so the tests run "
+                                     "with less; a real Kafka refuses less than its "
+                                     "group.min.session.timeout.ms (6 s by default).")
+    kafka_heartbeat_interval_ms: int = Field(
+        3000, ge=100, description="Pause between a consumer's heartbeats; well under the session.")
 
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":
