@@ -43,8 +43,12 @@ EMBEDDED_STORE_ONLY = pytest.mark.skipif(
     EXTERNAL_STORE, reason="supervises the embedded store; an external one is not its to restart")
 
 
-@pytest.fixture
-def dev(tmp_path: Path) -> Iterator[DevSystem]:
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevSystem]:
+    """One `disposisi dev` for the tests that kill a server under it (starting it is most of
+    their time): each kills another one, and each posts and follows a complaint of its own
+    after the restart, so neither depends on what the other did."""
+    tmp_path = tmp_path_factory.mktemp("dev-supervision")
     system = DevSystem(tmp_path / "data", tmp_path / "dev.log")
     try:
         yield system
