@@ -43,11 +43,12 @@ EMBEDDED_STORE_ONLY = pytest.mark.skipif(
     EXTERNAL_STORE, reason="supervises the embedded store; an external one is not its to restart")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevSystem]:
     """One `disposisi dev` for the tests that kill a server under it (starting it is most of
     their time): each kills another one, and each posts and follows a complaint of its own
-    after the restart, so neither depends on what the other did."""
+    after the restart, so neither depends on what the other did. Stopped after them, before
+    the tests that start a system of their own."""
     tmp_path = tmp_path_factory.mktemp("dev-supervision")
     system = DevSystem(tmp_path / "data", tmp_path / "dev.log")
     try:
@@ -99,40 +100,43 @@ async def _is_replaced(dev: DevSystem, name: str, old: int) -> bool:
     return dev.pids().get(name, old) != old
 
 
-@EMBEDDED_STORE_ONLY
-async def test_killed_store_comes_back_and_routing_goes_on(dev: DevSystem) -> None:
-    """On the embedded broker or on a Kafka cluster alike: one dev per data directory, the
-    banner only once every service answers, and a store killed with -9 is restarted."""
-    dev.wait_for_output(BANNER)
-    async with httpx.AsyncClient() as http:
-        # the banner comes only once every service answers
-        for url in (dev.intake, dev.router, dev.sla):
-            assert (await http.get(f"{url}/healthz")).status_code == 200
-        # a second dev on the same data directory refuses, naming the reason
-        second = await asyncio.to_thread(functools.partial(
-            subprocess.run, dev.command({name: free_port() for name in dev.ports}), env=dev.env,
-            capture_output=True, text=True, timeout=60))
-        assert second.returncode == 2
-        assert "another disposisi dev" in second.stderr and str(dev.process.pid) in second.stderr
+class TestAServerKilledUnderDev:
+    """The store, then the broker, killed with -9 under one running `disposisi dev`."""
 
-        assert await _routed(http, dev.intake, await _post_until_accepted(http, dev))
+    @EMBEDDED_STORE_ONLY
+    async def test_killed_store_comes_back_and_routing_goes_on(self, dev: DevSystem) -> None:
+        """On the embedded broker or on a Kafka cluster alike: one dev per data directory, the
+        banner only once every service answers, and a store killed with -9 is restarted."""
+        dev.wait_for_output(BANNER)
+        async with httpx.AsyncClient() as http:
+            # the banner comes only once every service answers
+            for url in (dev.intake, dev.router, dev.sla):
+                assert (await http.get(f"{url}/healthz")).status_code == 200
+            # a second dev on the same data directory refuses, naming the reason
+            second = await asyncio.to_thread(functools.partial(
+                subprocess.run, dev.command({name: free_port() for name in dev.ports}), env=dev.env,
+                capture_output=True, text=True, timeout=60))
+            assert second.returncode == 2
+            assert "another disposisi dev" in second.stderr and str(dev.process.pid) in second.stderr
 
-        await _kill_and_wait_restarted(dev, "mongodb", "mongodb restarted")
-        assert await _routed(http, dev.intake, await _post_until_accepted(http, dev))
-    assert "mongodb restarted" in dev.output()
+            assert await _routed(http, dev.intake, await _post_until_accepted(http, dev))
+
+            await _kill_and_wait_restarted(dev, "mongodb", "mongodb restarted")
+            assert await _routed(http, dev.intake, await _post_until_accepted(http, dev))
+        assert "mongodb restarted" in dev.output()
 
 
-@EMBEDDED_BROKER_ONLY
-async def test_killed_broker_comes_back_and_routing_goes_on(dev: DevSystem) -> None:
-    """Complaints posted after the restart are routed. (One published in the instant between
-    the broker listening again and its topics being recreated is acknowledged by Tansu and
-    not read back: that one needs the store-driven reconciliation, not this supervisor.)"""
-    dev.wait_for_output(BANNER)
-    async with httpx.AsyncClient() as http:
-        assert await _routed(http, dev.intake, await _post_until_accepted(http, dev))
-        await _kill_and_wait_restarted(dev, "kafka", "kafka restarted")
-        assert await _routed(http, dev.intake, await _post_until_accepted(http, dev))
-    assert "kafka restarted" in dev.output()
+    @EMBEDDED_BROKER_ONLY
+    async def test_killed_broker_comes_back_and_routing_goes_on(self, dev: DevSystem) -> None:
+        """Complaints posted after the restart are routed. (One published in the instant between
+        the broker listening again and its topics being recreated is acknowledged by Tansu and
+        not read back: that one needs the store-driven reconciliation, not this supervisor.)"""
+        dev.wait_for_output(BANNER)
+        async with httpx.AsyncClient() as http:
+            assert await _routed(http, dev.intake, await _post_until_accepted(http, dev))
+            await _kill_and_wait_restarted(dev, "kafka", "kafka restarted")
+            assert await _routed(http, dev.intake, await _post_until_accepted(http, dev))
+        assert "kafka restarted" in dev.output()
 
 
 HTTP_BURST = 120
