@@ -373,6 +373,8 @@ def batch_subscriber(broker: KafkaBroker, topic: str, *, group_id: str, settings
         # to be dead-lettered, or it would block its partition.
         max_partition_fetch_bytes=settings.consumer_fetch_bytes,
         fetch_max_bytes=max(_FETCH_MAX_BYTES, settings.consumer_fetch_bytes),
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         description=description,
     )
     return subscriber

@@ -537,6 +537,15 @@ class Settings(BaseSettings):
                                 "the compliance report and the open-ticket gauges (between, "
                                 "it reads only the tickets written since): heals a change "
                                 "whose write committed too late to be seen by those reads.")
+    # --- consumer group membership (test speed) ---
+    kafka_session_timeout_ms: int = Field(
+        10_000, ge=1000, description="How long the group waits for a silent consumer before "
+                                     "giving its partitions to others. The embedded broker "
+                                     "(Tansu) holds every join for half of it, so the tests run "
+                                     "with less; a real Kafka refuses less than its "
+                                     "group.min.session.timeout.ms (6 s by default).")
+    kafka_heartbeat_interval_ms: int = Field(
+        3000, ge=100, description="Pause between a consumer's heartbeats; well under the session.")
 
     @model_validator(mode="after")
     def _credentials_complete(self) -> "Settings":

@@ -49,6 +49,8 @@ CLUSTER_OUTBOX_LEASE = 10.0
 # it once and move on, as on the embedded broker (Tansu has no such limit).
 CLUSTER_MESSAGE_MAX_BYTES = 4 * 1024 * 1024
 # For a test that starts an embedded broker of its own (to stop it), in either mode.
+TEST_SESSION_TIMEOUT_MS = 6000
+TEST_HEARTBEAT_INTERVAL_MS = 1000
 EMBEDDED_KAFKA_SETTINGS = {"kafka_replication_factor": 1, "kafka_min_insync_replicas": 1,
                            "kafka_idempotent_producer": False, "outbox_lease_seconds": 2.0}
 
@@ -65,6 +67,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if item.get_closest_marker(marker):
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quick_group_joins() -> Iterator[None]:
+    """On the embedded broker, a shorter consumer session for everything the tests start (the
+    settings fixture, `disposisi dev`, spawned services read it from the environment): Tansu
+    holds each group join for half the session, 5 s at the default of 10 s, and a test that
+    serves several apps waits for each one's groups in turn. 6 s is what a real Kafka accepts
+    at least; the cluster pass keeps the default (its joins are not held)."""
+    names = {"DISPOSISI_KAFKA_SESSION_TIMEOUT_MS": str(TEST_SESSION_TIMEOUT_MS),
+             "DISPOSISI_KAFKA_HEARTBEAT_INTERVAL_MS": str(TEST_HEARTBEAT_INTERVAL_MS)}
+    if CLUSTER_MODE or any(name in os.environ for name in names):
+        yield
+        return
+    os.environ.update(names)
+    try:
+        yield
+    finally:
+        for name in names:
+            os.environ.pop(name, None)
 
 
 @pytest.fixture(scope="session")

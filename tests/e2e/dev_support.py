@@ -80,7 +80,7 @@ class DevSystem:
         self.log.flush()
         return "\n".join(self.output().splitlines()[-lines:])
 
-    def wait_for_output(self, text: str, timeout: float = 120.0) -> None:
+    def wait_for_output(self, text: str, timeout: float = 240.0) -> None:
         deadline = time.monotonic() + timeout
         while text not in self.output():
             if self.process.poll() is not None:

@@ -31,8 +31,13 @@ WAIT_MS = 90_000  # a loaded machine: generous, never a speed assertion
 expect.set_options(timeout=30_000)  # sign-in hashes a password (Argon2) on a busy machine
 
 
-@pytest.fixture
-def dev(tmp_path: Path) -> Iterator[DevSystem]:
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevSystem]:
+    """One running system for the file's tests (starting `disposisi dev` is most of their
+    time). They keep out of each other's way: each finds its tickets by their numbers, and the
+    first, whose officer counts the open tickets of DLH's inbox, runs first (file order) and
+    resolves the one it opened."""
+    tmp_path = tmp_path_factory.mktemp("console-browser")
     system = DevSystem(tmp_path / "data", tmp_path / "dev.log")
     try:
         system.wait_for_output("Disposisi is running", timeout=240)

@@ -17,14 +17,16 @@ import httpx
 import pytest
 from pymongo import AsyncMongoClient
 
-from services.dev import DevOptions, services_not_ready
+from services.dev import DevOptions, create_topics, services_not_ready
 from shared.contracts import Topics
 from shared.embedded import free_port, mongo_pid_file, remove_stale_pid_file, start_mongo
 from shared.mongo import Document
 from shared.runtime import STOP_ACCEPTING_SIGNAL
+from shared.settings import Settings
 from tests.conftest import CLUSTER_MODE
 from tests.e2e.dev_support import BANNER, DevSystem
-from tests.e2e.support import stop
+from tests.e2e.support import spawn, stop, wait_healthy
+from tests.integration.auth_support import Accounts
 from tests.integration.support import eventually, produce
 
 pytestmark = pytest.mark.e2e
@@ -41,8 +43,13 @@ EMBEDDED_STORE_ONLY = pytest.mark.skipif(
     EXTERNAL_STORE, reason="supervises the embedded store; an external one is not its to restart")
 
 
-@pytest.fixture
-def dev(tmp_path: Path) -> Iterator[DevSystem]:
+@pytest.fixture(scope="class")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevSystem]:
+    """One `disposisi dev` for the tests that kill a server under it (starting it is most of
+    their time): each kills another one, and each posts and follows a complaint of its own
+    after the restart, so neither depends on what the other did. Stopped after them, before
+    the tests that start a system of their own."""
+    tmp_path = tmp_path_factory.mktemp("dev-supervision")
     system = DevSystem(tmp_path / "data", tmp_path / "dev.log")
     try:
         yield system
@@ -93,40 +100,43 @@ async def _is_replaced(dev: DevSystem, name: str, old: int) -> bool:
     return dev.pids().get(name, old) != old
 
 
-@EMBEDDED_STORE_ONLY
-async def test_killed_store_comes_back_and_routing_goes_on(dev: DevSystem) -> None:
-    """On the embedded broker or on a Kafka cluster alike: one dev per data directory, the
-    banner only once every service answers, and a store killed with -9 is restarted."""
-    dev.wait_for_output(BANNER)
-    async with httpx.AsyncClient() as http:
-        # the banner comes only once every service answers
-        for url in (dev.intake, dev.router, dev.sla):
-            assert (await http.get(f"{url}/healthz")).status_code == 200
-        # a second dev on the same data directory refuses, naming the reason
-        second = await asyncio.to_thread(functools.partial(
-            subprocess.run, dev.command({name: free_port() for name in dev.ports}), env=dev.env,
-            capture_output=True, text=True, timeout=60))
-        assert second.returncode == 2
-        assert "another disposisi dev" in second.stderr and str(dev.process.pid) in second.stderr
+class TestAServerKilledUnderDev:
+    """The store, then the broker, killed with -9 under one running `disposisi dev`."""
 
-        assert await _routed(http, dev.intake, await _post_until_accepted(http, dev))
+    @EMBEDDED_STORE_ONLY
+    async def test_killed_store_comes_back_and_routing_goes_on(self, dev: DevSystem) -> None:
+        """On the embedded broker or on a Kafka cluster alike: one dev per data directory, the
+        banner only once every service answers, and a store killed with -9 is restarted."""
+        dev.wait_for_output(BANNER)
+        async with httpx.AsyncClient() as http:
+            # the banner comes only once every service answers
+            for url in (dev.intake, dev.router, dev.sla):
+                assert (await http.get(f"{url}/healthz")).status_code == 200
+            # a second dev on the same data directory refuses, naming the reason
+            second = await asyncio.to_thread(functools.partial(
+                subprocess.run, dev.command({name: free_port() for name in dev.ports}), env=dev.env,
+                capture_output=True, text=True, timeout=60))
+            assert second.returncode == 2
+            assert "another disposisi dev" in second.stderr and str(dev.process.pid) in second.stderr
 
-        await _kill_and_wait_restarted(dev, "mongodb", "mongodb restarted")
-        assert await _routed(http, dev.intake, await _post_until_accepted(http, dev))
-    assert "mongodb restarted" in dev.output()
+            assert await _routed(http, dev.intake, await _post_until_accepted(http, dev))
+
+            await _kill_and_wait_restarted(dev, "mongodb", "mongodb restarted")
+            assert await _routed(http, dev.intake, await _post_until_accepted(http, dev))
+        assert "mongodb restarted" in dev.output()
 
 
-@EMBEDDED_BROKER_ONLY
-async def test_killed_broker_comes_back_and_routing_goes_on(dev: DevSystem) -> None:
-    """Complaints posted after the restart are routed. (One published in the instant between
-    the broker listening again and its topics being recreated is acknowledged by Tansu and
-    not read back: that one needs the store-driven reconciliation, not this supervisor.)"""
-    dev.wait_for_output(BANNER)
-    async with httpx.AsyncClient() as http:
-        assert await _routed(http, dev.intake, await _post_until_accepted(http, dev))
-        await _kill_and_wait_restarted(dev, "kafka", "kafka restarted")
-        assert await _routed(http, dev.intake, await _post_until_accepted(http, dev))
-    assert "kafka restarted" in dev.output()
+    @EMBEDDED_BROKER_ONLY
+    async def test_killed_broker_comes_back_and_routing_goes_on(self, dev: DevSystem) -> None:
+        """Complaints posted after the restart are routed. (One published in the instant between
+        the broker listening again and its topics being recreated is acknowledged by Tansu and
+        not read back: that one needs the store-driven reconciliation, not this supervisor.)"""
+        dev.wait_for_output(BANNER)
+        async with httpx.AsyncClient() as http:
+            assert await _routed(http, dev.intake, await _post_until_accepted(http, dev))
+            await _kill_and_wait_restarted(dev, "kafka", "kafka restarted")
+            assert await _routed(http, dev.intake, await _post_until_accepted(http, dev))
+        assert "kafka restarted" in dev.output()
 
 
 HTTP_BURST = 120
@@ -269,33 +279,41 @@ def test_readiness_names_each_service_that_is_not_ready_and_why(tmp_path: Path) 
 
 
 async def test_a_service_told_to_stop_accepting_refuses_posts_and_goes_on_consuming(
-        dev: DevSystem) -> None:
-    """What `disposisi dev` does first when stopping: new work over HTTP answers 503 with
-    Retry-After and /readyz says why, while intake goes on taking channel submissions from the
-    broker, so that the drain that follows can empty it."""
-    dev.wait_for_output(BANNER)
-    os.kill(dev.pids()["intake"], STOP_ACCEPTING_SIGNAL)
-    async with httpx.AsyncClient(timeout=30, headers=dev.channel_headers()) as http:
-        async def refused() -> httpx.Response | None:
-            answer = await http.post(f"{dev.intake}/v1/complaints", json=COMPLAINT)
-            return answer if answer.status_code == 503 else None
-
-        answer = await eventually(refused, timeout=60)  # the signal arrives asynchronously
-        assert answer is not None, "intake still accepts posts after being told to stop"
-        assert answer.headers["Retry-After"]
-        assert answer.json()["errors"][0]["problem"] == "the service is stopping; retry later"
-        ready = await http.get(f"{dev.intake}/readyz")
-        assert ready.status_code == 503 and "accepting" in ready.json()["failed"]
-
-    await produce(dev.kafka, Topics.SUBMITTED, [_submission(0)])
-    client: AsyncMongoClient[Document] = AsyncMongoClient(dev.mongodb_url)
+        settings: Settings, accounts: Accounts, mongo: AsyncMongoClient[Document],
+        tmp_path: Path) -> None:
+    """What `disposisi dev` does first when stopping (tests/unit/test_dev_stop_order.py): new
+    work over HTTP answers 503 with Retry-After and /readyz says why, while intake goes on
+    taking channel submissions from the broker, so that the drain that follows can empty it.
+    The services run as dev starts them (only the three a submission passes through)."""
+    web = await accounts.channel("web")
+    await create_topics(settings)
+    processes = [spawn(name, settings, tmp_path) for name in ("intake", "router", "sla")]
+    intake_url = f"http://127.0.0.1:{settings.intake_port}"
     try:
-        db = client["disposisi"]
+        for port, process in zip((settings.intake_port, settings.router_port, settings.sla_port),
+                                 processes, strict=True):
+            await asyncio.to_thread(wait_healthy, f"http://127.0.0.1:{port}", process)
+        processes[0].send_signal(STOP_ACCEPTING_SIGNAL)
+        async with httpx.AsyncClient(timeout=30, headers=web.headers) as http:
+            async def refused() -> httpx.Response | None:
+                answer = await http.post(f"{intake_url}/v1/complaints", json=COMPLAINT)
+                return answer if answer.status_code == 503 else None
+
+            answer = await eventually(refused, timeout=60)  # the signal arrives asynchronously
+            assert answer is not None, "intake still accepts posts after being told to stop"
+            assert answer.headers["Retry-After"]
+            assert answer.json()["errors"][0]["problem"] == "the service is stopping; retry later"
+            ready = await http.get(f"{intake_url}/readyz")
+            assert ready.status_code == 503 and "accepting" in ready.json()["failed"]
+
+        await produce(settings.kafka_bootstrap_servers, Topics.SUBMITTED, [_submission(0)])
+        db = mongo[settings.mongodb_database]
 
         async def ticketed() -> bool:
             complaint = await db["complaints"].find_one({"_id": "ext:kota-bengkulu:whatsapp:burst-0"})
             return bool(complaint and await db["tickets"].find_one({"_id": complaint["ticket_id"]}))
 
-        assert await eventually(ticketed, timeout=120), dev.output()[-3000:]
+        assert await eventually(ticketed, timeout=120), "the submission never became a ticket"
     finally:
-        await client.close()
+        for process in processes:
+            stop(process)

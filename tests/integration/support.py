@@ -43,6 +43,26 @@ async def serving(app: FastAPI, port: int, *, consumers_assigned: bool = True) -
         await _stopped(server, task)
 
 
+
+async def serving_together(stack: contextlib.AsyncExitStack,
+                           apps: Mapping[str, tuple[FastAPI, int]]) -> dict[str, str]:
+    """Serve several apps as ``serving`` does, on ``stack``, started at the same time: on the
+    embedded broker each app's consumer groups take seconds to join, and apps started one
+    after another add those seconds up. Each is still awaited until its consumers are
+    assigned; they stop in the reverse order of ``apps``, as if entered one by one."""
+    starting = {name: serving(app, port) for name, (app, port) in apps.items()}
+    started = await asyncio.gather(*(each.__aenter__() for each in starting.values()),
+                                   return_exceptions=True)
+    failed = next((r for r in started if isinstance(r, BaseException)), None)
+    for each, result in zip(starting.values(), started, strict=True):
+        if failed is not None and not isinstance(result, BaseException):
+            await each.__aexit__(None, None, None)  # stop what did start, then fail
+        elif failed is None:
+            stack.push_async_exit(each)
+    if failed is not None:
+        raise failed
+    return {name: str(url) for name, url in zip(starting, started, strict=True)}
+
 SHUTDOWN_SECONDS = 60.0  # the broker client alone may take its 30 s bound
 
 

@@ -33,7 +33,7 @@ from shared.metric_gauges import report_lag_of, report_outboxes
 from shared.metrics import Metrics, install_metrics
 from shared.settings import Settings, as_environment
 from tests.integration.auth_support import Accounts
-from tests.integration.support import eventually, produce, serving
+from tests.integration.support import eventually, produce, serving, serving_together
 
 pytestmark = pytest.mark.integration
 
@@ -62,18 +62,15 @@ async def system(settings: Settings) -> AsyncIterator[tuple[dict[str, str], Asyn
     """Intake, router, SLA, notifications, chat, the mailbox, the LAPOR! connector and the
     console on their settings' ports; the exit stack closes the console first."""
     async with AsyncExitStack() as stack:
-        urls = {
-            "intake": await stack.enter_async_context(serving(intake_app(settings), settings.intake_port)),
-            "router": await stack.enter_async_context(serving(router_app(settings), settings.router_port)),
-            "sla": await stack.enter_async_context(serving(sla_app(settings), settings.sla_port)),
-            "notify": await stack.enter_async_context(
-                serving(notify_app(settings), settings.notify_port)),
-            "chat": await stack.enter_async_context(serving(chat_app(settings), settings.chat_port)),
-            "mailbox": await stack.enter_async_context(
-                serving(mailbox_app(settings), settings.mailbox_port)),
-            "lapor": await stack.enter_async_context(
-                serving(lapor_app(settings), settings.lapor_port)),
-        }
+        urls = await serving_together(stack, {
+            "intake": (intake_app(settings), settings.intake_port),
+            "router": (router_app(settings), settings.router_port),
+            "sla": (sla_app(settings), settings.sla_port),
+            "notify": (notify_app(settings), settings.notify_port),
+            "chat": (chat_app(settings), settings.chat_port),
+            "mailbox": (mailbox_app(settings), settings.mailbox_port),
+            "lapor": (lapor_app(settings), settings.lapor_port),
+        })
         console = AsyncExitStack()
         stack.push_async_exit(console)
         urls["console"] = await console.enter_async_context(
