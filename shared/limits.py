@@ -30,6 +30,21 @@ class BodyTooLarge(HTTPException):
                          f"request body larger than {limit} bytes")
 
 
+# A refused body up to this size is read and dropped before the 413 is sent: a server that
+# answers and closes while the client is still sending makes the client's kernel see a reset,
+# so a citizen's too-large photo would show "connection lost" instead of "file too large".
+# Bodies declared larger are refused unread (the connection closes; reading them would let one
+# caller make the server swallow gigabytes).
+DRAINED_AT_MOST = 8 * 1024 * 1024
+
+
+async def _drain(receive: Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return
+
+
 class BodyLimit:
     """Refuses a body over ``max_bytes`` with 413: at once when Content-Length says so, else
     as soon as the streamed bytes pass the limit, so a huge body is never read in full."""
@@ -49,6 +64,8 @@ class BodyLimit:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            if declared.isdigit() and int(declared) <= DRAINED_AT_MOST:
+                await _drain(receive)
             await self._refuse(scope, send, declared.isdigit())
             return
         received = 0
