@@ -53,7 +53,9 @@ def create_app(settings: Settings) -> FastAPI:
                              certain=settings.second_opinion_certain))
     router = Router(settings, books.pop(settings.tenant), tenants, books,
                     reviewer=reviewer if settings.second_opinion_enabled else None)
-    client = mongo.connect(settings, metrics=metrics)  # accounts only: who may read or reload the rulebook
+    # One store client: accounts (who may read or reload the rulebook), the audit log of
+    # rulebook changes, and the desk's labelled examples.
+    client = mongo.connect(settings, metrics=metrics)
     auth = Authenticator(settings, AccountStore(mongo.database(client, settings)),
                          tenants=tenants.ids)
 
@@ -64,7 +66,6 @@ def create_app(settings: Settings) -> FastAPI:
 
     # Besides the desk's labelled examples the router keeps no state in the store; it appends
     # its rulebook changes to the audit log (decisions are audited where they take effect, by SLA).
-    client = mongo.connect(settings, metrics=metrics)
     audit = AuditLog(mongo.database(client, settings))
     # The router's own collection: the desk's corrections, learnt from (labels.py).
     labels = LabelStore(mongo.database(client, settings))
