@@ -19,7 +19,7 @@ def test_the_router_opens_one_store_client(monkeypatch: pytest.MonkeyPatch) -> N
         opened.append(client)
         return client
 
-    monkeypatch.setattr(router_app.mongo, "connect", counting_connect)
+    monkeypatch.setattr(mongo, "connect", counting_connect)  # the module the router calls
     # Nothing is contacted while the app is built: clients connect lazily.
     settings = Settings(kafka_bootstrap_servers="127.0.0.1:9", mongodb_url="mongodb://127.0.0.1:9",
                         auth_secret="s" * 48)
