@@ -4,6 +4,8 @@ phrase of the lexicon ("korban kebakaran": a fire being followed up) does not.""
 
 from pathlib import Path
 
+import pytest
+
 from services.router.domain import route
 from services.router.rulebook import load_rulebook
 from shared.contracts import Priority
@@ -11,43 +13,30 @@ from shared.contracts import Priority
 ROOT = Path(__file__).resolve().parents[2]
 RULEBOOK = load_rulebook(ROOT / "services" / "router" / "rulebooks" / "kota-bengkulu.yaml")
 
-
-def test_a_weapon_inside_a_routing_phrase_is_still_urgent() -> None:
-    decision = route(RULEBOOK, "Dua pemuda membawa parang ribut di simpang dekat rumah saya, "
-                               "satu sudah luka.")
-    assert decision.agency.code == "EXT_POLRI"
-    assert decision.priority is Priority.URGENT
-
-
-def test_a_faint_inside_a_routing_phrase_is_still_urgent() -> None:
-    decision = route(RULEBOOK, "Belasan murid SD pingsan setelah makan nasi kotak dari katering.")
-    assert decision.agency.code == "DINKES"
-    assert decision.priority is Priority.URGENT
-
-
-def test_a_fire_being_followed_up_is_not_urgent() -> None:
-    decision = route(RULEBOOK, "Korban kebakaran di Kampung Bali sudah seminggu tinggal di tenda "
-                               "tapi bantuan dari dinas sosial belum datang.")
-    assert decision.agency.code == "DINSOS"
-    assert decision.priority is not Priority.URGENT
-
-
-def test_a_child_not_home_since_yesterday_is_urgent_for_the_police() -> None:
-    decision = route(RULEBOOK, "anak sy belum pulang dari kemarin sore, hp nya tidak aktif, "
-                               "teman2nya tidak tau")
-    assert decision.agency.code == "EXT_POLRI"
-    assert decision.priority is Priority.URGENT
+# (complaint, agency, urgent?)
+CASES = {
+    "a weapon inside a routing phrase is still urgent": (
+        "Dua pemuda membawa parang ribut di simpang dekat rumah saya, satu sudah luka.",
+        "EXT_POLRI", True),
+    "a faint inside a routing phrase is still urgent": (
+        "Belasan murid SD pingsan setelah makan nasi kotak dari katering.", "DINKES", True),
+    "a fire being followed up is not urgent": (
+        "Korban kebakaran di Kampung Bali sudah seminggu tinggal di tenda tapi bantuan dari dinas "
+        "sosial belum datang.", "DINSOS", False),
+    "a child not home since yesterday is urgent for the police": (
+        "anak sy belum pulang dari kemarin sore, hp nya tidak aktif, teman2nya tidak tau",
+        "EXT_POLRI", True),
+    "stroke signs at home go urgently to the health office": (
+        "ibu saya tiba2 jatuh di kamar mandi, mulutnya mencong dan tangan kirinya tidak bisa "
+        "digerakkan", "DINKES", True),
+    "a cat down a well is a rescue but not urgent": (
+        "Kucing kami jatuh ke sumur tua sejak tadi pagi, warga tidak berani turun. Mohon bantuan "
+        "tim penyelamat.", "DAMKAR", False),
+}
 
 
-def test_stroke_signs_at_home_go_urgently_to_the_health_office() -> None:
-    decision = route(RULEBOOK, "ibu saya tiba2 jatuh di kamar mandi, mulutnya mencong dan tangan "
-                               "kirinya tidak bisa digerakkan")
-    assert decision.agency.code == "DINKES"
-    assert decision.priority is Priority.URGENT
-
-
-def test_a_cat_down_a_well_is_a_rescue_but_not_urgent() -> None:
-    decision = route(RULEBOOK, "Kucing kami jatuh ke sumur tua sejak tadi pagi, warga tidak berani "
-                               "turun. Mohon bantuan tim penyelamat.")
-    assert decision.agency.code == "DAMKAR"
-    assert decision.priority is not Priority.URGENT
+@pytest.mark.parametrize(("text", "agency", "urgent"), CASES.values(), ids=CASES.keys())
+def test_signals_through_routing_phrases(text: str, agency: str, urgent: bool) -> None:
+    decision = route(RULEBOOK, text)
+    assert decision.agency.code == agency
+    assert (decision.priority is Priority.URGENT) is urgent
