@@ -4,6 +4,9 @@ sweep. Publishing is at-least-once with stable event ids, so consumers dedupe on
 
 Outbox documents carry ``topic``, ``key``, ``event`` (the envelope as JSON-ready dict),
 ``published`` and ``lease_until``; the owning collection adds its own fields beside them.
+``lease_until`` is in epoch seconds: NX-27017 stores a datetime given to ``$set`` as a string,
+and a sweep's ``$lt`` then matched it only now and then (a claimed record whose send failed
+could be left unswept; a renewed lease could not be compared at all).
 """
 
 import asyncio
@@ -11,7 +14,7 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from faststream.kafka import KafkaBroker
@@ -32,7 +35,7 @@ def outbox_fields(topic: str, event: Envelope[Any], *, lease_seconds: float,
     at once; others only pick it up if the writer fails to within the lease."""
     return {
         "topic": topic, "key": event.ticket_id, "event": event.model_dump(mode="json"),
-        "published": False, "lease_until": now + timedelta(seconds=lease_seconds),
+        "published": False, "lease_until": now.timestamp() + lease_seconds,
         "lease_owner": owner, **trace_field(event.ticket_id),
     }
 
@@ -48,9 +51,16 @@ class OutboxRelay:
         # of the log itself later (one write per event instead of one per batch).
         self.keep_positions = keep_positions
         self.broker = broker
-        self.lease = timedelta(seconds=lease_seconds)
+        self.lease = lease_seconds
         self.owner = owner
         self.publish_timeout = publish_timeout
+        # What this relay holds and has not sent yet (queued, or in flight), by id, with the
+        # lease owner it holds it under. A keeper renews these leases while they are held: a
+        # send slower than the lease (a loaded machine, a slow broker) is then not also taken
+        # by another replica's sweep and sent twice. A process that dies stops renewing, so
+        # its documents still go to the sweep once the lease runs out.
+        self.held: dict[Any, str] = {}
+        self._keeper: asyncio.Task[None] | None = None
 
     async def ensure_indexes(self) -> None:
         await self.collection.create_index([("published", ASCENDING), ("lease_until", ASCENDING)])
@@ -59,9 +69,49 @@ class OutboxRelay:
         """Publish these (already stored) documents now, then mark them published. Only the
         ones still held by whoever leased them to the caller are sent: a writer whose lease
         ran out while it was slow finds another replica's sweep already has them."""
-        pending = await self._hold([d for d in docs if not d.get("published")])
+        unpublished = [d for d in docs if not d.get("published")]
+        self.keep(unpublished)
+        try:
+            await self._send(unpublished)
+        finally:
+            self.release(unpublished)
+
+    def keep(self, docs: Sequence[Document]) -> None:
+        """Hold these documents' leases until ``release``: renewed while queued or sent."""
+        for d in docs:
+            if isinstance(d.get("lease_owner"), str):
+                self.held[d["_id"]] = d["lease_owner"]
+        if self.held and (self._keeper is None or self._keeper.done()):
+            self._keeper = asyncio.create_task(self._keep_leases(), name=f"outbox lease keeper "
+                                               f"{self.collection.name}")
+
+    def release(self, docs: Sequence[Document]) -> None:
+        for d in docs:
+            self.held.pop(d["_id"], None)
+
+    async def _keep_leases(self) -> None:
+        """Renew the held leases every quarter lease while anything is held. A renewal matches
+        only documents still unpublished under the owner they are held by, so one another
+        replica claimed is left to it."""
+        while self.held:
+            await asyncio.sleep(self.lease / 4)
+            held = dict(self.held)
+            if not held:
+                return
+            try:
+                await self.collection.update_many(
+                    {"_id": {"$in": list(held)}, "published": False,
+                     "lease_owner": {"$in": sorted(set(held.values()))}},
+                    {"$set": {"lease_until": utc_now().timestamp() + self.lease}})
+            except Exception as error:  # the store is away: the lease may run out, as it would
+                log.warning("outbox %s: renewing %d leases failed: %s", self.collection.name,
+                            len(held), error)
+
+    async def _send(self, unpublished: Sequence[Document]) -> None:
+        pending = await self._hold(unpublished)
         if not pending:
             return
+        self.keep(pending)  # under the owner the hold gave them
         # Bounded: with the broker down a send can wait indefinitely, and a stuck publish
         # would stall the sweep that is meant to retry it.
         async with asyncio.timeout(self.publish_timeout):
@@ -85,7 +135,6 @@ class OutboxRelay:
         writer's, or a sweep's claim). One update per document decides it: if a sweep
         claimed one first, its lease owner changed and it is not ours to send. Only the
         owner changes: the lease's end stays, so a send that dies is retried as before.
-        (NX-27017 stores a ``$set`` datetime as a string, so this writes no datetime.)
         Returns the stored documents now held."""
         if not docs:
             return []
@@ -113,12 +162,12 @@ class OutboxRelay:
         saves a store update per document; at worst, with clocks of replicas apart by more
         than half a lease, an event is sent twice, which consumers dedupe by its id anyway."""
         lease_until = doc.get("lease_until")
-        return (doc.get("lease_owner") == self.owner and isinstance(lease_until, datetime)
-                and lease_until.tzinfo is not None and lease_until - utc_now() > self.lease / 2)
+        return (doc.get("lease_owner") == self.owner and isinstance(lease_until, (int, float))
+                and lease_until - utc_now().timestamp() > self.lease / 2)
 
     async def sweep(self) -> int:
         """Claim documents whose lease ran out unpublished, publish them; returns the count."""
-        now = utc_now()
+        now = utc_now().timestamp()
         token = f"{self.owner}/{uuid.uuid4()}"
         await self.collection.update_many(
             {"published": False, "lease_until": {"$lt": now}},
@@ -146,7 +195,9 @@ class PublishQueue:
         self.task: asyncio.Task[None] | None = None
 
     def put(self, docs: Sequence[Document]) -> None:
-        self.pending.extend(d for d in docs if not d.get("published"))
+        queued = [d for d in docs if not d.get("published")]
+        self.relay.keep(queued)  # a long queue must not outlast the leases of its tail
+        self.pending.extend(queued)
         if self.pending and (self.task is None or self.task.done()):
             self.task = asyncio.create_task(self._drain())
 

@@ -34,14 +34,12 @@ CLUSTER_MODE = os.environ.get("DISPOSISI_TEST_KAFKA") == "cluster"
 # What the settings fixture and every process a test starts use on the cluster.
 CLUSTER_SETTINGS = {"kafka_replication_factor": 3, "kafka_min_insync_replicas": 2,
                     "kafka_idempotent_producer": True}
-# The outbox relay republishes a record whose lease ran out while its first publish is still
-# waiting for acks=all from three replicas, on a loaded machine often longer than 2 s: the same
-# event (same id) then reaches the topic twice (measured: 35 of 600 escalations in
-# tests/e2e/test_crash.py). Consumers dedupe on the id, but the tests count messages, so the
-# cluster pass uses a lease nearer the production default (15 s). This narrows the window,
-# no more: on a machine at load 20 a 10 s lease once let 188 of 600 through (the outbox's
-# open bug: the lease is not extended while a send waits). Later runs of test_crash in the
-# cluster pass, at loads of 20 to 37, repeated none; CI runs on a machine of its own.
+# The cluster pass uses a lease nearer the production default (15 s) than the embedded pass's
+# 2 s: a publish waits for acks=all from three replicas. Before the relay renewed the leases it
+# holds (shared/outbox.py), a send slower than the lease was also taken by another replica's
+# sweep and sent twice (35 to 188 of 600 escalations in tests/e2e/test_crash.py on a loaded
+# machine; 162 of 600 in one CI run on the embedded broker); now a held lease is renewed every
+# quarter lease, and only a process stalled for three quarters of one can be overtaken.
 CLUSTER_OUTBOX_LEASE = 10.0
 # Real Kafka refuses a record over about 1 MB at the broker by default, so nothing that large
 # could reach a consumer; a city's operators may raise that limit. The test cluster allows

@@ -84,6 +84,8 @@ def create_app(settings: Settings) -> FastAPI:
         await ensure_topics(settings, Topics.fixed())
         for tenant in tenants:
             await queue_creator(tenant.id)(router.book(tenant.id))
+        # the store may still be coming up (its timeouts are short, for requests)
+        await mongo.wait_until_reachable(mongo.database(client, settings))
         await labels.ensure_indexes()
         async with consuming(broker, settings), background(
             lambda: every(settings.rulebook_reload_seconds, check_all, "rulebook reload"),

@@ -2,6 +2,7 @@
 republishing fails during an outage is retried until it is published."""
 
 import asyncio
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -169,3 +170,49 @@ async def test_a_writer_publishes_its_fresh_events_with_one_write_and_a_sweep_fi
     assert [u["updates"][0]["u"]["$set"]["published"] for u in updates.sent] == [True]
     stored = await mongo[settings.mongodb_database]["outbox"].find_one({"_id": "BKL-2"})
     assert stored is not None and stored["published"] and "lease_owner" not in stored
+
+
+@pytest.mark.own_servers
+async def test_a_send_held_longer_than_the_lease_is_not_taken_by_another_replica(
+        settings: Settings, mongo: AsyncMongoClient[Document], tmp_path: Path) -> None:
+    """The writer's send waits (its broker is frozen with SIGSTOP) for several leases: the
+    writer keeps renewing the lease, so another replica's sweeps claim nothing, and once the
+    broker thaws the event is on the topic once. (Before the renewal the sweep took it over
+    after one lease and both sent it: 162 of 300 escalations twice in a loaded CI run.)"""
+    server = start_kafka(free_port(), tmp_path)
+    settings = settings.model_copy(update={"kafka_bootstrap_servers": server.address,
+                                           **EMBEDDED_KAFKA_SETTINGS})
+    await ensure_topics(settings, [Topics.RECEIVED])
+    broker = make_broker(settings, "outbox-test")
+    await broker.start()
+    outbox = mongo[settings.mongodb_database]["outbox"]
+    lease = 1.0
+    writer = OutboxRelay(outbox, broker, lease_seconds=lease, owner="writer", publish_timeout=60)
+    other = OutboxRelay(outbox, broker, lease_seconds=lease, owner="other-replica")
+    complaint = Complaint(ticket_id="BKL-3", channel="web", text="Drainase tersumbat",
+                          submitted_at=utc_now())
+    event = envelope(complaint, type=EventType.COMPLAINT_RECEIVED, tenant=settings.tenant,
+                     ticket_id="BKL-3", event_id="e-3")
+    doc = {"_id": "BKL-3", **outbox_fields(Topics.RECEIVED, event, lease_seconds=lease,
+                                           owner="writer", now=utc_now())}
+    await outbox.insert_one(dict(doc))
+    server.process.send_signal(signal.SIGSTOP)
+    try:
+        sending = asyncio.create_task(writer.publish([doc]))
+        claimed = 0
+        for _ in range(8):  # four leases of sweeps by the other replica
+            await asyncio.sleep(lease / 2)
+            claimed += await other.sweep()
+        stored = await outbox.find_one({"_id": "BKL-3"})
+        server.process.send_signal(signal.SIGCONT)
+        await sending
+        events = await read_topic(settings.kafka_bootstrap_servers, Topics.RECEIVED, expect=2,
+                                  timeout=10, settle=2)
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+        await broker.stop()
+        server.stop()
+    assert claimed == 0
+    assert stored is not None and stored["lease_owner"] == "writer" and not stored["published"]
+    assert [e["id"] for e in events] == ["e-3"]
+    assert not writer.held  # released once sent: nothing renews a published record
