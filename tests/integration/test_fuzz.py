@@ -90,7 +90,7 @@ def _fuzz(operation: Any, mode: GenerationMode, url: str, headers: dict[str, str
                 del case.headers[name]
         response = case.call(base_url=url, headers=headers, timeout=30)
         statuses.append(response.status_code)
-        if response.status_code >= 500:
+        if response.status_code >= 500 and not _not_ready_report(case.path, response):
             failures.append(f"{case.method} {case.formatted_path} ({mode.value}) -> "
                             f"{response.status_code}: {response.text[:300]}\n  {case.as_curl_command()}")
 
@@ -101,6 +101,17 @@ def _fuzz(operation: Any, mode: GenerationMode, url: str, headers: dict[str, str
         if mode is not GenerationMode.NEGATIVE:
             raise
     return failures
+
+
+def _not_ready_report(path: str, response: Any) -> bool:
+    """/readyz answers 503 with its report when a check fails: its documented answer, not a
+    server error. On a loaded machine the broker check (a fresh client's bootstrap and
+    metadata within the check's bound) can miss its bound for one probe; test_readiness.py
+    tests what the checks report."""
+    if path != "/readyz" or response.status_code != 503:
+        return False
+    body = response.json()
+    return body.get("ready") is False and bool(body.get("failed"))
 
 
 @pytest.mark.parametrize("service", list(SERVICES))
