@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient, monitoring
 
 from shared.contracts import Complaint, EventType, Topics, envelope, utc_now
-from shared.embedded import free_port, start_kafka
+from shared.embedded import EmbeddedServer, free_port, start_kafka
 from shared.kafka import ensure_topics, make_broker
 from shared.mongo import Document
 from shared.outbox import OutboxRelay, outbox_fields
@@ -32,15 +33,22 @@ def record(settings: Settings) -> Document:
                                             owner="crashed", now=utc_now())}
 
 
-@pytest.mark.own_servers
-async def test_a_failed_republish_is_retried_after_the_outage(
-        settings: Settings, mongo: AsyncMongoClient[Document], tmp_path: Path) -> None:
+async def own_broker(settings: Settings,
+                     tmp_path: Path) -> tuple[EmbeddedServer, Settings, KafkaBroker]:
+    """A Tansu of the test's own (to stop or freeze), its settings and a started client."""
     server = start_kafka(free_port(), tmp_path)
     settings = settings.model_copy(update={"kafka_bootstrap_servers": server.address,
                                            **EMBEDDED_KAFKA_SETTINGS})
     await ensure_topics(settings, [Topics.RECEIVED])
     broker = make_broker(settings, "outbox-test")
     await broker.start()
+    return server, settings, broker
+
+
+@pytest.mark.own_servers
+async def test_a_failed_republish_is_retried_after_the_outage(
+        settings: Settings, mongo: AsyncMongoClient[Document], tmp_path: Path) -> None:
+    server, settings, broker = await own_broker(settings, tmp_path)
     outbox = mongo[settings.mongodb_database]["outbox"]
     relay = OutboxRelay(outbox, broker, lease_seconds=LEASE, owner="me", publish_timeout=2.0)
     await relay.ensure_indexes()
@@ -179,12 +187,7 @@ async def test_a_send_held_longer_than_the_lease_is_not_taken_by_another_replica
     writer keeps renewing the lease, so another replica's sweeps claim nothing, and once the
     broker thaws the event is on the topic once. (Before the renewal the sweep took it over
     after one lease and both sent it: 162 of 300 escalations twice in a loaded CI run.)"""
-    server = start_kafka(free_port(), tmp_path)
-    settings = settings.model_copy(update={"kafka_bootstrap_servers": server.address,
-                                           **EMBEDDED_KAFKA_SETTINGS})
-    await ensure_topics(settings, [Topics.RECEIVED])
-    broker = make_broker(settings, "outbox-test")
-    await broker.start()
+    server, settings, broker = await own_broker(settings, tmp_path)
     outbox = mongo[settings.mongodb_database]["outbox"]
     lease = 1.0
     writer = OutboxRelay(outbox, broker, lease_seconds=lease, owner="writer", publish_timeout=60)
