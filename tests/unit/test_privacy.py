@@ -5,7 +5,7 @@ Indonesian text, and ordinary text (dates, times, prices, RT/RW) that must come 
 import re
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from shared.privacy import (
@@ -181,12 +181,16 @@ def complaints_with_secrets(draw: st.DrawFn) -> tuple[str, str, list[str]]:
 
 @settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(complaints_with_secrets())
+# A name written "nama" (syllables na + ma) is masked, but its placeholder says "nama" too
+# (found by Hypothesis in a run): secrets are looked for outside the placeholders.
+@example(("nama jalan", "Nama", ["nama"]))
 def test_generated_disguises_never_survive_masking(case: tuple[str, str, list[str]]) -> None:
     text, name, secrets = case
     masked = mask_personal(text, names=[name])
-    assert [s for s in secrets if re.search(rf"(?<!\w){re.escape(s)}(?!\w)", masked)] == [], masked
+    unmasked = re.sub(r"\[[^]]*disembunyikan\]", "", masked)
+    assert [s for s in secrets if re.search(rf"(?<!\w){re.escape(s)}(?!\w)", unmasked)] == [], masked
     assert not re.search(r"\d|@|\uff20", masked), masked
-    words = set(re.findall(r"\w+", re.sub(r"\[[^]]*disembunyikan\]", "", masked).lower()))
+    words = set(re.findall(r"\w+", unmasked.lower()))
     assert [p for p in name_parts(name) if p.lower() in words] == [], masked
     assert mask_personal(masked, names=[name]) == masked
 
