@@ -1,11 +1,13 @@
 """The development sets written blind to the rulebook for issue 13, then tuned on (so their
-figures flatter the rulebook; a fresh blind set, tests/data/routing-blind4.jsonl, is the fair
-measure and holds no floor here):
+figures flatter the rulebook; the blind set, tests/data/routing-blind5.jsonl, is the fair measure
+and holds no floor here):
 
 - routing-dev2.jsonl: 172 complaints (two-institution complaints, emergencies told by symptoms),
   tuned on since 2026-12-01;
 - routing-dev3.jsonl: 172 complaints written blind to the rulebook and the other sets (also
-  vulnerable people), tuned on since 2026-12-01 by the rules3 session.
+  vulnerable people), tuned on since 2026-12-01 by the rules3 session;
+- routing-dev4.jsonl: 250 complaints written from DOMAIN.md alone (was routing-blind4.jsonl),
+  tuned on since 2026-12-01 by the rules5 session.
 
 The default rulebook is held at the floors below, set a little under what was measured, so a
 rulebook or engine change that makes these complaints route worse fails here. Measure with
