@@ -24,6 +24,9 @@ from shared.settings import Settings, redact_url
 
 COMMANDS = ("suggest", "apply-suggestion", "train-model")
 DEFAULT_SETS = "tests/data/routing-*.jsonl"  # the project's labelled sets, from a checkout
+# A blind set is only measured: a suggestion kept or dropped by its effect on a blind set would
+# tune the rulebook on that set, so the default leaves blind sets out (--labelled can name one).
+BLIND_SET = "routing-blind*.jsonl"
 
 HEADER = """\
 # Rulebook changes suggested by `disposisi rules suggest` from the complaint desk's corrections.
@@ -43,7 +46,7 @@ def add_commands(rules: "argparse._SubParsersAction[argparse.ArgumentParser]") -
     proposal.add_argument("--output", type=Path, help="write the patch here (default: stdout)")
     proposal.add_argument("--labelled", type=Path, action="append", default=None, metavar="FILE",
                           help=f"labelled JSON-lines set to measure on; repeatable "
-                               f"(default: {DEFAULT_SETS})")
+                               f"(default: {DEFAULT_SETS} except {BLIND_SET})")
     proposal.add_argument("--desk-file", type=Path, metavar="FILE",
                           help="desk examples from a JSON-lines file instead of the store")
     apply = rules.add_parser("apply-suggestion",
@@ -83,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
 def _suggest(settings: Settings, book: Rulebook, path: Path, args: argparse.Namespace) -> int:
     desk = (read_labelled(args.desk_file) if args.desk_file
             else asyncio.run(_stored(settings, since=args.since)))
-    files = args.labelled if args.labelled is not None else sorted(Path().glob(DEFAULT_SETS))
+    files = args.labelled if args.labelled is not None else default_sets(Path())
     sets = {file.name: read_labelled(file) for file in files}
     found = suggest_all(book, desk, sets, min_support=args.min_support)
     measured = {"desk": desk, **sets}
@@ -102,6 +105,11 @@ def _suggest(settings: Settings, book: Rulebook, path: Path, args: argparse.Name
     else:
         print(text)
     return 0
+
+
+def default_sets(checkout: Path) -> list[Path]:
+    """The checkout's labelled sets a suggestion is measured on: every one but the blind ones."""
+    return sorted(p for p in checkout.glob(DEFAULT_SETS) if not p.match(BLIND_SET))
 
 
 def _apply(path: Path, file: Path) -> int:

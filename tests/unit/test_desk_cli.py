@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from services.cli import main
+from services.router.desk_cli import default_sets
 from services.router.domain import route
 from services.router.rulebook import load_rulebook
 from shared.contracts import Location
@@ -72,3 +73,11 @@ def test_a_condition_is_suggested_reviewed_and_applied_from_a_terminal(
     fourth = "Sampah di taman belum diangkut"
     assert route(book, fourth, location=Location(kelurahan="Padang Jati")).agency.code == "PERKIM"
     assert route(book, "Sampah di TPS belum diangkut").agency.code == "DLH"
+
+
+def test_suggestions_are_not_measured_on_a_blind_set_by_default(tmp_path: Path) -> None:
+    data = tmp_path / "tests" / "data"
+    data.mkdir(parents=True)
+    for name in ("routing-dev.jsonl", "routing-blind5.jsonl", "routing-dev4.jsonl", "other.jsonl"):
+        (data / name).write_text("")
+    assert [p.name for p in default_sets(tmp_path)] == ["routing-dev.jsonl", "routing-dev4.jsonl"]
