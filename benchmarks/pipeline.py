@@ -329,8 +329,7 @@ def say_commands_per_post(mix: Counter[str], accepted: int) -> None:
     say(f"    store commands per post   : {mix.total() / accepted:.2f} "
         f"(intake's, {accepted} accepted)")
     for kind, count in mix.most_common():
-        if count / accepted >= 0.005:
-            say(f"    {count / accepted:6.3f} per post  {kind} ({count})")
+        say(f"    {count / accepted:6.3f} per post  {kind} ({count})")
 
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
