@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -266,13 +267,15 @@ def run_phases(settings: Settings, args: argparse.Namespace, work: Path, mongo_u
     # The pipeline idle again before the next baselines.
     drained = asyncio.run(tickets_at_least(settings, None, within=180))
     say(f"HTTP submissions ticketed    : {drained:8.1f} s after the last 202 (at most 180 s)")
-    before = cpu_seconds(watched)
-    alone = asyncio.run(intake_alone(intake_url, key, args, downstream))
+    before, stored_before = cpu_seconds(watched), asyncio.run(stored_complaints(settings))
+    alone, window = asyncio.run(intake_alone(intake_url, key, args, downstream))
     spent = {name: seconds - before[name] for name, seconds in cpu_seconds(watched).items()}
+    accepted = asyncio.run(stored_complaints(settings)) - stored_before
     say(f"HTTP accepted, intake alone  : {alone:8.0f} /s  ({args.concurrency} in flight; router "
         f"and SLA paused as during the baselines); load {_load()}")
     say("    CPU per post sent         : " + ", ".join(
         f"{name} {seconds * 1000 / args.http:.2f} ms" for name, seconds in spent.items()))
+    say_commands_per_post(commands.command_mix([work / "intake.commands"], window), accepted)
     drained = asyncio.run(tickets_at_least(settings, None, within=180))
     say(f"    ...ticketed              : {drained:8.1f} s after the router and SLA went on")
     with served_trivial_app(work) as trivial_url:
@@ -284,20 +287,49 @@ def run_phases(settings: Settings, args: argparse.Namespace, work: Path, mongo_u
         f"{http / trivial:.2f} pipeline running")
 
 
+# After the last answer, intake still publishes (and audits) what it accepted last: the
+# commands counted per post wait this long for those, the router and SLA still paused.
+SETTLE_SECONDS = 1.0
+
+
 async def intake_alone(intake_url: str, key: str, args: argparse.Namespace,
-                       downstream: list[subprocess.Popen[bytes]]) -> float:
+                       downstream: list[subprocess.Popen[bytes]]) -> tuple[float, commands.Window]:
     """Accepted submissions per second while the router and SLA are stopped (SIGSTOP), so
     that, like the insert loop and the trivial endpoint, intake has the store and the CPUs
     to itself; their work on these complaints waits in the broker and runs after SIGCONT.
     With them running, each submission also pays for its routing and its ticket on the same
-    two cores and the same store (the "pipeline running" figure)."""
+    two cores and the same store (the "pipeline running" figure). Also the time window in
+    which intake did that work alone (for its store commands)."""
     for process in downstream:
         process.send_signal(signal.SIGSTOP)
     try:
-        return await post_load(intake_url, key, args.http, args.concurrency)
+        started = time.time()
+        rate = await post_load(intake_url, key, args.http, args.concurrency)
+        await asyncio.sleep(SETTLE_SECONDS)
+        return rate, (started, time.time())
     finally:
         for process in downstream:
             process.send_signal(signal.SIGCONT)
+
+
+async def stored_complaints(settings: Settings) -> int:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url,
+                                                          **mongo_client_options(settings))
+    try:
+        return await client[settings.mongodb_database]["complaints"].estimated_document_count()
+    finally:
+        await client.close()
+
+
+def say_commands_per_post(mix: Counter[str], accepted: int) -> None:
+    """Intake's store commands per accepted post (while it ran alone), by command and
+    collection: what a submission costs the store, beside the single insert of the baseline."""
+    if not accepted:
+        return
+    say(f"    store commands per post   : {mix.total() / accepted:.2f} "
+        f"(intake's, {accepted} accepted)")
+    for kind, count in mix.most_common():
+        say(f"    {count / accepted:6.3f} per post  {kind} ({count})")
 
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:

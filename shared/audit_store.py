@@ -13,8 +13,15 @@ forward (by ``_id``) from the last entry it knows to the end of the chain, seals
 after it and inserts them in order; the first seq or key another writer took stops the
 insert there, and it retries from the new end. Entries are only ever inserted right after an
 existing one, so the chain has no gaps. Every lookup is by ``_id``: NX-27017 answers only
-those from an index whatever the log's size. Uncontended, an append is three round trips (a
-lookup, the entries, their keys).
+those from an index whatever the log's size.
+
+A process that wrote the chain's last entry itself, and found no other writer's entry after
+its own when it last looked, seals its next entries after that one without looking first:
+an entry another writer put there meanwhile (the SLA service shares the chain) stops the
+insert at its seq, and the append looks and retries as any other. Appends of one process to
+one tenant's chain take turns, so they do not collide with each other. Uncontended, an
+append is two round trips (the entries, their keys); after another writer's entry, three
+(a lookup first) until an append finds no other writer's entry again.
 """
 
 import asyncio
@@ -72,6 +79,10 @@ class AuditLog:
         self.keys = db[KEYS]
         self.heads = db[HEADS]
         self._heads: dict[str, Head] = {}  # the last entry this process appended or walked over
+        # The last entry, as far as this process knows without looking: it wrote it, and found
+        # no other writer's entry after its own when it last looked.
+        self._held: dict[str, Head] = {}
+        self._turns: dict[str, asyncio.Lock] = {}  # one append at a time per tenant, here
         self._indexed = False
 
     async def ensure_indexes(self) -> None:
@@ -94,10 +105,22 @@ class AuditLog:
         return added
 
     async def _append(self, tenant: str, records: list[AuditRecord]) -> int:
+        # Taking turns: two appends of this process would both seal after the same head, and
+        # one would pay a failed insert and a lookup for it.
+        async with self._turns.setdefault(tenant, asyncio.Lock()):
+            return await self._append_in_turn(tenant, records)
+
+    async def _append_in_turn(self, tenant: str, records: list[AuditRecord]) -> int:
         added, pending = 0, records
         stopped_at: tuple[Head, str] | None = None  # (the head then, the key not inserted)
+        held = self._held.pop(tenant, None)  # back when no other writer is found after it
+        alone = True  # no other writer's entry was found during this append
         for attempt in range(_ATTEMPTS):
-            head = await self._catch_up(tenant)
+            if attempt == 0 and held is not None:
+                head = held  # no lookup: an entry in the way stops the insert, and we look then
+            else:
+                head, found_others = await self._catch_up_reporting(tenant)
+                alone = alone and not found_others
             if stopped_at is not None and head == stopped_at[0]:
                 # No entry took the seq, so the key was taken (a redelivery): drop it, and any
                 # other record of the batch already appended. (Keys are new usually: no lookup
@@ -105,6 +128,8 @@ class AuditLog:
                 pending = [r for r in await self._not_yet_appended(tenant, pending)
                            if r.key != stopped_at[1]]
                 if not pending:
+                    if alone:
+                        self._held[tenant] = head
                     return added
             entries = seal_all(pending, seq=head.seq, prev_hash=head.hash, now=utc_now())
             inserted = await self._insert(entries)
@@ -113,6 +138,8 @@ class AuditLog:
                 added += inserted
                 head = Head(entries[inserted - 1]["seq"], entries[inserted - 1]["hash"])
             if inserted == len(pending):
+                if alone:
+                    self._held[tenant] = head
                 return added
             stopped_at, pending = (head, pending[inserted].key), pending[inserted:]
             await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 25)))
@@ -149,10 +176,15 @@ class AuditLog:
                                         upsert=True)
 
     async def _catch_up(self, tenant: str) -> Head:
+        head, _ = await self._catch_up_reporting(tenant)
+        return head
+
+    async def _catch_up_reporting(self, tenant: str) -> tuple[Head, bool]:
         """The last entry: from the last one this process saw (or the hint), walk forward over
         entries written since (by concurrent writers, or by one that crashed before
-        registering them)."""
+        registering them); and whether there were any."""
         head = self._heads.get(tenant) or await self.head(tenant)
+        others = False
         while True:
             ids = [entry_id(tenant, n) for n in range(head.seq + 1, head.seq + 1 + _PROBE)]
             found = {d["seq"]: d for d in await self.log.find({"_id": {"$in": ids}}).to_list(None)}
@@ -160,16 +192,18 @@ class AuditLog:
             while head.seq + len(run) + 1 in found:
                 run.append(found[head.seq + len(run) + 1])
             if not run:
-                return head
+                return head, others
             # Other writers register their own entries; a crashed one's are caught at the
             # unique (tenant, key) index if their events come again.
             head = Head(int(run[-1]["seq"]), str(run[-1]["hash"]))
             self._heads[tenant] = head
+            self._held.pop(tenant, None)
+            others = True
             if len(run) == _PROBE:  # far behind: the hint may be nearer the end
                 hint = await self.head(tenant)
                 head = hint if hint.seq > head.seq else head
             else:
-                return head
+                return head, others
 
     async def _not_yet_appended(self, tenant: str, records: list[AuditRecord]) -> list[AuditRecord]:
         ids = [_key_id(tenant, r.key) for r in records]

@@ -7,6 +7,7 @@ expiring access token as ``Authorization: Bearer``; channels and services send a
 leaves the outcome in ``request.state.access`` for handlers that must check a ticket's agency.
 """
 
+import asyncio
 import logging
 import time
 import uuid
@@ -80,6 +81,8 @@ class Authenticator:
             self.tenants = frozenset({self.settings.tenant})
         # key -> (its principal or None when refused, monotonic time it was checked)
         self._keys: dict[str, tuple[Principal | None, float]] = {}
+        # key -> its lookup in flight: concurrent requests with one key wait for one lookup
+        self._looking_up: dict[str, asyncio.Task[Principal | None]] = {}
 
     @property
     def tenant(self) -> str:
@@ -114,11 +117,28 @@ class Authenticator:
 
     async def from_key(self, key: str) -> Principal | None:
         """The channel or service a valid key names; an answer is reused for
-        ``api_key_cache_seconds`` (a refused key is asked again: it may be new)."""
-        now = time.monotonic()
+        ``api_key_cache_seconds`` (a refused key is asked again: it may be new). Requests that
+        come with one key while it is being looked up wait for that lookup: a burst of a
+        channel's posts (at start, or when its answer expires) costs the store one lookup."""
         known = self._keys.get(key)
-        if known is not None and now - known[1] < self.settings.api_key_cache_seconds:
+        if known is not None and time.monotonic() - known[1] < self.settings.api_key_cache_seconds:
             return known[0]
+        lookup = self._looking_up.get(key)
+        if lookup is None:
+            lookup = self._looking_up[key] = asyncio.create_task(self._look_up(key))
+            lookup.add_done_callback(lambda done: self._looked_up(key, done))
+        # Shielded: a caller that gives up (its client went away) does not cancel the lookup
+        # the other callers wait for.
+        return await asyncio.shield(lookup)
+
+    def _looked_up(self, key: str, lookup: "asyncio.Task[Principal | None]") -> None:
+        if self._looking_up.get(key) is lookup:
+            del self._looking_up[key]
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved, so one whose callers all gave up logs no warning
+
+    async def _look_up(self, key: str) -> Principal | None:
+        now = time.monotonic()
         doc = await self.accounts.key(key)
         if doc is None:
             self._keys.pop(key, None)

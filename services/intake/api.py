@@ -11,7 +11,6 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
 
 from services.intake.domain import (
-    fingerprint,
     hash_tracking_code,
     idempotency_key,
     mask_for,
@@ -139,10 +138,11 @@ def _submission_routes(router: APIRouter) -> None:
         key = idempotency_key(submission, tenant=access.tenant,
                           header_key=idempotency_key_header)
         code = new_tracking_code()
-        doc = await _grouped(request).store(Submission(
-            submission, key, actor=access.audit_actor, request_id=request_id_of(request),
-            tracking_code=code, tenant=access.tenant))
-        if doc["fingerprint"] != fingerprint(submission):
+        stored = Submission(submission, key, actor=access.audit_actor,
+                            request_id=request_id_of(request), tracking_code=code,
+                            tenant=access.tenant)
+        doc = await _grouped(request).store(stored)
+        if doc["fingerprint"] != stored.fingerprint:
             raise HTTPException(status.HTTP_409_CONFLICT,
                                 "this Idempotency-Key or external_id was used for another complaint")
         if doc["duplicate"]:

@@ -4,6 +4,7 @@ import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -44,6 +45,13 @@ class Submission:
     # Stored beside the complaint, never published: a channel's own fields (Open311's token).
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    @cached_property
+    def fingerprint(self) -> str:
+        """The content's hash, computed once (it serialises the whole submission): stored
+        with a new complaint, and compared with the stored complaint's to tell a retry from a
+        reused idempotency key."""
+        return fingerprint(self.content)
+
 
 @dataclass
 class Intake:
@@ -81,7 +89,7 @@ class Intake:
         key = submission.key or f"new:{uuid.uuid4()}"
         actor = submission.actor or Actor.channel(complaint.channel.value)
         code = submission.tracking_code
-        return Accepted(key=key, complaint=complaint, fingerprint=fingerprint(submission.content),
+        return Accepted(key=key, complaint=complaint, fingerprint=submission.fingerprint,
                         tenant=tenant,
                         extra={**submission.extra, SUBMITTED_BY: actor.model_dump(),
                                REQUEST_ID: submission.request_id},

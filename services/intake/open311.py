@@ -23,7 +23,7 @@ from starlette.datastructures import FormData, UploadFile
 from services.intake import georeport
 from services.intake.api import fetch_media
 from services.intake.attachments import Attachments
-from services.intake.domain import fingerprint, hash_tracking_code, idempotency_key, new_tracking_code
+from services.intake.domain import hash_tracking_code, idempotency_key, new_tracking_code
 from services.intake.flows import Intake, Submission
 from services.intake.georeport import GeoReportError, Service
 from services.intake.media import Checked, MediaRefused
@@ -222,12 +222,13 @@ async def _accept(request: Request, background: BackgroundTasks, form: FormData)
     tracking_code = new_tracking_code()
     token = secrets.token_urlsafe(12)
     access = Access(holder, Scope.TENANT)
-    [doc] = await intake.store([Submission(
+    stored = Submission(
         submission, key, actor=access.audit_actor, request_id=request_id_of(request),
         tracking_code=tracking_code, tenant=holder.tenant,
         extra={OPEN311: {"token": token, "service_code": service.service_code,
-                         "service_name": service.service_name}})])
-    if doc["fingerprint"] != fingerprint(submission):
+                         "service_name": service.service_name}})
+    [doc] = await intake.store([stored])
+    if doc["fingerprint"] != stored.fingerprint:
         raise GeoReportError(409, "Idempotency-Key: used before for another request")
     if doc["duplicate"]:
         await intake.complaints.add_tracking_code(doc["_id"], hash_tracking_code(tracking_code))

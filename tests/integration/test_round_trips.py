@@ -1,8 +1,10 @@
 """Store round trips on intake's write path, counted by a command listener on the real store:
 a new complaint costs one insert (no read-back), a duplicate key still answers with the earlier
 complaint, the outbox marks a batch published without reading it back, concurrent writers'
-events are published in batches, and a channel's API key is not looked up on every post."""
+events are published in batches, a channel's API key is not looked up on every post (nor once
+per request of a burst), and the audit log's writer does not look for the chain's end it wrote."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -12,6 +14,8 @@ from pymongo import AsyncMongoClient, monitoring
 from services.intake.domain import fingerprint, hash_tracking_code
 from services.intake.store import Accepted, ComplaintStore, TrackedTicket, TrackingStore
 from shared.accounts import AccountStore
+from shared.audit import Actor, AuditAction, AuditRecord
+from shared.audit_store import AuditLog
 from shared.auth import Authenticator
 from shared.contracts import Complaint, ComplaintSubmission, EventType, Topics, envelope, utc_now
 from shared.kafka import ensure_topics, make_broker
@@ -167,6 +171,67 @@ async def test_an_api_key_is_checked_once_then_trusted_for_a_while(
     assert [(await uncached.from_key(key)) is not None for _ in range(3)] == [True] * 3
     assert commands.on("api_keys") == ["find"] * 3
     assert await cached.from_key(key[:-2] + "xx") is None  # a wrong key is never cached as valid
+
+
+async def test_concurrent_requests_with_one_api_key_wait_for_one_lookup(
+        settings: Settings, listened: tuple[AsyncMongoClient[Document], Commands],
+        accounts: Accounts) -> None:
+    client, commands = listened
+    web = await accounts.channel("web")
+    key = web.headers["X-API-Key"]
+    auth = Authenticator(settings.model_copy(update={"api_key_cache_seconds": 3600.0}),
+                         AccountStore(client[settings.mongodb_database]))
+    commands.sent.clear()
+    requests = [asyncio.create_task(auth.from_key(key)) for _ in range(8)]
+    await asyncio.sleep(0)  # all eight are waiting for the lookup now
+    requests[0].cancel()  # one client goes away: the others still get their answer
+    answers = await asyncio.gather(*requests[1:])
+    assert [a is not None and a.name == "web" for a in answers] == [True] * 7
+    assert commands.on("api_keys") == ["find"], "a burst of one key's requests is one lookup"
+    assert requests[0].cancelled()
+
+    commands.sent.clear()
+    wrong = key[:-2] + "xx"
+    assert await asyncio.gather(*(auth.from_key(wrong) for _ in range(4))) == [None] * 4
+    assert commands.on("api_keys") == ["find"]
+    assert await auth.from_key(wrong) is None
+    assert commands.on("api_keys") == ["find", "find"], "a refused key is asked again later"
+
+
+def audit_record(key: str) -> AuditRecord:
+    return AuditRecord(tenant="kota-bengkulu", key=key, action=AuditAction.SUBMISSION,
+                       ticket_id=key, actor=Actor.channel("web"), after={"status": "received"})
+
+
+async def test_the_audit_writer_holding_the_chains_end_appends_without_looking_for_it(
+        settings: Settings, listened: tuple[AsyncMongoClient[Document], Commands]) -> None:
+    client, commands = listened
+    db = client[settings.mongodb_database]
+    log, other = AuditLog(db), AuditLog(db)  # two processes sharing the chain (intake, SLA)
+    await log.append([audit_record("s-1")])  # a cold start looks for the end
+    commands.sent.clear()
+    await log.append([audit_record("s-2"), audit_record("s-3")])
+    assert commands.on("audit_log") == ["insert"], "it wrote the end itself: no lookup"
+    commands.sent.clear()
+    await asyncio.gather(*(log.append([audit_record(f"c-{i}")]) for i in range(5)))
+    assert commands.on("audit_log") == ["insert"] * 5, "its concurrent appends take turns"
+
+    await other.append([audit_record("u-1")])  # another writer moves the end
+    commands.sent.clear()
+    await log.append([audit_record("s-4")])
+    assert commands.on("audit_log") == ["insert", "find", "insert"], \
+        "the entry in the way stops the insert; it looks, then appends after it"
+    commands.sent.clear()
+    await log.append([audit_record("s-5")])
+    assert commands.on("audit_log") == ["find", "insert"], "after another writer: looks first"
+    commands.sent.clear()
+    await log.append([audit_record("s-6")])
+    assert commands.on("audit_log") == ["insert"], "no other writer since: no lookup again"
+
+    commands.sent.clear()
+    assert await log.append([audit_record("s-6")]) == 0  # a redelivery is still appended once
+    check = await log.verify("kota-bengkulu")
+    assert check.ok and check.count == 12
 
 
 def tracked_ticket(ticket_id: str, version: int) -> TrackedTicket:
