@@ -3,9 +3,12 @@ the store's own limit for the pipeline's command mix.
 
 A service started as ``python -m benchmarks.commands record FILE SERVICE`` runs as
 ``disposisi SERVICE`` does, with a PyMongo command listener that appends every command it
-sends (as BSON, length-prefixed) to FILE. ``replay`` sends the recorded commands again, in
-each service's order, to a fresh database with the same indexes, as fast as the store
-answers them: the time that takes is the store's own limit for exactly that mix.
+sends (as BSON, length-prefixed) to FILE. ``replay`` sends the recorded commands again, all
+services' streams at once, to a fresh database with the same indexes, as fast as the store
+answers them, once for each of a few numbers of commands in flight per stream: the services
+keep many commands in flight (grouped writes, concurrent handlers, a connection pool), so one
+at a time would measure the replay's round trips rather than the store. The quickest of those
+times is the store's own limit for exactly that mix.
 """
 
 import asyncio
@@ -15,7 +18,8 @@ import struct
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -86,29 +90,112 @@ async def copy_indexes(client: AsyncMongoClient[Document], source: str, target: 
             await client[target][name].create_index(list(index["key"].items()), **options)
 
 
+# Commands that change a collection: a later command of the same stream on that collection
+# waits for them (see ``send_bounded``).
+WRITES = {"insert", "update", "delete", "findAndModify"}
+# Replies that open a cursor, which the service read to its end with getMore (not recorded).
+CURSORS = {"find", "aggregate"}
+IN_FLIGHT = (1, 4, 16, 64)  # per stream, the replay's tries
+
+
+def collection_of(command: Document) -> str:
+    return str(next(iter(command.values())))
+
+
+def is_write(command: Document) -> bool:
+    return next(iter(command)) in WRITES
+
+
+async def send_bounded(stream: Sequence[Document], send: Callable[[Document], Awaitable[None]],
+                       in_flight: int) -> None:
+    """Send the stream's commands in their order, at most ``in_flight`` unanswered at once.
+    A command also waits until the stream's earlier writes to its collection are answered: an
+    update overtaking the insert of its document, or a find overtaking the writes it read,
+    would find less and cost the store less than it did the service."""
+    slots = asyncio.Semaphore(in_flight)
+    last_write: dict[str, asyncio.Task[None]] = {}
+
+    async def after(earlier: asyncio.Task[None] | None, command: Document) -> None:
+        try:
+            if earlier is not None:
+                await asyncio.wait([earlier])  # answered, whether it failed or not
+            await send(command)
+        finally:
+            slots.release()
+
+    tasks: list[asyncio.Task[None]] = []
+    for command in stream:
+        await slots.acquire()
+        task = asyncio.create_task(after(last_write.get(collection_of(command)), command))
+        tasks.append(task)
+        if is_write(command):
+            last_write[collection_of(command)] = task
+    await asyncio.gather(*tasks)
+
+
+@dataclass
+class Replay:
+    """Seconds each number of commands in flight per stream took, and the store's CPU seconds
+    meanwhile (steadier than a time on a loaded machine); commands sent each time."""
+    seconds: dict[int, float]
+    store_cpu: dict[int, float]
+    commands: int
+    follow_ups: int  # getMore of the cursors the replayed finds opened, in the last try
+
+    @property
+    def best(self) -> tuple[int, float]:
+        return min(self.seconds.items(), key=lambda item: item[1])
+
+
 async def replay(url: str, source_db: str, paths: list[Path], window: Window, *,
-                 client_options: dict[str, Any]) -> tuple[float, int]:
-    """Send every recorded command again, each service's stream in its own order and all
-    streams at once, to a fresh database with the source's indexes; (seconds, commands)."""
-    client: AsyncMongoClient[Document] = AsyncMongoClient(url, **client_options)
-    target = f"{source_db}_replay"
+                 client_options: dict[str, Any], in_flight: Sequence[int] = IN_FLIGHT,
+                 store_cpu: Callable[[], float] = lambda: 0.0) -> Replay:
+    """Send every recorded command again, all streams at once, each to a fresh database with
+    the source's indexes, once for each number in ``in_flight``. ``store_cpu``: the store
+    process's CPU seconds so far, where the caller can read them."""
+    streams = [[{k: v for k, v in command.items() if k not in DROPPED}
+                for _, command in recorded(path, window)] for path in paths]
+    seconds: dict[int, float] = {}
+    cpu: dict[int, float] = {}
+    follow_ups = 0
+    for count in in_flight:
+        before = store_cpu()
+        seconds[count], follow_ups = await _replay_once(url, source_db, streams, count,
+                                                         client_options)
+        cpu[count] = store_cpu() - before
+    return Replay(seconds, cpu, sum(map(len, streams)), follow_ups)
+
+
+async def _replay_once(url: str, source_db: str, streams: list[list[Document]], in_flight: int,
+                       client_options: dict[str, Any]) -> tuple[float, int]:
+    # Enough connections that the pool never holds a command back.
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        url, **{**client_options, "maxPoolSize": max(100, in_flight * len(streams))})
+    target = f"{source_db}_replay{in_flight}"
+    follow_ups = 0
     try:
         await copy_indexes(client, source_db, target)
-        streams = [[{k: v for k, v in command.items() if k not in DROPPED}
-                    for _, command in recorded(path, window)] for path in paths]
         database = client[target]
 
-        async def run(stream: list[Document]) -> None:
-            for command in stream:
-                # A duplicate key or a refused write still cost the store a round trip.
-                with contextlib.suppress(Exception):
-                    await database.command(command)
+        async def send(command: Document) -> None:
+            nonlocal follow_ups
+            # A duplicate key or a refused write still cost the store a round trip.
+            with contextlib.suppress(Exception):
+                async with client.start_session() as session:  # a cursor belongs to its session
+                    reply = await database.command(command, session=session)
+                    cursor = reply.get("cursor", {}) if next(iter(command)) in CURSORS else {}
+                    while cursor.get("id"):
+                        reply = await database.command(
+                            {"getMore": cursor["id"], "collection": collection_of(command)},
+                            session=session)
+                        cursor = reply["cursor"]
+                        follow_ups += 1
 
         started = time.perf_counter()
-        await asyncio.gather(*(run(stream) for stream in streams))
+        await asyncio.gather(*(send_bounded(stream, send, in_flight) for stream in streams))
         elapsed = time.perf_counter() - started
         await client.drop_database(target)
-        return elapsed, sum(map(len, streams))
+        return elapsed, follow_ups
     finally:
         await client.close()
 

@@ -3,7 +3,8 @@
 - N complaints published to `disposisi.complaints.submitted` until N tickets are stored, next
   to raw aiokafka produce+consume of N same-sized messages on the same broker, and next to the
   store's own limit for the pipeline's command mix: every store command the services sent
-  meanwhile (recorded by a command listener) replayed as fast as the store answers them;
+  meanwhile (recorded by a command listener) replayed as fast as the store answers them, with
+  1, 4, 16 and 64 commands in flight per service (the quickest is the limit);
 - accepted HTTP submissions per second (`POST /v1/complaints`, `--http` of them, `--concurrency`
   at a time), once with the router and SLA working on them meanwhile and once with those two
   paused (intake alone, as the baselines run), next to a plain insert-one loop of the same
@@ -166,6 +167,7 @@ async def latency(settings: Settings, count: int) -> list[float]:
 
 
 SERVICES = ("intake", "router", "sla")
+STORES = ("mongodb",)  # the embedded store's process (NX-27017 or SecantusDB), as `watched` names it
 
 
 def recordings(log_dir: Path) -> list[Path]:
@@ -242,9 +244,11 @@ def run_phases(settings: Settings, args: argparse.Namespace, work: Path, mongo_u
     say(f"N = {n} complaints, {sum(map(len, values)) / n:.0f} bytes each; load {_load()}")
     baseline = asyncio.run(raw_baseline(bootstrap, values))
     say(f"raw aiokafka produce+consume : {baseline:8.2f} s  {n / baseline:9.0f} msg/s")
-    window_start = time.time()
+    store = {name: pid for name, pid in watched.items() if name in STORES}
+    window_start, cpu_before = time.time(), cpu_seconds(store)
     elapsed = asyncio.run(pipeline(settings, values))
     window = (window_start, time.time())
+    store_cpu = sum(cpu_seconds(store).values()) - sum(cpu_before.values())
     say(f"disposisi submitted->ticket  : {elapsed:8.2f} s  {n / elapsed:9.0f} complaints/s")
     say(f"ratio pipeline / raw         : {elapsed / baseline:8.1f} x")
     waits = asyncio.run(latency(settings, args.latency_samples))
@@ -252,12 +256,19 @@ def run_phases(settings: Settings, args: argparse.Namespace, work: Path, mongo_u
     say(f"HTTP POST -> agency queue    : p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms "
         f"({len(waits)} complaints one at a time)")
     mix = commands.command_mix(recordings(work), window)
-    limit, sent = asyncio.run(commands.replay(
+    replayed = asyncio.run(commands.replay(
         mongo_url, settings.mongodb_database, recordings(work), window,
-        client_options=mongo_client_options(settings)))
+        client_options=mongo_client_options(settings),
+        store_cpu=lambda: sum(cpu_seconds(store).values())))
+    for in_flight, seconds in replayed.seconds.items():
+        cpu = f"; the store's CPU {replayed.store_cpu[in_flight]:.2f} s" if store else ""
+        say(f"    replayed, {in_flight:2d} in flight per service: {seconds:8.2f} s{cpu}")
+    best, limit = replayed.best
     say(f"store limit for its commands : {limit:8.2f} s  {n / limit:9.0f} complaints/s "
-        f"({sent} commands, {sent / n:.1f} per complaint, replayed)")
-    say(f"pipeline / store limit       : {limit / elapsed:8.2f}")
+        f"({replayed.commands} commands, {replayed.commands / n:.2f} per complaint, "
+        f"+{replayed.follow_ups} getMore; replayed, {best} in flight per service)")
+    say(f"pipeline / store limit       : {limit / elapsed:8.2f}"
+        + (f"  (the store's CPU in the pipeline {store_cpu:.2f} s)" if store else ""))
     for kind, count in mix.most_common(12):
         say(f"    {count / n:6.2f} per complaint  {kind}")
     key = asyncio.run(web_channel_key(settings))
