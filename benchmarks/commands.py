@@ -130,7 +130,10 @@ async def send_bounded(stream: Sequence[Document], send: Callable[[Document], Aw
         tasks.append(task)
         if is_write(command):
             last_write[collection_of(command)] = task
-    await asyncio.gather(*tasks)
+    # Every command answered before the first error (if any) is raised.
+    for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 @dataclass
