@@ -81,6 +81,20 @@ def command_mix(paths: list[Path], window: Window) -> Counter[str]:
     return mix
 
 
+def written(paths: list[Path], window: Window) -> Counter[str]:
+    """How many documents the services' writes carried, by kind: one grouped insert of 300
+    complaints is one command but 300 documents, so this, not the command count, shows
+    whether every complaint's writes are in the recording."""
+    rows: Counter[str] = Counter()
+    for path in paths:
+        for _, command in recorded(path, window):
+            name = next(iter(command))
+            for field in ("documents", "updates", "deletes"):
+                if isinstance(command.get(field), list):
+                    rows[f"{name} {command[name]}"] += len(command[field])
+    return rows
+
+
 async def copy_indexes(client: AsyncMongoClient[Document], source: str, target: str) -> None:
     for name in await client[source].list_collection_names():
         for index in await (await client[source][name].list_indexes()).to_list(None):

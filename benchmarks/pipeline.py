@@ -271,6 +271,11 @@ def run_phases(settings: Settings, args: argparse.Namespace, work: Path, mongo_u
         + (f"  (the store's CPU in the pipeline {store_cpu:.2f} s)" if store else ""))
     for kind, count in mix.most_common(12):
         say(f"    {count / n:6.2f} per complaint  {kind}")
+    say("    commands by service       : " + ", ".join(
+        f"{name} {commands.command_mix([path], window).total()}"
+        for name, path in zip(SERVICES, recordings(work), strict=True)))
+    say("    documents written per complaint: " + ", ".join(
+        f"{kind} {rows / n:.2f}" for kind, rows in commands.written(recordings(work), window).most_common(8)))
     key = asyncio.run(web_channel_key(settings))
     intake_url = f"http://127.0.0.1:{settings.intake_port}"
     http = asyncio.run(post_load(intake_url, key, args.http, args.concurrency))

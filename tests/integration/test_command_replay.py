@@ -1,7 +1,8 @@
 """The pipeline benchmark's recording and replay (benchmarks/commands.py) on the real store:
-every command a client sent within the window is recorded and sent again, once per number in
-flight, to a fresh database with the source's unique index; a find's cursor is read to its end
-as the service read it; the replay's databases are dropped afterwards."""
+every command a client sent within the window is recorded (with the documents of its grouped
+writes) and sent again, once per number in flight, to a fresh database with the source's
+unique index; a find's cursor is read to its end as the service read it; the replay's
+databases are dropped afterwards."""
 
 import time
 import uuid
@@ -13,7 +14,7 @@ import pytest
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.errors import DuplicateKeyError
 
-from benchmarks.commands import Recorder, command_mix, replay
+from benchmarks.commands import Recorder, command_mix, replay, written
 from shared.mongo import Document
 
 pytestmark = pytest.mark.integration
@@ -61,6 +62,7 @@ async def test_a_replay_sends_every_recorded_command_for_each_number_in_flight(
 
     recorded = command_mix([recording], window)
     assert recorded == Counter({"insert tickets": 2, "update tickets": 10, "find tickets": 1})
+    assert written([recording], window) == Counter({"insert tickets": 151, "update tickets": 10})
     assert replayed.commands == 13 and set(replayed.seconds) == {1, 4}
     assert replayed.follow_ups == 1
     for in_flight in (1, 4):
