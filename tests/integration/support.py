@@ -175,6 +175,15 @@ async def eventually(check: Callable[[], Awaitable[Any]], *, timeout: float = 30
         await asyncio.sleep(0.2)
 
 
+async def json_when_ok(http: httpx.AsyncClient, url: str,
+                       headers: dict[str, str]) -> dict[str, Any] | None:
+    """For `eventually`: the answer's JSON once it is 200. Intake learns which agency holds a
+    ticket from the ticket's events, a moment after the SLA service has the ticket, so an
+    agency's first read at intake may still be a 404."""
+    response = await http.get(url, headers=headers)
+    return response.json() if response.status_code == 200 else None
+
+
 async def at_least(collection: AsyncCollection[Document], n: int) -> bool:
     """For `eventually`: has the collection reached ``n`` documents?"""
     return await collection.count_documents({}) >= n

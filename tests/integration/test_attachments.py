@@ -24,7 +24,7 @@ from shared.contracts import Topics
 from shared.mongo import Document
 from shared.settings import Settings
 from tests.integration.auth_support import Accounts
-from tests.integration.support import eventually, produce, serving
+from tests.integration.support import eventually, json_when_ok, produce, serving
 from tests.integration.test_open311 import changed
 from tests.unit.test_media import GPS_IFD, photo_with_gps
 
@@ -97,7 +97,7 @@ async def test_an_anonymous_complaints_photo_reaches_citizen_and_agency_without_
         await produce(settings.kafka_bootstrap_servers, Topics.CHANGES,
                       [changed(ticket_id, 1, "assigned")])
         agency_url = f"{intake}/v1/tickets/{ticket_id}/attachments"
-        for_dlh = await eventually(lambda: _ok(http, agency_url, dlh.headers), timeout=60)
+        for_dlh = await eventually(lambda: json_when_ok(http, agency_url, dlh.headers), timeout=60)
         dlh_file = await http.get(f"{agency_url}/{item['id']}", headers=dlh.headers)
         for_pdam = await http.get(agency_url, headers=pdam.headers)
         pdam_file = await http.get(f"{agency_url}/{item['id']}", headers=pdam.headers)
@@ -112,11 +112,6 @@ async def test_an_anonymous_complaints_photo_reaches_citizen_and_agency_without_
     assert for_dlh is not None and len(for_dlh["attachments"]) == 1
     assert dlh_file.content == original.content
     assert for_pdam.status_code == 404 and pdam_file.status_code == 404
-
-
-async def _ok(http: httpx.AsyncClient, url: str, headers: dict[str, str]) -> dict[str, Any] | None:
-    response = await http.get(url, headers=headers)
-    return response.json() if response.status_code == 200 else None
 
 
 async def test_wrong_types_and_oversized_files_are_refused(settings: Settings,
