@@ -255,7 +255,9 @@ def run_phases(settings: Settings, args: argparse.Namespace, work: Path, mongo_u
     p50, p99 = waits[len(waits) // 2], waits[min(len(waits) - 1, int(len(waits) * 0.99))]
     say(f"HTTP POST -> agency queue    : p50 {p50 * 1000:.0f} ms, p99 {p99 * 1000:.0f} ms "
         f"({len(waits)} complaints one at a time)")
-    mix = commands.command_mix(recordings(work), window)
+    by_service = {name: commands.command_mix([path], window)
+                  for name, path in zip(SERVICES, recordings(work), strict=True)}
+    mix = sum(by_service.values(), Counter[str]())
     replayed = asyncio.run(commands.replay(
         mongo_url, settings.mongodb_database, recordings(work), window,
         client_options=mongo_client_options(settings),
@@ -272,8 +274,7 @@ def run_phases(settings: Settings, args: argparse.Namespace, work: Path, mongo_u
     for kind, count in mix.most_common(12):
         say(f"    {count / n:6.2f} per complaint  {kind}")
     say("    commands by service       : " + ", ".join(
-        f"{name} {commands.command_mix([path], window).total()}"
-        for name, path in zip(SERVICES, recordings(work), strict=True)))
+        f"{name} {mix_of_one.total()}" for name, mix_of_one in by_service.items()))
     say("    documents written per complaint: " + ", ".join(
         f"{kind} {rows / n:.2f}" for kind, rows in commands.written(recordings(work), window).most_common(8)))
     key = asyncio.run(web_channel_key(settings))

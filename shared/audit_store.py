@@ -79,9 +79,9 @@ class AuditLog:
         self.keys = db[KEYS]
         self.heads = db[HEADS]
         self._heads: dict[str, Head] = {}  # the last entry this process appended or walked over
-        # The last entry, as far as this process knows without looking: it wrote it, and found
-        # no other writer's entry after its own when it last looked.
-        self._held: dict[str, Head] = {}
+        # Tenants whose chain end in ``_heads`` this process wrote itself, having found no other
+        # writer's entry after its own when it last looked: it appends there without looking.
+        self._sole: set[str] = set()
         self._turns: dict[str, asyncio.Lock] = {}  # one append at a time per tenant, here
         self._indexed = False
 
@@ -113,7 +113,8 @@ class AuditLog:
     async def _append_in_turn(self, tenant: str, records: list[AuditRecord]) -> int:
         added, pending = 0, records
         stopped_at: tuple[Head, str] | None = None  # (the head then, the key not inserted)
-        held = self._held.pop(tenant, None)  # back when no other writer is found after it
+        held = self._heads.get(tenant) if tenant in self._sole else None
+        self._sole.discard(tenant)  # back when this append finds no other writer's entry
         alone = True  # no other writer's entry was found during this append
         for attempt in range(_ATTEMPTS):
             if attempt == 0 and held is not None:
@@ -129,7 +130,7 @@ class AuditLog:
                            if r.key != stopped_at[1]]
                 if not pending:
                     if alone:
-                        self._held[tenant] = head
+                        self._sole.add(tenant)
                     return added
             entries = seal_all(pending, seq=head.seq, prev_hash=head.hash, now=utc_now())
             inserted = await self._insert(entries)
@@ -139,7 +140,7 @@ class AuditLog:
                 head = Head(entries[inserted - 1]["seq"], entries[inserted - 1]["hash"])
             if inserted == len(pending):
                 if alone:
-                    self._held[tenant] = head
+                    self._sole.add(tenant)
                 return added
             stopped_at, pending = (head, pending[inserted].key), pending[inserted:]
             await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 25)))
@@ -197,7 +198,7 @@ class AuditLog:
             # unique (tenant, key) index if their events come again.
             head = Head(int(run[-1]["seq"]), str(run[-1]["hash"]))
             self._heads[tenant] = head
-            self._held.pop(tenant, None)
+            self._sole.discard(tenant)
             others = True
             if len(run) == _PROBE:  # far behind: the hint may be nearer the end
                 hint = await self.head(tenant)

@@ -155,15 +155,19 @@ async def test_a_batch_is_sent_and_marked_in_one_round_trip_held_first_when_its_
         await broker.stop()
 
 
+def authenticator(settings: Settings, client: AsyncMongoClient[Document], *,
+                  cache_seconds: float) -> Authenticator:
+    return Authenticator(settings.model_copy(update={"api_key_cache_seconds": cache_seconds}),
+                         AccountStore(client[settings.mongodb_database]))
+
+
 async def test_an_api_key_is_checked_once_then_trusted_for_a_while(
         settings: Settings, listened: tuple[AsyncMongoClient[Document], Commands],
         accounts: Accounts) -> None:
     client, commands = listened
-    web = await accounts.channel("web")
-    key = web.headers["X-API-Key"]
-    store = AccountStore(client[settings.mongodb_database])
-    cached = Authenticator(settings.model_copy(update={"api_key_cache_seconds": 3600.0}), store)
-    uncached = Authenticator(settings.model_copy(update={"api_key_cache_seconds": 0.0}), store)
+    key = (await accounts.channel("web")).headers["X-API-Key"]
+    cached = authenticator(settings, client, cache_seconds=3600.0)
+    uncached = authenticator(settings, client, cache_seconds=0.0)
     commands.sent.clear()
     assert [(await cached.from_key(key)) is not None for _ in range(5)] == [True] * 5
     assert commands.on("api_keys") == ["find"]
@@ -177,10 +181,8 @@ async def test_concurrent_requests_with_one_api_key_wait_for_one_lookup(
         settings: Settings, listened: tuple[AsyncMongoClient[Document], Commands],
         accounts: Accounts) -> None:
     client, commands = listened
-    web = await accounts.channel("web")
-    key = web.headers["X-API-Key"]
-    auth = Authenticator(settings.model_copy(update={"api_key_cache_seconds": 3600.0}),
-                         AccountStore(client[settings.mongodb_database]))
+    key = (await accounts.channel("web")).headers["X-API-Key"]
+    auth = authenticator(settings, client, cache_seconds=3600.0)
     commands.sent.clear()
     requests = [asyncio.create_task(auth.from_key(key)) for _ in range(8)]
     await asyncio.sleep(0)  # all eight are waiting for the lookup now
