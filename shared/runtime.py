@@ -354,8 +354,14 @@ def serve(app: FastAPI, host: str, port: int, *, shutdown_seconds: float = 15.0)
     configure_logging(settings.log_level, settings.log_format)
     signal.signal(STOP_ACCEPTING_SIGNAL, lambda signum, frame: stop_accepting())
     # log_config=None: uvicorn's lines go through the structured handler (shared/logs.py).
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), lifespan="on",
-                log_config=None, timeout_graceful_shutdown=math.ceil(shutdown_seconds))
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level.lower(), log_config=None,
+                timeout_graceful_shutdown=math.ceil(shutdown_seconds),
+                **http_server_options(settings))
+
+
+def http_server_options(settings: Settings) -> dict[str, Any]:
+    """What every service's HTTP server runs with; the tests serve apps with it too."""
+    return {"lifespan": "on", "timeout_keep_alive": settings.http_keep_alive_seconds}
 
 
 async def every(seconds: float, step: Callable[[], Awaitable[Any]], name: str) -> None:

@@ -306,6 +306,12 @@ class Settings(BaseSettings):
     store_close_seconds: float = Field(
         10.0, gt=0, description="Longest wait, when a service stops, for its store client to "
                                 "close.")
+    http_keep_alive_seconds: int = Field(
+        75, ge=1, description="How long a service keeps an idle HTTP connection open. Longer "
+                              "than a client's or a proxy's own idle limit (httpx 5 s, most "
+                              "load balancers 60 s), so the client always closes first: when "
+                              "both limits are equal, the server can close a connection just "
+                              "as the client sends on it, and that request fails unanswered.")
     http_shutdown_seconds: float = Field(
         15.0, gt=0, description="Longest wait, when a service stops, for open HTTP requests "
                                 "(a live page's stream, a client that stalls) to finish; then "

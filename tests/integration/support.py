@@ -15,6 +15,8 @@ from fastapi import FastAPI
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.mongo import Document
+from shared.runtime import http_server_options
+from shared.settings import Settings
 
 
 @contextlib.asynccontextmanager
@@ -23,7 +25,7 @@ async def serving(app: FastAPI, port: int, *, consumers_assigned: bool = True) -
     before the app's consumer groups assign partitions; unless told otherwise this waits for
     that too (its /readyz ``consumers`` check), as tests expect a started service to consume."""
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
+                                           **http_server_options(Settings())))
     task = asyncio.create_task(_serve(server))
     deadline = time.monotonic() + 60
     while not server.started:
