@@ -17,7 +17,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import mongo
 from shared.accounts import AccountStore
-from shared.auth import Authenticator, guard
+from shared.auth import Authenticator, document_credentials, guard
 from shared.kafka import ensure_topics, make_broker
 from shared.limits import install_abuse_limits
 from shared.metrics import Metrics, install_metrics
@@ -113,6 +113,7 @@ class ConsumerService:
         ``uploads``: the requests carrying files (``install_abuse_limits``)."""
         app = FastAPI(title=title, version="1", lifespan=lifespan, description=description,
                       dependencies=[guard(self.name)], **NO_CDN_DOCS)
+        document_credentials(app)
         app.state.auth = self.auth
         app.add_exception_handler(RequestValidationError, validation_error)
         install_abuse_limits(app, self.settings, uploads=uploads)

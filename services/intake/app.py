@@ -15,7 +15,7 @@ from services.intake.store import ComplaintStore, ReplyStore, TrackingStore
 from shared import mongo
 from shared.accounts import AccountStore
 from shared.audit_store import AuditLog
-from shared.auth import Authenticator, build_auth_router, guard
+from shared.auth import Authenticator, build_auth_router, document_credentials, guard
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.limits import install_abuse_limits
@@ -100,6 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Disposisi intake", version="1", lifespan=lifespan,
                   description="Accepts citizens' complaints from every channel.",
                   dependencies=[guard(handlers.SERVICE)], **NO_CDN_DOCS, **NO_NATIVE_TELEMETRY)
+    document_credentials(app)
     app.state.intake = intake
     app.state.grouped = Grouped(intake, most=settings.submission_group_max)
     app.state.auth = auth

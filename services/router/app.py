@@ -16,7 +16,7 @@ from services.router.second_opinion import Gate, Reviewer
 from shared import mongo
 from shared.accounts import AccountStore
 from shared.audit_store import AuditLog
-from shared.auth import Authenticator, build_auth_router, guard
+from shared.auth import Authenticator, build_auth_router, document_credentials, guard
 from shared.contracts import Topics
 from shared.kafka import ensure_topics, make_broker
 from shared.limits import install_abuse_limits
@@ -102,6 +102,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Disposisi router", version="1", lifespan=lifespan,
                   description="Routes complaints to the agency whose Tupoksi covers them.",
                   dependencies=[guard(handlers.SERVICE)], **NO_CDN_DOCS)
+    document_credentials(app)
     app.state.reloader = reloaders[settings.tenant]
     app.state.reloaders = reloaders  # the API serves the caller's tenant's
     app.state.auth = auth

@@ -51,6 +51,23 @@ def test_every_endpoint_of_every_service_has_a_row() -> None:
     assert missing == [], f"endpoints without a row in shared/permissions.py: {missing}"
 
 
+def test_every_operation_of_every_service_documents_both_credentials() -> None:
+    """The guard reads the bearer token and the API key itself (not as FastAPI dependencies,
+    which are solved again on every request); the API document still offers both, on every
+    operation, so /docs has its Authorize button for either."""
+    for service, app in apps().items():
+        spec = app.openapi()
+        schemes = spec["components"]["securitySchemes"]
+        assert schemes["APIKeyHeader"] == {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+        assert schemes["OAuth2PasswordBearer"]["flows"]["password"]["tokenUrl"] == "/v1/auth/token"
+        undocumented = [(service, method, path) for path, operations in spec["paths"].items()
+                        for method, operation in operations.items()
+                        if operation.get("security", [])[:2] != [{"OAuth2PasswordBearer": []},
+                                                                 {"APIKeyHeader": []}]]
+        assert undocumented == []
+        assert app.openapi() is spec  # built once
+
+
 def test_every_row_names_an_endpoint_that_exists() -> None:
     served = {service: routes(app) for service, app in apps().items()}
     stale = [e for e in PERMISSIONS if e.service != "*" and (e.method, e.path) not in served[e.service]]
