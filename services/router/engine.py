@@ -142,6 +142,7 @@ class Analysis:
     phrases: list[Phrase]
     corrections: dict[str, str]
     ask: Ask | None = None
+    over: str | None = None  # the words that tell an emergency as over, none telling it is now
 
 
 class CompiledRulebook:
@@ -277,6 +278,10 @@ class CompiledRulebook:
         for cue in lexicon.landmark_cues:
             for noun in ("", *lexicon.landmark_nouns):
                 entries[tuple(self.normaliser.tokens(f"{cue} {noun}"))].landmark = True
+        for cue in lexicon.over_cues:
+            entries[tuple(self.normaliser.tokens(cue))].over = True
+        for cue in lexicon.now_cues:
+            entries[tuple(self.normaliser.tokens(cue))].now = True
         cues = self.rulebook.main_ask
         for gloss, verbs in cues.verbs.items():
             for verb in verbs:
@@ -326,8 +331,11 @@ class CompiledRulebook:
                 self._favour(ask, tallies, offers, weighed, cues.boost, told)
         affirmed, mentioned = self._signal_view(readings, weighed), readings.mentioned
         signals = [(signal, sorted(rule.evidence & affirmed.keys()))
-                   for signal, rule in self.signals if rule.signalled(affirmed.keys(), mentioned)]
-        return Analysis(tallies, signals, self.phrases, corrections, ask)
+                   for signal, rule in self.signals if rule.signalled(affirmed.keys(), mentioned)
+                   and (signal.near is None or together(rule.groups, readings, signal.near))]
+        over = found.told_over() if signals else None
+        over_words = None if over is None else " ".join(tokens[over[0]:over[1] + 1])
+        return Analysis(tallies, signals, self.phrases, corrections, ask, over_words)
 
     def _signal_view(self, readings: Readings, weighed: Weighed) -> dict[int, float]:
         """Signal phrases as priority reads them: a routing phrase that contains one still
@@ -497,6 +505,22 @@ def main_ask(found: Found, tallies: dict[str, Tally], weighed: Weighed, tokens: 
     if best is None or len({ask.agency for ask in best[1]}) > 1:
         return None
     return best[1][0]
+
+
+def together(groups: Sequence[AbstractSet[int]], readings: Readings, near: int) -> bool:
+    """Whether one affirmed occurrence of every group lies within ``near`` tokens of the first
+    group's: a symptom and the words that tell it is happening now, in one clause."""
+    starts: list[list[int]] = [[] for _ in groups]
+    for phrase, start, _end, _written, _weight, negated in readings.scoring:
+        if negated:
+            continue
+        for index, group in enumerate(groups):
+            if phrase in group:
+                starts[index].append(start)
+    if not all(starts):
+        return False
+    return any(all(any(abs(other - anchor) <= near for other in found) for found in starts[1:])
+               for anchor in starts[0])
 
 
 def _agent_cue(agent_ends: AbstractSet[int], start: int) -> int | None:

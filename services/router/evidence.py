@@ -37,6 +37,8 @@ class Entry:
     agent: bool = False  # "di", "oleh", "pihak": who failed may follow
     emphasis: bool = False  # "tolong", "mohon": what is asked for may follow
     held: bool = False  # "pemegang", "pakai": a document the reporter holds follows
+    over: bool = False  # "bulan lalu", "sudah ditangani": what happened is over
+    now: bool = False  # "sekarang", "dari tadi": it is happening now
 
 
 class Occurrence(NamedTuple):  # a tuple: built by the thousand per second
@@ -74,6 +76,8 @@ class Found:
     agent_ends: set[int] = field(default_factory=set)
     emphasis_ends: dict[int, int] = field(default_factory=dict)  # end -> start
     held_ends: set[int] = field(default_factory=set)
+    over_cues: list[tuple[int, int]] = field(default_factory=list)  # start, end
+    now_cues: list[tuple[int, int]] = field(default_factory=list)
     addresses: dict[int, int] = field(default_factory=dict)  # start -> furthest end of a place
     written: dict[int, int] = field(default_factory=dict)  # the same, of a phrase as written
 
@@ -113,7 +117,19 @@ class Found:
                 found.emphasis_ends[end] = start
             if entry.held:
                 found.held_ends.add(end)
+            if entry.over:
+                found.over_cues.append((start, end))
+            if entry.now:
+                found.now_cues.append((start, end))
         return found
+
+    def told_over(self) -> tuple[int, int] | None:
+        """The first cue that tells what happened as over, when nothing tells it is happening
+        now: "minggu lalu ... sudah dipadamkan" is a report, "dari tadi ... belum datang" is
+        not. None when either a now cue or no over cue is found."""
+        if not self.over_cues or self.now_cues:
+            return None
+        return min(self.over_cues)
 
     def readings(self, limits: Thresholds, title_length: int,
                  held_weight: float = 1.0) -> "Readings":
