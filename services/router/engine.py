@@ -48,19 +48,21 @@ class CompiledRule:
     priority: Priority | None = None
     category: str | None = None
 
-    def may_fire(self, mentioned: AbstractSet[int]) -> bool:
-        """Could fire once overlaps are settled: every phrase it needs is mentioned."""
-        if not self.none.isdisjoint(mentioned):
+    def may_fire(self, mentioned: AbstractSet[int], vetoing: AbstractSet[int]) -> bool:
+        """Could fire once overlaps are settled: every phrase it needs is mentioned, and no
+        veto phrase is mentioned other than as merely held (``vetoing``)."""
+        if not self.none.isdisjoint(vetoing):
             return False
         if self.any and self.any.isdisjoint(mentioned):
             return False
         return all(not group.isdisjoint(mentioned) for group in self.groups)
 
-    def fires(self, present: AbstractSet[int], mentioned: AbstractSet[int]) -> bool:
+    def fires(self, present: AbstractSet[int], mentioned: AbstractSet[int],
+              vetoing: AbstractSet[int]) -> bool:
         """Some of its evidence scores (an 'any' phrase, if it has them, among it); every
         condition is mentioned, even inside a longer phrase ("pajak" in "pajak hotel"); and no
         veto phrase is mentioned anywhere ("guru honorer" still mentions a "guru")."""
-        if self.evidence.isdisjoint(present) or not self.none.isdisjoint(mentioned):
+        if self.evidence.isdisjoint(present) or not self.none.isdisjoint(vetoing):
             return False
         if self.any and self.any.isdisjoint(present):
             return False
@@ -292,6 +294,8 @@ class CompiledRulebook:
             entries[tuple(self.normaliser.tokens(cue))].emphasis = True
         for cue in cues.held_cues:
             entries[tuple(self.normaliser.tokens(cue))].held = True
+        for cue in cues.aside_cues:
+            entries[tuple(self.normaliser.tokens(cue))].aside = True
         self._root_fragments = root_fragments(self._stem_vocabulary)
         matcher: TokenMatcher[Entry] = TokenMatcher()
         for tokens, entry in entries.items():
@@ -358,23 +362,24 @@ class CompiledRulebook:
         the phrases of rules that may fire; a rule whose 'any' phrases all lose no longer
         hides anything, which may uncover phrases of others: settle again until no rule
         changes (a few rounds at most)."""
-        mentioned = readings.mentioned
+        mentioned, vetoing = readings.mentioned, readings.vetoing
         rules_by_phrase = self._rules_by_phrase
         candidates = {r.id: r for p in mentioned if p in rules_by_phrase
                       for r in rules_by_phrase[p]}
         eligible = [r for r in candidates.values()
-                    if r.may_fire(mentioned) and r.applies(where, channel)]
+                    if r.may_fire(mentioned, vetoing) and r.applies(where, channel)]
         eligible.sort(key=self._order_of)
         firing = eligible
         weighed = readings.weighed(_evidence(firing))
         for _ in range(_SETTLING_ROUNDS):
-            settled = [r for r in eligible if r.fires(weighed.present.keys(), mentioned)]
+            settled = [r for r in eligible if r.fires(weighed.present.keys(), mentioned, vetoing)]
             if settled == firing:
                 break
             firing = settled
             weighed = readings.weighed(_evidence(firing))
         else:  # no fixed point within the rounds: the rules that fire on the last settling
-            firing = [r for r in eligible if r.fires(weighed.present.keys(), mentioned)]
+            firing = [r for r in eligible
+                      if r.fires(weighed.present.keys(), mentioned, vetoing)]
         return weighed, firing
 
     def _stem(self, token: str) -> str:

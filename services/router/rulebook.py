@@ -118,6 +118,11 @@ class MainAskCues(_Strict):
                                           "mohon, yang paling.")
     held_cues: list[str] = Field(
         default_factory=list, description="Words before a document held: pemegang, pakai, punya.")
+    aside_cues: list[str] = Field(
+        default_factory=list,
+        description="Words before an institution named only as where the reporter goes next or "
+                    "works (mau daftar ke, kerja di): held, and it vetoes no rule ('mau daftar "
+                    "ke SMK' does not make an SMP's withheld diploma the province's).")
     window: int = Field(6, ge=1, le=12, description="Most tokens between a verb and its agent.")
     emphasis_window: int = Field(2, ge=0, le=12,
                                  description="Most tokens between an emphasis cue and the ask.")

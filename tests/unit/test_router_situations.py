@@ -132,3 +132,39 @@ def test_a_responder_already_named_by_phrases_gains_nothing_more() -> None:
     with_phrase = route(RULEBOOK, "Rumah tetangga kebakaran, pemadam belum datang")
     assert with_phrase.agency.code == "DAMKAR"
     assert "signal:urgent.api" not in with_phrase.explanation.rule_ids
+
+
+# --- aside: an institution named only as where the reporter goes next or works --------------
+
+def school_rulebook(aside: list[str]) -> Rulebook:
+    return Rulebook.model_validate({
+        "tenant": "test", "version": "test-v1",
+        "thresholds": {"min_score": 0.5, "min_margin": 0.1},
+        "main_ask": {"aside_cues": aside, "held_cues": ["pemegang"]},
+        "agencies": [
+            agency("TRIAGE"),
+            agency("DISDIKBUD", {"id": "smp", "any": ["smp", "ijazah ditahan"], "none": ["smk"]}),
+            agency("EXT_PROVINSI", {"id": "smk", "any": ["smk"]}),
+        ],
+    })
+
+
+def test_a_school_named_as_the_next_step_vetoes_nothing() -> None:
+    text = "Ijazah ditahan SMP karena uang komite, anak saya mau daftar ke SMK jadi terhambat"
+    assert route(school_rulebook([]), text).agency.code == "EXT_PROVINSI"
+    decision = route(school_rulebook(["mau daftar ke"]), text)
+    assert decision.agency.code == "DISDIKBUD"
+
+
+def test_a_school_complained_of_still_vetoes() -> None:
+    text = "Ijazah ditahan SMK, padahal waktu SMP tidak pernah"
+    assert route(school_rulebook(["mau daftar ke"]), text).agency.code == "EXT_PROVINSI"
+
+
+def test_set_aside_reads_one_or_two_words_after_the_cue() -> None:
+    found = Found([], set(), set(), set(), set(), [])
+    found.aside_ends.add(3)
+    assert found.set_aside(4)
+    assert found.set_aside(5)
+    assert not found.set_aside(6)
+    assert not found.set_aside(3)
