@@ -117,11 +117,11 @@ def _weigh_hint(rulebook: Rulebook, analysis: Analysis, category: str) -> None:
 
 def _weigh_responders(rulebook: Rulebook, analysis: Analysis) -> None:
     """An emergency told by its situation names who answers it: a fire in a kitchen is
-    DAMKAR's even when no rule phrase says "pemadam", a fight going on is the police's. Only
-    where no rule phrase speaks for the responder already (a burning PLN transformer is told
-    by PLN's phrases and DAMKAR's: the situation must not tip that balance); once, however
-    many of its signals fire; an emergency told as over ("minggu lalu ... sudah dipadamkan")
-    names no one."""
+    DAMKAR's even when no rule phrase says "pemadam", a fight going on is the police's. Half
+    the weight where rule phrases speak for the responder already (a burning PLN transformer
+    is told by PLN's phrases and DAMKAR's: the situation settles a near tie, not a clear
+    lead); once, however many of its signals fire; an emergency told as over ("minggu lalu
+    ... sudah dipadamkan") names no one."""
     weight = rulebook.limits.responder_weight
     if weight <= 0 or analysis.over is not None:
         return
@@ -130,9 +130,9 @@ def _weigh_responders(rulebook: Rulebook, analysis: Analysis) -> None:
         if signal.effect != "urgent" or code is None:
             continue
         tally = analysis.tallies.setdefault(code, Tally())
-        if tally.phrases or any(r.startswith(RESPONDER_PREFIX) for r in tally.rule_ids):
+        if any(r.startswith(RESPONDER_PREFIX) for r in tally.rule_ids):
             continue
-        tally.score += weight
+        tally.score += weight / 2 if tally.phrases else weight
         tally.rule_ids.append(f"{RESPONDER_PREFIX}{signal.id}")
 
 

@@ -128,10 +128,13 @@ def test_a_responder_must_be_an_agency() -> None:
         make_rulebook(signals=[signal])
 
 
-def test_a_responder_already_named_by_phrases_gains_nothing_more() -> None:
-    with_phrase = route(RULEBOOK, "Rumah tetangga kebakaran, pemadam belum datang")
-    assert with_phrase.agency.code == "DAMKAR"
-    assert "signal:urgent.api" not in with_phrase.explanation.rule_ids
+def test_a_responder_already_named_by_phrases_gains_half() -> None:
+    text = "Rumah tetangga kebakaran, pemadam belum datang"
+    with_phrase = route(RULEBOOK, text)
+    without = route(make_rulebook(responder_weight=0.0), text)
+    assert with_phrase.agency.code == without.agency.code == "DAMKAR"
+    assert "signal:urgent.api" in with_phrase.explanation.rule_ids
+    assert with_phrase.explanation.score == pytest.approx(without.explanation.score + 0.5)
 
 
 # --- aside: an institution named only as where the reporter goes next or works --------------
