@@ -226,6 +226,9 @@ def _notes(analysis: Analysis, exclude: frozenset[str]) -> str:
     if analysis.ask is not None:
         ask = analysis.ask
         notes += f"; main ask: {ask.agency} {ask.gloss} ({ask.quote})"
+    if analysis.aside:
+        words = ", ".join(repr(analysis.phrases[p].text) for p in analysis.aside[:3])
+        notes += f"; named aside, where the reporter goes next or works (vetoes nothing): {words}"
     for signal, found in analysis.signals:
         words = ", ".join(repr(analysis.phrases[p].text) for p in found[:3])
         effect = {"urgent": "urgent", "raise": "raised a level"}.get(signal.effect, "at least high")

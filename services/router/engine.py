@@ -145,6 +145,7 @@ class Analysis:
     corrections: dict[str, str]
     ask: Ask | None = None
     over: str | None = None  # the words that tell an emergency as over, none telling it is now
+    aside: tuple[int, ...] = ()  # phrases named only as where the reporter goes next or works
 
 
 class CompiledRulebook:
@@ -339,7 +340,8 @@ class CompiledRulebook:
                    and (signal.near is None or together(rule.groups, readings, signal.near))]
         over = found.told_over() if signals else None
         over_words = None if over is None else " ".join(tokens[over[0]:over[1] + 1])
-        return Analysis(tallies, signals, self.phrases, corrections, ask, over_words)
+        aside = tuple(sorted(mentioned - readings.vetoing)) if found.aside_ends else ()
+        return Analysis(tallies, signals, self.phrases, corrections, ask, over_words, aside)
 
     def _signal_view(self, readings: Readings, weighed: Weighed) -> dict[int, float]:
         """Signal phrases as priority reads them: a routing phrase that contains one still

@@ -157,6 +157,8 @@ def test_a_school_named_as_the_next_step_vetoes_nothing() -> None:
     assert route(school_rulebook([]), text).agency.code == "EXT_PROVINSI"
     decision = route(school_rulebook(["mau daftar ke"]), text)
     assert decision.agency.code == "DISDIKBUD"
+    assert "named aside, where the reporter goes next or works (vetoes nothing): 'smk'" in (
+        decision.explanation.reason)
 
 
 def test_a_school_complained_of_still_vetoes() -> None:
