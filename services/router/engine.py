@@ -164,6 +164,12 @@ class CompiledRulebook:
         for status in rulebook.gazetteer.roads:
             self._phrase(road_tag(status))
         self._signal_evidence = _evidence(rule for _, rule in self.signals)
+        # phrase -> the signals it may set off: one of its 'any' phrases, else one of its first
+        # group's, must be affirmed; only those signals are checked (most texts hold none)
+        self._signal_triggers: dict[int, list[int]] = defaultdict(list)
+        for index, (_, rule) in enumerate(self.signals):
+            for phrase in rule.any or (rule.groups[0] if rule.groups else ()):
+                self._signal_triggers[phrase].append(index)
         self._signal_coverers = self._signal_evidence | frozenset(
             self._phrase(phrase) for phrase in lexicon.signal_blind)
         self.phrases = self._specificities()
@@ -335,8 +341,11 @@ class CompiledRulebook:
                 told = {i for start, end, _ in found.verbs for i in range(start, end + 1)}
                 self._favour(ask, tallies, offers, weighed, cues.boost, told)
         affirmed, mentioned = self._signal_view(readings, weighed), readings.mentioned
+        triggers = self._signal_triggers
+        maybe = sorted({i for p in affirmed if p in triggers for i in triggers[p]})
         signals = [(signal, sorted(rule.evidence & affirmed.keys()))
-                   for signal, rule in self.signals if rule.signalled(affirmed.keys(), mentioned)
+                   for signal, rule in (self.signals[i] for i in maybe)
+                   if rule.signalled(affirmed.keys(), mentioned)
                    and (signal.near is None or together(rule.groups, readings, signal.near))]
         over = found.told_over() if signals else None
         over_words = None if over is None else " ".join(tokens[over[0]:over[1] + 1])

@@ -160,7 +160,7 @@ class Found:
                 continue
             if not addressing or not self.addressed(start, end):
                 mentioned.add(phrase)
-                if not aside or not self.set_aside(start):
+                if aside and not self.set_aside(start):
                     vetoing.add(phrase)
             stem = reading is Reading.STEM
             if stem and stems_may_repeat and self.stem_redundant(start, end):
