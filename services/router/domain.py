@@ -24,6 +24,7 @@ from shared.privacy import mask_personal
 
 _LEVELS = list(Priority)
 HINT_PREFIX = "category:"  # the rule id a category hint shows as in the explanation
+RESPONDER_PREFIX = "signal:"  # the rule id an emergency's responder shows as
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ def route(rulebook: Rulebook, text: str, title: str | None = None, *,
     analysis = engine.analyse(text, title, location=location, channel=channel)
     if category:
         _weigh_hint(rulebook, analysis, category)
+    _weigh_responders(rulebook, analysis)
     ranked = sorted(((code, tally) for code, tally in analysis.tallies.items()
                      if code not in exclude and code != rulebook.fallback),
                     key=lambda item: (-item[1].score, item[0]))
@@ -73,10 +75,24 @@ def route(rulebook: Rulebook, text: str, title: str | None = None, *,
         rulebook_version=rulebook.version, rule_ids=best.rule_ids,
         matched_terms=_unique(terms + _signal_terms(analysis)), score=round(best.score, 3),
         confidence=standing.confidence, candidates=candidates,
-        reason=(_reason(agency, best, terms, standing) + _priority_note(best)
+        reason=(_reason(agency, best, terms, standing, _evidence_names(rulebook, best.rule_ids))
+                + _priority_note(best)
                 + _notes(analysis, exclude)))
     priority = _signalled(best.priority or Priority.NORMAL, analysis)
     return Decision(agency, priority, best.category, explanation)
+
+
+def _evidence_names(rulebook: Rulebook, rule_ids: list[str]) -> list[str]:
+    """The channel's category and an emergency's responder, as the reason names them."""
+    named = []
+    labels = {signal.id: signal.label or signal.id for signal in rulebook.priority_signals}
+    for rule_id in rule_ids:
+        if rule_id.startswith(HINT_PREFIX):
+            named.append(f"the channel's category {rule_id.removeprefix(HINT_PREFIX)}")
+        elif rule_id.startswith(RESPONDER_PREFIX):
+            signal = rule_id.removeprefix(RESPONDER_PREFIX)
+            named.append(f"who answers this emergency ({labels.get(signal, signal)}, {signal})")
+    return named
 
 
 def hinted_agencies(rulebook: Rulebook, category: str) -> dict[str, str]:
@@ -97,6 +113,27 @@ def _weigh_hint(rulebook: Rulebook, analysis: Analysis, category: str) -> None:
         if tally.category is None or tally.best_rule < weight:
             tally.category = named
             tally.best_rule = max(tally.best_rule, weight)
+
+
+def _weigh_responders(rulebook: Rulebook, analysis: Analysis) -> None:
+    """An emergency told by its situation names who answers it: a fire in a kitchen is
+    DAMKAR's even when no rule phrase says "pemadam", a fight going on is the police's. Half
+    the weight where rule phrases speak for the responder already (a burning PLN transformer
+    is told by PLN's phrases and DAMKAR's: the situation settles a near tie, not a clear
+    lead); once, however many of its signals fire; an emergency told as over ("minggu lalu
+    ... sudah dipadamkan") names no one."""
+    weight = rulebook.limits.responder_weight
+    if weight <= 0 or analysis.over is not None:
+        return
+    for signal, _ in analysis.signals:
+        code = signal.responder
+        if signal.effect != "urgent" or code is None:
+            continue
+        tally = analysis.tallies.setdefault(code, Tally())
+        if any(r.startswith(RESPONDER_PREFIX) for r in tally.rule_ids):
+            continue
+        tally.score += weight / 2 if tally.phrases else weight
+        tally.rule_ids.append(f"{RESPONDER_PREFIX}{signal.id}")
 
 
 def placed(decision: Decision, place: PlaceFound | None) -> Decision:
@@ -155,8 +192,10 @@ def _doubt(standing: _Standing, limits: Thresholds) -> str | None:
 
 def _signalled(base: Priority, analysis: Analysis) -> Priority:
     effects = {signal.effect for signal, _ in analysis.signals}
-    if "urgent" in effects:
+    if "urgent" in effects and analysis.over is None:
         return Priority.URGENT
+    if "urgent" in effects:  # told as over: a report of what happened, still serious
+        return _LEVELS[max(_LEVELS.index(base), _LEVELS.index(Priority.HIGH))]
     if "raise" in effects:  # vulnerable people: one level up
         return _LEVELS[min(len(_LEVELS) - 1, _LEVELS.index(base) + 1)]
     if "high" in effects:
@@ -164,9 +203,9 @@ def _signalled(base: Priority, analysis: Analysis) -> Priority:
     return base
 
 
-def _reason(agency: Agency, best: Tally, terms: list[str], standing: _Standing) -> str:
-    hinted = [r.removeprefix(HINT_PREFIX) for r in best.rule_ids if r.startswith(HINT_PREFIX)]
-    evidence = [repr(t) for t in terms[:4]] + [f"the channel's category {h}" for h in hinted]
+def _reason(agency: Agency, best: Tally, terms: list[str], standing: _Standing,
+            named: list[str]) -> str:
+    evidence = [repr(t) for t in terms[:4]] + named
     reason = f"{agency.code} by {', '.join(evidence)} (rules {', '.join(best.rule_ids[:3])})"
     if standing.runner_up:
         other, runner_up = standing.runner_up
@@ -187,9 +226,14 @@ def _notes(analysis: Analysis, exclude: frozenset[str]) -> str:
     if analysis.ask is not None:
         ask = analysis.ask
         notes += f"; main ask: {ask.agency} {ask.gloss} ({ask.quote})"
+    if analysis.aside:
+        words = ", ".join(repr(analysis.phrases[p].text) for p in analysis.aside[:3])
+        notes += f"; named aside, where the reporter goes next or works (vetoes nothing): {words}"
     for signal, found in analysis.signals:
         words = ", ".join(repr(analysis.phrases[p].text) for p in found[:3])
         effect = {"urgent": "urgent", "raise": "raised a level"}.get(signal.effect, "at least high")
+        if signal.effect == "urgent" and analysis.over is not None:
+            effect = f"at least high, not urgent (told as over: {analysis.over!r})"
         label = f": {signal.label}" if signal.label else ""
         notes += f"; {effect} by {words} ({signal.id}{label})"
     if exclude:

@@ -48,19 +48,21 @@ class CompiledRule:
     priority: Priority | None = None
     category: str | None = None
 
-    def may_fire(self, mentioned: AbstractSet[int]) -> bool:
-        """Could fire once overlaps are settled: every phrase it needs is mentioned."""
-        if not self.none.isdisjoint(mentioned):
+    def may_fire(self, mentioned: AbstractSet[int], vetoing: AbstractSet[int]) -> bool:
+        """Could fire once overlaps are settled: every phrase it needs is mentioned, and no
+        veto phrase is mentioned other than as merely held (``vetoing``)."""
+        if not self.none.isdisjoint(vetoing):
             return False
         if self.any and self.any.isdisjoint(mentioned):
             return False
         return all(not group.isdisjoint(mentioned) for group in self.groups)
 
-    def fires(self, present: AbstractSet[int], mentioned: AbstractSet[int]) -> bool:
+    def fires(self, present: AbstractSet[int], mentioned: AbstractSet[int],
+              vetoing: AbstractSet[int]) -> bool:
         """Some of its evidence scores (an 'any' phrase, if it has them, among it); every
         condition is mentioned, even inside a longer phrase ("pajak" in "pajak hotel"); and no
         veto phrase is mentioned anywhere ("guru honorer" still mentions a "guru")."""
-        if self.evidence.isdisjoint(present) or not self.none.isdisjoint(mentioned):
+        if self.evidence.isdisjoint(present) or not self.none.isdisjoint(vetoing):
             return False
         if self.any and self.any.isdisjoint(present):
             return False
@@ -142,6 +144,8 @@ class Analysis:
     phrases: list[Phrase]
     corrections: dict[str, str]
     ask: Ask | None = None
+    over: str | None = None  # the words that tell an emergency as over, none telling it is now
+    aside: tuple[int, ...] = ()  # phrases named only as where the reporter goes next or works
 
 
 class CompiledRulebook:
@@ -160,6 +164,12 @@ class CompiledRulebook:
         for status in rulebook.gazetteer.roads:
             self._phrase(road_tag(status))
         self._signal_evidence = _evidence(rule for _, rule in self.signals)
+        # phrase -> the signals it may set off: one of its 'any' phrases, else one of its first
+        # group's, must be affirmed; only those signals are checked (most texts hold none)
+        self._signal_triggers: dict[int, list[int]] = defaultdict(list)
+        for index, (_, rule) in enumerate(self.signals):
+            for phrase in rule.any or (rule.groups[0] if rule.groups else ()):
+                self._signal_triggers[phrase].append(index)
         self._signal_coverers = self._signal_evidence | frozenset(
             self._phrase(phrase) for phrase in lexicon.signal_blind)
         self.phrases = self._specificities()
@@ -277,6 +287,10 @@ class CompiledRulebook:
         for cue in lexicon.landmark_cues:
             for noun in ("", *lexicon.landmark_nouns):
                 entries[tuple(self.normaliser.tokens(f"{cue} {noun}"))].landmark = True
+        for cue in lexicon.over_cues:
+            entries[tuple(self.normaliser.tokens(cue))].over = True
+        for cue in lexicon.now_cues:
+            entries[tuple(self.normaliser.tokens(cue))].now = True
         cues = self.rulebook.main_ask
         for gloss, verbs in cues.verbs.items():
             for verb in verbs:
@@ -287,6 +301,8 @@ class CompiledRulebook:
             entries[tuple(self.normaliser.tokens(cue))].emphasis = True
         for cue in cues.held_cues:
             entries[tuple(self.normaliser.tokens(cue))].held = True
+        for cue in cues.aside_cues:
+            entries[tuple(self.normaliser.tokens(cue))].aside = True
         self._root_fragments = root_fragments(self._stem_vocabulary)
         matcher: TokenMatcher[Entry] = TokenMatcher()
         for tokens, entry in entries.items():
@@ -325,9 +341,16 @@ class CompiledRulebook:
                 told = {i for start, end, _ in found.verbs for i in range(start, end + 1)}
                 self._favour(ask, tallies, offers, weighed, cues.boost, told)
         affirmed, mentioned = self._signal_view(readings, weighed), readings.mentioned
+        triggers = self._signal_triggers
+        maybe = sorted({i for p in affirmed if p in triggers for i in triggers[p]})
         signals = [(signal, sorted(rule.evidence & affirmed.keys()))
-                   for signal, rule in self.signals if rule.signalled(affirmed.keys(), mentioned)]
-        return Analysis(tallies, signals, self.phrases, corrections, ask)
+                   for signal, rule in (self.signals[i] for i in maybe)
+                   if rule.signalled(affirmed.keys(), mentioned)
+                   and (signal.near is None or together(rule.groups, readings, signal.near))]
+        over = found.told_over() if signals else None
+        over_words = None if over is None else " ".join(tokens[over[0]:over[1] + 1])
+        aside = tuple(sorted(mentioned - readings.vetoing)) if found.aside_ends else ()
+        return Analysis(tallies, signals, self.phrases, corrections, ask, over_words, aside)
 
     def _signal_view(self, readings: Readings, weighed: Weighed) -> dict[int, float]:
         """Signal phrases as priority reads them: a routing phrase that contains one still
@@ -350,23 +373,24 @@ class CompiledRulebook:
         the phrases of rules that may fire; a rule whose 'any' phrases all lose no longer
         hides anything, which may uncover phrases of others: settle again until no rule
         changes (a few rounds at most)."""
-        mentioned = readings.mentioned
+        mentioned, vetoing = readings.mentioned, readings.vetoing
         rules_by_phrase = self._rules_by_phrase
         candidates = {r.id: r for p in mentioned if p in rules_by_phrase
                       for r in rules_by_phrase[p]}
         eligible = [r for r in candidates.values()
-                    if r.may_fire(mentioned) and r.applies(where, channel)]
+                    if r.may_fire(mentioned, vetoing) and r.applies(where, channel)]
         eligible.sort(key=self._order_of)
         firing = eligible
         weighed = readings.weighed(_evidence(firing))
         for _ in range(_SETTLING_ROUNDS):
-            settled = [r for r in eligible if r.fires(weighed.present.keys(), mentioned)]
+            settled = [r for r in eligible if r.fires(weighed.present.keys(), mentioned, vetoing)]
             if settled == firing:
                 break
             firing = settled
             weighed = readings.weighed(_evidence(firing))
         else:  # no fixed point within the rounds: the rules that fire on the last settling
-            firing = [r for r in eligible if r.fires(weighed.present.keys(), mentioned)]
+            firing = [r for r in eligible
+                      if r.fires(weighed.present.keys(), mentioned, vetoing)]
         return weighed, firing
 
     def _stem(self, token: str) -> str:
@@ -497,6 +521,22 @@ def main_ask(found: Found, tallies: dict[str, Tally], weighed: Weighed, tokens: 
     if best is None or len({ask.agency for ask in best[1]}) > 1:
         return None
     return best[1][0]
+
+
+def together(groups: Sequence[AbstractSet[int]], readings: Readings, near: int) -> bool:
+    """Whether one affirmed occurrence of every group lies within ``near`` tokens of the first
+    group's: a symptom and the words that tell it is happening now, in one clause."""
+    starts: list[list[int]] = [[] for _ in groups]
+    for phrase, start, _end, _written, _weight, negated in readings.scoring:
+        if negated:
+            continue
+        for index, group in enumerate(groups):
+            if phrase in group:
+                starts[index].append(start)
+    if not all(starts):
+        return False
+    return any(all(any(abs(other - anchor) <= near for other in found) for found in starts[1:])
+               for anchor in starts[0])
 
 
 def _agent_cue(agent_ends: AbstractSet[int], start: int) -> int | None:

@@ -37,6 +37,9 @@ class Entry:
     agent: bool = False  # "di", "oleh", "pihak": who failed may follow
     emphasis: bool = False  # "tolong", "mohon": what is asked for may follow
     held: bool = False  # "pemegang", "pakai": a document the reporter holds follows
+    aside: bool = False  # "mau daftar ke", "kerja di": where the reporter goes next, or works
+    over: bool = False  # "bulan lalu", "sudah ditangani": what happened is over
+    now: bool = False  # "sekarang", "dari tadi": it is happening now
 
 
 class Occurrence(NamedTuple):  # a tuple: built by the thousand per second
@@ -74,6 +77,9 @@ class Found:
     agent_ends: set[int] = field(default_factory=set)
     emphasis_ends: dict[int, int] = field(default_factory=dict)  # end -> start
     held_ends: set[int] = field(default_factory=set)
+    aside_ends: set[int] = field(default_factory=set)
+    over_cues: list[tuple[int, int]] = field(default_factory=list)  # start, end
+    now_cues: list[tuple[int, int]] = field(default_factory=list)
     addresses: dict[int, int] = field(default_factory=dict)  # start -> furthest end of a place
     written: dict[int, int] = field(default_factory=dict)  # the same, of a phrase as written
 
@@ -113,7 +119,22 @@ class Found:
                 found.emphasis_ends[end] = start
             if entry.held:
                 found.held_ends.add(end)
+            if entry.aside:
+                found.held_ends.add(end)
+                found.aside_ends.add(end)
+            if entry.over:
+                found.over_cues.append((start, end))
+            if entry.now:
+                found.now_cues.append((start, end))
         return found
+
+    def told_over(self) -> tuple[int, int] | None:
+        """The first cue that tells what happened as over, when nothing tells it is happening
+        now: "minggu lalu ... sudah dipadamkan" is a report, "dari tadi ... belum datang" is
+        not. None when either a now cue or no over cue is found."""
+        if not self.over_cues or self.now_cues:
+            return None
+        return min(self.over_cues)
 
     def readings(self, limits: Thresholds, title_length: int,
                  held_weight: float = 1.0) -> "Readings":
@@ -127,16 +148,20 @@ class Found:
         title_weight = limits.title_weight
         mentioned: set[int] = set()
         scoring: list[Scoring] = []
-        aside = self.denial_ends | self.landmark_ends
+        landmarked = self.denial_ends | self.landmark_ends
         negations = self.negation_ends
         addressing = bool(self.addresses or self.masked)
         stems_may_repeat = bool(self.written)
         holding = bool(self.held_ends) and held_weight < 1.0
+        aside = bool(self.aside_ends)
+        vetoing: set[int] = set()
         for phrase, start, end, reading in self.occurrences:
-            if start - 1 in aside:
+            if start - 1 in landmarked:
                 continue
             if not addressing or not self.addressed(start, end):
                 mentioned.add(phrase)
+                if aside and not self.set_aside(start):
+                    vetoing.add(phrase)
             stem = reading is Reading.STEM
             if stem and stems_may_repeat and self.stem_redundant(start, end):
                 continue
@@ -147,7 +172,8 @@ class Found:
                 weight *= held_weight  # "pemegang SKTM": held, not complained about
             negated = bool(negations) and self.negated(start)
             scoring.append((phrase, start, end, not stem, weight, negated))
-        return Readings(mentioned, scoring, self.addresses, self.masked)
+        return Readings(mentioned, scoring, self.addresses, self.masked,
+                        vetoing if aside else mentioned)
 
     def stem_redundant(self, start: int, end: int) -> bool:
         """Stems only fill gaps: where a phrase matched as written, its stems say nothing
@@ -160,6 +186,11 @@ class Found:
     def held(self, start: int) -> bool:
         """A document the reporter holds ("pemegang SKTM", "pakai kartu BPJS")."""
         return start - 1 in self.held_ends or start - 2 in self.held_ends
+
+    def set_aside(self, start: int) -> bool:
+        """Named only as where the reporter goes next or works ("mau daftar ke SMK", "kerja di
+        RSUD"): held, and too far from the complaint to veto a rule."""
+        return start - 1 in self.aside_ends or start - 2 in self.aside_ends
 
     def addressed(self, start: int, end: int) -> bool:
         """Part of a place or road name."""
@@ -181,6 +212,9 @@ class Readings:
     scoring: list[Scoring]
     addresses: dict[int, int]
     masked: set[int]
+    # mentioned, but for a phrase only ever named as where the reporter goes next or works
+    # ("mau daftar ke SMK", "kerja di RSUD"): merely mentioned, it vetoes no rule
+    vetoing: set[int] = field(default_factory=set)
 
     def weighed(self, coverers: AbstractSet[int]) -> Weighed:
         """What scores once overlaps are settled among place names and written occurrences

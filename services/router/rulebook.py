@@ -90,6 +90,16 @@ class Signal(PhraseRule):
     effect: Literal["urgent", "raise", "high"]
     label: str = Field("", max_length=60,
                        description="What it means, for the explanation ('medical emergency').")
+    near: int | None = Field(
+        None, ge=1, le=12,
+        description="A situation told in one breath: one phrase of every 'require' group within "
+                    "this many tokens of each other ('sesak' ... 'dari subuh'), not anywhere "
+                    "in the text. None: anywhere.")
+    responder: str | None = Field(
+        None, description="The agency that answers this kind of emergency (a fire: DAMKAR, "
+                          "violence going on: EXT_POLRI): an urgent signal is evidence for "
+                          "it, weighing thresholds.responder_weight, when the text names no "
+                          "one else strongly.")
 
 
 class MainAskCues(_Strict):
@@ -108,6 +118,11 @@ class MainAskCues(_Strict):
                                           "mohon, yang paling.")
     held_cues: list[str] = Field(
         default_factory=list, description="Words before a document held: pemegang, pakai, punya.")
+    aside_cues: list[str] = Field(
+        default_factory=list,
+        description="Words before an institution named only as where the reporter goes next or "
+                    "works (mau daftar ke, kerja di): held, and it vetoes no rule ('mau daftar "
+                    "ke SMK' does not make an SMP's withheld diploma the province's).")
     window: int = Field(6, ge=1, le=12, description="Most tokens between a verb and its agent.")
     emphasis_window: int = Field(2, ge=0, le=12,
                                  description="Most tokens between an emphasis cue and the ask.")
@@ -136,6 +151,9 @@ class Thresholds(_Strict):
     stem_weight: float = Field(
         0.7, gt=0, le=1, description="A phrase found only through stems (the stemmer over-stems).")
     typo_weight: float = Field(0.8, gt=0, le=1, description="A phrase found only via a typo fix.")
+    responder_weight: float = Field(
+        0.0, ge=0, description="Score an urgent signal adds to its responder agency (once per "
+                               "agency); 0: signals never route.")
     category_hint_weight: float = Field(
         1.0, ge=0, description="Score added to each agency whose rules name the category the "
                                "citizen picked on the channel (Open311 service, LAPOR! "
@@ -184,6 +202,9 @@ class Rulebook(_Strict):
         twice = sorted({r for r in rule_ids if rule_ids.count(r) > 1})
         if twice:
             raise ValueError(f"rule ids used twice: {', '.join(twice)}")
+        responders = sorted({s.responder for s in self.signals if s.responder} - set(codes))
+        if responders:
+            raise ValueError(f"signal responders are not agencies: {', '.join(responders)}")
         categories = {r.category for a in self.agencies for r in a.rules if r.category}
         unknown = sorted(set(self.duplicates) - categories)
         if unknown:

@@ -50,6 +50,15 @@ class Lexicon(BaseModel):
                     "kebakaran'): only these, longer signal phrases and place names hide a "
                     "signal phrase; a routing phrase that contains one ('pingsan setelah "
                     "makan', 'membawa parang') does not.")
+    over_cues: list[str] = Field(
+        default_factory=list,
+        description="Words that tell an emergency as over ('bulan lalu', 'sudah ditangani'): "
+                    "with no now cue in the text, an urgent signal makes the ticket high, not "
+                    "urgent.")
+    now_cues: list[str] = Field(
+        default_factory=list,
+        description="Words that tell it is happening now ('sekarang', 'dari tadi', 'belum "
+                    "datang'): an over cue then changes nothing.")
     typo_min_length: int = Field(
         5, ge=3, description="Shorter tokens are never corrected: too many real words nearby.")
 
