@@ -282,7 +282,7 @@ def document_credentials(app: FastAPI) -> None:
             for operations in schema.get("paths", {}).values():
                 for method, operation in operations.items():
                     if method in _METHODS:
-                            operation["security"] = [*either, *operation.get("security", [])]
+                        operation["security"] = [*either, *operation.get("security", [])]
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

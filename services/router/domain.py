@@ -85,13 +85,13 @@ def route(rulebook: Rulebook, text: str, title: str | None = None, *,
 def _evidence_names(rulebook: Rulebook, rule_ids: list[str]) -> list[str]:
     """The channel's category and an emergency's responder, as the reason names them."""
     named = []
-    labels = {signal.id: signal.label or signal.id for signal in rulebook.priority_signals}
     for rule_id in rule_ids:
         if rule_id.startswith(HINT_PREFIX):
             named.append(f"the channel's category {rule_id.removeprefix(HINT_PREFIX)}")
         elif rule_id.startswith(RESPONDER_PREFIX):
             signal = rule_id.removeprefix(RESPONDER_PREFIX)
-            named.append(f"who answers this emergency ({labels.get(signal, signal)}, {signal})")
+            label = next((s.label for s in rulebook.priority_signals if s.id == signal), "")
+            named.append(f"who answers this emergency ({label or signal}, {signal})")
     return named
 
 

@@ -212,9 +212,9 @@ class Readings:
     scoring: list[Scoring]
     addresses: dict[int, int]
     masked: set[int]
-    # mentioned, but for a phrase only ever named as where the reporter goes next or works
-    # ("mau daftar ke SMK", "kerja di RSUD"): merely mentioned, it vetoes no rule
-    vetoing: set[int] = field(default_factory=set)
+    # the mentioned phrases that may veto a rule: all but those named only as where the
+    # reporter goes next or works ("mau daftar ke SMK", "kerja di RSUD")
+    vetoing: set[int]
 
     def weighed(self, coverers: AbstractSet[int]) -> Weighed:
         """What scores once overlaps are settled among place names and written occurrences

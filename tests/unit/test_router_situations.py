@@ -63,11 +63,11 @@ def test_a_symptom_far_from_the_now_cue_is_not() -> None:
 def test_together_needs_every_group_within_the_distance() -> None:
     # phrase ids 0 (symptom) and 1 (now cue) at token starts; a negated one does not count
     readings = Readings(set(), [(0, 2, 2, True, 1.0, False), (1, 9, 9, True, 1.0, False),
-                                (1, 4, 4, True, 1.0, True)], {}, set())
+                                (1, 4, 4, True, 1.0, True)], {}, set(), set())
     groups = [frozenset({0}), frozenset({1})]
     assert not together(groups, readings, near=4)
     assert together(groups, readings, near=7)
-    nearer = Readings(set(), [*readings.scoring, (1, 5, 5, True, 1.0, False)], {}, set())
+    nearer = Readings(set(), [*readings.scoring, (1, 5, 5, True, 1.0, False)], {}, set(), set())
     assert together(groups, nearer, near=4)
     assert not together([frozenset({0}), frozenset({2})], nearer, near=12)
 
