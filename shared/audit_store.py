@@ -4,7 +4,8 @@ Collections:
 - ``audit_log``: the entries, ``_id = "<tenant>:<seq, 12 digits>"``, so one entry per seq
   (the chain cannot fork), with a unique index on (tenant, key) (a key is appended once);
 - ``audit_keys``: ``_id = "<tenant>:<key>"``, a fast lookup of keys appended, to skip the
-  already appended records of a redelivered batch in one round trip;
+  already appended records of a redelivered batch in one round trip (written unless the
+  log is made with ``register_keys=False``: see ``AuditLog``);
 - ``audit_heads``: ``_id = <tenant>``, a hint of a recent entry (``seq``, ``hash``), moved
   every ``_HINT_EVERY`` entries: where a writer that starts cold begins to look for the end.
 
@@ -20,14 +21,14 @@ its own when it last looked, seals its next entries after that one without looki
 an entry another writer put there meanwhile (the SLA service shares the chain) stops the
 insert at its seq, and the append looks and retries as any other. Appends of one process to
 one tenant's chain take turns, so they do not collide with each other. Uncontended, an
-append is two round trips (the entries, their keys); after another writer's entry, three
-(a lookup first) until an append finds no other writer's entry again.
+append is two round trips (the entries, their keys; one without keys); after another writer's
+entry, one more (a lookup first) until an append finds no other writer's entry again.
 """
 
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 
 from pymongo import ASCENDING
@@ -73,8 +74,15 @@ def _key_id(tenant: str, key: str) -> str:
 
 
 class AuditLog:
-    def __init__(self, db: AsyncDatabase[Document]) -> None:
+    def __init__(self, db: AsyncDatabase[Document], *, register_keys: bool = True) -> None:
+        """``register_keys=False`` writes no ``audit_keys`` document (a write per entry, about
+        a tenth of the store's work for an HTTP submission): for a writer that rarely appends
+        a record twice because it knows what it appended (intake's outbox marks its complaints
+        audited). Nothing else changes: the unique (tenant, key) index still lets a key in
+        once, and a redelivered record is dropped when its insert stops at that index (a
+        round trip or two per such record, instead of one lookup for the batch)."""
         self.db = db
+        self.register_keys = register_keys
         self.log = db[LOG]
         self.keys = db[KEYS]
         self.heads = db[HEADS]
@@ -112,11 +120,14 @@ class AuditLog:
 
     async def _append_in_turn(self, tenant: str, records: list[AuditRecord]) -> int:
         added, pending = 0, records
+        crowded = 0  # stops at another writer's entry so far: what the backoff grows with
         stopped_at: tuple[Head, str] | None = None  # (the head then, the key not inserted)
         held = self._heads.get(tenant) if tenant in self._sole else None
         self._sole.discard(tenant)  # back when this append finds no other writer's entry
         alone = True  # no other writer's entry was found during this append
-        for attempt in range(_ATTEMPTS):
+        # Each attempt either drops a record whose key is taken (at most one per record) or
+        # finds another writer's entry in the way: only the latter count against _ATTEMPTS.
+        for attempt in range(_ATTEMPTS + len(records)):
             if attempt == 0 and held is not None:
                 head = held  # no lookup: an entry in the way stops the insert, and we look then
             else:
@@ -126,12 +137,17 @@ class AuditLog:
                 # No entry took the seq, so the key was taken (a redelivery): drop it, and any
                 # other record of the batch already appended. (Keys are new usually: no lookup
                 # before the first insert; another writer's entry in the way needs none either.)
-                pending = [r for r in await self._not_yet_appended(tenant, pending)
-                           if r.key != stopped_at[1]]
+                if self.register_keys:  # the others' keys are registered: drop them at once
+                    pending = await self._not_yet_appended(tenant, pending)
+                pending = [r for r in pending if r.key != stopped_at[1]]
                 if not pending:
                     if alone:
                         self._sole.add(tenant)
                     return added
+            elif stopped_at is not None:
+                crowded += 1
+                if crowded >= _ATTEMPTS:
+                    break
             entries = seal_all(pending, seq=head.seq, prev_hash=head.hash, now=utc_now())
             inserted = await self._insert(entries)
             if inserted:
@@ -143,7 +159,7 @@ class AuditLog:
                     self._sole.add(tenant)
                 return added
             stopped_at, pending = (head, pending[inserted].key), pending[inserted:]
-            await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 25)))
+            await asyncio.sleep(random.uniform(0, 0.002 * min(crowded + 1, 25)))
         raise AuditAppendError(f"audit log of {tenant}: no free seq after {_ATTEMPTS} attempts")
 
     async def _insert(self, entries: list[AuditEntry]) -> int:
@@ -159,15 +175,18 @@ class AuditLog:
         return len(docs)
 
     async def _register(self, tenant: str, entries: Sequence[AuditEntry]) -> None:
-        """Key lookups for entries just inserted, and now and then the head hint."""
+        """Key lookups for entries just inserted (unless not wanted), and now and then the
+        head hint."""
         first, last = entries[0], entries[-1]
         self._heads[tenant] = Head(last["seq"], last["hash"])
-        keys = insert_new(self.keys, [{"_id": _key_id(tenant, e["key"]), "seq": e["seq"]}
-                                      for e in entries])
-        if (first["seq"] - 1) // _HINT_EVERY == last["seq"] // _HINT_EVERY:
-            await keys
-        else:  # crossed a multiple of _HINT_EVERY: the hint stays within reach of one probe
-            await asyncio.gather(keys, self._move_hint(tenant, last))
+        writes: list[Awaitable[object]] = []
+        if self.register_keys:
+            writes.append(insert_new(self.keys, [{"_id": _key_id(tenant, e["key"]), "seq": e["seq"]}
+                                                 for e in entries]))
+        if (first["seq"] - 1) // _HINT_EVERY != last["seq"] // _HINT_EVERY:
+            # crossed a multiple of _HINT_EVERY: the hint stays within reach of one probe
+            writes.append(self._move_hint(tenant, last))
+        await asyncio.gather(*writes)
 
     async def _move_hint(self, tenant: str, last: AuditEntry) -> None:
         # Only forward: a slower writer never moves the hint back (its upsert collides).

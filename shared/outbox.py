@@ -119,7 +119,7 @@ class OutboxRelay:
                 (d["topic"], d.get("key"), json.dumps(d["event"], separators=(",", ":")).encode(),
                  str(d["event"]["type"])) for d in pending],
                 traces=[d.get(TRACE_FIELD) for d in pending])
-        done = {"published": True, "published_at": utc_now()}
+        done = self.published_fields()
         unlease = {"$unset": {"lease_until": "", "lease_owner": ""}}
         if not self.keep_positions:
             await self.collection.update_many({"_id": {"$in": [d["_id"] for d in pending]}},
@@ -129,6 +129,11 @@ class OutboxRelay:
             UpdateOne({"_id": d["_id"]}, {"$set": {**done, "log": {"partition": partition,
                                                                    "offset": offset}}, **unlease})
             for d, (partition, offset) in zip(pending, positions, strict=True)], ordered=False)
+
+    def published_fields(self) -> Document:
+        """What marking a document published sets (a subclass adds what it knows of the
+        document by then, in the same write)."""
+        return {"published": True, "published_at": utc_now()}
 
     async def _hold(self, docs: Sequence[Document]) -> list[Document]:
         """Take these documents over from the lease they were handed over under (the

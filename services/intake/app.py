@@ -48,7 +48,8 @@ def create_app(settings: Settings) -> FastAPI:
     client = mongo.connect(settings, metrics=metrics)
     db = mongo.database(client, settings)
     complaints = ComplaintStore(db, settings)
-    audit = AuditLog(db)
+    # No audit_keys document per submission: AuditedRelay marks what it appended.
+    audit = AuditLog(db, register_keys=False)
     relay = AuditedRelay(complaints.collection, broker, lease_seconds=settings.outbox_lease_seconds,
                          owner=settings.instance_id, audit=audit, tenant=settings.tenant)
     replies = ReplyStore(db, settings)

@@ -1,12 +1,15 @@
 """Intake flows: accept submissions (validate → number → persist with outbox) and publish."""
 
 import asyncio
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
+
+from pymongo.errors import PyMongoError
 
 from services.intake.domain import (
     accept,
@@ -32,6 +35,8 @@ from shared.settings import Settings
 from shared.tenants import Tenants, load_tenants
 
 SUBMITTED_BY, REQUEST_ID = "submitted_by", "request_id"  # kept with the complaint for its audit
+AUDITED = "audited"  # set on a complaint whose submission is in the audit log (AuditedRelay)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -151,7 +156,15 @@ class AuditedRelay(OutboxRelay):
     """Intake's outbox: a complaint's submission is appended to the audit log before its event
     is published, by the writer or, after a crash or an outage, by the sweep. So every
     complaint that reaches the router is audited (once: keyed by its tracking number), and an
-    HTTP submission's 202 does not wait for the append."""
+    HTTP submission's 202 does not wait for the append.
+
+    The complaint itself records that it was audited (``audited``), set in the write that marks
+    it published, or after a failed send: a document published before or republished by the
+    sweep or the reconciliation is not appended again. So the append writes no ``audit_keys``
+    document (one store write less per complaint): only a process that died between the
+    append and the send leaves audited complaints unmarked, and their next append drops each
+    at the unique (tenant, key) index. (``audit_keys`` is skipped by the log intake's app
+    makes: ``AuditLog(db, register_keys=False)``.)"""
 
     def __init__(self, *args: Any, audit: AuditLog, tenant: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -159,9 +172,29 @@ class AuditedRelay(OutboxRelay):
         self.tenant = tenant
 
     async def publish(self, docs: Sequence[Document]) -> None:
-        await self.audit.append([submission_record(d.get("tenant") or self.tenant, d) for d in docs
-                                 if not d.get("published")])
-        await super().publish(docs)
+        fresh = [d for d in docs if not d.get("published") and not d.get(AUDITED)]
+        await self.audit.append([submission_record(d.get("tenant") or self.tenant, d) for d in fresh])
+        try:
+            await super().publish(docs)
+        except Exception:  # the sweep retries these: it need not append them again
+            await self._note_audited(fresh)
+            raise
+
+    def published_fields(self) -> Document:
+        # Appended before it was sent: free to record with the mark (the same write).
+        return {**super().published_fields(), AUDITED: True}
+
+    async def _note_audited(self, docs: Sequence[Document]) -> None:
+        """After a failed send (a broker outage): every retry would otherwise try to append
+        them again, each costing a failed insert or two."""
+        if not docs:
+            return
+        try:
+            await self.collection.update_many({"_id": {"$in": [d["_id"] for d in docs]}},
+                                              {"$set": {AUDITED: True}})
+        except PyMongoError as error:  # the store is away too: the index still drops them
+            log.warning("outbox %s: noting %d complaints audited failed: %s",
+                        self.collection.name, len(docs), error)
 
 
 def submission_record(tenant: str, doc: Document) -> AuditRecord:
