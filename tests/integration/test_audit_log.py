@@ -200,3 +200,50 @@ async def test_lost_key_lookups_do_not_let_a_key_in_twice(db: AsyncDatabase[Docu
     assert await log.append([record("a"), record("b"), record("c")]) == 1
     assert [e["key"] for e in await all_entries(log)] == ["a", "b", "c"]
     assert (await log.verify(TENANT)).ok
+
+
+async def test_a_redelivered_batch_larger_than_the_attempts_whose_keys_were_lost_is_appended_once(
+        db: AsyncDatabase[Document]) -> None:
+    """A writer that died between its entries and their key lookups, with a batch of 250 (the
+    publish queue sends up to 500): each redelivered record is dropped at the unique index,
+    one by one, and that is progress, not an attempt used up (it failed after 200 before)."""
+    await AuditLog(db).append([record(f"r-{i}") for i in range(250)])
+    await db["audit_keys"].delete_many({})
+    log = AuditLog(db)  # a fresh process
+    assert await log.append([*(record(f"r-{i}") for i in range(250)), record("new")]) == 1
+    entries = await all_entries(log)
+    assert [e["key"] for e in entries] == [*(f"r-{i}" for i in range(250)), "new"]
+    assert (await log.verify(TENANT)).ok
+
+
+async def test_writers_without_key_lookups_keep_one_chain_and_append_each_key_once(
+        db: AsyncDatabase[Document], mongodb_url: str) -> None:
+    """Intake's log writes no audit_keys documents (register_keys=False); beside writers that
+    do (the SLA), concurrent appends of shared keys still make one gap-free chain with each
+    key once, and a fresh process redelivering a batch appends only what is new."""
+    await AuditLog(db).ensure_indexes()
+
+    async def writer(number: int) -> None:
+        client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb_url, tz_aware=True)
+        log = AuditLog(client[db.name], register_keys=number % 2 == 0)
+        try:
+            for b in range(6):
+                await log.append([*(record(f"w{number}-b{b}-{i}") for i in range(4)),
+                                  record(f"shared-{b}")])
+        finally:
+            await client.close()
+
+    await asyncio.gather(*(writer(n) for n in range(4)))
+    unkeyed = AuditLog(db, register_keys=False)
+    assert await unkeyed.append([record(f"w1-b{b}-{i}") for b in range(6) for i in range(4)]
+                                + [record("w1-late")]) == 1
+    entries = await all_entries(unkeyed)
+    keys = [e["key"] for e in entries]
+    assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
+    assert len(keys) == len(set(keys)) == 4 * 6 * 4 + 6 + 1
+    assert (await unkeyed.verify(TENANT)).ok
+    # Only the writers that register keys wrote any (the shared ones, whoever won them).
+    registered = {d["_id"] for d in await db["audit_keys"].find({}).to_list(None)}
+    assert not any(k.startswith(f"{TENANT}:w1-") or k.startswith(f"{TENANT}:w3-")
+                   for k in registered)
+    assert {f"{TENANT}:w0-b0-0", f"{TENANT}:w2-b5-3"} <= registered
