@@ -293,6 +293,9 @@ def run_phases(settings: Settings, args: argparse.Namespace, work: Path, mongo_u
     say("    CPU per post sent         : " + ", ".join(
         f"{name} {seconds * 1000 / args.http:.2f} ms" for name, seconds in spent.items()))
     say_commands_per_post(commands.command_mix([work / "intake.commands"], window), accepted)
+    say("    documents written per post: " + ", ".join(
+        f"{kind} {rows / accepted:.2f}" for kind, rows
+        in documents_written(work / "intake.commands", window).most_common(8)))
     drained = asyncio.run(tickets_at_least(settings, None, within=180))
     say(f"    ...ticketed              : {drained:8.1f} s after the router and SLA went on")
     with served_trivial_app(work) as trivial_url:
@@ -347,6 +350,21 @@ def say_commands_per_post(mix: Counter[str], accepted: int) -> None:
         f"(intake's, {accepted} accepted)")
     for kind, count in mix.most_common():
         say(f"    {count / accepted:6.3f} per post  {kind} ({count})")
+
+
+def documents_written(path: Path, window: commands.Window) -> Counter[str]:
+    """Documents inserted, and updated by id, per kind: an update statement whose filter is
+    ``{"_id": {"$in": ids}}`` (the outbox marking a batch published) counts its ids, any
+    other statement one."""
+    rows: Counter[str] = Counter()
+    for _, command in commands.recorded(path, window):
+        name = next(iter(command))
+        kind = f"{name} {command[name]}"
+        rows[kind] += len(command.get("documents") or [])
+        for statement in command.get("updates") or []:
+            ids = statement.get("q", {}).get("_id")
+            rows[kind] += len(ids["$in"]) if isinstance(ids, dict) and "$in" in ids else 1
+    return rows
 
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
