@@ -413,10 +413,13 @@ class Settings(BaseSettings):
                           "router trains one at start from `second_opinion_training` and the "
                           "desk's labelled examples, and again when new examples arrive.")
     second_opinion_training: list[Path] = Field(
-        default_factory=lambda: [_packaged("services.router", "training/kota-bengkulu-train.jsonl")],
+        default_factory=lambda: [_packaged("services.router", "training/kota-bengkulu-train.jsonl"),
+                                 _packaged("services.router", "training/kota-bengkulu-train7.jsonl")],
         description="Labelled JSON-lines files (text, title, agency) the router trains on besides "
                     "the desk's examples, retrained when one changes; never a holdout or blind "
-                    "set (refused by name). Default: the packaged Kota Bengkulu training corpus.")
+                    "set (refused by name). Default: the packaged Kota Bengkulu training corpus "
+                    "and train7 (a copy of tests/data/routing-train7.jsonl, written blind to the "
+                    "rulebook the way citizens write).")
     second_opinion_agree_probability: float = Field(
         0.5, gt=0, le=1, description="A TRIAGE becomes a decision when the model's first choice "
                                      "is the rules' first candidate with at least this probability.")

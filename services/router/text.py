@@ -59,6 +59,11 @@ class Lexicon(BaseModel):
         default_factory=list,
         description="Words that tell it is happening now ('sekarang', 'dari tadi', 'belum "
                     "datang'): an over cue then changes nothing.")
+    endings: dict[str, str] = Field(
+        default_factory=dict,
+        description="Word endings of the regional language read as the standard ending "
+                    "(Bengkulu Malay nyo -> nya: 'lubangnyo' is 'lubangnya'), for words the "
+                    "slang list does not name.")
     typo_min_length: int = Field(
         5, ge=3, description="Shorter tokens are never corrected: too many real words nearby.")
 
@@ -92,15 +97,24 @@ class Normaliser:
     def __init__(self, lexicon: Lexicon) -> None:
         self._slang = {fold(k).strip(): words(v) for k, v in lexicon.slang.items()}
         self._doubled = frozenset(fold(w).strip() for w in lexicon.keep_reduplicated)
+        self._endings = tuple((fold(k).strip(), fold(v).strip()) for k, v in lexicon.endings.items())
 
     def tokens(self, text: str) -> list[str]:
         out: list[str] = []
         for word in words(text):
-            for token in self._slang.get(word, (word,)):
+            replaced = self._slang.get(word)
+            for token in replaced if replaced is not None else (self._standard_ending(word),):
                 if out and _repeats(out[-1], token) and token not in self._doubled:
                     continue  # "lubang-lubang", "remang2": the plural means the same thing here
                 out.append(token)
         return out
+
+    def _standard_ending(self, word: str) -> str:
+        # A root of at least two letters must stay: "nyo" alone is not a suffixed word.
+        for ending, standard in self._endings:
+            if word.endswith(ending) and len(word) >= len(ending) + 2:
+                return word[:-len(ending)] + standard
+        return word
 
 
 def _repeats(previous: str, token: str) -> bool:

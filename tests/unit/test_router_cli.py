@@ -355,3 +355,17 @@ def test_second_opinion_is_never_measured_on_its_training_file(capsys: Capture, 
     status, _, err = run(capsys, "route", "sampah", "--training", str(source),
                          "--rulebook", str(rulebook_path))
     assert status == 2 and "--training needs --second-opinion" in err
+
+
+def test_second_opinion_is_never_measured_on_a_copy_of_its_training_file(
+        capsys: Capture, tmp_path: Path, rulebook_path: Path) -> None:
+    # train7 is packaged as a copy of tests/data/routing-train7.jsonl: same lines, other path.
+    source = write_lines(tmp_path, json.dumps(PLAIN), json.dumps({**PLAIN, "text": "jalan berlubang",
+                                                                  "agency": "PUPR"}))
+    copy = tmp_path / "packaged" / "training.jsonl"
+    copy.parent.mkdir()
+    copy.write_bytes(source.read_bytes())
+    status, out, err = run(capsys, "route", "--jsonl", str(source), "--expect", "agency",
+                           "--second-opinion", "--training", str(copy), "--rulebook", str(rulebook_path))
+    assert (status, out) == (2, "")
+    assert "is a training file of the second opinion" in err

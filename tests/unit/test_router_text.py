@@ -66,6 +66,19 @@ def test_some_doubled_words_are_words_of_their_own() -> None:
     assert tokens("dibuat oleh warga") == ["dibuat", "oleh", "warga"]
 
 
+def test_bengkulu_malay_nyo_ending_reads_as_nya() -> None:
+    # corpus7: "lubangnyo besak" matched no rule at all; the slang list named three -nyo words.
+    assert tokens("lubangnyo besak2 petugasnyo") == ["lubangnya", "besar", "petugasnya"]
+    assert tokens("katonyo") == ["katanya"]  # the slang list still wins
+    assert tokens("nyo") == ["nyo"]  # no root: not a suffixed word
+    assert Normaliser(Lexicon()).tokens("lubangnyo") == ["lubangnyo"]  # a lexicon without endings
+
+
+def test_everyday_ke_passives_read_as_ter() -> None:
+    assert tokens("anak kekunci di mobil, ketimpa pohon") == [
+        "anak", "terkunci", "di", "mobil", "tertimpa", "pohon"]
+
+
 def test_a_tenant_lexicon_replaces_the_default() -> None:
     own = Normaliser(Lexicon(slang={"pam": "pdam"}))
     assert own.tokens("air pam yg mati") == ["air", "pdam", "yg", "mati"]
