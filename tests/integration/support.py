@@ -6,12 +6,14 @@ import json
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import uvicorn
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
+from pymongo import monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 
 from shared.mongo import Document
@@ -189,3 +191,34 @@ async def json_when_ok(http: httpx.AsyncClient, url: str,
 async def at_least(collection: AsyncCollection[Document], n: int) -> bool:
     """For `eventually`: has the collection reached ``n`` documents?"""
     return await collection.count_documents({}) >= n
+
+
+@dataclass
+class Commands(monitoring.CommandListener):
+    """The store commands a client sent, in order: each as (command, collection), and how many
+    documents it carried (inserted, or update/delete statements; 0 for the others)."""
+
+    sent: list[tuple[str, str]] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        name = event.command_name
+        self.sent.append((name, str(event.command.get(name, ""))))
+        self.rows.append(next((len(event.command[f]) for f in ("documents", "updates", "deletes")
+                               if f in event.command), 0))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def clear(self) -> None:
+        self.sent.clear()
+        self.rows.clear()
+
+    def on(self, collection: str) -> list[str]:
+        return [name for name, target in self.sent if target == collection]
+
+    def with_rows(self) -> list[tuple[str, str, int]]:
+        return [(name, target, rows) for (name, target), rows in zip(self.sent, self.rows, strict=True)]

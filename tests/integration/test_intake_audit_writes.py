@@ -7,12 +7,11 @@ failed in a broker outage, a complaint the reconciliation republishes."""
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 from faststream.kafka import KafkaBroker
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from services.intake.flows import AUDITED, AuditedRelay, Intake, Submission, submission_record
@@ -26,38 +25,15 @@ from shared.mongo import Document
 from shared.outbox import OutboxRelay
 from shared.settings import Settings
 from tests.conftest import EMBEDDED_KAFKA_SETTINGS
-from tests.integration.support import eventually, read_topic
+from tests.integration.support import Commands, eventually, read_topic
 
 pytestmark = pytest.mark.integration
 TEXT = "Sampah di TPS Jl. Suprapto sudah seminggu tidak diangkut, baunya menyengat"
 
 
-@dataclass
-class Writes(monitoring.CommandListener):
-    """Write commands by collection, and the documents each carried."""
-
-    sent: list[tuple[str, str, int]] = field(default_factory=list)
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        name = event.command_name
-        if name in ("insert", "update", "delete", "find"):
-            rows = next((len(event.command[f]) for f in ("documents", "updates", "deletes")
-                         if f in event.command), 0)
-            self.sent.append((name, str(event.command[name]), rows))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def on(self, collection: str) -> list[str]:
-        return [name for name, target, _ in self.sent if target == collection]
-
-
 @pytest.fixture
-async def listened(settings: Settings) -> AsyncIterator[tuple[AsyncDatabase[Document], Writes]]:
-    writes = Writes()
+async def listened(settings: Settings) -> AsyncIterator[tuple[AsyncDatabase[Document], Commands]]:
+    writes = Commands()
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         settings.mongodb_url, tz_aware=True, event_listeners=[writes])
     try:
@@ -114,7 +90,7 @@ async def audited_once(db: AsyncDatabase[Document], settings: Settings,
 
 
 async def test_an_accepted_complaint_costs_three_document_writes_and_no_audit_key(
-        settings: Settings, listened: tuple[AsyncDatabase[Document], Writes]) -> None:
+        settings: Settings, listened: tuple[AsyncDatabase[Document], Commands]) -> None:
     db, writes = listened
     await ensure_topics(settings, [Topics.RECEIVED])
     broker = make_broker(settings, "audit-writes-test")
@@ -122,12 +98,13 @@ async def test_an_accepted_complaint_costs_three_document_writes_and_no_audit_ke
     try:
         intake = intake_of(settings, db, broker, owner=settings.instance_id)
         docs = await store_complaints(intake, 20, "three")
-        writes.sent.clear()
+        writes.clear()
         await intake.publish(docs)
         events = await read_topic(settings.kafka_bootstrap_servers, Topics.RECEIVED, expect=20)
     finally:
         await broker.stop()
-    written = [(name, target, rows) for name, target, rows in writes.sent if name != "find"]
+    written = [(name, target, rows) for name, target, rows in writes.with_rows()
+               if name in ("insert", "update", "delete")]
     # One update statement marks the batch published and audited (20 documents modified).
     assert written == [("insert", "audit_log", 20), ("update", "complaints", 1)]
     assert len({e["id"] for e in events}) == 20
@@ -135,7 +112,7 @@ async def test_an_accepted_complaint_costs_three_document_writes_and_no_audit_ke
 
 
 async def test_complaints_appended_by_a_process_that_died_before_sending_are_audited_once(
-        settings: Settings, listened: tuple[AsyncDatabase[Document], Writes]) -> None:
+        settings: Settings, listened: tuple[AsyncDatabase[Document], Commands]) -> None:
     """The writer appended a whole batch (more records than an append's 200 attempts) and
     died before its send and its mark: another replica's sweep sends them and appends only
     the complaints that were not in the log yet, each once."""
@@ -163,7 +140,7 @@ async def test_complaints_appended_by_a_process_that_died_before_sending_are_aud
 
 @pytest.mark.own_servers
 async def test_a_send_failed_in_an_outage_is_noted_audited_and_its_retry_appends_nothing(
-        settings: Settings, listened: tuple[AsyncDatabase[Document], Writes],
+        settings: Settings, listened: tuple[AsyncDatabase[Document], Commands],
         tmp_path: Path) -> None:
     db, writes = listened
     server = start_kafka(free_port(), tmp_path)
@@ -182,7 +159,7 @@ async def test_a_send_failed_in_an_outage_is_noted_audited_and_its_retry_appends
             {"published": False, AUDITED: True}) == 6, "appended, not sent: noted audited"
         server = start_kafka(server.port, tmp_path)
         await ensure_topics(settings, [Topics.RECEIVED])
-        writes.sent.clear()
+        writes.clear()
         assert await swept(intake.relay, 6)
         events = await read_topic(settings.kafka_bootstrap_servers, Topics.RECEIVED, expect=6)
     finally:
@@ -194,7 +171,7 @@ async def test_a_send_failed_in_an_outage_is_noted_audited_and_its_retry_appends
 
 
 async def test_a_complaint_the_reconciliation_republishes_is_not_appended_again(
-        settings: Settings, listened: tuple[AsyncDatabase[Document], Writes]) -> None:
+        settings: Settings, listened: tuple[AsyncDatabase[Document], Commands]) -> None:
     db, writes = listened
     await ensure_topics(settings, [Topics.RECEIVED])
     broker = make_broker(settings, "audit-writes-test")
@@ -205,7 +182,7 @@ async def test_a_complaint_the_reconciliation_republishes_is_not_appended_again(
         docs = await store_complaints(intake, 3, "late")
         await intake.publish(docs)
         await asyncio.sleep(0.6)  # no ticket for longer than reconcile_after_seconds
-        writes.sent.clear()
+        writes.clear()
         backlog = await Reconciler(settings, intake.complaints, intake.relay).turn()
         events = await read_topic(settings.kafka_bootstrap_servers, Topics.RECEIVED, expect=6)
     finally:

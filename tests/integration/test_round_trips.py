@@ -6,10 +6,9 @@ per request of a burst), and the audit log's writer does not look for the chain'
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 
 from services.intake.domain import fingerprint, hash_tracking_code
 from services.intake.store import Accepted, ComplaintStore, TrackedTicket, TrackingStore
@@ -23,28 +22,10 @@ from shared.mongo import Document
 from shared.outbox import OutboxRelay, PublishQueue, outbox_fields
 from shared.settings import Settings
 from tests.integration.auth_support import Accounts
-from tests.integration.support import read_topic
+from tests.integration.support import Commands, read_topic
 
 pytestmark = pytest.mark.integration
 TEXT = "Sampah di TPS Jl. Suprapto sudah seminggu tidak diangkut, baunya menyengat"
-
-
-@dataclass
-class Commands(monitoring.CommandListener):
-    sent: list[tuple[str, str]] = field(default_factory=list)  # (command, collection)
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        name = event.command_name
-        self.sent.append((name, str(event.command.get(name, ""))))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-    def on(self, collection: str) -> list[str]:
-        return [name for name, target in self.sent if target == collection]
 
 
 @pytest.fixture
@@ -74,7 +55,7 @@ async def test_new_complaints_cost_one_insert_and_duplicates_answer_with_the_ear
     client, commands = listened
     store = ComplaintStore(client[settings.mongodb_database], settings)
     await store.ensure_indexes()
-    commands.sent.clear()
+    commands.clear()
     first = await store.save([accepted(settings, f"k{i}", f"BKL-{i}") for i in range(5)],
                              never_reissued)
     assert commands.sent == [("insert", "complaints")], "a new complaint is one round trip"
@@ -84,7 +65,7 @@ async def test_new_complaints_cost_one_insert_and_duplicates_answer_with_the_ear
     assert {k: v for k, v in first["k3"].items() if k != "duplicate"} == stored, \
         "what save returns is what the store holds"
 
-    commands.sent.clear()
+    commands.clear()
     again = await store.save([accepted(settings, "k1", "BKL-91"), accepted(settings, "k9", "BKL-9")],
                              never_reissued)
     assert commands.sent == [("insert", "complaints"), ("find", "complaints")]
@@ -126,7 +107,7 @@ async def test_a_batch_is_sent_and_marked_in_one_round_trip_held_first_when_its_
     try:
         docs = [outbox_doc(settings, i, "me") for i in range(10)]
         await outbox.insert_many([dict(d) for d in docs])
-        commands.sent.clear()
+        commands.clear()
         await relay.publish(docs)
         assert commands.on("outbox") == ["update"], "just written and leased: only marked"
         assert await outbox.count_documents({"published": True}) == 10
@@ -135,7 +116,7 @@ async def test_a_batch_is_sent_and_marked_in_one_round_trip_held_first_when_its_
         # may take such documents soon, so they are held before they are sent.
         aging = [outbox_doc(settings, i, "me", lease_seconds=10) for i in range(40, 45)]
         await outbox.insert_many([dict(d) for d in aging])
-        commands.sent.clear()
+        commands.clear()
         await relay.publish(aging)
         assert commands.on("outbox") == ["update", "update"], "hold, then mark published"
         assert await outbox.count_documents({"published": True}) == 15
@@ -143,7 +124,7 @@ async def test_a_batch_is_sent_and_marked_in_one_round_trip_held_first_when_its_
         queue = PublishQueue(relay)
         later = [outbox_doc(settings, i, "me") for i in range(10, 40)]
         await outbox.insert_many([dict(d) for d in later])
-        commands.sent.clear()
+        commands.clear()
         for doc in later:  # thirty writers hand over one each, without waiting
             queue.put([doc])
         await queue.flush()
@@ -168,10 +149,10 @@ async def test_an_api_key_is_checked_once_then_trusted_for_a_while(
     key = (await accounts.channel("web")).headers["X-API-Key"]
     cached = authenticator(settings, client, cache_seconds=3600.0)
     uncached = authenticator(settings, client, cache_seconds=0.0)
-    commands.sent.clear()
+    commands.clear()
     assert [(await cached.from_key(key)) is not None for _ in range(5)] == [True] * 5
     assert commands.on("api_keys") == ["find"]
-    commands.sent.clear()
+    commands.clear()
     assert [(await uncached.from_key(key)) is not None for _ in range(3)] == [True] * 3
     assert commands.on("api_keys") == ["find"] * 3
     assert await cached.from_key(key[:-2] + "xx") is None  # a wrong key is never cached as valid
@@ -183,7 +164,7 @@ async def test_concurrent_requests_with_one_api_key_wait_for_one_lookup(
     client, commands = listened
     key = (await accounts.channel("web")).headers["X-API-Key"]
     auth = authenticator(settings, client, cache_seconds=3600.0)
-    commands.sent.clear()
+    commands.clear()
     requests = [asyncio.create_task(auth.from_key(key)) for _ in range(8)]
     await asyncio.sleep(0)  # all eight are waiting for the lookup now
     requests[0].cancel()  # one client goes away: the others still get their answer
@@ -192,7 +173,7 @@ async def test_concurrent_requests_with_one_api_key_wait_for_one_lookup(
     assert commands.on("api_keys") == ["find"], "a burst of one key's requests is one lookup"
     assert requests[0].cancelled()
 
-    commands.sent.clear()
+    commands.clear()
     wrong = key[:-2] + "xx"
     assert await asyncio.gather(*(auth.from_key(wrong) for _ in range(4))) == [None] * 4
     assert commands.on("api_keys") == ["find"]
@@ -211,26 +192,26 @@ async def test_the_audit_writer_holding_the_chains_end_appends_without_looking_f
     db = client[settings.mongodb_database]
     log, other = AuditLog(db), AuditLog(db)  # two processes sharing the chain (intake, SLA)
     await log.append([audit_record("s-1")])  # a cold start looks for the end
-    commands.sent.clear()
+    commands.clear()
     await log.append([audit_record("s-2"), audit_record("s-3")])
     assert commands.on("audit_log") == ["insert"], "it wrote the end itself: no lookup"
-    commands.sent.clear()
+    commands.clear()
     await asyncio.gather(*(log.append([audit_record(f"c-{i}")]) for i in range(5)))
     assert commands.on("audit_log") == ["insert"] * 5, "its concurrent appends take turns"
 
     await other.append([audit_record("u-1")])  # another writer moves the end
-    commands.sent.clear()
+    commands.clear()
     await log.append([audit_record("s-4")])
     assert commands.on("audit_log") == ["insert", "find", "insert"], \
         "the entry in the way stops the insert; it looks, then appends after it"
-    commands.sent.clear()
+    commands.clear()
     await log.append([audit_record("s-5")])
     assert commands.on("audit_log") == ["find", "insert"], "after another writer: looks first"
-    commands.sent.clear()
+    commands.clear()
     await log.append([audit_record("s-6")])
     assert commands.on("audit_log") == ["insert"], "no other writer since: no lookup again"
 
-    commands.sent.clear()
+    commands.clear()
     assert await log.append([audit_record("s-6")]) == 0  # a redelivery is still appended once
     check = await log.verify("kota-bengkulu")
     assert check.ok and check.count == 12
@@ -247,7 +228,7 @@ async def test_ticket_changes_reach_the_tracking_view_in_one_write_keeping_the_n
     client, commands = listened
     tracking = TrackingStore(client[settings.mongodb_database])
     assert await tracking.save_all([tracked_ticket("T-1", 2), tracked_ticket("T-2", 1)]) == 2
-    commands.sent.clear()
+    commands.clear()
     stored = await tracking.save_all([tracked_ticket("T-1", 1), tracked_ticket("T-2", 3),
                                       tracked_ticket("T-3", 1)])
     assert commands.sent == [("update", "tracking")], "one round trip for the batch"
