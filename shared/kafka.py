@@ -9,8 +9,9 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import IllegalStateError, KafkaConnectionError, TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.message import StreamMessage
@@ -378,3 +379,37 @@ def batch_subscriber(broker: KafkaBroker, topic: str, *, group_id: str, settings
         description=description,
     )
     return subscriber
+
+
+# How often each consumer's positions are compared with its partitions' ends (local state: no
+# request to the broker).
+LOG_REPLACED_CHECK_SECONDS = 0.5
+_POSITION_WAIT_SECONDS = 0.2  # a position being reset is not waited for
+
+
+def past_the_end(position: int | None, highwater: int | None) -> bool:
+    """Whether a consumer's next offset lies beyond the partition's end: the log it read was
+    replaced by a shorter one (the embedded broker restarted with an empty log)."""
+    return position is not None and highwater is not None and position > highwater
+
+
+async def rewind_replaced_logs(consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+    """Move a consumer that waits past a partition's end back to the partition's beginning;
+    returns the partitions moved.
+
+    Kafka answers a fetch past the end with OFFSET_OUT_OF_RANGE and the consumer starts again
+    from ``auto_offset_reset`` (the earliest offset). Tansu answers with no records and no
+    error: a consumer still at its offset from before the broker's restart (kept in memory,
+    or committed again to the new broker) skips every record the new log holds below that
+    offset, a complaint or a ticket's opening among them, until the log grows past it. What
+    the new log holds was all published since the restart, and consumers treat a repeat as
+    one event, so it is read again from its start."""
+    moved = []
+    for tp in consumer.assignment():
+        # Reassigned meanwhile, or its position being reset: checked again on the next turn.
+        with contextlib.suppress(IllegalStateError, AssertionError, TimeoutError):
+            position = await asyncio.wait_for(consumer.position(tp), _POSITION_WAIT_SECONDS)
+            if past_the_end(position, consumer.highwater(tp)):
+                await consumer.seek_to_beginning(tp)
+                moved.append(tp)
+    return moved

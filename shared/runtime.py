@@ -21,7 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.kafka import kafka_reachable
+from shared.kafka import LOG_REPLACED_CHECK_SECONDS, kafka_reachable, rewind_replaced_logs
 from shared.logs import configure_logging
 from shared.mongo import Document
 from shared.settings import Settings
@@ -277,11 +277,30 @@ async def consuming(broker: KafkaBroker, settings: Settings) -> AsyncIterator[No
     await broker.connect()
     starting = asyncio.create_task(_start_subscribers(broker, settings.consumer_start_retry_seconds),
                                    name="start consumers")
+    rewinding = asyncio.create_task(_rewind_replaced_logs_forever(broker),
+                                    name="rewind consumers past a replaced log's end")
     try:
         yield
     finally:
-        await cancel_and_wait([starting], settings.loops_stop_seconds, "consumer start")
+        await cancel_and_wait([starting, rewinding], settings.loops_stop_seconds,
+                              "consumer start")
         await finish_within(broker.stop(), settings.broker_stop_seconds, "the broker client's stop")
+
+
+async def _rewind_replaced_logs_forever(broker: KafkaBroker) -> None:
+    """After the embedded broker's restart, no consumer stays waiting past the end of the new
+    log (``rewind_replaced_logs``)."""
+    while True:
+        await asyncio.sleep(LOG_REPLACED_CHECK_SECONDS)
+        for subscriber in broker.subscribers:
+            consumer = getattr(subscriber, "consumer", None)
+            if consumer is None:
+                continue
+            moved = await rewind_replaced_logs(consumer)
+            if moved:
+                log.warning("the broker's log was replaced (restarted empty): %s read again from "
+                            "the beginning of %s", getattr(subscriber, "group_id", None),
+                            ", ".join(f"{tp.topic}[{tp.partition}]" for tp in moved))
 
 
 async def _start_subscribers(broker: KafkaBroker, retry_seconds: float) -> None:
