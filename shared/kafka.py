@@ -413,3 +413,45 @@ async def rewind_replaced_logs(consumer: AIOKafkaConsumer) -> list[TopicPartitio
                 await consumer.seek_to_beginning(tp)
                 moved.append(tp)
     return moved
+
+
+Membership = tuple[int, str]  # a group member's generation and member id
+
+
+def membership(consumer: AIOKafkaConsumer) -> Membership:
+    """Which membership of its group the consumer holds now (aiokafka shows it on its group
+    coordinator only); (-1, "") while it (re)joins."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    return (getattr(coordinator, "generation", -1), getattr(coordinator, "member_id", ""))
+
+
+class ReplacedLogWatch:
+    """Keeps consumers off offsets of a log the broker no longer has.
+
+    Rewinding once is not enough: the restarted broker lost its consumer groups too, so every
+    member joins again, and an offset commit still in flight from before the restart (the
+    offsets of the lost log) can reach the new broker first and be accepted. The rejoined
+    member then starts from that commit, which may lie inside the new log by then: not past
+    its end, so not seen by ``rewind_replaced_logs``, and everything below is skipped (18
+    complaints in a row seen in one run). So a consumer found past the end is rewound again,
+    to the beginning of every partition, once it holds a new membership."""
+
+    def __init__(self) -> None:
+        self.rejoining: dict[int, Membership] = {}  # id(consumer): its membership when found
+
+    async def check(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        """The partitions moved to their beginning this turn."""
+        moved = await rewind_replaced_logs(consumer)
+        if moved:
+            self.rejoining[id(consumer)] = membership(consumer)
+            return moved
+        found_in = self.rejoining.get(id(consumer))
+        now = membership(consumer)
+        if found_in is None or now == found_in or now[0] < 0:
+            return []
+        del self.rejoining[id(consumer)]
+        partitions = sorted(consumer.assignment())
+        with contextlib.suppress(IllegalStateError):
+            if partitions:
+                await consumer.seek_to_beginning(*partitions)
+        return partitions

@@ -21,7 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.kafka import LOG_REPLACED_CHECK_SECONDS, kafka_reachable, rewind_replaced_logs
+from shared.kafka import LOG_REPLACED_CHECK_SECONDS, ReplacedLogWatch, kafka_reachable
 from shared.logs import configure_logging
 from shared.mongo import Document
 from shared.settings import Settings
@@ -294,9 +294,10 @@ async def consuming(broker: KafkaBroker, settings: Settings, *,
 async def _rewind_replaced_logs_forever(broker: KafkaBroker,
                                        on_log_replaced: Callable[[], Awaitable[None]] | None,
                                        ) -> None:
-    """After the embedded broker's restart, no consumer stays waiting past the end of the new
-    log (``rewind_replaced_logs``); once one was rewound, ``on_log_replaced`` runs (intake
+    """After the embedded broker's restart, no consumer stays on offsets of the lost log
+    (``ReplacedLogWatch``); once one was rewound, ``on_log_replaced`` runs (intake
     republishes what the lost log may have held)."""
+    watch = ReplacedLogWatch()
     while True:
         await asyncio.sleep(LOG_REPLACED_CHECK_SECONDS)
         replaced = False
@@ -304,7 +305,7 @@ async def _rewind_replaced_logs_forever(broker: KafkaBroker,
             consumer = getattr(subscriber, "consumer", None)
             if consumer is None:
                 continue
-            moved = await rewind_replaced_logs(consumer)
+            moved = await watch.check(consumer)
             if moved:
                 replaced = True
                 log.warning("the broker's log was replaced (restarted empty): %s read again from "
