@@ -287,7 +287,7 @@ async def consuming(broker: KafkaBroker, settings: Settings, *,
         yield
     finally:
         await cancel_and_wait([starting, rewinding], settings.loops_stop_seconds,
-                              "consumer start")
+                              "consumer task")
         await finish_within(broker.stop(), settings.broker_stop_seconds, "the broker client's stop")
 
 
@@ -305,7 +305,12 @@ async def _rewind_replaced_logs_forever(broker: KafkaBroker,
             consumer = getattr(subscriber, "consumer", None)
             if consumer is None:
                 continue
-            moved = await watch.check(consumer)
+            try:
+                moved = await watch.check(consumer)
+            except Exception as error:  # checked again next turn; the loop must not end
+                log.warning("checking %s for a replaced log failed: %s",
+                            getattr(subscriber, "group_id", None), error)
+                continue
             if moved:
                 replaced = True
                 log.warning("the broker's log was replaced (restarted empty): %s read again from "
