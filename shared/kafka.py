@@ -9,8 +9,9 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Se
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import IllegalStateError, KafkaConnectionError, TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.message import StreamMessage
@@ -378,3 +379,79 @@ def batch_subscriber(broker: KafkaBroker, topic: str, *, group_id: str, settings
         description=description,
     )
     return subscriber
+
+
+# How often each consumer's positions are compared with its partitions' ends (local state: no
+# request to the broker).
+LOG_REPLACED_CHECK_SECONDS = 0.5
+_POSITION_WAIT_SECONDS = 0.2  # a position being reset is not waited for
+
+
+def past_the_end(position: int | None, highwater: int | None) -> bool:
+    """Whether a consumer's next offset lies beyond the partition's end: the log it read was
+    replaced by a shorter one (the embedded broker restarted with an empty log)."""
+    return position is not None and highwater is not None and position > highwater
+
+
+async def rewind_replaced_logs(consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+    """Move a consumer that waits past a partition's end back to the partition's beginning;
+    returns the partitions moved.
+
+    Kafka answers a fetch past the end with OFFSET_OUT_OF_RANGE and the consumer starts again
+    from ``auto_offset_reset`` (the earliest offset). Tansu answers with no records and no
+    error: a consumer still at its offset from before the broker's restart (kept in memory,
+    or committed again to the new broker) skips every record the new log holds below that
+    offset, a complaint or a ticket's opening among them, until the log grows past it. What
+    the new log holds was all published since the restart, and consumers treat a repeat as
+    one event, so it is read again from its start."""
+    moved = []
+    for tp in consumer.assignment():
+        # Reassigned meanwhile, or its position being reset: checked again on the next turn.
+        with contextlib.suppress(IllegalStateError, AssertionError, TimeoutError):
+            position = await asyncio.wait_for(consumer.position(tp), _POSITION_WAIT_SECONDS)
+            if past_the_end(position, consumer.highwater(tp)):
+                await consumer.seek_to_beginning(tp)
+                moved.append(tp)
+    return moved
+
+
+Membership = tuple[int, str]  # a group member's generation and member id
+
+
+def membership(consumer: AIOKafkaConsumer) -> Membership:
+    """Which membership of its group the consumer holds now (aiokafka shows it on its group
+    coordinator only); (-1, "") while it (re)joins."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    return (getattr(coordinator, "generation", -1), getattr(coordinator, "member_id", ""))
+
+
+class ReplacedLogWatch:
+    """Keeps consumers off offsets of a log the broker no longer has.
+
+    Rewinding once is not enough: the restarted broker lost its consumer groups too, so every
+    member joins again, and an offset commit still in flight from before the restart (the
+    offsets of the lost log) can reach the new broker first and be accepted. The rejoined
+    member then starts from that commit, which may lie inside the new log by then: not past
+    its end, so not seen by ``rewind_replaced_logs``, and everything below is skipped (18
+    complaints in a row seen in one run). So a consumer found past the end is rewound again,
+    to the beginning of every partition, once it holds a new membership."""
+
+    def __init__(self) -> None:
+        self.rejoining: dict[int, Membership] = {}  # id(consumer): its membership when found
+
+    async def check(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
+        """The partitions moved to their beginning this turn."""
+        moved = await rewind_replaced_logs(consumer)
+        if moved:
+            self.rejoining[id(consumer)] = membership(consumer)
+            return moved
+        found_in = self.rejoining.get(id(consumer))
+        now = membership(consumer)
+        if found_in is None or now == found_in or now[0] < 0:
+            return []
+        del self.rejoining[id(consumer)]
+        partitions = sorted(consumer.assignment())
+        with contextlib.suppress(IllegalStateError):
+            if partitions:
+                await consumer.seek_to_beginning(*partitions)
+        return partitions

@@ -21,7 +21,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, PyMongoError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.kafka import kafka_reachable
+from shared.kafka import LOG_REPLACED_CHECK_SECONDS, ReplacedLogWatch, kafka_reachable
 from shared.logs import configure_logging
 from shared.mongo import Document
 from shared.settings import Settings
@@ -265,7 +265,9 @@ async def finish_within(step: Awaitable[Any], within: float, what: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def consuming(broker: KafkaBroker, settings: Settings) -> AsyncIterator[None]:
+async def consuming(broker: KafkaBroker, settings: Settings, *,
+                    on_log_replaced: Callable[[], Awaitable[None]] | None = None,
+                    ) -> AsyncIterator[None]:
     """Connect the broker's producer now and start its subscribers in the background, so the
     HTTP port opens without waiting for them. A subscriber's start returns only once its group
     assigned it partitions, and after a kill -9 the group first waits out the dead member's
@@ -273,15 +275,52 @@ async def consuming(broker: KafkaBroker, settings: Settings) -> AsyncIterator[No
     ``consumers`` not ready, and the HTTP API (stored, then published) already works. A start
     that fails (the broker went away) is tried again. Stopping is bounded: the producer's
     flush waits on every pending send, and a send the broker never acknowledges (a partition
-    a restarted broker no longer has) would otherwise hold the process forever."""
+    a restarted broker no longer has) would otherwise hold the process forever. Beside them,
+    consumers left past the end of a replaced log are rewound, and ``on_log_replaced`` runs
+    when that happens (``_rewind_replaced_logs_forever``)."""
     await broker.connect()
     starting = asyncio.create_task(_start_subscribers(broker, settings.consumer_start_retry_seconds),
                                    name="start consumers")
+    rewinding = asyncio.create_task(_rewind_replaced_logs_forever(broker, on_log_replaced),
+                                    name="rewind consumers past a replaced log's end")
     try:
         yield
     finally:
-        await cancel_and_wait([starting], settings.loops_stop_seconds, "consumer start")
+        await cancel_and_wait([starting, rewinding], settings.loops_stop_seconds,
+                              "consumer task")
         await finish_within(broker.stop(), settings.broker_stop_seconds, "the broker client's stop")
+
+
+async def _rewind_replaced_logs_forever(broker: KafkaBroker,
+                                       on_log_replaced: Callable[[], Awaitable[None]] | None,
+                                       ) -> None:
+    """After the embedded broker's restart, no consumer stays on offsets of the lost log
+    (``ReplacedLogWatch``); once one was rewound, ``on_log_replaced`` runs (intake
+    republishes what the lost log may have held)."""
+    watch = ReplacedLogWatch()
+    while True:
+        await asyncio.sleep(LOG_REPLACED_CHECK_SECONDS)
+        replaced = False
+        for subscriber in broker.subscribers:
+            consumer = getattr(subscriber, "consumer", None)
+            if consumer is None:
+                continue
+            try:
+                moved = await watch.check(consumer)
+            except Exception as error:  # checked again next turn; the loop must not end
+                log.warning("checking %s for a replaced log failed: %s",
+                            getattr(subscriber, "group_id", None), error)
+                continue
+            if moved:
+                replaced = True
+                log.warning("the broker's log was replaced (restarted empty): %s read again from "
+                            "the beginning of %s", getattr(subscriber, "group_id", None),
+                            ", ".join(f"{tp.topic}[{tp.partition}]" for tp in moved))
+        if replaced and on_log_replaced is not None:
+            try:
+                await on_log_replaced()
+            except Exception as error:  # reconciliation still catches it, later
+                log.warning("acting on the replaced log failed: %s", error)
 
 
 async def _start_subscribers(broker: KafkaBroker, retry_seconds: float) -> None:

@@ -76,7 +76,8 @@ class ConsumerService:
     def lifespan(self, *, topics: Sequence[str], prepare: Sequence[Step] = (),
                  loops: Sequence[Loop] = (),
                  around: Callable[[], contextlib.AbstractAsyncContextManager[Any]] | None = None,
-                 closing: Mapping[str, Step] | None = None) -> Lifespan:
+                 closing: Mapping[str, Step] | None = None,
+                 on_log_replaced: Step | None = None) -> Lifespan:
         """Start: the ``topics`` exist, the store answers, the accounts' and each ``prepare``
         step's indexes are made; then ``around`` (a server of the service's own) is entered,
         the consumers start and ``loops`` (with the metrics refresh) run beside the API. Stop:
@@ -91,7 +92,7 @@ class ConsumerService:
             for step in (self.auth.accounts.ensure_indexes, *prepare):
                 await step()
             async with (around() if around is not None else contextlib.nullcontext()), \
-                    consuming(self.broker, settings), \
+                    consuming(self.broker, settings, on_log_replaced=on_log_replaced), \
                     background(*loops, lambda: self.metrics.refresh_forever(settings),
                                within=settings.loops_stop_seconds):
                 yield

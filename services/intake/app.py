@@ -79,7 +79,11 @@ def create_app(settings: Settings) -> FastAPI:
         await reply_relay.ensure_indexes()
         await replies.ensure_indexes()
         await attachments.store.ensure_indexes()
-        async with consuming(broker, settings), background(
+        async def after_log_lost() -> None:
+            await reconciler.after_log_lost()
+            await reply_reconciler.after_log_lost()
+
+        async with consuming(broker, settings, on_log_replaced=after_log_lost), background(
             lambda: every(settings.outbox_sweep_seconds, relay.sweep, "intake outbox sweep"),
             lambda: every(settings.outbox_sweep_seconds, reply_relay.sweep,
                           "intake reply outbox sweep"),

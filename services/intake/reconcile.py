@@ -102,6 +102,20 @@ class Reconciler:
         await self._republish(late)
         return self.backlog
 
+    async def after_log_lost(self) -> None:
+        """The broker came back without its log (the embedded broker restarted empty): what it
+        had acknowledged and nobody had read yet is gone, and waiting out
+        ``reconcile_after_seconds`` would keep those citizens waiting minutes. Every one already
+        published and still waiting is republished now; a repeat is one event downstream."""
+        waiting = await self.ledger.oldest_waiting(self.settings.reconcile_batch_size)
+        published = [doc for doc in waiting if doc.get("published")]  # the rest: the outbox's
+        if not published:
+            return
+        log.warning("the broker lost its log: republishing %d %s %s", len(published),
+                    self.waiting.items, self.waiting.condition)
+        await self.relay.publish([{**doc, "published": False} for doc in published])
+        await self.ledger.note_republished([doc["_id"] for doc in published], time.time())
+
     async def _republish(self, late: list[Document]) -> None:
         epoch = time.time()
         docs = due_again(late, now_epoch=epoch, after_seconds=self.settings.reconcile_after_seconds)

@@ -78,6 +78,7 @@ def create_app(settings: Settings) -> FastAPI:
     reloader = PolicyReloader(tenants.get(settings.tenant).policy, sla, audit, on_loaded=reloaded)
 
     lifespan = service.lifespan(
+        on_log_replaced=sla.announce_again_after_log_lost,
         topics=[Topics.ROUTED, Topics.OPENED, Topics.UPDATES, Topics.REROUTE, Topics.ESCALATIONS,
                 Topics.ESCALATION_ACKS, Topics.DEADLETTER, Topics.CHANGES, Topics.SUBMITTED],
         prepare=[lambda: store.ensure_indexes(home_tenant=settings.tenant), audit.ensure_indexes,

@@ -114,6 +114,21 @@ class Sla:
             log.warning("announcing %d ticket changes failed, the sweep will retry: %s",
                         len(stored), error)
 
+    async def announce_again_after_log_lost(self) -> None:
+        """The broker came back without its log (the embedded broker restarted empty): a
+        ``ticket.changed`` it had acknowledged and intake had not read yet is gone, and intake's
+        tracking view would stay a change behind (no agency on a new ticket) until the ticket's
+        next change. Every announcement stored within ``reconcile_after_seconds`` (the time
+        the pipeline is given to answer) goes out again under its event id; intake keeps the
+        highest version it has seen."""
+        if self.change_relay is None:
+            return
+        since = utc_now() - timedelta(seconds=self.settings.reconcile_after_seconds)
+        stored = await self.store.changes_since(since)
+        if stored:
+            log.warning("the broker lost its log: announcing %d ticket changes again", len(stored))
+            await self.change_relay.publish([{**doc, "published": False} for doc in stored])
+
     async def _changes_with_duplicates(self, ticket_ids: list[str], now: datetime) -> list[Document]:
         """The public state of these tickets, and of every duplicate linked to them: a
         duplicate's citizen follows the primary (an id that is a duplicate stands for its

@@ -166,6 +166,11 @@ class TicketStore:
             if any(e.get("code") != DUPLICATE_KEY for e in error.details["writeErrors"]):
                 raise
 
+    async def changes_since(self, cutoff: datetime) -> list[Document]:
+        """The announcements stored since ``cutoff`` (a scan: run only when the broker lost
+        its log)."""
+        return await self.changes.find({"created_at": {"$gte": cutoff}}).to_list(None)
+
     async def changes_for(self, ticket_ids: Sequence[str]) -> list[Document]:
         return await self.changes.find({"_id": {"$in": list(ticket_ids)}}).to_list(None)
 
