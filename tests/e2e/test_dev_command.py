@@ -80,6 +80,9 @@ async def test_dev_runs_the_whole_pipeline_and_stops_cleanly(dev: DevSystem) -> 
     await asyncio.sleep(0.5)
     still_open = [name for name, port in dev.ports.items() if port_is_open(port)]
     assert still_open == [], f"left running after SIGTERM: {still_open}"
+    # The broker never restarted: no consumer was found past a log's end (a false alarm would
+    # re-read topics from their beginning).
+    assert "log was replaced" not in dev.output()
 
 
 async def test_rejections_reroute_until_the_triage_desk_assigns_by_hand(dev: DevSystem) -> None:

@@ -188,6 +188,9 @@ class TestAServerKilledUnderDev:
         assert not unrouted, (f"{len(unrouted)} of {len(accepted)} complaints posted around the "
                               f"broker's restart not routed: {unrouted}\n{dev.output()[-3000:]}")
         assert "kafka restarted" in dev.output()
+        # The services' consumers saw the replaced log (their warnings reach dev's output, so
+        # a run without a restart that shows none, test_dev_command, means none happened).
+        assert "log was replaced" in dev.output()
 
 
 POSTING_BEFORE_KILL_SECONDS = 3.0

@@ -80,6 +80,8 @@ async def test_a_consumer_past_a_replaced_logs_end_reads_the_new_log(tmp_path: P
         assert await _read_until(consumer, f"before-{BEFORE - 1}".encode(), rewind=False,
                                  timeout=60)
         assert await consumer.position(partition) == BEFORE
+        # Caught up on the log it read is not past its end: nothing is rewound.
+        assert await rewind_replaced_logs(consumer) == []
 
         server = _kill_and_restart(server, tmp_path)
         await _create_topic(bootstrap)  # as `disposisi dev` recreates them
