@@ -3,6 +3,7 @@ desk's hand assignment, updates with their changed fields, escalations fired by 
 scheduler; redelivered events add nothing; an append lost to a crash is made on redelivery."""
 
 import asyncio
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -156,7 +157,9 @@ async def test_records_never_carry_the_reporter_or_the_text(
         await sla.apply("T-4", TicketUpdate(action="needs_info", actor="petugas DLH",
                                             note="Pak Budi Santoso, mohon foto"), "u-1")
         stored = repr(await entries(sla, "T-4"))
-    assert len(stored) > 100
+    # The chain's SHA-256 digests are random hex: one held "0812" by chance in a CI run.
+    stored = re.sub(r"[0-9a-f]{64}", "<digest>", stored)
+    assert len(stored) > 100 and "<digest>" in stored
     for secret in ("Budi", "0812", "+62812", "Sampah numpuk", "mohon foto"):
         assert secret not in stored
 
