@@ -36,7 +36,10 @@ async def _produce(bootstrap: str, values: list[bytes]) -> None:
     await producer.start()
     try:
         for value in values:
-            await producer.send_and_wait(TOPIC, value)
+            # Partition 0, the one the consumer reads: a consumer's request can reach the
+            # restarted broker before the topic is created again, and Tansu then creates it
+            # itself with more partitions, where a record without one may land elsewhere.
+            await producer.send_and_wait(TOPIC, value, partition=0)
     finally:
         await producer.stop()
 
